@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: the bundled Qdrant snapshot (fixtures/) is exported
+# offline, bulk-imported through the S3 stand-in into the Milvus stand-in, and verified.
+# Nothing outside this machine is used; the stand-ins are started and stopped here.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+cargo build --locked -p q2z -p qdrant-standin -p s3-standin
+scripts/standins.sh start --target-only >/dev/null
+trap 'scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+. .cache/run/env
+STAGE="$ROOT/.cache/demo-stage"
+rm -rf "$STAGE"
+export MILVUS_TOKEN="$Q2Z_MILVUS_TOKEN" AWS_ACCESS_KEY_ID="$Q2Z_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$Q2Z_S3_SECRET_KEY"
+target/debug/q2z plan --snapshot fixtures/fx_named.collection.snapshot --as fx_named
+target/debug/q2z migrate --snapshot fixtures/fx_named.collection.snapshot --as fx_named --stage "$STAGE" \
+  --milvus-url "$Q2Z_MILVUS_URL" --s3-endpoint "$Q2Z_S3_ENDPOINT" --s3-bucket "$Q2Z_S3_BUCKET" --drop-existing

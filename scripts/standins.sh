@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Test stand-ins for q2z: Qdrant REST (qdrant-edge), Milvus REST v2 (Milvus Lite 2.5.1) and S3
+# (s3s-fs). Installs what is missing under .cache/ (git-ignored), starts everything on
+# 127.0.0.1 on free ports and writes the environment the tests read to .cache/run/env.
+#
+#   scripts/standins.sh start    install (if needed) and start; prints the environment
+#   scripts/standins.sh start --target-only   only the Milvus and S3 stand-ins
+#   scripts/standins.sh env      print the environment of the running stand-ins
+#   scripts/standins.sh stop     stop them
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="$ROOT/.cache"
+RUN="$CACHE/run"
+VENV="$CACHE/venv-milvus"
+SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/../shared/fixtures/qdrant-1.19}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/debug"
+
+die() { echo "standins: $*" >&2; exit 1; }
+log() { echo "standins: $*" >&2; }
+
+install_python() {
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import milvus_lite, pymilvus, pyarrow' 2>/dev/null; then return; fi
+  log "installing Milvus Lite 2.5.1 + pymilvus + pyarrow into $VENV (PyPI)"
+  command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'milvus-lite==2.5.1' 'pymilvus==2.5.18' 'pyarrow>=15' 'numpy' 'setuptools<70' \
+    || die "pip install of milvus-lite 2.5.1 failed"
+}
+
+build_bins() {
+  if [ -x "$BIN/qdrant-standin" ] && [ -x "$BIN/s3-standin" ] && [ -z "${STANDINS_REBUILD:-}" ]; then return; fi
+  log "building the Rust stand-ins (cargo build --locked -p qdrant-standin -p s3-standin)"
+  (cd "$ROOT" && cargo build --locked -p qdrant-standin -p s3-standin) || die "cargo build of the stand-ins failed"
+}
+
+wait_file() { # file seconds name
+  local i=0
+  while [ ! -s "$1" ]; do
+    i=$((i + 1)); [ "$i" -gt $(($2 * 10)) ] && die "$3 did not start within $2 s (log: $RUN/$3.log)"
+    sleep 0.1
+  done
+}
+
+start() {
+  local target_only="${1:-}"
+  [ -f "$RUN/env" ] && stop >/dev/null 2>&1 || true
+  install_python
+  build_bins
+  rm -rf "$RUN"; mkdir -p "$RUN"
+  if [ -z "$target_only" ]; then
+    [ -d "$SHARED_FIXTURES" ] || die "real-server fixtures not found at $SHARED_FIXTURES (set Q2Z_FIXTURES)"
+  fi
+  if [ -z "$target_only" ] && [ ! -f "$CACHE/gen/.done" ]; then
+    log "generating fixture collections into $CACHE/gen"
+    rm -rf "$CACHE/gen"; "$BIN/qdrant-standin" generate --out "$CACHE/gen" && touch "$CACHE/gen/.done"
+  fi
+  local ak="AKIAQ2ZTEST" sk qk mt
+  sk="s3-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  qk="qk-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  mt="root:mv-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  local t0; t0=$(date +%s%N)
+  S3_STANDIN_SECRET="$sk" "$BIN/s3-standin" --root "$RUN/s3" --access-key "$ak" --bucket milvus-bucket \
+    --addr-file "$RUN/s3.addr" >"$RUN/s3.log" 2>&1 &
+  echo $! >>"$RUN/pids"
+  wait_file "$RUN/s3.addr" 20 s3
+  if [ -z "$target_only" ]; then
+    QDRANT_STANDIN_API_KEY="$qk" "$BIN/qdrant-standin" serve --snapshot-dir "$SHARED_FIXTURES" --snapshot-dir "$CACHE/gen" \
+      --data "$RUN/qdrant" --addr-file "$RUN/qdrant.addr" >"$RUN/qdrant.log" 2>&1 &
+    echo $! >>"$RUN/pids"
+  else
+    echo "-" >"$RUN/qdrant.addr"
+  fi
+  mkdir -p "$RUN/milvus"
+  "$VENV/bin/python" "$ROOT/standins/milvus/milvus_standin.py" --data "$RUN/milvus" --token "$mt" \
+    --s3-endpoint "http://$(cat "$RUN/s3.addr")" --s3-access-key "$ak" --s3-secret-key "$sk" --bucket milvus-bucket \
+    --addr-file "$RUN/milvus.addr" >"$RUN/milvus.log" 2>&1 &
+  echo $! >>"$RUN/pids"
+  wait_file "$RUN/qdrant.addr" 60 qdrant
+  wait_file "$RUN/milvus.addr" 60 milvus
+  cat >"$RUN/env" <<ENV
+export Q2Z_QDRANT_URL=http://$(cat "$RUN/qdrant.addr")
+export Q2Z_QDRANT_API_KEY=$qk
+export Q2Z_MILVUS_URL=http://$(cat "$RUN/milvus.addr")
+export Q2Z_MILVUS_TOKEN=$mt
+export Q2Z_S3_ENDPOINT=http://$(cat "$RUN/s3.addr")
+export Q2Z_S3_BUCKET=milvus-bucket
+export Q2Z_S3_ACCESS_KEY=$ak
+export Q2Z_S3_SECRET_KEY=$sk
+export Q2Z_S3_ROOT=$RUN/s3
+export Q2Z_GEN_FIXTURES=$CACHE/gen
+export Q2Z_FIXTURES=$SHARED_FIXTURES
+ENV
+  log "started in $(( ($(date +%s%N) - t0) / 1000000 )) ms; RSS (KiB): $(for p in $(cat "$RUN/pids"); do ps -o rss= -p "$p" | tr -d ' '; done | paste -sd' ')"
+  cat "$RUN/env"
+}
+
+stop() {
+  if [ -f "$RUN/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$RUN/pids"
+    rm -f "$RUN/pids"
+  fi
+  rm -f "$RUN/env"
+  log "stopped"
+}
+
+case "${1:-}" in
+  start) start "${2:-}" ;;
+  stop) stop ;;
+  env) [ -f "$RUN/env" ] || die "not running (scripts/standins.sh start)"; cat "$RUN/env" ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

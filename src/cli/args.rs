@@ -1,0 +1,298 @@
+//! Flags of every command.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Move vector collections from Qdrant into Zilliz Cloud or Milvus ≥ 2.4 through a portable,
+/// checksummed Parquet staging directory. Every command can be run again to continue.
+///
+/// Exit codes: 0 ok, 1 failure, 2 usage, 3 verification mismatch, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "q2z", version, about, long_about = None)]
+pub struct Cli {
+    /// More log detail (-v debug, -vv trace). Q2Z_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Preview the Qdrant → Milvus schema mapping and write an editable mapping file.
+    ///
+    /// Example: q2z plan --qdrant-url http://localhost:6333 --mapping-out mapping.toml
+    Plan(PlanArgs),
+    /// Export Qdrant collections into a staging directory (resumable).
+    ///
+    /// Examples:
+    ///   q2z export --qdrant-url http://localhost:6333 --stage ./stage
+    ///   q2z export --snapshot products.snapshot --stage ./stage
+    Export(ExportArgs),
+    /// Import a staging directory into Milvus / Zilliz Cloud, then verify (resumable).
+    ///
+    /// Example: q2z import --stage ./stage --milvus-url http://localhost:19530 --mode upsert
+    Import(ImportArgs),
+    /// Export then import in one run.
+    Migrate(MigrateArgs),
+    /// Compare staging and target: counts per chunk and sampled points field by field.
+    Verify(VerifyArgs),
+    /// Show what is staged, uploaded, imported and verified.
+    Status(StatusArgs),
+}
+
+/// Where to read Qdrant data from.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Qdrant REST URL of a live server (e.g. http://localhost:6333).
+    #[arg(long, env = "QDRANT_URL", conflicts_with = "snapshot")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant API key (sent as the `api-key` header; never logged).
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Qdrant snapshot file(s) (collection or shard snapshots; offline, no server needed).
+    #[arg(long, num_args = 1..)]
+    pub snapshot: Vec<PathBuf>,
+    /// Collection name for a single --snapshot (default: derived from the file name).
+    #[arg(long = "as", value_name = "NAME")]
+    pub snapshot_name: Option<String>,
+    /// Collections to take (default: all).
+    #[arg(long = "collection", short = 'c')]
+    pub collections: Vec<String>,
+    /// Directory for unpacking snapshots (default: inside the stage directory).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+}
+
+/// Flags that shape the default mapping.
+#[derive(Debug, Args, Clone)]
+pub struct MappingArgs {
+    /// Mapping file (TOML, written by `q2z plan`); its entries replace the defaults.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Leave a Qdrant vector out (`vector` names the unnamed one). Repeatable.
+    #[arg(long)]
+    pub exclude_vector: Vec<String>,
+    /// Metric for Manhattan vectors, which Milvus lacks: L2, IP or COSINE.
+    #[arg(long)]
+    pub manhattan_as: Option<String>,
+    /// How to stage multivectors.
+    #[arg(long, value_enum)]
+    pub multivector: Option<MultivectorArg>,
+    /// Vector fields the target allows (4: Milvus ≤ 2.6.17, Zilliz Serverless; 10: Dedicated).
+    #[arg(long)]
+    pub max_vector_fields: Option<usize>,
+    /// Use AUTOINDEX for dense vectors (Zilliz Cloud) instead of HNSW with Qdrant's params.
+    #[arg(long)]
+    pub autoindex: bool,
+    /// Prefix for every target collection name (e.g. `staging_`).
+    #[arg(long, default_value = "")]
+    pub target_prefix: String,
+}
+
+/// Multivector policy.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MultivectorArg {
+    /// Keep each point's first vector.
+    First,
+    /// Leave the multivector out.
+    Skip,
+}
+
+/// `q2z plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    /// Write the mapping file here.
+    #[arg(long)]
+    pub mapping_out: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `q2z export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub tuning: ExportTuning,
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+    /// Throw the stage's state away and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Export performance knobs.
+#[derive(Debug, Args, Clone)]
+pub struct ExportTuning {
+    /// Parallel scroll cursors.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Id ranges to plan (default: from the point count).
+    #[arg(long, default_value_t = 0)]
+    pub ranges: usize,
+    /// Points per scroll page.
+    #[arg(long, default_value_t = 256)]
+    pub page_size: usize,
+    /// Close a Parquet file once it reaches this many bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_file_bytes: u64,
+    /// zstd compression level.
+    #[arg(long, default_value_t = 3)]
+    pub zstd_level: i32,
+}
+
+/// Where to import into.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Milvus REST URL (self-hosted: http://host:19530) or Zilliz cluster endpoint.
+    #[arg(long, env = "MILVUS_URL")]
+    pub milvus_url: String,
+    /// Token: `user:password` for Milvus, or an API key for Zilliz (never logged).
+    #[arg(long, env = "MILVUS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Milvus database.
+    #[arg(long)]
+    pub db: Option<String>,
+}
+
+/// How rows reach the target.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Upload the Parquet files and run bulk-import jobs.
+    Bulk,
+    /// Send batched upserts over REST (idempotent).
+    Upsert,
+}
+
+/// Object storage that the target's import jobs read from.
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// S3 endpoint of the target's bucket (Milvus's MinIO/S3), e.g. http://localhost:9000.
+    #[arg(long, env = "Q2Z_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Bucket Milvus reads import files from (`minio.bucketName`).
+    #[arg(long, env = "Q2Z_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix for uploaded files.
+    #[arg(long, default_value = "q2z")]
+    pub s3_prefix: String,
+    /// S3 region.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// S3 access key (AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key: Option<String>,
+    /// S3 secret key (AWS_SECRET_ACCESS_KEY; never logged).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<String>,
+}
+
+/// `q2z import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// bulk (Parquet import jobs) or upsert (REST batches).
+    #[arg(long, value_enum, default_value = "bulk")]
+    pub mode: ModeArg,
+    /// Append into an existing collection with the same schema.
+    #[arg(long, conflicts_with = "drop_existing")]
+    pub into_existing: bool,
+    /// Drop an existing collection of the same name first.
+    #[arg(long)]
+    pub drop_existing: bool,
+    /// Bytes per upsert request.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub batch_bytes: usize,
+    /// Points compared field by field after the import.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Collections to import (default: all staged).
+    #[arg(long = "collection", short = 'c')]
+    pub collections: Vec<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `q2z migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub tuning: ExportTuning,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+    /// bulk or upsert.
+    #[arg(long, value_enum, default_value = "bulk")]
+    pub mode: ModeArg,
+    /// Drop an existing collection of the same name first.
+    #[arg(long)]
+    pub drop_existing: bool,
+    /// Points compared field by field.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `q2z verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+    /// Check only the staging directory (files present, sizes and sha256 as in the manifest).
+    #[arg(long = "stage-only")]
+    pub stage_only: bool,
+    #[command(flatten)]
+    pub target: Option<TargetArgs>,
+    /// Points compared field by field.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Delete and re-send the chunks whose counts differ.
+    #[arg(long)]
+    pub repair: bool,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `q2z status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

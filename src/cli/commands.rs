@@ -1,0 +1,343 @@
+//! Runs each command: opens sources and targets from the flags, calls the library, prints.
+
+use super::args::*;
+use crate::export::{ExportOptions, export, scan_ids};
+use crate::source::rest::QdrantRest;
+use crate::source::snapshot::open_snapshot;
+use crate::source::{RestCollection, SharedSource};
+use crate::stage::manifest::{Manifest, SnapshotFile, SourceInfo};
+use crate::stage::writer::sha256_file;
+use crate::transform::mapping::{CollectionMapping, MappingOptions, MultivectorPolicy, default_mapping};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Plan(a) => plan(a),
+        Command::Export(a) => export_cmd(a),
+        Command::Status(a) => status(a),
+        Command::Import(a) => import_cmd(a),
+        Command::Migrate(a) => migrate(a),
+        Command::Verify(a) => verify_cmd(a),
+    }
+}
+
+fn milvus(t: &TargetArgs) -> crate::target::milvus::Milvus {
+    crate::target::milvus::Milvus::new(&t.milvus_url, t.token.clone(), t.db.clone())
+}
+
+fn storage(s: &StorageArgs) -> Option<crate::target::upload::StorageConfig> {
+    let bucket = s.s3_bucket.clone()?;
+    Some(crate::target::upload::StorageConfig {
+        endpoint: s.s3_endpoint.clone(),
+        bucket,
+        prefix: s.s3_prefix.clone(),
+        region: s.s3_region.clone(),
+        access_key: s.s3_access_key.clone(),
+        secret_key: s.s3_secret_key.clone(),
+    })
+}
+
+fn print_reports(reports: &[crate::verify::VerifyReport], json: bool) -> Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reports)?);
+    } else {
+        for r in reports {
+            println!(
+                "{} → {}: source {} / staged {} / target {} rows; {} sampled points compared field by field: {}",
+                r.collection,
+                r.target,
+                r.source_count_at_start,
+                r.staged_rows,
+                r.target_count,
+                r.sample_checked,
+                if r.ok { "all equal".to_string() } else { format!("{} differences", r.sample_mismatches.len()) }
+            );
+            for c in &r.bad_chunks {
+                println!("  chunk {}: staged {} rows, target has {}", c.file, c.staged, c.target);
+            }
+            for m in r.sample_mismatches.iter().take(20) {
+                println!("  {m}");
+            }
+            for n in &r.notes {
+                println!("  note: {n}");
+            }
+            println!("  verification: {}", if r.ok { "PASSED" } else { "FAILED (run q2z verify --repair to re-send the bad chunks)" });
+        }
+    }
+    Ok(if reports.iter().all(|r| r.ok) { 0 } else { super::EXIT_MISMATCH })
+}
+
+fn import_options(stage: &Path, mode: ModeArg, storage_args: &StorageArgs, sample: usize, quiet: bool) -> crate::import::ImportOptions {
+    crate::import::ImportOptions {
+        stage: stage.to_path_buf(),
+        mode: match mode {
+            ModeArg::Bulk => crate::import::ImportMode::Bulk,
+            ModeArg::Upsert => crate::import::ImportMode::Upsert,
+        },
+        storage: storage(storage_args),
+        sample,
+        quiet,
+        ..Default::default()
+    }
+}
+
+fn import_cmd(a: ImportArgs) -> Result<u8> {
+    let m = milvus(&a.target);
+    let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
+    opts.into_existing = a.into_existing;
+    opts.drop_existing = a.drop_existing;
+    opts.batch_bytes = a.batch_bytes;
+    opts.collections = a.collections.clone();
+    let reports = crate::import::import(&m, &opts)?;
+    print_reports(&reports, a.json)
+}
+
+fn migrate(a: MigrateArgs) -> Result<u8> {
+    let scratch = scratch_dir(&a.source, Some(&a.stage));
+    let (sources, info) = open_sources(&a.source, &scratch)?;
+    let (mapping, overrides) = mapping_options(&a.mapping)?;
+    let eopts = ExportOptions {
+        stage: a.stage.clone(),
+        workers: a.tuning.workers,
+        ranges: a.tuning.ranges,
+        page_size: a.tuning.page_size,
+        max_file_bytes: a.tuning.max_file_bytes,
+        zstd_level: a.tuning.zstd_level,
+        restart: false,
+        mapping,
+        mapping_overrides: overrides,
+        quiet: a.json,
+    };
+    let exported = export(&sources, info, &eopts)?;
+    drop(sources);
+    let _ = std::fs::remove_dir_all(&scratch);
+    for r in &exported {
+        eprintln!("{}: staged {} of {} points in {:.1}s", r.collection, r.staged_rows, r.source_count_at_start, r.seconds);
+    }
+    let m = milvus(&a.target);
+    let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
+    opts.drop_existing = a.drop_existing;
+    opts.collections = exported.iter().map(|r| r.collection.clone()).collect();
+    let reports = crate::import::import(&m, &opts)?;
+    print_reports(&reports, a.json)
+}
+
+fn verify_cmd(a: VerifyArgs) -> Result<u8> {
+    let Some(manifest) = Manifest::load(&a.stage)? else { bail!("{} holds no staged export (no manifest.json)", a.stage.display()) };
+    if a.stage_only || a.target.is_none() {
+        for (name, e) in &manifest.collections {
+            crate::import::check_files(&a.stage, e)?;
+            println!("{name}: {} files, {} rows: all present with the sha256 the manifest records", e.chunks.len(), e.staged_rows());
+        }
+        return Ok(0);
+    }
+    let t = a.target.as_ref().expect("checked");
+    let m = milvus(t);
+    let state = crate::stage::import_state::ImportState::load(&a.stage)?;
+    let mut reports = Vec::new();
+    for (name, e) in &manifest.collections {
+        let upsert = state.targets.get(m.url()).and_then(|c| c.get(name)).and_then(|l| l.mode.as_deref()) == Some("upsert");
+        let mut r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
+        if a.repair && !r.bad_chunks.is_empty() {
+            let progress = crate::progress::Progress::new(&format!("repair {name}"), r.bad_chunks.iter().map(|c| c.staged).sum(), "rows", a.json);
+            for bad in &r.bad_chunks {
+                let c = e.chunks.iter().find(|c| c.file == bad.file).expect("chunk of the manifest");
+                crate::import::delete_chunk(&m, &a.stage, e, c)?;
+                crate::import::upsert_chunk(&m, &a.stage, e, c, 8 << 20, &progress)?;
+                eprintln!("repaired {}: deleted its key range and sent its {} rows again", c.file, c.rows);
+            }
+            m.flush(&e.mapping.target)?;
+            r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
+        }
+        reports.push(r);
+    }
+    print_reports(&reports, a.json)
+}
+
+/// Mapping file: `[[collection]]` tables.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct MappingFile {
+    #[serde(default)]
+    collection: Vec<CollectionMapping>,
+}
+
+fn mapping_options(a: &MappingArgs) -> Result<(MappingOptions, BTreeMap<String, CollectionMapping>)> {
+    if let Some(m) = &a.manhattan_as {
+        if !["L2", "IP", "COSINE"].contains(&m.to_uppercase().as_str()) {
+            bail!("--manhattan-as takes L2, IP or COSINE, not '{m}'");
+        }
+    }
+    let opts = MappingOptions {
+        exclude_vectors: a.exclude_vector.clone(),
+        manhattan_as: a.manhattan_as.clone(),
+        multivector: match a.multivector {
+            None => MultivectorPolicy::Ask,
+            Some(MultivectorArg::First) => MultivectorPolicy::First,
+            Some(MultivectorArg::Skip) => MultivectorPolicy::Skip,
+        },
+        max_vector_fields: a.max_vector_fields,
+        autoindex: a.autoindex,
+        target_prefix: a.target_prefix.clone(),
+    };
+    let mut overrides = BTreeMap::new();
+    if let Some(path) = &a.mapping {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading mapping file {}", path.display()))?;
+        let file: MappingFile = toml::from_str(&text).with_context(|| format!("mapping file {} is not valid (see `q2z plan --mapping-out`)", path.display()))?;
+        for m in file.collection {
+            overrides.insert(m.source.clone(), m);
+        }
+    }
+    Ok((opts, overrides))
+}
+
+/// Opens the collections the flags name; returns them with the source description.
+fn open_sources(a: &SourceArgs, scratch: &Path) -> Result<(Vec<SharedSource>, SourceInfo)> {
+    if !a.snapshot.is_empty() {
+        if a.snapshot_name.is_some() && a.snapshot.len() > 1 {
+            bail!("--as names one collection; give one --snapshot with it");
+        }
+        let mut sources: Vec<SharedSource> = Vec::new();
+        let mut files = Vec::new();
+        for f in &a.snapshot {
+            let (sha256, bytes) = sha256_file(f).with_context(|| format!("reading snapshot {}", f.display()))?;
+            let c = open_snapshot(f, a.snapshot_name.as_deref(), scratch)?;
+            if !a.collections.is_empty() && !a.collections.contains(&c.name) {
+                continue;
+            }
+            files.push(SnapshotFile { file: f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), sha256, bytes });
+            sources.push(Arc::new(c));
+        }
+        return Ok((sources, SourceInfo::Snapshot { files }));
+    }
+    let Some(url) = &a.qdrant_url else { bail!("say where to read from: --qdrant-url URL (live server) or --snapshot FILE (offline)") };
+    let client = QdrantRest::new(url, a.api_key.clone(), Default::default());
+    let names = if a.collections.is_empty() { client.list_collections()? } else { a.collections.clone() };
+    let mut sources: Vec<SharedSource> = Vec::new();
+    for n in names {
+        let config = client.collection_config(&n)?;
+        sources.push(Arc::new(RestCollection { client: client.clone(), config }));
+    }
+    Ok((sources, SourceInfo::Rest { url: strip_credentials(url) }))
+}
+
+/// Removes `user:pass@` from a URL before it is logged or stored.
+pub fn strip_credentials(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn scratch_dir(a: &SourceArgs, stage: Option<&Path>) -> PathBuf {
+    a.scratch.clone().unwrap_or_else(|| match stage {
+        Some(s) => s.join(".scratch"),
+        None => std::env::temp_dir(),
+    })
+}
+
+fn plan(a: PlanArgs) -> Result<u8> {
+    let scratch = scratch_dir(&a.source, None);
+    let (sources, _) = open_sources(&a.source, &scratch)?;
+    let (opts, overrides) = mapping_options(&a.mapping)?;
+    let mut out = Vec::new();
+    let mut file = MappingFile::default();
+    for s in &sources {
+        let scan = scan_ids(s)?;
+        let cfg = s.config();
+        let (mapping, warnings) = match overrides.get(&cfg.name) {
+            Some(m) => (m.clone(), vec![]),
+            None => default_mapping(cfg, scan.id_kind, &opts)?,
+        };
+        let row = 64 + mapping.vectors.iter().map(|v| v.dim.map(|d| d * 4).unwrap_or(64)).sum::<usize>() as u64;
+        out.push(serde_json::json!({
+            "collection": cfg.name,
+            "points": scan.count,
+            "mapping": mapping,
+            "milvus_create": crate::target::schema::milvus_create_body(&mapping),
+            "warnings": warnings,
+            "estimated_vector_bytes": row * scan.count,
+        }));
+        file.collection.push(mapping);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for p in &out {
+            print_plan(p);
+        }
+    }
+    if let Some(path) = &a.mapping_out {
+        std::fs::write(path, toml::to_string_pretty(&file)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("mapping written to {}; edit it and pass it to export with --mapping", path.display());
+    }
+    Ok(0)
+}
+
+fn print_plan(p: &serde_json::Value) {
+    let m: CollectionMapping = serde_json::from_value(p["mapping"].clone()).expect("own mapping");
+    println!("Qdrant collection '{}' ({} points) → Milvus collection '{}'", m.source, p["points"], m.target);
+    println!("  {:<24} {:<22} {}", "field", "Milvus type", "from / index");
+    println!("  {:<24} {:<22} point id", m.id_field, format!("{:?} (primary)", m.id_kind));
+    for v in &m.vectors {
+        let src = if v.source.is_empty() { "(unnamed vector)".to_string() } else { format!("vector '{}'", v.source) };
+        let dim = v.dim.map(|d| format!("({d})")).unwrap_or_default();
+        println!("  {:<24} {:<22} {src}, {} {} {:?}", v.field, format!("{}{dim}", v.kind.milvus_name()), v.metric, v.index_type, v.index_params);
+    }
+    println!("  {:<24} {:<22} payload (nulls kept; clashing keys get a trailing '_')", "$meta", "dynamic JSON");
+    println!("  estimated vector bytes: {}", p["estimated_vector_bytes"]);
+    for w in p["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", w.as_str().unwrap_or_default());
+    }
+}
+
+fn export_cmd(a: ExportArgs) -> Result<u8> {
+    let scratch = scratch_dir(&a.source, Some(&a.stage));
+    let (sources, info) = open_sources(&a.source, &scratch)?;
+    let (mapping, overrides) = mapping_options(&a.mapping)?;
+    let opts = ExportOptions {
+        stage: a.stage.clone(),
+        workers: a.tuning.workers,
+        ranges: a.tuning.ranges,
+        page_size: a.tuning.page_size,
+        max_file_bytes: a.tuning.max_file_bytes,
+        zstd_level: a.tuning.zstd_level,
+        restart: a.restart,
+        mapping,
+        mapping_overrides: overrides,
+        quiet: a.json,
+    };
+    let reports = export(&sources, info, &opts)?;
+    drop(sources);
+    let _ = std::fs::remove_dir_all(scratch);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            println!(
+                "{}: staged {} of {} points in {} files ({} bytes) in {:.1}s → Milvus '{}'",
+                r.collection, r.staged_rows, r.source_count_at_start, r.chunks, r.bytes, r.seconds, r.target
+            );
+            for w in &r.warnings {
+                println!("  warning: {w}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn status(a: StatusArgs) -> Result<u8> {
+    let Some(m) = Manifest::load(&a.stage)? else { bail!("{} holds no staged export (no manifest.json); run q2z export first", a.stage.display()) };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(0);
+    }
+    for (name, e) in &m.collections {
+        let done = e.ranges.iter().filter(|r| r.done).count();
+        println!("{name}: {:?}, {} of {} points staged, {} files, ranges {done}/{} done", e.state, e.staged_rows(), e.source_count_at_start, e.chunks.len(), e.ranges.len());
+    }
+    Ok(0)
+}

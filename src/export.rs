@@ -1,0 +1,385 @@
+//! The export half: source → transform → stage, resumable at chunk granularity (design §3).
+
+use crate::error::{Error, Result};
+use crate::model::{Point, PointId};
+use crate::progress::Progress;
+use crate::source::SharedSource;
+use crate::stage::lock::StageLock;
+use crate::stage::manifest::{Chunk, CollectionEntry, ExportState, Manifest, Range, SourceInfo, stage_err};
+use crate::stage::writer::ChunkWriter;
+use crate::target::schema::milvus_create_body;
+use crate::transform::batch::{arrow_schema, to_batch};
+use crate::transform::mapping::{CollectionMapping, IdKind, MappingOptions, default_mapping};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Knobs of an export run.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Staging directory.
+    pub stage: PathBuf,
+    /// Parallel scroll cursors.
+    pub workers: usize,
+    /// Id ranges to plan (0: decided from the count and workers).
+    pub ranges: usize,
+    /// Points per scroll page.
+    pub page_size: usize,
+    /// A chunk file is closed once it reaches this size.
+    pub max_file_bytes: u64,
+    /// zstd level of the Parquet files.
+    pub zstd_level: i32,
+    /// Throw away the stage's state and start over.
+    pub restart: bool,
+    /// Options for the default mapping.
+    pub mapping: MappingOptions,
+    /// Mappings read from the user's mapping file, by Qdrant collection name.
+    pub mapping_overrides: BTreeMap<String, CollectionMapping>,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            stage: PathBuf::from("stage"),
+            workers: 4,
+            ranges: 0,
+            page_size: 256,
+            max_file_bytes: 1 << 30,
+            zstd_level: 3,
+            restart: false,
+            mapping: MappingOptions::default(),
+            mapping_overrides: BTreeMap::new(),
+            quiet: false,
+        }
+    }
+}
+
+/// What an export did, per collection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectionReport {
+    pub collection: String,
+    pub target: String,
+    pub source_count_at_start: u64,
+    pub staged_rows: u64,
+    pub chunks: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+/// Result of an id scan: exact count, key type and range boundaries.
+#[derive(Debug, Clone)]
+pub struct IdScan {
+    pub count: u64,
+    pub id_kind: IdKind,
+    /// Every `stride`-th id in Qdrant order (boundary candidates).
+    pub samples: Vec<PointId>,
+}
+
+/// Reads every id once (no payload, no vectors) to decide the key type exactly.
+pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
+    const STRIDE: u64 = 1000;
+    let mut count = 0u64;
+    let mut varchar = false;
+    let mut samples = Vec::new();
+    let mut offset: Option<PointId> = None;
+    loop {
+        let (pts, next) = src.scroll(offset.as_ref(), 10_000, false)?;
+        for p in &pts {
+            if count % STRIDE == 0 {
+                samples.push(p.id.clone());
+            }
+            count += 1;
+            match &p.id {
+                PointId::Num(n) if *n > i64::MAX as u64 => varchar = true,
+                PointId::Uuid(_) => varchar = true,
+                _ => {}
+            }
+        }
+        match next {
+            Some(n) if !pts.is_empty() => offset = Some(n),
+            _ => break,
+        }
+    }
+    Ok(IdScan { count, id_kind: if varchar { IdKind::VarChar } else { IdKind::Int64 }, samples })
+}
+
+/// Splits the sampled ids into `n` ranges covering everything.
+pub fn plan_ranges(samples: &[PointId], n: usize) -> Vec<Range> {
+    let n = n.max(1).min(samples.len().max(1));
+    let mut bounds: Vec<Option<PointId>> = vec![None];
+    for i in 1..n {
+        bounds.push(Some(samples[i * samples.len() / n].clone()));
+    }
+    bounds.dedup();
+    let mut ranges = Vec::new();
+    for (i, start) in bounds.iter().enumerate() {
+        ranges.push(Range { index: i, start: start.clone(), end: bounds.get(i + 1).cloned().flatten(), cursor: None, done: false });
+    }
+    ranges
+}
+
+/// Estimated staged bytes of one row (vectors + payload), for row-group sizing.
+fn row_bytes(m: &CollectionMapping) -> usize {
+    64 + m.vectors.iter().map(|v| v.dim.unwrap_or(32) * 4).sum::<usize>() + 512
+}
+
+/// Runs (or resumes) an export of `sources` into the stage directory.
+pub fn export(sources: &[SharedSource], source_info: SourceInfo, opts: &ExportOptions) -> Result<Vec<CollectionReport>> {
+    let stage = opts.stage.as_path();
+    let _lock = StageLock::acquire(stage, "export")?;
+    if opts.restart {
+        reset_stage(stage)?;
+    }
+    let mut manifest = match Manifest::load(stage)? {
+        Some(m) => {
+            if m.source != source_info {
+                return Err(stage_err(stage, format!(
+                    "it holds an export from another source ({}); use another --stage, or --restart to throw it away",
+                    serde_json::to_string(&m.source).unwrap_or_default()
+                )));
+            }
+            m
+        }
+        None => Manifest::new(source_info),
+    };
+    let mut reports = Vec::new();
+    for src in sources {
+        reports.push(export_collection(src, &mut manifest, opts)?);
+    }
+    Ok(reports)
+}
+
+/// Removes what q2z wrote in a stage directory (manifest, import state, chunk files).
+fn reset_stage(stage: &Path) -> Result<()> {
+    if let Some(m) = Manifest::load(stage).ok().flatten() {
+        for name in m.collections.keys() {
+            let dir = stage.join(name);
+            if dir.is_dir() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+        }
+    }
+    for f in ["manifest.json", "import-state.json"] {
+        let p = stage.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes temp files and chunk files the manifest does not list (a crash after the rename but
+/// before the manifest was saved): they would otherwise be imported twice.
+fn clean_collection_dir(dir: &Path, entry: &CollectionEntry, stage: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let known: std::collections::HashSet<PathBuf> = entry.chunks.iter().map(|c| stage.join(&c.file)).collect();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ours = name.ends_with(".tmp") || (name.starts_with("part-") && name.ends_with(".parquet"));
+        if ours && !known.contains(&p) {
+            tracing::info!(file = %p.display(), "removing an unrecorded file left by an interrupted run");
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn export_collection(src: &SharedSource, manifest: &mut Manifest, opts: &ExportOptions) -> Result<CollectionReport> {
+    let stage = opts.stage.as_path();
+    let cfg = src.config().clone();
+    let started = std::time::Instant::now();
+    if !manifest.collections.contains_key(&cfg.name) {
+        let count = src.count()?;
+        let scan = scan_ids(src)?;
+        let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
+            Some(m) => {
+                m.validate(&cfg)?;
+                if m.id_kind == IdKind::Int64 && scan.id_kind == IdKind::VarChar {
+                    return Err(Error::Mapping { collection: cfg.name.clone(), message: "the mapping file says id_kind = Int64 but the collection has UUIDs or ids above 2^63-1; set id_kind = \"VarChar\"".into() });
+                }
+                (m.clone(), Vec::new())
+            }
+            None => default_mapping(&cfg, scan.id_kind, &opts.mapping)?,
+        };
+        if scan.count != count {
+            warnings.push(format!("the id scan saw {} points, the exact count said {count}: the collection is being written to; use --via-snapshot for a point-in-time export", scan.count));
+        }
+        let n = if opts.ranges > 0 { opts.ranges } else { (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize };
+        let entry = CollectionEntry {
+            qdrant_config: src.raw_config(),
+            milvus_schema: milvus_create_body(&mapping),
+            mapping,
+            warnings,
+            source_count_at_start: count,
+            ranges: plan_ranges(&scan.samples, n),
+            chunks: Vec::new(),
+            state: ExportState::Planned,
+        };
+        manifest.collections.insert(cfg.name.clone(), entry);
+        manifest.save(stage)?;
+    }
+    let entry = manifest.collections[&cfg.name].clone();
+    let dir = stage.join(&cfg.name);
+    clean_collection_dir(&dir, &entry, stage)?;
+    if entry.state != ExportState::Exported {
+        let pending: VecDeque<usize> = entry.ranges.iter().filter(|r| !r.done).map(|r| r.index).collect();
+        let progress = Progress::new(&format!("export {}", cfg.name), entry.source_count_at_start, "points", opts.quiet);
+        progress.inc(entry.staged_rows());
+        let shared = Mutex::new(std::mem::replace(manifest, Manifest::new(manifest.source.clone())));
+        {
+            let mut m = shared.lock().unwrap_or_else(|e| e.into_inner());
+            m.collections.get_mut(&cfg.name).expect("planned").state = ExportState::Exporting;
+        }
+        let queue = Mutex::new(pending);
+        let first_err: Mutex<Option<Error>> = Mutex::new(None);
+        let threads = opts.workers.max(1).min(entry.ranges.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                            return;
+                        }
+                        let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { return };
+                        if let Err(e) = export_range(src, &cfg.name, idx, &shared, &dir, opts, &progress) {
+                            let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
+                            fe.get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        progress.finish();
+        *manifest = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            manifest.save(stage)?;
+            return Err(e);
+        }
+        let e = manifest.collections.get_mut(&cfg.name).expect("planned");
+        let staged = e.staged_rows();
+        if staged != e.source_count_at_start {
+            let now = src.count()?;
+            let msg = format!(
+                "staged {staged} points, the source had {} when the export began and has {now} now: it changed during the export. Use --via-snapshot (or --snapshot) for a point-in-time copy",
+                e.source_count_at_start
+            );
+            if staged != now {
+                manifest.save(stage)?;
+                return Err(Error::Mismatch(format!("collection {}: {msg}", cfg.name)));
+            }
+            e.warnings.push(msg);
+        }
+        e.state = ExportState::Exported;
+        manifest.save(stage)?;
+    }
+    let e = &manifest.collections[&cfg.name];
+    Ok(CollectionReport {
+        collection: cfg.name.clone(),
+        target: e.mapping.target.clone(),
+        source_count_at_start: e.source_count_at_start,
+        staged_rows: e.staged_rows(),
+        chunks: e.chunks.len(),
+        bytes: e.chunks.iter().map(|c| c.bytes).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        warnings: e.warnings.clone(),
+    })
+}
+
+/// Exports one range from its cursor to its end, chunk by chunk; each chunk is recorded in the
+/// manifest (with the cursor after it) only once its file is durable.
+fn export_range(
+    src: &SharedSource,
+    name: &str,
+    idx: usize,
+    manifest: &Mutex<Manifest>,
+    dir: &Path,
+    opts: &ExportOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let (range, mapping, mut seq) = {
+        let m = manifest.lock().unwrap_or_else(|e| e.into_inner());
+        let e = &m.collections[name];
+        let seq = e.chunks.iter().filter(|c| c.range == idx).map(|c| c.seq + 1).max().unwrap_or(0);
+        (e.ranges[idx].clone(), e.mapping.clone(), seq)
+    };
+    let schema = arrow_schema(&mapping);
+    let rb = row_bytes(&mapping);
+    let mut cursor = range.cursor.clone().or(range.start.clone());
+    let mut finished = range.cursor.is_none() && range.done;
+    while !finished {
+        let file_name = format!("part-{idx:04}-{seq:06}.parquet");
+        let path = dir.join(&file_name);
+        let mut writer: Option<ChunkWriter> = None;
+        let mut first: Option<PointId> = None;
+        let mut last: Option<PointId> = None;
+        loop {
+            let (mut pts, mut next) = src.scroll(cursor.as_ref(), opts.page_size, true)?;
+            if let Some(end) = &range.end {
+                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
+                    pts.truncate(cut);
+                    next = None;
+                }
+                if next.as_ref().is_some_and(|n| n >= end) {
+                    next = None;
+                }
+            }
+            if pts.is_empty() && next.is_some() {
+                return Err(Error::Protocol { what: "source", call: format!("scroll of {name}"), message: "an empty page with a next offset".into() });
+            }
+            if !pts.is_empty() {
+                first.get_or_insert_with(|| pts[0].id.clone());
+                last = Some(pts[pts.len() - 1].id.clone());
+                let batches = convert(&pts, &mapping, &schema)?;
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(ChunkWriter::create(&path, schema.clone(), rb, opts.zstd_level)?),
+                };
+                for b in &batches {
+                    w.write(b)?;
+                }
+                progress.inc(pts.len() as u64);
+            }
+            cursor = next;
+            let full = writer.as_ref().is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
+            if cursor.is_none() || full {
+                break;
+            }
+        }
+        finished = cursor.is_none();
+        let written = match writer {
+            Some(w) => Some(w.finish()?),
+            None => None,
+        };
+        let mut m = manifest.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.collections.get_mut(name).expect("planned");
+        if let (Some(w), Some(first), Some(last)) = (written, first, last) {
+            e.chunks.push(Chunk {
+                file: format!("{name}/{file_name}"),
+                rows: w.rows,
+                bytes: w.bytes,
+                sha256: w.sha256,
+                range: idx,
+                seq,
+                first_id: first,
+                last_id: last,
+                cursor_after: cursor.clone(),
+            });
+            seq += 1;
+        }
+        e.ranges[idx].cursor = cursor.clone();
+        e.ranges[idx].done = finished;
+        m.save(&opts.stage)?;
+    }
+    Ok(())
+}
+
+/// Converts a page on the rayon pool, in slices, keeping the order.
+fn convert(points: &[Point], m: &CollectionMapping, schema: &arrow::datatypes::SchemaRef) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    points.par_chunks(512).map(|c| to_batch(c, m, schema)).collect()
+}

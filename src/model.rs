@@ -1,0 +1,179 @@
+//! Source-neutral point and collection types shared by every stage.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A Qdrant point id: an unsigned integer or a UUID (kept as lowercase hyphenated text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PointId {
+    /// Integer id (the full u64 range is valid in Qdrant).
+    Num(u64),
+    /// UUID id, lowercase and hyphenated as Qdrant prints it.
+    Uuid(String),
+}
+
+impl PointId {
+    /// Text form used for a VarChar primary key and in messages.
+    pub fn to_key_string(&self) -> String {
+        match self {
+            PointId::Num(n) => n.to_string(),
+            PointId::Uuid(s) => s.clone(),
+        }
+    }
+
+    /// The JSON value Qdrant uses for this id (`offset` in scroll requests).
+    pub fn to_json(&self) -> Value {
+        match self {
+            PointId::Num(n) => Value::from(*n),
+            PointId::Uuid(s) => Value::from(s.as_str()),
+        }
+    }
+
+    /// Parses an id from Qdrant JSON (number or UUID string).
+    pub fn from_json(v: &Value) -> Option<PointId> {
+        match v {
+            Value::Number(n) => n.as_u64().map(PointId::Num),
+            Value::String(s) => uuid::Uuid::parse_str(s)
+                .ok()
+                .map(|u| PointId::Uuid(u.hyphenated().to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_key_string())
+    }
+}
+
+/// Qdrant's scroll order: integers ascending first, then UUIDs ascending.
+impl Ord for PointId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (PointId::Num(a), PointId::Num(b)) => a.cmp(b),
+            (PointId::Num(_), PointId::Uuid(_)) => Ordering::Less,
+            (PointId::Uuid(_), PointId::Num(_)) => Ordering::Greater,
+            (PointId::Uuid(a), PointId::Uuid(b)) => a.cmp(b),
+        }
+    }
+}
+
+impl PartialOrd for PointId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One vector value of a point, as Qdrant returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VectorValue {
+    /// Dense vector (float32 values; float16/uint8 storage is widened by Qdrant).
+    Dense(Vec<f32>),
+    /// Sparse vector.
+    Sparse { indices: Vec<u32>, values: Vec<f32> },
+    /// Multivector (list of dense vectors).
+    Multi(Vec<Vec<f32>>),
+}
+
+/// A point read from any source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Point id.
+    pub id: PointId,
+    /// Vectors by name; the unnamed vector is stored under [`UNNAMED_VECTOR`].
+    pub vectors: BTreeMap<String, VectorValue>,
+    /// Payload object (empty when the point has none).
+    pub payload: Map<String, Value>,
+}
+
+/// Key under which the single unnamed vector of a collection is kept.
+pub const UNNAMED_VECTOR: &str = "";
+
+/// Storage datatype of a dense Qdrant vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Datatype {
+    /// 32-bit float (Qdrant's default).
+    #[default]
+    Float32,
+    /// IEEE half precision.
+    Float16,
+    /// Unsigned byte.
+    Uint8,
+}
+
+/// Qdrant distance names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distance {
+    Cosine,
+    Euclid,
+    Dot,
+    Manhattan,
+}
+
+/// Parameters of one dense vector of a Qdrant collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseParams {
+    pub size: usize,
+    pub distance: Distance,
+    #[serde(default)]
+    pub datatype: Datatype,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivector: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw_m: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw_ef_construct: Option<u64>,
+}
+
+/// Parameters of one sparse vector of a Qdrant collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifier: Option<String>,
+}
+
+/// The parts of a Qdrant collection's config that the migration needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Collection name in Qdrant.
+    pub name: String,
+    /// Dense vectors by name ([`UNNAMED_VECTOR`] for the single unnamed one).
+    pub dense: BTreeMap<String, DenseParams>,
+    /// Sparse vectors by name.
+    pub sparse: BTreeMap<String, SparseParams>,
+    /// Collection-level HNSW `m`.
+    pub hnsw_m: Option<u64>,
+    /// Collection-level HNSW `ef_construct`.
+    pub hnsw_ef_construct: Option<u64>,
+    /// Number of shards.
+    pub shard_number: u64,
+    /// The raw `config` object as Qdrant reported it, kept in the manifest.
+    pub raw: Value,
+}
+
+impl Point {
+    /// The point as Qdrant's REST API prints it (`unnamed`: the collection has one unnamed vector).
+    pub fn to_qdrant_json(&self, unnamed: bool) -> Value {
+        fn dense(v: &[f32]) -> Value {
+            Value::Array(v.iter().map(|x| crate::stage::reader::f32_json(*x)).collect())
+        }
+        fn one(v: &VectorValue) -> Value {
+            match v {
+                VectorValue::Dense(d) => dense(d),
+                VectorValue::Multi(m) => Value::Array(m.iter().map(|d| dense(d)).collect()),
+                VectorValue::Sparse { indices, values } => serde_json::json!({"indices": indices, "values": dense(values)}),
+            }
+        }
+        let vector = match (unnamed, self.vectors.get(UNNAMED_VECTOR)) {
+            (true, Some(v)) => one(v),
+            _ => Value::Object(self.vectors.iter().map(|(k, v)| (k.clone(), one(v))).collect()),
+        };
+        serde_json::json!({"id": self.id.to_json(), "payload": Value::Object(self.payload.clone()), "vector": vector})
+    }
+}

@@ -1,0 +1,59 @@
+//! Sources of Qdrant points: a live server over REST, or snapshot files (offline).
+
+pub mod config;
+pub mod rest;
+pub mod snapshot;
+
+use crate::error::Result;
+use crate::model::{CollectionConfig, Point, PointId};
+use std::sync::Arc;
+
+/// One collection to read from, whatever the source.
+pub trait CollectionSource: Send + Sync {
+    /// The collection's config.
+    fn config(&self) -> &CollectionConfig;
+    /// The collection's `config` object as Qdrant shows it (kept in the manifest).
+    fn raw_config(&self) -> serde_json::Value {
+        self.config().raw.clone()
+    }
+    /// Exact point count.
+    fn count(&self) -> Result<u64>;
+    /// One page in Qdrant's id order from `offset` (inclusive); `with_data` false reads ids only.
+    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)>;
+}
+
+/// A collection on a live Qdrant server.
+pub struct RestCollection {
+    pub client: rest::QdrantRest,
+    pub config: CollectionConfig,
+}
+
+impl CollectionSource for RestCollection {
+    fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+    fn count(&self) -> Result<u64> {
+        self.client.count(&self.config.name)
+    }
+    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+        self.client.scroll(&self.config.name, offset, limit, with_data)
+    }
+}
+
+impl CollectionSource for snapshot::SnapshotCollection {
+    fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+    fn raw_config(&self) -> serde_json::Value {
+        self.config_json.clone()
+    }
+    fn count(&self) -> Result<u64> {
+        snapshot::SnapshotCollection::count(self)
+    }
+    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+        snapshot::SnapshotCollection::scroll(self, offset, limit, with_data)
+    }
+}
+
+/// Shared handle to a collection source.
+pub type SharedSource = Arc<dyn CollectionSource>;

@@ -1,0 +1,327 @@
+//! Offline source: Qdrant collection or shard snapshot files, read with `qdrant-edge`.
+//!
+//! A snapshot is unpacked into a scratch directory (never in place: `EdgeShard::load` rewrites
+//! what it opens). Tar entries are checked before anything is written: no absolute paths, no
+//! `..`, no links. Collection snapshots keep each shard's segments as inner tars; each shard is
+//! repacked into a shard-snapshot tar and handed to `EdgeShard::unpack_snapshot`.
+
+use crate::error::{Error, Result};
+use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
+use crate::source::config::parse_collection_config;
+use crate::model::CollectionConfig;
+use qdrant_edge::{
+    CountRequestBuilder, EdgeConfig, EdgeShard, PointId as EdgeId, Record, ScrollRequestBuilder,
+    VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
+};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// A collection loaded from one snapshot file: its config and its shards.
+pub struct SnapshotCollection {
+    /// Collection name (from the file name, or given by the user).
+    pub name: String,
+    /// The collection `config` object in the shape of `GET /collections/{name}`.
+    pub config_json: Value,
+    /// Parsed config.
+    pub config: CollectionConfig,
+    /// Loaded shards, in shard-id order.
+    pub shards: Vec<EdgeShard>,
+    /// The snapshot file.
+    pub file: PathBuf,
+    _work: tempfile::TempDir,
+}
+
+/// What kind of snapshot a tar holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Layout {
+    /// `config.json` plus one directory per shard.
+    Collection(BTreeSet<u32>),
+    /// `segments/...` at the top.
+    Shard,
+}
+
+/// Derives a collection name from a snapshot file name
+/// (`<name>-<peer>-<yyyy>-<mm>-<dd>-<hh>-<mm>-<ss>.snapshot`, or `<name>.<anything>`).
+pub fn name_from_file(path: &Path) -> String {
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("collection");
+    let stem = file.strip_suffix(".snapshot").unwrap_or(file);
+    let parts: Vec<&str> = stem.rsplitn(8, '-').collect();
+    if parts.len() == 8 && parts[..7].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return parts[7].to_string();
+    }
+    stem.split('.').next().unwrap_or(stem).to_string()
+}
+
+fn snap_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Snapshot { path: path.to_path_buf(), message: message.into() }
+}
+
+/// Checks one tar entry path: relative, no `..`, no root.
+fn safe_entry_path(file: &Path, p: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => {
+                return Err(snap_err(
+                    file,
+                    format!("refusing unsafe tar entry '{}' (absolute path or '..'); the file is not a snapshot Qdrant wrote", p.display()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Lists and validates the entries of the outer tar and tells its layout.
+fn inspect(file: &Path) -> Result<Layout> {
+    let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let mut ar = tar::Archive::new(BufReader::new(f));
+    let entries = ar.entries().map_err(|e| snap_err(file, format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API")))?;
+    let mut has_config = false;
+    let mut has_segments = false;
+    let mut shards = BTreeSet::new();
+    let mut rocksdb = false;
+    let mut n = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e}); copy the snapshot again and check its sha256")))?;
+        n += 1;
+        let kind = entry.header().entry_type();
+        let raw = entry.path().map_err(|e| snap_err(file, format!("bad entry name: {e}")))?.into_owned();
+        let p = safe_entry_path(file, &raw)?;
+        if kind.is_symlink() || kind.is_hard_link() {
+            return Err(snap_err(file, format!("refusing link entry '{}'; Qdrant snapshots hold no links", p.display())));
+        }
+        let s = p.to_string_lossy();
+        if s.contains("db_backup") || s.ends_with(".sst") || s.contains("/rocksdb") {
+            rocksdb = true;
+        }
+        let first = p.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        match first.as_deref() {
+            Some("config.json") if p.components().count() == 1 => has_config = true,
+            Some("segments") => has_segments = true,
+            Some(d) if d.bytes().all(|b| b.is_ascii_digit()) && p.components().count() > 1 => {
+                shards.insert(d.parse::<u32>().map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?);
+            }
+            _ => {}
+        }
+    }
+    if n == 0 {
+        return Err(snap_err(file, "empty or not a tar archive; pass a file written by Qdrant's snapshot API"));
+    }
+    if rocksdb {
+        return Err(snap_err(
+            file,
+            "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot",
+        ));
+    }
+    if has_config && !shards.is_empty() {
+        Ok(Layout::Collection(shards))
+    } else if has_segments {
+        Ok(Layout::Shard)
+    } else {
+        Err(snap_err(file, "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory"))
+    }
+}
+
+/// Copies the entries under `<shard>/` of a collection snapshot into a shard-snapshot tar.
+pub fn repack_shard(file: &Path, shard: u32, out: &Path) -> Result<Option<Value>> {
+    let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let mut ar = tar::Archive::new(BufReader::new(f));
+    let outf = File::create(out).map_err(|e| Error::io(out, e))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(outf));
+    let prefix = PathBuf::from(shard.to_string());
+    let mut config = None;
+    for entry in ar.entries().map_err(|e| snap_err(file, e.to_string()))? {
+        let mut entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e})")))?;
+        let p = safe_entry_path(file, &entry.path().map_err(|e| snap_err(file, e.to_string()))?)?;
+        if p == Path::new("config.json") {
+            let mut s = String::new();
+            entry.read_to_string(&mut s).map_err(|e| Error::io(file, e))?;
+            config = Some(serde_json::from_str(&s).map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?);
+            continue;
+        }
+        let Ok(rel) = p.strip_prefix(&prefix) else { continue };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let size = entry.size();
+        header.set_size(size);
+        builder
+            .append_data(&mut header, rel, &mut entry)
+            .map_err(|e| Error::io(out, e))?;
+    }
+    builder.into_inner().map_err(|e| Error::io(out, e))?;
+    Ok(config)
+}
+
+/// Opens a snapshot file: validates it, unpacks it under `scratch` and loads every shard.
+pub fn open_snapshot(file: &Path, name: Option<&str>, scratch: &Path) -> Result<SnapshotCollection> {
+    let layout = inspect(file)?;
+    std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
+    let work = tempfile::Builder::new().prefix("q2z-snap-").tempdir_in(scratch).map_err(|e| Error::io(scratch, e))?;
+    let name = name.map(str::to_string).unwrap_or_else(|| name_from_file(file));
+    let edge_err = |e: qdrant_edge::OperationError| snap_err(file, format!("qdrant-edge could not load it: {e}"));
+    let mut shards = Vec::new();
+    let mut config_json = None;
+    match layout {
+        Layout::Collection(ids) => {
+            for id in ids {
+                let tar_path = work.path().join(format!("shard-{id}.tar"));
+                let cfg = repack_shard(file, id, &tar_path)?;
+                if config_json.is_none() {
+                    config_json = cfg;
+                }
+                let dir = work.path().join(format!("shard-{id}"));
+                EdgeShard::unpack_snapshot(&tar_path, &dir).map_err(edge_err)?;
+                std::fs::remove_file(&tar_path).map_err(|e| Error::io(&tar_path, e))?;
+                shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
+            }
+        }
+        Layout::Shard => {
+            let dir = work.path().join("shard-0");
+            EdgeShard::unpack_snapshot(file, &dir).map_err(edge_err)?;
+            shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
+        }
+    }
+    let config_json = match config_json {
+        Some(c) => c,
+        None => edge_config_to_qdrant(&shards[0].config()),
+    };
+    let config = parse_collection_config(&name, &config_json)?;
+    Ok(SnapshotCollection { name, config_json, config, shards, file: file.to_path_buf(), _work: work })
+}
+
+/// Renders a qdrant-edge shard config in the shape of Qdrant's collection `config` object.
+pub fn edge_config_to_qdrant(cfg: &EdgeConfig) -> Value {
+    let mut vectors = Map::new();
+    for (name, p) in &cfg.vectors {
+        let mut v = Map::new();
+        v.insert("size".into(), json!(p.size));
+        v.insert("distance".into(), serde_json::to_value(p.distance).unwrap_or(Value::Null));
+        if let Some(dt) = p.datatype {
+            v.insert("datatype".into(), serde_json::to_value(dt).unwrap_or(Value::Null));
+        }
+        if let Some(mv) = &p.multivector_config {
+            v.insert("multivector_config".into(), serde_json::to_value(mv).unwrap_or(Value::Null));
+        }
+        if let Some(h) = &p.hnsw_config {
+            v.insert("hnsw_config".into(), serde_json::to_value(h).unwrap_or(Value::Null));
+        }
+        vectors.insert(name.to_string(), Value::Object(v));
+    }
+    let vectors = if vectors.len() == 1 && vectors.contains_key(UNNAMED_VECTOR) {
+        vectors.remove(UNNAMED_VECTOR).unwrap_or(Value::Null)
+    } else {
+        Value::Object(vectors)
+    };
+    let mut sparse = Map::new();
+    for (name, p) in &cfg.sparse_vectors {
+        let mut v = Map::new();
+        if let Some(m) = p.modifier {
+            v.insert("modifier".into(), serde_json::to_value(m).unwrap_or(Value::Null));
+        }
+        sparse.insert(name.to_string(), Value::Object(v));
+    }
+    let mut params = Map::new();
+    params.insert("vectors".into(), vectors);
+    params.insert("shard_number".into(), json!(1));
+    params.insert("replication_factor".into(), json!(1));
+    params.insert("write_consistency_factor".into(), json!(1));
+    params.insert("on_disk_payload".into(), json!(cfg.on_disk_payload()));
+    if !sparse.is_empty() {
+        params.insert("sparse_vectors".into(), Value::Object(sparse));
+    }
+    let hnsw = serde_json::to_value(cfg.hnsw_config()).unwrap_or(Value::Null);
+    json!({ "params": Value::Object(params), "hnsw_config": hnsw })
+}
+
+/// Converts a qdrant-edge id.
+pub fn from_edge_id(id: &EdgeId) -> PointId {
+    match id {
+        EdgeId::NumId(n) => PointId::Num(*n),
+        EdgeId::Uuid(u) => PointId::Uuid(u.hyphenated().to_string()),
+    }
+}
+
+/// Converts an id to qdrant-edge's type.
+pub fn to_edge_id(id: &PointId) -> EdgeId {
+    match id {
+        PointId::Num(n) => EdgeId::NumId(*n),
+        PointId::Uuid(s) => EdgeId::Uuid(uuid::Uuid::parse_str(s).unwrap_or_default()),
+    }
+}
+
+fn convert_vector(v: VectorInternal) -> VectorValue {
+    match v {
+        VectorInternal::Dense(d) => VectorValue::Dense(d),
+        VectorInternal::Sparse(s) => VectorValue::Sparse { indices: s.indices, values: s.values },
+        VectorInternal::MultiDense(m) => VectorValue::Multi(m.into_multi_vectors()),
+    }
+}
+
+/// Converts a qdrant-edge record into a [`Point`].
+pub fn record_to_point(r: Record) -> Point {
+    let mut vectors = BTreeMap::new();
+    match r.vector {
+        None => {}
+        Some(VectorStructInternal::Single(d)) => {
+            vectors.insert(UNNAMED_VECTOR.to_string(), VectorValue::Dense(d));
+        }
+        Some(VectorStructInternal::MultiDense(m)) => {
+            vectors.insert(UNNAMED_VECTOR.to_string(), VectorValue::Multi(m.into_multi_vectors()));
+        }
+        Some(VectorStructInternal::Named(map)) => {
+            for (k, v) in map {
+                vectors.insert(k.to_string(), convert_vector(v));
+            }
+        }
+    }
+    Point { id: from_edge_id(&r.id), vectors, payload: r.payload.map(|p| p.0).unwrap_or_default() }
+}
+
+impl SnapshotCollection {
+    /// Wraps shards that are already loaded (e.g. built by a test-fixture generator).
+    pub fn from_shards(name: &str, config_json: Value, shards: Vec<EdgeShard>, work: tempfile::TempDir) -> Result<SnapshotCollection> {
+        let config = parse_collection_config(name, &config_json)?;
+        Ok(SnapshotCollection { name: name.to_string(), config_json, config, shards, file: work.path().to_path_buf(), _work: work })
+    }
+
+    /// Exact number of points over all shards.
+    pub fn count(&self) -> Result<u64> {
+        let mut total = 0u64;
+        for s in &self.shards {
+            total += s
+                .count(CountRequestBuilder::new().exact(true).build())
+                .map_err(|e| snap_err(&self.file, format!("count failed: {e}")))? as u64;
+        }
+        Ok(total)
+    }
+
+    /// One page in Qdrant's id order from `offset` (inclusive), merged over shards.
+    pub fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+        let mut all: Vec<Point> = Vec::new();
+        for s in &self.shards {
+            let mut req = ScrollRequestBuilder::new()
+                .limit(limit + 1)
+                .with_payload(WithPayloadInterface::Bool(with_data))
+                .with_vector(WithVector::Bool(with_data));
+            if let Some(o) = offset {
+                req = req.offset(to_edge_id(o));
+            }
+            let (records, _) = s
+                .scroll(req.build())
+                .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
+            all.extend(records.into_iter().map(record_to_point));
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        let next = if all.len() > limit { Some(all[limit].id.clone()) } else { None };
+        all.truncate(limit);
+        Ok((all, next))
+    }
+}

@@ -1,0 +1,160 @@
+//! `manifest.json`: the contract between the export and the import half (design §4).
+
+use crate::error::{Error, Result};
+use crate::model::PointId;
+use crate::transform::mapping::CollectionMapping;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Version of the staging format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// File name of the manifest inside a stage directory.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Where the staged data came from (never with credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceInfo {
+    /// A live Qdrant server.
+    Rest { url: String },
+    /// Snapshot files.
+    Snapshot { files: Vec<SnapshotFile> },
+}
+
+/// One snapshot file used as a source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotFile {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// One id range exported by one worker: `[start, end)` in Qdrant's id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    pub index: usize,
+    /// First id of the range (`None`: from the beginning).
+    pub start: Option<PointId>,
+    /// First id after the range (`None`: to the end).
+    pub end: Option<PointId>,
+    /// Where the next chunk of this range starts (scroll offset); `None` before the first chunk.
+    pub cursor: Option<PointId>,
+    /// All points of the range are staged.
+    pub done: bool,
+}
+
+/// One staged Parquet file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// Path relative to the stage directory.
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub range: usize,
+    pub seq: u32,
+    pub first_id: PointId,
+    pub last_id: PointId,
+    /// Scroll offset after the chunk's last point (`None`: range finished).
+    pub cursor_after: Option<PointId>,
+}
+
+/// Export state of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportState {
+    Planned,
+    Exporting,
+    Exported,
+}
+
+/// Everything staged for one collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionEntry {
+    /// Qdrant's `config` object as read.
+    pub qdrant_config: Value,
+    pub mapping: CollectionMapping,
+    /// The Milvus `collections/create` schema derived from the mapping.
+    pub milvus_schema: Value,
+    pub warnings: Vec<String>,
+    /// Exact point count when the export began.
+    pub source_count_at_start: u64,
+    pub ranges: Vec<Range>,
+    pub chunks: Vec<Chunk>,
+    pub state: ExportState,
+}
+
+impl CollectionEntry {
+    /// Rows staged so far.
+    pub fn staged_rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.rows).sum()
+    }
+}
+
+/// The manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub tool_version: String,
+    pub source: SourceInfo,
+    pub collections: BTreeMap<String, CollectionEntry>,
+}
+
+impl Manifest {
+    /// A new, empty manifest.
+    pub fn new(source: SourceInfo) -> Self {
+        Manifest { format_version: FORMAT_VERSION, tool_version: env!("CARGO_PKG_VERSION").into(), source, collections: BTreeMap::new() }
+    }
+
+    /// Reads `manifest.json` of a stage directory, if there is one.
+    pub fn load(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| stage_err(dir, format!("manifest.json is not valid JSON ({e}); the stage is damaged: export again with --restart")))?;
+        let version = v.get("format_version").and_then(Value::as_u64).unwrap_or(0);
+        if version > FORMAT_VERSION as u64 {
+            return Err(stage_err(dir, format!("written by a newer q2z (staging format {version}, this build reads up to {FORMAT_VERSION}); upgrade q2z on this machine")));
+        }
+        serde_json::from_value(v).map(Some).map_err(|e| stage_err(dir, format!("manifest.json does not match the staging format ({e})")))
+    }
+
+    /// Writes the manifest atomically (temp file, fsync, rename, fsync dir).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| stage_err(dir, e.to_string()))?;
+        write_atomic(&dir.join(MANIFEST), &text)
+    }
+}
+
+/// Error about a stage directory.
+pub fn stage_err(dir: &Path, message: impl Into<String>) -> Error {
+    Error::Stage { path: dir.to_path_buf(), message: message.into() }
+}
+
+/// Writes `bytes` to `path` through a temp file + fsync + rename, then fsyncs the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// The temp name used while a file is being written (`.<name>.tmp`).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// fsyncs a directory so that a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}

@@ -1,0 +1,111 @@
+//! Writes one chunk: a zstd Parquet file under a temp name, hashed while written,
+//! fsynced and renamed into place only when complete.
+
+use crate::error::{Error, Result};
+use crate::stage::manifest::{sync_dir, tmp_path};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Target size of a row group (Milvus's own writer aims at about 32 MB).
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// A `Write` that hashes and counts what passes through.
+struct HashingWriter {
+    inner: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A finished chunk file.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    pub bytes: u64,
+    pub sha256: String,
+    pub rows: u64,
+}
+
+/// Parquet writer for one chunk.
+pub struct ChunkWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<HashingWriter>,
+    rows: u64,
+}
+
+impl ChunkWriter {
+    /// Starts `path` (written as `.<name>.tmp` until [`ChunkWriter::finish`]).
+    /// `row_bytes` is the estimated size of one row, used to size row groups.
+    pub fn create(path: &Path, schema: SchemaRef, row_bytes: usize, zstd_level: i32) -> Result<ChunkWriter> {
+        let tmp = tmp_path(path);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let rows_per_group = (ROW_GROUP_BYTES / row_bytes.max(1)).clamp(1_000, 1_000_000);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).map_err(|e| Error::format("zstd level", e))?))
+            .set_max_row_group_size(rows_per_group)
+            .set_created_by(format!("q2z {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        // No embedded Arrow schema: Milvus 2.3-2.5 read the Parquet types alone.
+        let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+        let sink = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
+        let writer = ArrowWriter::try_new_with_options(sink, schema, options).map_err(|e| Error::format(tmp.display().to_string(), e))?;
+        Ok(ChunkWriter { path: path.to_path_buf(), tmp, writer, rows: 0 })
+    }
+
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|e| Error::format(self.tmp.display().to_string(), e))
+    }
+
+    /// Bytes written so far plus what is buffered in the open row group.
+    pub fn approx_bytes(&self) -> u64 {
+        self.writer.inner().bytes + self.writer.in_progress_size() as u64
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Closes the file, fsyncs it, renames it into place and fsyncs the directory.
+    pub fn finish(self) -> Result<WrittenFile> {
+        let tmp = self.tmp.clone();
+        let mut sink = self.writer.into_inner().map_err(|e| Error::format(tmp.display().to_string(), e))?;
+        sink.flush().map_err(|e| Error::io(&tmp, e))?;
+        let HashingWriter { inner, hasher, bytes } = sink;
+        let file = inner.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        Ok(WrittenFile { bytes, sha256: hex::encode(hasher.finalize()), rows: self.rows })
+    }
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok((hex::encode(h.finalize()), n))
+}

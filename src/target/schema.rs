@@ -1,0 +1,33 @@
+//! The Milvus `collections/create` request derived from a mapping (REST v2, reference §1.4).
+
+use crate::transform::mapping::{CollectionMapping, IdKind, VectorKind};
+use serde_json::{Map, Value, json};
+
+/// The body of `POST /v2/vectordb/collections/create` for a mapping: autoID off, dynamic field
+/// on, an index for every vector field (so the server also loads the collection).
+pub fn milvus_create_body(m: &CollectionMapping) -> Value {
+    let mut fields = vec![match m.id_kind {
+        IdKind::Int64 => json!({"fieldName": m.id_field, "dataType": "Int64", "isPrimary": true}),
+        IdKind::VarChar => json!({"fieldName": m.id_field, "dataType": "VarChar", "isPrimary": true, "elementTypeParams": {"max_length": m.id_max_length}}),
+    }];
+    let mut indexes = Vec::new();
+    for v in &m.vectors {
+        let mut f = json!({"fieldName": v.field, "dataType": v.kind.milvus_name()});
+        if v.kind != VectorKind::SparseFloatVector {
+            f["elementTypeParams"] = json!({"dim": v.dim.unwrap_or(0)});
+        }
+        fields.push(f);
+        let params: Map<String, Value> = v.index_params.iter().map(|(k, x)| (k.clone(), json!(x))).collect();
+        let mut idx = json!({"fieldName": v.field, "indexName": format!("{}_idx", v.field), "metricType": v.metric, "indexType": v.index_type});
+        if !params.is_empty() {
+            idx["params"] = Value::Object(params);
+        }
+        indexes.push(idx);
+    }
+    json!({
+        "collectionName": m.target,
+        "description": m.description,
+        "schema": {"autoID": false, "enableDynamicField": true, "fields": fields},
+        "indexParams": indexes,
+    })
+}

@@ -1,0 +1,237 @@
+//! Points → Arrow record batches laid out exactly as Milvus import reads Parquet
+//! (`list<float32>` dense vectors, `list<uint8>` float16 bytes, JSON text for sparse and `$meta`).
+
+use crate::error::{Error, Result};
+use crate::model::{Point, PointId, VectorValue};
+use crate::transform::mapping::{CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, VectorField, VectorKind};
+use arrow::array::{ArrayRef, Int64Array, ListArray, StringBuilder, UInt8Array, Float32Array};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Largest `$meta` JSON Milvus accepts on insert (`common.JSONMaxLength`).
+pub const MAX_META_BYTES: usize = 65_536;
+
+/// Arrow schema of the staged files of a collection.
+pub fn arrow_schema(m: &CollectionMapping) -> SchemaRef {
+    let mut fields = vec![match m.id_kind {
+        IdKind::Int64 => Field::new(&m.id_field, DataType::Int64, false),
+        IdKind::VarChar => Field::new(&m.id_field, DataType::Utf8, false),
+    }];
+    for v in &m.vectors {
+        let dt = match v.kind {
+            VectorKind::FloatVector => DataType::List(Arc::new(Field::new("item", DataType::Float32, true))),
+            VectorKind::Float16Vector => DataType::List(Arc::new(Field::new("item", DataType::UInt8, true))),
+            VectorKind::SparseFloatVector => DataType::Utf8,
+        };
+        fields.push(Field::new(&v.field, dt, false));
+    }
+    fields.push(Field::new(META, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Escapes a payload key that would clash with a static field or `$meta`: a key made of such a
+/// name followed by zero or more `_` gets one more `_` (`id` → `id_`, `id_` → `id__`).
+/// The rule is a bijection, so [`unescape_key`] restores the original.
+pub fn escape_key<'a>(key: &'a str, statics: &[&str]) -> std::borrow::Cow<'a, str> {
+    let base = key.trim_end_matches('_');
+    if statics.contains(&base) || base == META {
+        std::borrow::Cow::Owned(format!("{key}_"))
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    }
+}
+
+/// Reverses [`escape_key`].
+pub fn unescape_key<'a>(key: &'a str, statics: &[&str]) -> &'a str {
+    let base = key.trim_end_matches('_');
+    if key.len() > base.len() && (statics.contains(&base) || base == META) {
+        &key[..key.len() - 1]
+    } else {
+        key
+    }
+}
+
+/// The `$meta` object of a point (escaped keys, nulls kept).
+pub fn meta_object(payload: &Map<String, Value>, statics: &[&str]) -> Map<String, Value> {
+    payload.iter().map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone())).collect()
+}
+
+/// Sparse vector as the JSON text Milvus import reads.
+pub fn sparse_json(indices: &[u32], values: &[f32]) -> String {
+    let mut s = String::with_capacity(16 + indices.len() * 16);
+    s.push_str("{\"indices\":[");
+    for (i, x) in indices.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(itoa_u32(*x).as_str());
+    }
+    s.push_str("],\"values\":[");
+    for (i, x) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(x).unwrap_or_else(|_| "0".into()));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn itoa_u32(x: u32) -> String {
+    x.to_string()
+}
+
+/// The dense values a point contributes to field `v`, after the multivector / missing policies.
+fn dense_of<'a>(p: &'a Point, v: &VectorField, mapping: &CollectionMapping) -> Result<Option<&'a [f32]>> {
+    match p.vectors.get(&v.source) {
+        Some(VectorValue::Dense(d)) => Ok(Some(d.as_slice())),
+        Some(VectorValue::Multi(m)) if v.multivector == MultivectorPolicy::First => Ok(m.first().map(|x| x.as_slice())),
+        Some(_) => Err(Error::Mapping {
+            collection: mapping.source.clone(),
+            message: format!("point {}: vector '{}' is not the dense kind the mapping expects", p.id, v.source),
+        }),
+        None => match mapping.missing_vector {
+            MissingVector::Zeros => Ok(None),
+            MissingVector::Error => Err(Error::Mapping {
+                collection: mapping.source.clone(),
+                message: format!("point {} has no vector '{}'; set missing_vector = \"zeros\" in the mapping to stage zeros", p.id, v.source),
+            }),
+        },
+    }
+}
+
+/// Converts points to one record batch. Points must already be in the staged order.
+pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> Result<RecordBatch> {
+    let statics = m.static_fields();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    cols.push(match m.id_kind {
+        IdKind::Int64 => {
+            let mut ids = Vec::with_capacity(points.len());
+            for p in points {
+                match &p.id {
+                    PointId::Num(n) if *n <= i64::MAX as u64 => ids.push(*n as i64),
+                    other => {
+                        return Err(Error::Mapping {
+                            collection: m.source.clone(),
+                            message: format!("point id {other} does not fit the Int64 primary key; plan again so that the key becomes VarChar (q2z export --restart)"),
+                        });
+                    }
+                }
+            }
+            Arc::new(Int64Array::from(ids))
+        }
+        IdKind::VarChar => {
+            let mut b = StringBuilder::with_capacity(points.len(), points.len() * 36);
+            for p in points {
+                b.append_value(p.id.to_key_string());
+            }
+            Arc::new(b.finish())
+        }
+    });
+    for (vi, v) in m.vectors.iter().enumerate() {
+        let field = schema.field(vi + 1);
+        let item = match field.data_type() {
+            DataType::List(f) => Some(f.clone()),
+            _ => None,
+        };
+        cols.push(match v.kind {
+            VectorKind::FloatVector => {
+                let dim = v.dim.unwrap_or(0);
+                let mut vals: Vec<f32> = Vec::with_capacity(points.len() * dim);
+                for p in points {
+                    match dense_of(p, v, m)? {
+                        Some(d) if d.len() == dim => vals.extend_from_slice(d),
+                        Some(d) => return Err(dim_err(m, p, v, d.len())),
+                        None => vals.extend(std::iter::repeat_n(0.0f32, dim)),
+                    }
+                }
+                let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim, points.len()));
+                Arc::new(ListArray::new(item.expect("list field"), offsets, Arc::new(Float32Array::from(vals)), None))
+            }
+            VectorKind::Float16Vector => {
+                let dim = v.dim.unwrap_or(0);
+                let mut bytes: Vec<u8> = Vec::with_capacity(points.len() * dim * 2);
+                for p in points {
+                    match dense_of(p, v, m)? {
+                        Some(d) if d.len() == dim => {
+                            for x in d {
+                                bytes.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+                            }
+                        }
+                        Some(d) => return Err(dim_err(m, p, v, d.len())),
+                        None => bytes.extend(std::iter::repeat_n(0u8, dim * 2)),
+                    }
+                }
+                let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim * 2, points.len()));
+                Arc::new(ListArray::new(item.expect("list field"), offsets, Arc::new(UInt8Array::from(bytes)), None))
+            }
+            VectorKind::SparseFloatVector => {
+                let mut b = StringBuilder::with_capacity(points.len(), points.len() * 64);
+                for p in points {
+                    match p.vectors.get(&v.source) {
+                        Some(VectorValue::Sparse { indices, values }) => b.append_value(sparse_json(indices, values)),
+                        None if m.missing_vector == MissingVector::Zeros => b.append_value("{}"),
+                        _ => {
+                            return Err(Error::Mapping {
+                                collection: m.source.clone(),
+                                message: format!("point {} has no sparse vector '{}' (missing_vector = error)", p.id, v.source),
+                            });
+                        }
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        });
+    }
+    let mut b = StringBuilder::with_capacity(points.len(), points.len() * 128);
+    for p in points {
+        let meta = Value::Object(meta_object(&p.payload, &statics));
+        let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
+        if text.len() > MAX_META_BYTES {
+            return Err(Error::Mapping {
+                collection: m.source.clone(),
+                message: format!(
+                    "point {}: its payload is {} bytes as JSON, over Milvus's 65,536-byte limit for a dynamic field. Move the large keys out of the payload in Qdrant, or exclude them (not yet supported by q2z: see the README's limits)",
+                    p.id,
+                    text.len()
+                ),
+            });
+        }
+        b.append_value(text);
+    }
+    cols.push(Arc::new(b.finish()));
+    RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(format!("collection {}", m.source), e))
+}
+
+fn dim_err(m: &CollectionMapping, p: &Point, v: &VectorField, got: usize) -> Error {
+    Error::Mapping {
+        collection: m.source.clone(),
+        message: format!("point {}: vector '{}' has {got} values, the collection says {}", p.id, v.source, v.dim.unwrap_or(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_escaping_is_reversible() {
+        let statics = ["id", "vector", "text"];
+        for k in ["id", "id_", "id__", "vector", "$meta", "$meta_", "title", "x_", "text", "ids"] {
+            let e = escape_key(k, &statics);
+            assert_eq!(unescape_key(&e, &statics), k, "key {k}");
+            assert!(!statics.contains(&e.as_ref()) && e != "$meta", "escaped {k} still clashes");
+        }
+        assert_eq!(escape_key("id", &statics), "id_");
+        assert_eq!(escape_key("title", &statics), "title");
+    }
+
+    #[test]
+    fn sparse_json_is_milvus_shape() {
+        assert_eq!(sparse_json(&[1, 5], &[0.5, 2.25]), r#"{"indices":[1,5],"values":[0.5,2.25]}"#);
+        assert_eq!(sparse_json(&[], &[]), r#"{"indices":[],"values":[]}"#);
+    }
+}

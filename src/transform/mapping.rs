@@ -1,0 +1,341 @@
+//! The Qdrant → Milvus mapping of one collection: defaults from the Qdrant config (design §5),
+//! overridable through the editable TOML mapping file.
+
+use crate::error::{Error, Result};
+use crate::model::{CollectionConfig, Datatype, Distance, UNNAMED_VECTOR};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Milvus type of the primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdKind {
+    /// All ids are integers ≤ 2^63−1.
+    Int64,
+    /// Some id is a UUID or an integer above 2^63−1 (integers become decimal text).
+    VarChar,
+}
+
+/// Milvus type of a vector field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VectorKind {
+    /// `FloatVector` (Qdrant float32 and uint8).
+    FloatVector,
+    /// `Float16Vector`, staged as raw little-endian bytes.
+    Float16Vector,
+    /// `SparseFloatVector`, staged as JSON text.
+    SparseFloatVector,
+}
+
+impl VectorKind {
+    /// The Milvus REST `dataType` name.
+    pub fn milvus_name(self) -> &'static str {
+        match self {
+            VectorKind::FloatVector => "FloatVector",
+            VectorKind::Float16Vector => "Float16Vector",
+            VectorKind::SparseFloatVector => "SparseFloatVector",
+        }
+    }
+}
+
+/// What to stage for a point that lacks a vector the collection defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissingVector {
+    /// Zeros for a dense vector, an empty sparse vector (`{}`); the point is kept. Default.
+    #[default]
+    Zeros,
+    /// Stop the export and name the point.
+    Error,
+}
+
+/// How a Qdrant multivector is staged (Milvus before 2.6 has no equivalent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MultivectorPolicy {
+    /// Refuse to export until the user chooses. Default.
+    #[default]
+    Ask,
+    /// Keep the first vector of each multivector.
+    First,
+    /// Leave the multivector out.
+    Skip,
+}
+
+/// One Milvus vector field and where its data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorField {
+    /// Qdrant vector name (`""` for the unnamed vector).
+    pub source: String,
+    /// Milvus field name.
+    pub field: String,
+    /// Milvus type.
+    pub kind: VectorKind,
+    /// Dimension (dense only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// Milvus metric: COSINE, IP or L2.
+    pub metric: String,
+    /// Milvus index type: HNSW, AUTOINDEX or SPARSE_INVERTED_INDEX.
+    pub index_type: String,
+    /// Index build params (e.g. `M`, `efConstruction`).
+    #[serde(default)]
+    pub index_params: BTreeMap<String, u64>,
+    /// Qdrant multivector config present: how to stage it.
+    #[serde(default, skip_serializing_if = "is_default_mv")]
+    pub multivector: MultivectorPolicy,
+    /// The Qdrant vector is a multivector.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_multivector: bool,
+}
+
+fn is_default_mv(p: &MultivectorPolicy) -> bool {
+    *p == MultivectorPolicy::Ask
+}
+
+/// The whole mapping of one collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionMapping {
+    /// Qdrant collection name.
+    pub source: String,
+    /// Milvus collection name.
+    pub target: String,
+    /// Milvus collection description.
+    #[serde(default)]
+    pub description: String,
+    /// Primary key field name.
+    pub id_field: String,
+    /// Primary key type (decided from a full id scan).
+    pub id_kind: IdKind,
+    /// VarChar max_length when `id_kind` is VarChar.
+    #[serde(default = "default_id_len")]
+    pub id_max_length: u32,
+    /// Vector fields, in schema order.
+    pub vectors: Vec<VectorField>,
+    /// Qdrant vectors left out on purpose.
+    #[serde(default)]
+    pub excluded_vectors: Vec<String>,
+    /// Policy for points that lack one of the vectors.
+    #[serde(default)]
+    pub missing_vector: MissingVector,
+    /// Milvus vector-field limit this mapping is checked against.
+    #[serde(default = "default_max_vectors")]
+    pub max_vector_fields: usize,
+}
+
+fn default_id_len() -> u32 {
+    64
+}
+
+fn default_max_vectors() -> usize {
+    4
+}
+
+/// Dynamic-field column name.
+pub const META: &str = "$meta";
+
+/// Options the user gives on the command line that shape the default mapping.
+#[derive(Debug, Clone, Default)]
+pub struct MappingOptions {
+    /// Qdrant vectors to leave out.
+    pub exclude_vectors: Vec<String>,
+    /// Metric to use for Manhattan vectors (Milvus has none): `L2`, `IP` or `COSINE`.
+    pub manhattan_as: Option<String>,
+    /// Multivector policy.
+    pub multivector: MultivectorPolicy,
+    /// Vector field limit (4 on Milvus ≤ 2.6.17 and Zilliz Serverless, 10 on Dedicated / ≥ 2.6.18).
+    pub max_vector_fields: Option<usize>,
+    /// Use AUTOINDEX instead of HNSW (Zilliz Cloud).
+    pub autoindex: bool,
+    /// Prefix for the target collection name.
+    pub target_prefix: String,
+}
+
+/// Makes a name valid for Milvus (`^[A-Za-z_][A-Za-z0-9_]*$`, at most 255 chars).
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    if out.is_empty() || out.as_bytes()[0].is_ascii_digit() {
+        out.insert(0, '_');
+    }
+    out.truncate(255);
+    out
+}
+
+/// Builds the default mapping of a collection, given the id kind found by the id scan.
+/// Returns the mapping and the warnings to show in the plan.
+pub fn default_mapping(
+    cfg: &CollectionConfig,
+    id_kind: IdKind,
+    opts: &MappingOptions,
+) -> Result<(CollectionMapping, Vec<String>)> {
+    let err = |m: String| Error::Mapping { collection: cfg.name.clone(), message: m };
+    let mut warnings = Vec::new();
+    let target = sanitize_name(&format!("{}{}", opts.target_prefix, cfg.name));
+    if target != format!("{}{}", opts.target_prefix, cfg.name) {
+        warnings.push(format!("collection name '{}' is not valid in Milvus; the target is '{target}' (set `target` in the mapping file to choose)", cfg.name));
+    }
+    let mut vectors = Vec::new();
+    let mut used = std::collections::BTreeSet::from(["id".to_string(), META.to_string()]);
+    for (name, p) in &cfg.dense {
+        if opts.exclude_vectors.iter().any(|e| e == name || (name.is_empty() && e == "vector")) {
+            continue;
+        }
+        let label = if name.is_empty() { "(unnamed)" } else { name.as_str() };
+        let metric = match p.distance {
+            Distance::Cosine => "COSINE".to_string(),
+            Distance::Dot => "IP".to_string(),
+            Distance::Euclid => "L2".to_string(),
+            Distance::Manhattan => match &opts.manhattan_as {
+                Some(m) => {
+                    warnings.push(format!("vector {label}: Manhattan distance has no Milvus metric; using {m} as asked (search results will rank differently)"));
+                    m.to_uppercase()
+                }
+                None => {
+                    return Err(err(format!(
+                        "vector {label} uses Manhattan distance, which Milvus does not have. Choose a metric with --manhattan-as L2|IP|COSINE, or leave it out with --exclude-vector {}",
+                        if name.is_empty() { "vector" } else { name }
+                    )));
+                }
+            },
+        };
+        let kind = match p.datatype {
+            Datatype::Float32 => VectorKind::FloatVector,
+            Datatype::Float16 => VectorKind::Float16Vector,
+            Datatype::Uint8 => {
+                warnings.push(format!("vector {label}: uint8 values are staged as FloatVector (Milvus Int8Vector is signed); values are exact"));
+                VectorKind::FloatVector
+            }
+        };
+        if !(2..=32768).contains(&p.size) {
+            return Err(err(format!("vector {label} has dimension {}; Milvus accepts 2..32768. Leave it out with --exclude-vector", p.size)));
+        }
+        let is_mv = p.multivector.is_some();
+        if is_mv {
+            match opts.multivector {
+                MultivectorPolicy::Ask => {
+                    return Err(err(format!(
+                        "vector {label} is a multivector, which Milvus before 2.6 cannot store. Choose --multivector first (keep each point's first vector) or --multivector skip (leave the field out)"
+                    )));
+                }
+                MultivectorPolicy::Skip => {
+                    warnings.push(format!("vector {label}: multivector left out as asked"));
+                    continue;
+                }
+                MultivectorPolicy::First => warnings.push(format!("vector {label}: multivector reduced to each point's first vector as asked (lossy)")),
+            }
+        }
+        let field = unique_field(if name.is_empty() { "vector" } else { name }, &mut used, &mut warnings);
+        let (index_type, index_params) = dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
+        vectors.push(VectorField {
+            source: name.clone(),
+            field,
+            kind,
+            dim: Some(p.size),
+            metric,
+            index_type,
+            index_params,
+            multivector: if is_mv { opts.multivector } else { MultivectorPolicy::Ask },
+            is_multivector: is_mv,
+        });
+    }
+    for (name, p) in &cfg.sparse {
+        if opts.exclude_vectors.iter().any(|e| e == name) {
+            continue;
+        }
+        if p.modifier.as_deref() == Some("idf") {
+            warnings.push(format!("sparse vector {name}: Qdrant applies an IDF modifier at query time; Milvus IP search on the stored values will not (store BM25-style weights or apply IDF in the client)"));
+        }
+        let field = unique_field(name, &mut used, &mut warnings);
+        vectors.push(VectorField {
+            source: name.clone(),
+            field,
+            kind: VectorKind::SparseFloatVector,
+            dim: None,
+            metric: "IP".into(),
+            index_type: "SPARSE_INVERTED_INDEX".into(),
+            index_params: BTreeMap::new(),
+            multivector: MultivectorPolicy::Ask,
+            is_multivector: false,
+        });
+    }
+    if vectors.is_empty() {
+        return Err(err("no vector is left to migrate; Milvus needs at least one vector field (drop an --exclude-vector)".into()));
+    }
+    let max = opts.max_vector_fields.unwrap_or(4);
+    if vectors.len() > max {
+        let names: Vec<_> = vectors.iter().map(|v| v.source.as_str()).collect();
+        return Err(err(format!(
+            "{} vector fields ({}) exceed the target's limit of {max} (Milvus ≤ 2.6.17 and Zilliz Serverless: 4; Zilliz Dedicated and Milvus ≥ 2.6.18: 10). Leave some out with --exclude-vector NAME, or raise the limit with --max-vector-fields 10 if the target allows it",
+            vectors.len(),
+            names.join(", ")
+        )));
+    }
+    let mapping = CollectionMapping {
+        source: cfg.name.clone(),
+        target,
+        description: format!("Migrated from Qdrant collection '{}' by q2z", cfg.name),
+        id_field: "id".into(),
+        id_kind,
+        id_max_length: default_id_len(),
+        vectors,
+        excluded_vectors: opts.exclude_vectors.clone(),
+        missing_vector: MissingVector::Zeros,
+        max_vector_fields: max,
+    };
+    Ok((mapping, warnings))
+}
+
+fn dense_index(cfg: &CollectionConfig, m: Option<u64>, ef: Option<u64>, autoindex: bool) -> (String, BTreeMap<String, u64>) {
+    if autoindex {
+        return ("AUTOINDEX".into(), BTreeMap::new());
+    }
+    let mut p = BTreeMap::new();
+    p.insert("M".to_string(), m.or(cfg.hnsw_m).unwrap_or(16).clamp(2, 2048));
+    p.insert("efConstruction".to_string(), ef.or(cfg.hnsw_ef_construct).unwrap_or(100).max(1));
+    ("HNSW".into(), p)
+}
+
+fn unique_field(name: &str, used: &mut std::collections::BTreeSet<String>, warnings: &mut Vec<String>) -> String {
+    let mut f = sanitize_name(name);
+    while used.contains(&f) {
+        f.push('_');
+    }
+    if f != name {
+        warnings.push(format!("vector '{name}' becomes Milvus field '{f}'"));
+    }
+    used.insert(f.clone());
+    f
+}
+
+impl CollectionMapping {
+    /// Names of the static (schema) fields; `$meta` keys equal to one of them are escaped.
+    pub fn static_fields(&self) -> Vec<&str> {
+        let mut v = vec![self.id_field.as_str()];
+        v.extend(self.vectors.iter().map(|f| f.field.as_str()));
+        v
+    }
+
+    /// Checks a mapping read from a file against the collection config.
+    pub fn validate(&self, cfg: &CollectionConfig) -> Result<()> {
+        let err = |m: String| Error::Mapping { collection: cfg.name.clone(), message: format!("mapping file: {m}") };
+        if sanitize_name(&self.target) != self.target {
+            return Err(err(format!("target name '{}' is not valid in Milvus (letters, digits, '_'; not starting with a digit)", self.target)));
+        }
+        for v in &self.vectors {
+            let known = cfg.dense.contains_key(&v.source) || cfg.sparse.contains_key(&v.source);
+            if !known {
+                return Err(err(format!("vector '{}' does not exist in the Qdrant collection", v.source)));
+            }
+            if sanitize_name(&v.field) != v.field {
+                return Err(err(format!("field name '{}' is not valid in Milvus", v.field)));
+            }
+        }
+        if self.vectors.len() > self.max_vector_fields {
+            return Err(err(format!("{} vector fields exceed max_vector_fields = {}", self.vectors.len(), self.max_vector_fields)));
+        }
+        let _ = UNNAMED_VECTOR;
+        Ok(())
+    }
+}

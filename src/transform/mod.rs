@@ -1,0 +1,4 @@
+//! Transform: Qdrant config → Milvus mapping, points → Arrow batches.
+
+pub mod batch;
+pub mod mapping;

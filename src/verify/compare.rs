@@ -1,0 +1,128 @@
+//! Field-by-field comparison of staged rows with the rows the target returns.
+
+use super::pick_sample;
+use crate::error::Result;
+use crate::stage::manifest::CollectionEntry;
+use crate::stage::reader::{Row, for_each_batch};
+use crate::target::milvus::Milvus;
+use crate::transform::mapping::{CollectionMapping, META, VectorKind};
+use base64::Engine;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Dense values of a JSON vector: a float array, or base64 little-endian float16 bytes.
+fn dense_values(v: &Value, kind: VectorKind) -> Option<Vec<f32>> {
+    match v {
+        Value::Array(a) => a.iter().map(|x| x.as_f64().map(|f| f as f32)).collect(),
+        Value::String(s) if kind == VectorKind::Float16Vector => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+            Some(bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect())
+        }
+        _ => None,
+    }
+}
+
+/// A sparse vector as sorted (index, value) pairs, from `{"indices","values"}` or `{"12": 0.5}`.
+fn sparse_pairs(v: &Value) -> Option<Vec<(u64, f32)>> {
+    let o = v.as_object()?;
+    let mut pairs: Vec<(u64, f32)> = if let (Some(i), Some(x)) = (o.get("indices"), o.get("values")) {
+        i.as_array()?.iter().zip(x.as_array()?).map(|(i, x)| Some((i.as_u64()?, x.as_f64()? as f32))).collect::<Option<_>>()?
+    } else {
+        o.iter().map(|(k, x)| Some((k.parse().ok()?, x.as_f64()? as f32))).collect::<Option<_>>()?
+    };
+    pairs.sort_by_key(|p| p.0);
+    Some(pairs)
+}
+
+/// Compares one staged row with the target's row; returns the differences.
+pub fn compare_row(m: &CollectionMapping, staged: &Row, target: &Map<String, Value>, upsert_mode: bool, dropped_nulls: &mut usize) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let id = &staged[&m.id_field];
+    for v in &m.vectors {
+        let (s, t) = (&staged[&v.field], target.get(&v.field).unwrap_or(&Value::Null));
+        let same = match v.kind {
+            VectorKind::SparseFloatVector => sparse_pairs(s).is_some() && sparse_pairs(s) == sparse_pairs(t),
+            k => dense_values(s, k).is_some() && dense_values(s, k) == dense_values(t, k),
+        };
+        if !same {
+            diffs.push(format!("id {id}: field '{}' differs (staged {}, target {})", v.field, short(s), short(t)));
+        }
+    }
+    let statics = m.static_fields();
+    let dynamic: Map<String, Value> = target.iter().filter(|(k, _)| !statics.contains(&k.as_str()) && k.as_str() != META).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut want = staged.get(META).and_then(Value::as_object).cloned().unwrap_or_default();
+    if upsert_mode {
+        let before = want.len();
+        want.retain(|_, v| !v.is_null());
+        *dropped_nulls += before - want.len();
+    }
+    if dynamic != want {
+        let mut keys: Vec<&String> = want.keys().chain(dynamic.keys()).filter(|k| want.get(*k) != dynamic.get(*k)).collect();
+        keys.dedup();
+        diffs.push(format!("id {id}: payload differs in keys {keys:?}"));
+    }
+    diffs
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 { format!("{}…", &s[..80]) } else { s }
+}
+
+/// Samples staged rows, fetches them from the target and compares them.
+/// Returns (rows checked, mismatch descriptions, notes).
+pub fn sample_compare(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, n: usize, upsert_mode: bool) -> Result<(usize, Vec<String>, Vec<String>)> {
+    let m = &entry.mapping;
+    let mut checked = 0;
+    let mut mismatches = Vec::new();
+    let mut dropped = 0usize;
+    for (ci, idx) in pick_sample(entry, n) {
+        let mut rows: Vec<Row> = Vec::with_capacity(idx.len());
+        let mut pos = 0usize;
+        let mut want = idx.iter().peekable();
+        for_each_batch(&stage.join(&entry.chunks[ci].file), m, 4096, |batch| {
+            for r in batch {
+                if want.peek() == Some(&&pos) {
+                    rows.push(r);
+                    want.next();
+                }
+                pos += 1;
+            }
+            Ok(())
+        })?;
+        for group in rows.chunks(100) {
+            let ids: Vec<Value> = group.iter().map(|r| r[&m.id_field].clone()).collect();
+            let filter = format!("{} in {}", m.id_field, Value::Array(ids));
+            let got = milvus.query(&m.target, &filter, group.len() * 2 + 1)?;
+            let mut by_id: HashMap<String, Map<String, Value>> = HashMap::new();
+            for g in got {
+                if let Value::Object(o) = g {
+                    let key = id_key(o.get(&m.id_field).unwrap_or(&Value::Null));
+                    by_id.insert(key, o);
+                }
+            }
+            for r in group {
+                checked += 1;
+                let key = id_key(&r[&m.id_field]);
+                match by_id.get(&key) {
+                    None => mismatches.push(format!("id {key}: missing in the target")),
+                    Some(t) => mismatches.extend(compare_row(m, r, t, upsert_mode, &mut dropped)),
+                }
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if dropped > 0 {
+        notes.push(format!("{dropped} null-valued payload keys in the sample were dropped by Milvus's insert API (upsert mode); --mode bulk keeps them"));
+    }
+    Ok((checked, mismatches, notes))
+}
+
+/// Id as text whatever its JSON form (Int64 may arrive as a string).
+pub fn id_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,713 @@
+"""Milvus REST v2 (and Zilliz control-plane import) stand-in over a real Milvus engine.
+
+The engine is Milvus Lite 2.5.1 (Milvus 2.5's C++ core) through pymilvus. This server speaks the
+documented REST v2 JSON (HTTP 200 with a non-zero `code` on errors, Bearer auth), and runs
+import jobs that read Parquet files from the S3 stand-in with pyarrow, enforcing the column
+rules Milvus 2.5's import parser applies, then insert the rows into the engine.
+
+Run: python milvus_standin.py --port 0 --data DIR --token root:Milvus --s3-endpoint URL \
+        --s3-access-key AK --s3-secret-key SK --bucket milvus-bucket --addr-file FILE
+"""
+
+import argparse
+import base64
+import json
+import re
+import struct
+import threading
+import time
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TYPES = {
+    "Bool": DataType.BOOL, "Int8": DataType.INT8, "Int16": DataType.INT16, "Int32": DataType.INT32,
+    "Int64": DataType.INT64, "Float": DataType.FLOAT, "Double": DataType.DOUBLE,
+    "VarChar": DataType.VARCHAR, "JSON": DataType.JSON, "Array": DataType.ARRAY,
+    "FloatVector": DataType.FLOAT_VECTOR, "Float16Vector": DataType.FLOAT16_VECTOR,
+    "BFloat16Vector": DataType.BFLOAT16_VECTOR, "BinaryVector": DataType.BINARY_VECTOR,
+    "SparseFloatVector": DataType.SPARSE_FLOAT_VECTOR,
+}
+VECTOR_TYPES = {"FloatVector", "Float16Vector", "BFloat16Vector", "BinaryVector", "SparseFloatVector"}
+MAX_VECTOR_FIELDS = 4          # Milvus 2.5 (proxy.maxVectorFieldNum)
+MAX_VARCHAR = 65535
+JSON_MAX = 65536               # common.JSONMaxLength, insert path
+
+
+class ApiError(Exception):
+    def __init__(self, code, message, http=200):
+        super().__init__(message)
+        self.code, self.message, self.http = code, message, http
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.client = MilvusClient(f"{args.data}/milvus_lite.db")
+        self.lock = threading.RLock()
+        self.schemas = {}      # name -> create request (as given), for describe and import checks
+        self.jobs = {}         # jobId -> job dict
+        self.faults = {}
+        self.next_job = int(time.time() * 1000) % 10**12
+
+    def s3(self, ak=None, sk=None):
+        a = self.args
+        host = a.s3_endpoint.split("://", 1)[-1]
+        scheme = a.s3_endpoint.split("://", 1)[0] if "://" in a.s3_endpoint else "http"
+        return pafs.S3FileSystem(access_key=ak or a.s3_access_key, secret_key=sk or a.s3_secret_key,
+                                 endpoint_override=host, scheme=scheme, region="us-east-1")
+
+    def fault(self, name):
+        with self.lock:
+            n = self.faults.get(name, 0)
+            if n > 0:
+                self.faults[name] = n - 1
+                return True
+        return False
+
+
+def ok(data=None):
+    return {"code": 0, "data": {} if data is None else data}
+
+
+def need(body, *keys):
+    missing = [k for k in keys if k not in body or body[k] in (None, "")]
+    if missing:
+        raise ApiError(1802, "missing required parameters, required parameters: [%s]" % ", ".join(missing))
+
+
+# ---------------------------------------------------------------- collections
+
+def field_rows(req):
+    return req["schema"]["fields"]
+
+
+def create_collection(st, body):
+    need(body, "collectionName")
+    name = body["collectionName"]
+    if not NAME_RE.match(name) or len(name) > 255:
+        raise ApiError(1100, f"Invalid collection name: {name}. the first character of a collection name must be an underscore or letter: invalid parameter")
+    schema = body.get("schema") or {}
+    fields = schema.get("fields") or []
+    if not fields:
+        raise ApiError(1100, "quick create is not supported by this stand-in: send schema.fields")
+    with st.lock:
+        if st.client.has_collection(name):
+            raise ApiError(65535, f"collection already exists[collection={name}]")
+    s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
+                                   enable_dynamic_field=bool(schema.get("enableDynamicField", False)),
+                                   description=body.get("description", ""))
+    nvec = 0
+    names = set()
+    for f in fields:
+        fname, dt = f.get("fieldName"), f.get("dataType")
+        if not fname or not dt:
+            raise ApiError(1802, "missing required parameters, required parameters: [fieldName, dataType]")
+        if not NAME_RE.match(fname):
+            raise ApiError(1100, f"Invalid field name: {fname}: invalid parameter")
+        if fname in names:
+            raise ApiError(1100, f"duplicated field name: {fname}: invalid parameter")
+        names.add(fname)
+        if dt not in TYPES:
+            raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
+        p = {str(k): v for k, v in (f.get("elementTypeParams") or {}).items()}
+        kw = {}
+        if dt in VECTOR_TYPES:
+            nvec += 1
+            if dt != "SparseFloatVector":
+                dim = int(p.get("dim", 0))
+                if not 2 <= dim <= 32768:
+                    raise ApiError(1100, f"invalid dimension: {dim}. should be in range 2 ~ 32768: invalid parameter")
+                kw["dim"] = dim
+            elif "dim" in p:
+                raise ApiError(1100, "dim should not be specified for sparse vector field: invalid parameter")
+        if dt == "VarChar":
+            ml = int(p.get("max_length", 0))
+            if not 0 < ml <= MAX_VARCHAR:
+                raise ApiError(1100, f"the maximum length specified for the field({fname}) should be in (0, 65535], but got {ml} instead: invalid parameter")
+            kw["max_length"] = ml
+        if f.get("nullable"):
+            kw["nullable"] = True
+        s.add_field(fname, TYPES[dt], is_primary=bool(f.get("isPrimary")), **kw)
+    if nvec > MAX_VECTOR_FIELDS:
+        raise ApiError(1100, f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}: invalid parameter")
+    if nvec == 0:
+        raise ApiError(1100, "schema does not contain vector field: invalid parameter")
+    index_params = body.get("indexParams") or []
+    for ip in index_params:
+        if ip.get("fieldName") not in names:
+            raise ApiError(1802, f"missing required parameters, field {ip.get('fieldName')} not in schema")
+        idx = ip.get("indexType") or "AUTOINDEX"
+        prm = ip.get("params") or {}
+        if idx == "HNSW":
+            m, efc = int(prm.get("M", 30)), int(prm.get("efConstruction", 360))
+            if not 2 <= m <= 2048 or efc < 1:
+                raise ApiError(1100, f"invalid index params: M={m} efConstruction={efc}: invalid parameter")
+        if ip.get("metricType") not in ("L2", "IP", "COSINE", None):
+            raise ApiError(1100, f"metric type {ip.get('metricType')} not found or not supported: invalid parameter")
+    with st.lock:
+        st.client.create_collection(name, schema=s)
+        st.schemas[name] = body
+    if index_params:
+        build_indexes(st, name, index_params)
+        with st.lock:
+            st.client.load_collection(name)
+    return ok()
+
+
+def build_indexes(st, name, index_params):
+    """Milvus Lite builds FLAT (dense) and SPARSE_INVERTED_INDEX only; the requested HNSW params
+    were validated and are reported by describe."""
+    ip = st.client.prepare_index_params()
+    for p in index_params:
+        ftype = field_type(st, name, p["fieldName"])
+        if ftype == "SparseFloatVector":
+            ip.add_index(p["fieldName"], index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        elif ftype in VECTOR_TYPES:
+            ip.add_index(p["fieldName"], index_type="FLAT", metric_type=p.get("metricType") or "COSINE")
+    with st.lock:
+        st.client.create_index(name, ip)
+        st.schemas[name].setdefault("indexParams", [])
+        have = {x["fieldName"] for x in st.schemas[name]["indexParams"]}
+        st.schemas[name]["indexParams"] += [x for x in index_params if x["fieldName"] not in have]
+
+
+def schema_of(st, name):
+    with st.lock:
+        if name not in st.schemas or not st.client.has_collection(name):
+            raise ApiError(100, f"collection not found[collection={name}]")
+        return st.schemas[name]
+
+
+def field_type(st, name, field):
+    for f in field_rows(schema_of(st, name)):
+        if f["fieldName"] == field:
+            return f["dataType"]
+    return None
+
+
+def describe(st, body):
+    need(body, "collectionName")
+    req = schema_of(st, body["collectionName"])
+    fields = []
+    for i, f in enumerate(field_rows(req)):
+        params = [{"key": k, "value": str(v)} for k, v in (f.get("elementTypeParams") or {}).items()]
+        fields.append({"name": f["fieldName"], "id": 100 + i, "type": f["dataType"], "primaryKey": bool(f.get("isPrimary")),
+                       "partitionKey": False, "clusteringKey": False, "autoId": bool(f.get("isPrimary")) and bool(req["schema"].get("autoID")),
+                       "description": "", "nullable": bool(f.get("nullable")), "params": params})
+    idx = [{"indexName": p.get("indexName", p["fieldName"]), "fieldName": p["fieldName"], "metricType": p.get("metricType", "")}
+           for p in req.get("indexParams", [])][:1]
+    load = st.client.get_load_state(body["collectionName"])["state"]
+    return ok({"collectionName": body["collectionName"], "collectionID": 0, "description": req.get("description", ""),
+               "autoId": bool(req["schema"].get("autoID")), "fields": fields, "functions": [], "aliases": [], "indexes": idx,
+               "load": "LoadStateLoaded" if "Loaded" in str(load) else "LoadStateNotLoad", "shardsNum": 1, "partitionsNum": 1,
+               "consistencyLevel": "Bounded", "enableDynamicField": bool(req["schema"].get("enableDynamicField")), "properties": []})
+
+
+# ---------------------------------------------------------------- rows
+
+def check_row_dynamic(st, name, row, static):
+    req = schema_of(st, name)
+    dyn = {k: v for k, v in row.items() if k not in static}
+    if dyn and not req["schema"].get("enableDynamicField"):
+        raise ApiError(1804, "has pass more field without dynamic schema, please check it")
+    if "$meta" in row:
+        raise ApiError(1804, "the field $meta is reserved for dynamic fields; it cannot be passed")
+    return dyn
+
+
+def engine_row(st, name, row, from_rest):
+    """Converts a REST/import row into what pymilvus inserts."""
+    out = {}
+    static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
+    for fname, f in static.items():
+        dt = f["dataType"]
+        if fname not in row:
+            if f.get("nullable"):
+                continue
+            if dt == "VarChar" and from_rest:
+                out[fname] = ""
+                continue
+            raise ApiError(1804, f"field {fname} is missing in the row")
+        v = row[fname]
+        if dt == "Int64":
+            try:
+                v = int(v)
+            except (TypeError, ValueError):
+                raise ApiError(1804, f"the {fname} field value {v!r} is not an Int64")
+        elif dt == "VarChar":
+            v = str(v)
+            ml = int(f["elementTypeParams"]["max_length"])
+            if len(v.encode()) > ml:
+                raise ApiError(1100, f"the length ({len(v.encode())}) of varchar field ({fname}) exceeds max length ({ml}): invalid parameter")
+        elif dt == "FloatVector":
+            dim = int(f["elementTypeParams"]["dim"])
+            if not isinstance(v, list) or len(v) != dim:
+                raise ApiError(1804, f"fail to deal with the vector field {fname}: dimension mismatch, expect {dim}")
+            v = [float(x) for x in v]
+        elif dt == "Float16Vector":
+            dim = int(f["elementTypeParams"]["dim"])
+            if isinstance(v, str):
+                raw = base64.b64decode(v)
+                if len(raw) != 2 * dim:
+                    raise ApiError(1804, f"fail to deal with the vector field {fname}: byte size mismatch")
+                v = np.frombuffer(raw, dtype="<f2")
+            elif isinstance(v, (bytes, bytearray)):
+                v = np.frombuffer(bytes(v), dtype="<f2")
+            else:
+                if len(v) != dim:
+                    raise ApiError(1804, f"fail to deal with the vector field {fname}: dimension mismatch, expect {dim}")
+                v = np.array(v, dtype=np.float32).astype(np.float16)
+        elif dt == "SparseFloatVector":
+            v = sparse_dict(v, fname)
+        out[fname] = v
+    dyn = check_row_dynamic(st, name, row, static)
+    for k, v in dyn.items():
+        if from_rest and v is None:
+            continue  # Milvus's REST insert drops a null dynamic value
+        out[k] = v
+    if dyn:
+        text = json.dumps({k: v for k, v in dyn.items()}, separators=(",", ":"), ensure_ascii=False)
+        if len(text.encode()) > JSON_MAX and from_rest:
+            raise ApiError(1100, f"the length ({len(text.encode())}) of dynamic field exceeds max length ({JSON_MAX}): invalid parameter")
+    return out
+
+
+def sparse_dict(v, fname):
+    if isinstance(v, str):
+        v = json.loads(v)
+    if isinstance(v, dict) and "indices" in v and "values" in v:
+        if len(v["indices"]) != len(v["values"]):
+            raise ApiError(1804, f"sparse field {fname}: indices and values differ in length")
+        d = {int(i): float(x) for i, x in zip(v["indices"], v["values"])}
+        if len(d) != len(v["indices"]):
+            raise ApiError(1804, f"sparse field {fname}: duplicate indices")
+    elif isinstance(v, dict):
+        d = {int(i): float(x) for i, x in v.items()}
+    else:
+        raise ApiError(1804, f"sparse field {fname}: not a sparse vector")
+    for i, x in d.items():
+        if x < 0 or i < 0 or i >= 2**32 - 1:
+            raise ApiError(1804, f"sparse field {fname}: negative value or index out of range")
+    return d
+
+
+def write_rows(st, body, upsert):
+    need(body, "collectionName", "data")
+    name = body["collectionName"]
+    schema_of(st, name)
+    if st.fault("rate_limit"):
+        raise ApiError(8, "rate limit exceeded[rate=0.1]")
+    rows = body["data"] if isinstance(body["data"], list) else [body["data"]]
+    conv = [engine_row(st, name, r, True) for r in rows]
+    pk = primary(st, name)
+    with st.lock:
+        if upsert:
+            res = st.client.upsert(name, conv)
+            return ok({"upsertCount": res["upsert_count"], "upsertIds": [r[pk] for r in conv]})
+        res = st.client.insert(name, conv)
+        return ok({"insertCount": res["insert_count"], "insertIds": [r[pk] for r in conv]})
+
+
+def primary(st, name):
+    for f in field_rows(schema_of(st, name)):
+        if f.get("isPrimary"):
+            return f["fieldName"]
+    return "id"
+
+
+def out_row(st, name, r, allow_int64):
+    static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
+    o = {}
+    for k, v in r.items():
+        dt = static.get(k, {}).get("dataType")
+        if dt == "Float16Vector":
+            raw = v[0] if isinstance(v, list) and v and isinstance(v[0], (bytes, bytearray)) else bytes(v)
+            o[k] = base64.b64encode(raw).decode()     # Go marshals []byte as base64
+        elif dt == "SparseFloatVector":
+            o[k] = {str(i): float(x) for i, x in v.items()}
+        elif dt == "FloatVector":
+            o[k] = [float(str(np.float32(x))) for x in v]  # Go prints float32 in its shortest form
+        elif dt == "Int64" and not allow_int64:
+            o[k] = str(v)
+        else:
+            o[k] = v
+    return o
+
+
+def query(st, body, allow_int64):
+    need(body, "collectionName")
+    name = body["collectionName"]
+    schema_of(st, name)
+    out = body.get("outputFields") or ["*"]
+    flt = body.get("filter", "")
+    if not str(st.client.get_load_state(name)["state"]).endswith("Loaded"):
+        raise ApiError(101, f"collection not loaded[collection={name}]")
+    cl = body.get("consistencyLevel", "Bounded")
+    if cl not in ("Strong", "Session", "Bounded", "Eventually", "Customized"):
+        raise ApiError(1100, f"consistencyLevel can only be [Strong, Session, Bounded, Eventually, Customized], default: Bounded: invalid parameter")
+    try:
+        with st.lock:
+            if any(o.lower() == "count(*)" for o in out):
+                r = st.client.query(name, filter=flt, output_fields=["count(*)"], consistency_level="Strong")
+                n = r[0]["count(*)"]
+                return ok([{"count(*)": n if allow_int64 else str(n)}])
+            limit = int(body.get("limit", 100))
+            offset = int(body.get("offset", 0))
+            if limit + offset > 16384:
+                raise ApiError(1100, "invalid max query result window, (offset+limit) should be in range [1, 16384]: invalid parameter")
+            r = st.client.query(name, filter=flt, output_fields=out, limit=limit, offset=offset, consistency_level="Strong")
+    except MilvusException as e:
+        raise ApiError(1100, f"{e.message}: invalid parameter")
+    return ok([out_row(st, name, dict(x), allow_int64) for x in r])
+
+
+def get(st, body, allow_int64):
+    need(body, "collectionName", "id")
+    name = body["collectionName"]
+    ids = body["id"] if isinstance(body["id"], list) else [body["id"]]
+    pk = primary(st, name)
+    flt = f"{pk} in {json.dumps(ids)}"
+    return query(st, {"collectionName": name, "filter": flt, "outputFields": body.get("outputFields") or ["*"], "limit": max(len(ids), 1)}, allow_int64)
+
+
+def delete(st, body):
+    need(body, "collectionName")
+    name = body["collectionName"]
+    schema_of(st, name)
+    flt = body.get("filter")
+    if not flt:
+        raise ApiError(1802, "missing required parameters, required parameters: [filter]")
+    with st.lock:
+        st.client.delete(name, filter=flt)
+    return ok({})
+
+
+# ---------------------------------------------------------------- import
+
+def check_parquet(st, name, table):
+    """Column rules of Milvus 2.5's Parquet import (reference §3)."""
+    static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
+    dynamic = bool(schema_of(st, name)["schema"].get("enableDynamicField"))
+    cols = {f.name: f.type for f in table.schema}
+    for c in cols:
+        if c not in static and not (c == "$meta" and dynamic):
+            raise ApiError(2100, f"the field: {c} is not in schema, if it's a dynamic field, please reformat data by bulk_writer: importing data failed")
+    for fname, f in static.items():
+        if fname not in cols:
+            if f.get("nullable"):
+                continue
+            raise ApiError(2100, f"no parquet field for milvus field '{fname}': importing data failed")
+        t, dt = cols[fname], f["dataType"]
+        def mismatch(name_t):
+            return ApiError(2100, f"field schema is not match, collection field dataType: {dt}, file field dataType:{name_t}: importing data failed")
+        if pa.types.is_large_string(t):
+            raise mismatch("large_utf8")
+        if pa.types.is_fixed_size_list(t):
+            raise mismatch("fixed_size_list")
+        if pa.types.is_large_list(t):
+            raise mismatch("large_list")
+        if dt in ("VarChar", "JSON", "SparseFloatVector") and not pa.types.is_string(t):
+            raise mismatch(str(t))
+        if dt == "Int64" and not pa.types.is_integer(t):
+            raise mismatch(str(t))
+        if dt == "FloatVector" and not (pa.types.is_list(t) and (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))):
+            raise mismatch(str(t))
+        if dt == "Float16Vector" and not ((pa.types.is_list(t) and t.value_type == pa.uint8()) or pa.types.is_binary(t)):
+            raise mismatch(str(t))
+    if "$meta" in cols and not pa.types.is_string(cols["$meta"]):
+        raise ApiError(2100, f"field schema is not match, collection field dataType: JSON, file field dataType:{'large_utf8' if pa.types.is_large_string(cols['$meta']) else cols['$meta']}: importing data failed")
+
+
+def import_rows(st, name, table):
+    static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
+    d = table.to_pydict()
+    n = table.num_rows
+    rows = []
+    for i in range(n):
+        row = {}
+        for fname, f in static.items():
+            if fname not in d:
+                continue
+            v = d[fname][i]
+            dt = f["dataType"]
+            if v is None:
+                raise ApiError(2100, f"the field '{fname}' has null value at row {i}: importing data failed")
+            if dt == "FloatVector":
+                dim = int(f["elementTypeParams"]["dim"])
+                if len(v) != dim:
+                    raise ApiError(2100, f"vector dimension mismatch: the number of elements in list is not aligned with dim, expect {dim}, actual {len(v)}: importing data failed")
+            if dt == "Float16Vector":
+                dim = int(f["elementTypeParams"]["dim"])
+                raw = bytes(v)
+                if len(raw) != 2 * dim:
+                    raise ApiError(2100, f"vector dimension mismatch: the number of bytes is not aligned with dim, expect {2 * dim}, actual {len(raw)}: importing data failed")
+                v = np.frombuffer(raw, dtype="<f2")
+            if dt == "SparseFloatVector":
+                v = sparse_dict(v, fname)
+            if dt == "VarChar":
+                ml = int(f["elementTypeParams"]["max_length"])
+                if len(v.encode()) > ml:
+                    raise ApiError(2100, f"value length {len(v.encode())} exceeds max_length {ml} for field '{fname}': importing data failed")
+            row[fname] = v
+        if "$meta" in d:
+            m = d["$meta"][i]
+            if m is None:
+                raise ApiError(2100, "unexpected end of JSON input: importing data failed")
+            try:
+                obj = json.loads(m)
+            except ValueError as e:
+                raise ApiError(2100, f"invalid JSON in $meta: {e}: importing data failed")
+            if not isinstance(obj, dict):
+                raise ApiError(2100, "the $meta value is not a JSON object: importing data failed")
+            for k, v in obj.items():
+                if k in static or k == "$meta":
+                    raise ApiError(2100, f"dynamic field name cannot include the static field name: {k}: importing data failed")
+                row[k] = v
+        rows.append(row)
+    return rows
+
+
+def run_job(st, job):
+    try:
+        if st.fault("stuck_import"):
+            job["state"], job["progress"] = "Importing", 42
+            return  # never finishes
+        time.sleep(0.2)
+        job["state"], job["progress"] = "Importing", 10
+        if st.fault("fail_import"):
+            raise ApiError(2100, "injected failure: importing data failed")
+        tables = []
+        for fs_, path, label in job["_files"]:
+            try:
+                with fs_.open_input_file(path) as f:
+                    table = pq.read_table(f)
+            except (OSError, pa.ArrowInvalid) as e:
+                raise ApiError(2100, f"failed to get file size of '{label}', error:{e}: importing data failed")
+            check_parquet(st, job["collectionName"], table)
+            tables.append((label, table))
+        total = sum(t.num_rows for _, t in tables)
+        job["totalRows"] = total
+        done = 0
+        staged = []
+        for label, t in tables:
+            staged.append((label, import_rows(st, job["collectionName"], t)))
+        # all files parsed: insert (a failed job imports nothing)
+        for label, rows in staged:
+            for i in range(0, len(rows), 1000):
+                with st.lock:
+                    st.client.insert(job["collectionName"], rows[i:i + 1000])
+                done += len(rows[i:i + 1000])
+                job["importedRows"] = done
+                job["progress"] = 10 + int(80 * done / max(total, 1))
+        job["state"], job["progress"], job["completeTime"] = "Completed", 100, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    except ApiError as e:
+        job["state"], job["reason"], job["importedRows"] = "Failed", e.message, 0
+    except Exception as e:  # engine errors become the job's reason
+        traceback.print_exc()
+        job["state"], job["reason"], job["importedRows"] = "Failed", f"{e}: importing data failed", 0
+    finally:
+        job["finishedAt"] = time.time()
+
+
+def create_import(st, body):
+    need(body, "collectionName")
+    name = body["collectionName"]
+    schema_of(st, name)
+    files = []
+    if "clusterId" in body or "volumeName" in body:   # Zilliz control plane
+        if body.get("volumeName"):
+            prefix = f"volumes/{body['volumeName']}/"
+            for group in body.get("dataPaths") or []:
+                for p in group:
+                    files.append((st.s3(), f"{st.args.bucket}/{prefix}{p}", p))
+        else:
+            for group in body.get("objectUrls") or ([[body["objectUrl"]]] if body.get("objectUrl") else []):
+                for url in group:
+                    m = re.match(r"^s3://([^/]+)/(.+)$", url)
+                    if not m:
+                        raise ApiError(1100, f"invalid object url {url}")
+                    files.append((st.s3(body.get("accessKey"), body.get("secretKey")), f"{m.group(1)}/{m.group(2)}", url))
+    else:
+        need(body, "files")
+        groups = [g for g in body["files"] if g]
+        if len(groups) > 1024:
+            raise ApiError(1100, "The max number of import files should not exceed 1024: invalid parameter")
+        for g in groups:
+            if len(g) != 1:
+                raise ApiError(1100, f"for Parquet import, accepts only one file, but got {len(g)}: invalid parameter")
+            if not g[0].endswith(".parquet") and not g[0].endswith(".json"):
+                raise ApiError(1100, f"unexpected file type, files={g}: invalid parameter")
+            files.append((st.s3(), f"{st.args.bucket}/{g[0]}", g[0]))
+    if not files:
+        raise ApiError(1802, "missing required parameters, required parameters: [files]")
+    with st.lock:
+        st.next_job += 1
+        job_id = ("job-" + uuid.uuid4().hex[:20]) if "clusterId" in body else str(st.next_job)
+    job = {"jobId": job_id, "collectionName": name, "state": "Pending", "progress": 0, "importedRows": 0, "totalRows": 0,
+           "fileSize": 0, "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "completeTime": "",
+           "_files": files, "fileNames": [f[2] for f in files]}
+    st.jobs[job_id] = job
+    threading.Thread(target=run_job, args=(st, job), daemon=True).start()
+    return ok({"jobId": job_id})
+
+
+def job_view(job):
+    v = {k: x for k, x in job.items() if not k.startswith("_") and k not in ("finishedAt", "fileNames")}
+    v["details"] = [{"fileName": n, "fileSize": 0, "progress": job["progress"], "state": job["state"],
+                     "importedRows": job["importedRows"], "totalRows": job["totalRows"], "completeTime": job["completeTime"]}
+                    for n in job["fileNames"]]
+    if not v.get("reason"):
+        v.pop("reason", None)
+    return v
+
+
+def find_job(st, body):
+    need(body, "jobId")
+    job = st.jobs.get(body["jobId"])
+    retention = st.faults.get("retention_s")
+    if job and retention is not None and job.get("finishedAt") and time.time() - job["finishedAt"] > retention:
+        st.jobs.pop(body["jobId"], None)
+        job = None
+    if job is None:
+        raise ApiError(2100, f"import job does not exist[jobID={body['jobId']}]")
+    return job
+
+
+def list_jobs(st, body):
+    recs = [{"jobId": j["jobId"], "collectionName": j["collectionName"], "state": j["state"], "progress": j["progress"],
+             **({"reason": j["reason"]} if j.get("reason") else {})}
+            for j in st.jobs.values() if not body.get("collectionName") or j["collectionName"] == body["collectionName"]]
+    return ok({"records": recs})
+
+
+def volume_apply(st, body):
+    need(body, "volumeName")
+    a = st.args
+    return ok({"volumeName": body["volumeName"], "volumePrefix": f"volumes/{body['volumeName']}/", "bucketName": a.bucket,
+               "endpoint": a.s3_endpoint, "cloud": "aws", "region": "us-east-1",
+               "credentials": {"tmpAK": a.s3_access_key, "tmpSK": a.s3_secret_key, "sessionToken": "",
+                               "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))},
+               "condition": {"maxContentLength": 10 * 2**30}})
+
+
+# ---------------------------------------------------------------- HTTP
+
+def route(st, path, body, allow_int64):
+    p = path.split("?", 1)[0]
+    c = st.client
+    name = body.get("collectionName")
+    table = {
+        "/v2/vectordb/collections/create": lambda: create_collection(st, body),
+        "/v2/vectordb/collections/has": lambda: (need(body, "collectionName"), ok({"has": name in st.schemas and c.has_collection(name)}))[1],
+        "/v2/vectordb/collections/list": lambda: ok(sorted(st.schemas)),
+        "/v2/vectordb/collections/describe": lambda: describe(st, body),
+        "/v2/vectordb/collections/drop": lambda: (need(body, "collectionName"), c.drop_collection(name) if name in st.schemas else None, st.schemas.pop(name, None), ok())[3],
+        "/v2/vectordb/collections/load": lambda: (schema_of(st, name), c.load_collection(name), ok())[2],
+        "/v2/vectordb/collections/release": lambda: (schema_of(st, name), c.release_collection(name), ok())[2],
+        "/v2/vectordb/collections/flush": lambda: (schema_of(st, name), ok())[1],
+        "/v2/vectordb/collections/get_load_state": lambda: (schema_of(st, name), ok({"loadState": "LoadStateLoaded", "loadProgress": 100}
+                                                            if str(c.get_load_state(name)["state"]).endswith("Loaded") else {"loadState": "LoadStateNotLoad"}))[1],
+        "/v2/vectordb/collections/get_stats": lambda: (schema_of(st, name), ok({"rowCount": c.get_collection_stats(name).get("row_count", 0)}))[1],
+        "/v2/vectordb/indexes/create": lambda: (schema_of(st, name), build_indexes(st, name, body.get("indexParams") or []), ok())[2],
+        "/v2/vectordb/entities/insert": lambda: write_rows(st, body, False),
+        "/v2/vectordb/entities/upsert": lambda: write_rows(st, body, True),
+        "/v2/vectordb/entities/query": lambda: query(st, body, allow_int64),
+        "/v2/vectordb/entities/get": lambda: get(st, body, allow_int64),
+        "/v2/vectordb/entities/delete": lambda: delete(st, body),
+        "/v2/vectordb/jobs/import/create": lambda: create_import(st, body),
+        "/v2/vectordb/jobs/import/get_progress": lambda: ok(job_view(find_job(st, body))),
+        "/v2/vectordb/jobs/import/describe": lambda: ok(job_view(find_job(st, body))),
+        "/v2/vectordb/jobs/import/getProgress": lambda: ok(job_view(find_job(st, body))),
+        "/v2/vectordb/jobs/import/list": lambda: list_jobs(st, body),
+        "/v2/volumes/apply": lambda: volume_apply(st, body),
+    }
+    if p not in table:
+        return None
+    return table[p]()
+
+
+def make_handler(st):
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def send(self, status, obj):
+            data = json.dumps(obj, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/healthz":
+                return self.send(200, {"status": "ok"})
+            self.send(404, {"message": "404 page not found"})
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n else b""
+            if self.path == "/__standin/faults":
+                with st.lock:
+                    st.faults.update(json.loads(raw or b"{}"))
+                return self.send(200, {"code": 0, "data": st.faults})
+            auth = self.headers.get("Authorization", "")
+            if st.args.token and auth != f"Bearer {st.args.token}":
+                return self.send(401, {"code": 1800, "message": "user hasn't authenticated"})
+            if st.fault("timeout"):
+                return self.send(408, {"code": 10001, "message": "request timeout"})
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError as e:
+                return self.send(200, {"code": 1801, "message": f"can only accept json format request, error: {e}"})
+            allow = self.headers.get("Accept-Type-Allow-Int64", "true").lower() != "false"
+            try:
+                r = route(st, self.path, body, allow)
+                if r is None:
+                    return self.send(404, {"message": "404 page not found"})
+                self.send(200, r)
+            except ApiError as e:
+                self.send(e.http, {"code": e.code, "message": e.message})
+            except MilvusException as e:
+                self.send(200, {"code": e.code if e.code else 65535, "message": e.message})
+            except Exception as e:
+                traceback.print_exc()
+                self.send(200, {"code": 65535, "message": str(e)})
+    return H
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--token", default="")
+    ap.add_argument("--s3-endpoint", required=True)
+    ap.add_argument("--s3-access-key", required=True)
+    ap.add_argument("--s3-secret-key", required=True)
+    ap.add_argument("--bucket", default="milvus-bucket")
+    ap.add_argument("--addr-file")
+    args = ap.parse_args()
+    st = State(args)
+    srv = ThreadingHTTPServer((args.host, args.port), make_handler(st))
+    addr = f"{args.host}:{srv.server_address[1]}"
+    if args.addr_file:
+        with open(args.addr_file, "w") as f:
+            f.write(addr)
+    print(f"milvus-standin listening on http://{addr}", flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+//! `qdrant-standin`: the Qdrant REST endpoints q2z uses, served from real Qdrant shards
+//! (qdrant-edge) with JSON shaped as a real Qdrant 1.19 answers, plus switchable faults.
+//!
+//! `qdrant-standin serve --snapshot-dir DIR` serves every `*.snapshot` file of DIR;
+//! `qdrant-standin generate --out DIR` writes the generated fixture collections as snapshots.
+
+mod faults;
+mod fixtures;
+mod routes;
+mod store;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Qdrant REST stand-in backed by qdrant-edge")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve collections over Qdrant's REST API.
+    Serve {
+        /// Address to listen on (loopback only by default; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Serve every *.snapshot file in these directories.
+        #[arg(long)]
+        snapshot_dir: Vec<PathBuf>,
+        /// Serve these snapshot files.
+        #[arg(long)]
+        snapshot: Vec<PathBuf>,
+        /// Working directory (unpacked shards, created snapshots).
+        #[arg(long)]
+        data: PathBuf,
+        /// Require this API key (`api-key` header or `Authorization: Bearer`).
+        #[arg(long, env = "QDRANT_STANDIN_API_KEY")]
+        api_key: Option<String>,
+        /// Write the bound address to this file once listening.
+        #[arg(long)]
+        addr_file: Option<PathBuf>,
+    },
+    /// Generate the fixture collections as collection snapshot files.
+    Generate {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also generate a bulk collection with this many points (benchmarks).
+        #[arg(long, default_value_t = 0)]
+        bulk_points: usize,
+        /// Dimension of the bulk collection's vector.
+        #[arg(long, default_value_t = 768)]
+        bulk_dim: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Serve { listen, snapshot_dir, snapshot, data, api_key, addr_file } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(routes::serve(routes::ServeConfig { listen, snapshot_dirs: snapshot_dir, snapshots: snapshot, data, api_key, addr_file }))
+        }
+        Cmd::Generate { out, bulk_points, bulk_dim } => fixtures::generate(&out, bulk_points, bulk_dim),
+    };
+    if let Err(e) = result {
+        eprintln!("qdrant-standin: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,242 @@
+//! Import into the Milvus REST v2 stand-in (Milvus Lite 2.5.1 engine) through the S3 stand-in:
+//! both modes, verification, corruption + repair, failed/forgotten jobs, kills, bad input.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn milvus_post(path: &str, body: Value) -> Value {
+    let url = standin("Q2Z_MILVUS_URL");
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/v2/vectordb/{path}"))
+        .bearer_auth(standin("Q2Z_MILVUS_TOKEN"))
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn target_count(name: &str) -> u64 {
+    let v = milvus_post("entities/query", json!({"collectionName": name, "filter": "", "outputFields": ["count(*)"], "consistencyLevel": "Strong"}));
+    assert_eq!(v["code"], 0, "{v}");
+    let c = &v["data"][0]["count(*)"];
+    c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok())).unwrap()
+}
+
+fn stage_export(stage: &Path, prefix: &str, collections: &[&str], extra: &[&str]) {
+    let url = standin("Q2Z_QDRANT_URL");
+    let mut args = vec!["export", "--qdrant-url", &url, "--stage", stage.to_str().unwrap(), "--target-prefix", prefix, "--page-size", "64"];
+    for c in collections {
+        args.push("-c");
+        args.push(c);
+    }
+    args.extend_from_slice(extra);
+    let (code, out, err) = run_q2z(&args);
+    assert_eq!(code, 0, "export: {out}{err}");
+}
+
+fn import_args(stage: &Path, mode: &str) -> Vec<String> {
+    vec![
+        "import".into(),
+        "--stage".into(),
+        stage.to_str().unwrap().into(),
+        "--milvus-url".into(),
+        standin("Q2Z_MILVUS_URL"),
+        "--mode".into(),
+        mode.into(),
+        "--s3-endpoint".into(),
+        standin("Q2Z_S3_ENDPOINT"),
+        "--s3-bucket".into(),
+        standin("Q2Z_S3_BUCKET"),
+        "--sample".into(),
+        "400".into(),
+    ]
+}
+
+fn import(stage: &Path, mode: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut a = import_args(stage, mode);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    run_q2z(&refs)
+}
+
+fn verify(stage: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["verify", "--stage", stage.to_str().unwrap(), "--milvus-url"];
+    let url = standin("Q2Z_MILVUS_URL");
+    a.push(&url);
+    a.extend_from_slice(extra);
+    run_q2z(&a)
+}
+
+const COLLS: [&str; 5] = ["fx_named", "fx_uuid_mixed", "fx_empty", "gen_named", "gen_ints"];
+
+fn expected(c: &str) -> u64 {
+    scroll_all(c).len() as u64
+}
+
+#[test]
+fn bulk_import_migrates_every_collection_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "bulk_", &COLLS, &[]);
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
+    for c in COLLS {
+        assert_eq!(target_count(&format!("bulk_{c}")), expected(c), "{c}");
+    }
+    // Running the same command again sends nothing twice.
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for c in COLLS {
+        assert_eq!(target_count(&format!("bulk_{c}")), expected(c), "{c} after rerun");
+    }
+    // Field-by-field: a point with nulls, unicode and escaped keys reads back as staged.
+    let v = milvus_post("entities/query", json!({"collectionName": "bulk_fx_uuid_mixed", "filter": "id in [\"9223372036854775813\"]", "outputFields": ["*"], "limit": 5}));
+    let row = &v["data"][0];
+    let src = fixture_points("fx_uuid_mixed").into_iter().find(|p| p["id"] == json!(9223372036854775813u64)).unwrap();
+    for (k, val) in src["payload"].as_object().unwrap() {
+        let key = if k == "id" || k == "vector" { format!("{k}_") } else { k.clone() };
+        assert_eq!(&row[&key], val, "payload key {k}");
+    }
+}
+
+#[test]
+fn upsert_import_migrates_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "ups_", &COLLS, &[]);
+    milvus_faults(json!({"rate_limit": 2, "timeout": 1}));
+    let (code, out, err) = import(dir.path(), "upsert", &["--batch-bytes", "20000"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
+    for c in COLLS {
+        assert_eq!(target_count(&format!("ups_{c}")), expected(c), "{c}");
+    }
+}
+
+#[test]
+fn verify_finds_corrupted_chunks_and_repair_fixes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "rep_", &["gen_ints"], &["--max-file-bytes", "20000", "--ranges", "3"]);
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Delete some rows, and insert duplicates of others.
+    let del = milvus_post("entities/delete", json!({"collectionName": "rep_gen_ints", "filter": "id in [2, 3, 4]"}));
+    assert_eq!(del["code"], 0, "{del}");
+    let dup = milvus_post("entities/query", json!({"collectionName": "rep_gen_ints", "filter": "id >= 500 and id <= 505", "outputFields": ["*"], "limit": 10}));
+    let rows: Vec<Value> = dup["data"].as_array().unwrap().clone();
+    assert!(!rows.is_empty());
+    let ins = milvus_post("entities/insert", json!({"collectionName": "rep_gen_ints", "data": rows}));
+    assert_eq!(ins["code"], 0, "{ins}");
+    let (code, out, _) = verify(dir.path(), &[]);
+    assert_eq!(code, 3, "{out}");
+    let bad: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("chunk ")).collect();
+    assert_eq!(bad.len(), 2, "exactly the two damaged chunks: {out}");
+    let (code, out, err) = verify(dir.path(), &["--repair"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target_count("rep_gen_ints"), expected("gen_ints"));
+}
+
+#[test]
+fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "job_", &["gen_named"], &["--max-file-bytes", "30000"]);
+    milvus_faults(json!({"fail_import": 1}));
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target_count("job_gen_named"), expected("gen_named"));
+    // A kill between "job created" and "job id recorded": the ledger says Submitting, no id.
+    let ledger_path = dir.path().join("import-state.json");
+    let mut ledger: Value = serde_json::from_str(&std::fs::read_to_string(&ledger_path).unwrap()).unwrap();
+    for t in ledger["targets"].as_object_mut().unwrap().values_mut() {
+        for c in t["gen_named"]["chunks"].as_object_mut().unwrap().values_mut() {
+            c["state"] = json!("submitting");
+            c.as_object_mut().unwrap().remove("job");
+        }
+    }
+    std::fs::write(&ledger_path, serde_json::to_vec(&ledger).unwrap()).unwrap();
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target_count("job_gen_named"), expected("gen_named"), "no chunk imported twice");
+    // A job the server has forgotten (past retention): settled by counting.
+    for t in ledger["targets"].as_object_mut().unwrap().values_mut() {
+        for c in t["gen_named"]["chunks"].as_object_mut().unwrap().values_mut() {
+            c["state"] = json!("importing");
+            c["job"] = json!("999999999");
+        }
+    }
+    std::fs::write(&ledger_path, serde_json::to_vec(&ledger).unwrap()).unwrap();
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target_count("job_gen_named"), expected("gen_named"), "no chunk imported twice");
+}
+
+#[test]
+fn kill_9_during_import_then_rerun_gives_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "kill_", &["gen_kill"], &["--max-file-bytes", "15000", "--ranges", "4"]);
+    let args = import_args(dir.path(), "bulk");
+    let mut kills = 0;
+    for i in 0..10u64 {
+        let mut child = Command::new(q2z_bin())
+            .args(&args)
+            .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
+            .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
+            .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200 + rand::random::<u64>() % 500 + i * 30));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 5, "the import finished before 5 kills (kills: {kills})");
+    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(target_count("kill_gen_kill"), expected("gen_kill"));
+}
+
+#[test]
+fn bad_input_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "bad_", &["fx_uuid_mixed"], &[]);
+    // Wrong token.
+    let mut a = import_args(dir.path(), "upsert");
+    a.extend(["--token".to_string(), "root:wrong".to_string()]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, _, err) = run_q2z(&refs);
+    assert_ne!(code, 0);
+    assert!(err.contains("rejected the credentials") && err.contains("--token"), "{err}");
+    assert!(!err.contains("root:wrong"), "token echoed: {err}");
+    // A damaged staged file is never imported.
+    let m = q2z::stage::manifest::Manifest::load(dir.path()).unwrap().unwrap();
+    let file = dir.path().join(&m.collections["fx_uuid_mixed"].chunks[0].file);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, _, err) = import(dir.path(), "bulk", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("damaged") && err.contains("part-"), "{err}");
+    // A name clash without a choice.
+    let other = tempfile::tempdir().unwrap();
+    stage_export(other.path(), "bad_", &["fx_empty"], &[]);
+    let (code, _, err) = import(other.path(), "upsert", &[]);
+    assert_eq!(code, 0, "{err}");
+    let third = tempfile::tempdir().unwrap();
+    stage_export(third.path(), "bad_", &["fx_empty"], &[]);
+    let (code, _, err) = import(third.path(), "upsert", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--into-existing") && err.contains("--drop-existing"), "{err}");
+    let (code, _, err) = import(third.path(), "upsert", &["--into-existing"]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -1,0 +1,145 @@
+//! Live export from the Qdrant stand-in: every staged value equals the source; faults and
+//! kill -9 at random moments still end with every point staged exactly once.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn export(stage: &std::path::Path, collection: &str, extra: &[&str]) -> (i32, String, String) {
+    let url = standin("Q2Z_QDRANT_URL");
+    let mut args = vec!["export", "--qdrant-url", &url, "--stage", stage.to_str().unwrap(), "-c", collection];
+    args.extend_from_slice(extra);
+    run_q2z(&args)
+}
+
+#[test]
+fn real_fixtures_export_live_and_match_server_json() {
+    for c in ["fx_named", "fx_uuid_mixed", "fx_empty"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out, err) = export(dir.path(), c, &["--page-size", "50", "--ranges", "3"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (rows, mapping, _) = staged_rows(dir.path(), c);
+        assert_rows_match(&fixture_points(c), &rows, &mapping);
+    }
+}
+
+#[test]
+fn generated_collections_export_live_and_match_source() {
+    for c in ["gen_ints", "gen_mixed_ids", "gen_named", "gen_empty"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out, err) = export(dir.path(), c, &["--page-size", "64", "--ranges", "4", "--workers", "3"]);
+        assert_eq!(code, 0, "{c}: {out}{err}");
+        let (rows, mapping, _) = staged_rows(dir.path(), c);
+        assert_rows_match(&scroll_all(c), &rows, &mapping);
+    }
+}
+
+#[test]
+fn live_and_snapshot_exports_are_row_for_row_identical() {
+    let live = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(live.path(), "fx_named", &["--ranges", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let snap = tempfile::tempdir().unwrap();
+    let file = fixtures().join("fx_named.collection.snapshot");
+    let (code, _, err) = run_q2z(&["export", "--snapshot", file.to_str().unwrap(), "--as", "fx_named", "--stage", snap.path().to_str().unwrap(), "--ranges", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let (a, ma, _) = staged_rows(live.path(), "fx_named");
+    let (b, mb, _) = staged_rows(snap.path(), "fx_named");
+    assert_eq!(ma, mb, "same mapping");
+    assert_eq!(a, b, "same rows");
+}
+
+#[test]
+fn kill_9_at_random_moments_then_rerun_stages_each_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().to_str().unwrap().to_string();
+    let url = standin("Q2Z_QDRANT_URL");
+    let args = ["export", "--qdrant-url", &url, "--stage", &stage, "-c", "gen_kill", "--page-size", "20", "--max-file-bytes", "6000", "--ranges", "3", "--workers", "2"];
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 15}}));
+    let mut kills = 0;
+    let mut finished_early = false;
+    for i in 0..8u64 {
+        let mut child = Command::new(q2z_bin())
+            .args(args)
+            .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
+            .env("Q2Z_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + rand::random::<u64>() % 400 + i * 20));
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success(), "export failed on its own");
+                finished_early = true;
+                break;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    assert!(kills >= 5 || finished_early, "killed {kills} times");
+    assert!(kills >= 5, "the export finished before 5 kills; make it slower (kills: {kills})");
+    let (code, out, err) = run_q2z(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let (rows, mapping, total) = staged_rows(dir.path(), "gen_kill");
+    assert_eq!(total as usize, rows.len(), "no point staged twice");
+    assert_rows_match(&scroll_all("gen_kill"), &rows, &mapping);
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(dir.path(), "gen_manhattan", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Manhattan") && err.contains("--manhattan-as"), "{err}");
+    let (code, _, err) = export(dir.path(), "gen_five_vectors", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--exclude-vector") && err.contains("limit of 4"), "{err}");
+    let (code, _, err) = export(dir.path(), "gen_multivector", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("multivector") && err.contains("--multivector first"), "{err}");
+    let (code, _, err) = export(dir.path(), "no_such_collection", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("does not exist") && err.contains("fx_named"), "{err}");
+    let (code, _, err) = run_q2z(&["export", "--qdrant-url", &standin("Q2Z_QDRANT_URL"), "--api-key", "wrong", "--stage", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("rejected the credentials") && err.contains("--api-key"), "{err}");
+    assert!(!err.contains("wrong"), "the key must not be echoed: {err}");
+    let (code, _, err) = run_q2z(&["export", "--qdrant-url", "http://127.0.0.1:1", "--stage", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach Qdrant"), "{err}");
+    let (code, _, err) = export(dir.path(), "gen_big_payload", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("point 3") && err.contains("65,536"), "{err}");
+}
+
+#[test]
+fn choices_make_the_refused_collections_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(dir.path(), "gen_manhattan", &["--manhattan-as", "L2"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(dir.path(), "gen_five_vectors", &["--exclude-vector", "e"]);
+    assert_eq!(code, 0, "{err}");
+    let (rows, mapping, _) = staged_rows(dir.path(), "gen_five_vectors");
+    assert_eq!(rows.len(), 10);
+    assert_eq!(mapping.vectors.len(), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(dir.path(), "gen_multivector", &["--multivector", "first"]);
+    assert_eq!(code, 0, "{err}");
+    let (rows, _, _) = staged_rows(dir.path(), "gen_multivector");
+    let src = scroll_all("gen_multivector");
+    for p in &src {
+        let row = &rows[&p["id"].to_string()];
+        let first: Vec<f32> = p["vector"]["colbert"][0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let got: Vec<f32> = row["colbert"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!(got, first);
+    }
+}

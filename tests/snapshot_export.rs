@@ -1,0 +1,60 @@
+//! Offline export of the real Qdrant 1.19 snapshots: every staged value equals the server's JSON.
+
+mod common;
+
+use common::*;
+use q2z::export::{ExportOptions, export};
+use q2z::source::SharedSource;
+use q2z::source::snapshot::open_snapshot;
+use q2z::stage::manifest::{Manifest, SourceInfo};
+use std::sync::Arc;
+
+fn export_snapshot(file: &str, name: &str, ranges: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join("stage");
+    let snap = open_snapshot(&fixtures().join(file), Some(name), &dir.path().join("scratch")).unwrap();
+    let sources: Vec<SharedSource> = vec![Arc::new(snap)];
+    let opts = ExportOptions { stage, ranges, workers: 2, page_size: 40, quiet: true, ..Default::default() };
+    let reports = export(&sources, SourceInfo::Snapshot { files: vec![] }, &opts).unwrap();
+    assert_eq!(reports[0].staged_rows, reports[0].source_count_at_start);
+    dir
+}
+
+#[test]
+fn collection_snapshots_match_server_json() {
+    for (c, ranges) in [("fx_named", 3), ("fx_uuid_mixed", 2), ("fx_empty", 1)] {
+        let dir = export_snapshot(&format!("{c}.collection.snapshot"), c, ranges);
+        let (rows, mapping, total) = staged_rows(&dir.path().join("stage"), c);
+        let points = fixture_points(c);
+        assert_eq!(total as usize, points.len(), "{c}: staged rows");
+        assert_rows_match(&points, &rows, &mapping);
+    }
+}
+
+#[test]
+fn shard_snapshots_match_server_json() {
+    for c in ["fx_named", "fx_uuid_mixed"] {
+        let dir = export_snapshot(&format!("{c}.shard0.snapshot"), c, 2);
+        let (rows, mapping, _) = staged_rows(&dir.path().join("stage"), c);
+        assert_rows_match(&fixture_points(c), &rows, &mapping);
+    }
+}
+
+#[test]
+fn mapping_follows_design_defaults() {
+    let dir = export_snapshot("fx_uuid_mixed.collection.snapshot", "fx_uuid_mixed", 1);
+    let m = Manifest::load(&dir.path().join("stage")).unwrap().unwrap();
+    let e = &m.collections["fx_uuid_mixed"];
+    // UUIDs and 2^63+5 force a VarChar key; uint8 becomes FloatVector with L2.
+    assert_eq!(e.mapping.id_kind, q2z::transform::mapping::IdKind::VarChar);
+    assert_eq!(e.mapping.vectors[0].field, "vector");
+    assert_eq!(e.mapping.vectors[0].metric, "L2");
+    let dir = export_snapshot("fx_named.collection.snapshot", "fx_named", 1);
+    let m = Manifest::load(&dir.path().join("stage")).unwrap().unwrap();
+    let e = &m.collections["fx_named"];
+    assert_eq!(e.mapping.id_kind, q2z::transform::mapping::IdKind::Int64);
+    let kinds: Vec<_> = e.mapping.vectors.iter().map(|v| (v.field.as_str(), v.kind.milvus_name(), v.metric.as_str())).collect();
+    assert_eq!(kinds, vec![("image", "Float16Vector", "IP"), ("text", "FloatVector", "COSINE"), ("keywords", "SparseFloatVector", "IP")]);
+    assert_eq!(e.mapping.vectors[1].index_params["M"], 20);
+    assert_eq!(e.mapping.vectors[1].index_params["efConstruction"], 128);
+}
