@@ -229,7 +229,7 @@ pub fn upsert_chunk(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &
     let target = &entry.mapping.target;
     let mut batch: Vec<Map<String, Value>> = Vec::new();
     let mut bytes = 0usize;
-    let mut flush = |batch: &mut Vec<Map<String, Value>>, bytes: &mut usize| -> Result<()> {
+    let flush = |batch: &mut Vec<Map<String, Value>>, bytes: &mut usize| -> Result<()> {
         if !batch.is_empty() {
             milvus.upsert(target, batch)?;
             progress.inc(batch.len() as u64);

@@ -128,36 +128,58 @@ fn inspect(file: &Path) -> Result<Layout> {
     }
 }
 
-/// Copies the entries under `<shard>/` of a collection snapshot into a shard-snapshot tar.
-pub fn repack_shard(file: &Path, shard: u32, out: &Path) -> Result<Option<Value>> {
-    let f = File::open(file).map_err(|e| Error::io(file, e))?;
-    let mut ar = tar::Archive::new(BufReader::new(f));
-    let outf = File::create(out).map_err(|e| Error::io(out, e))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(outf));
-    let prefix = PathBuf::from(shard.to_string());
-    let mut config = None;
-    for entry in ar.entries().map_err(|e| snap_err(file, e.to_string()))? {
-        let mut entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e})")))?;
-        let p = safe_entry_path(file, &entry.path().map_err(|e| snap_err(file, e.to_string()))?)?;
-        if p == Path::new("config.json") {
-            let mut s = String::new();
-            entry.read_to_string(&mut s).map_err(|e| Error::io(file, e))?;
-            config = Some(serde_json::from_str(&s).map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?);
-            continue;
+/// Unpacks a tar into `dest`, refusing links and entries that would escape it.
+/// Sparse entries (Qdrant's preallocated mmap files) stay sparse on disk.
+fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    let mut ar = tar::Archive::new(reader);
+    for entry in ar.entries().map_err(|e| snap_err(file, format!("not a tar archive ({e})")))? {
+        let mut entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e}); copy the snapshot again and check its sha256")))?;
+        let kind = entry.header().entry_type();
+        let p = entry.path().map_err(|e| snap_err(file, e.to_string()))?.into_owned();
+        safe_entry_path(file, &p)?;
+        if kind.is_symlink() || kind.is_hard_link() {
+            return Err(snap_err(file, format!("refusing link entry '{}'; Qdrant snapshots hold no links", p.display())));
         }
-        let Ok(rel) = p.strip_prefix(&prefix) else { continue };
-        if rel.as_os_str().is_empty() {
-            continue;
+        let ok = entry.unpack_in(dest).map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
+        if !ok {
+            return Err(snap_err(file, format!("refusing tar entry '{}' outside the work directory", p.display())));
         }
-        let mut header = entry.header().clone();
-        let size = entry.size();
-        header.set_size(size);
-        builder
-            .append_data(&mut header, rel, &mut entry)
-            .map_err(|e| Error::io(out, e))?;
     }
-    builder.into_inner().map_err(|e| Error::io(out, e))?;
-    Ok(config)
+    Ok(())
+}
+
+/// Turns a shard directory of a collection snapshot (segments packed as `segments/<id>.tar`
+/// holding `snapshot/files/...`) into the directory layout `EdgeShard::load` reads.
+fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
+    let segs = shard_dir.join("segments");
+    let Ok(rd) = std::fs::read_dir(&segs) else { return Ok(()) };
+    for e in rd {
+        let p = e.map_err(|e| Error::io(&segs, e))?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(id) = name.strip_suffix(".tar") else { continue };
+        let dir = segs.join(id);
+        let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
+        unpack_safe(file, BufReader::new(f), &dir)?;
+        std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        let inner = dir.join("snapshot");
+        if inner.is_dir() {
+            for sub in ["db_backup", "payload_index_db_backup"] {
+                if inner.join(sub).exists() {
+                    return Err(snap_err(file, "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot"));
+                }
+            }
+            let files = inner.join("files");
+            let from = if files.is_dir() { files } else { inner.clone() };
+            for x in std::fs::read_dir(&from).map_err(|e| Error::io(&from, e))? {
+                let x = x.map_err(|e| Error::io(&from, e))?;
+                let to = dir.join(x.file_name());
+                std::fs::rename(x.path(), &to).map_err(|e| Error::io(&to, e))?;
+            }
+            std::fs::remove_dir_all(&inner).map_err(|e| Error::io(&inner, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a snapshot file: validates it, unpacks it under `scratch` and loads every shard.
@@ -171,15 +193,15 @@ pub fn open_snapshot(file: &Path, name: Option<&str>, scratch: &Path) -> Result<
     let mut config_json = None;
     match layout {
         Layout::Collection(ids) => {
+            let raw = work.path().join("raw");
+            let f = File::open(file).map_err(|e| Error::io(file, e))?;
+            unpack_safe(file, BufReader::new(f), &raw)?;
+            let cfg_path = raw.join("config.json");
+            let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+            config_json = Some(serde_json::from_str(&text).map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?);
             for id in ids {
-                let tar_path = work.path().join(format!("shard-{id}.tar"));
-                let cfg = repack_shard(file, id, &tar_path)?;
-                if config_json.is_none() {
-                    config_json = cfg;
-                }
-                let dir = work.path().join(format!("shard-{id}"));
-                EdgeShard::unpack_snapshot(&tar_path, &dir).map_err(edge_err)?;
-                std::fs::remove_file(&tar_path).map_err(|e| Error::io(&tar_path, e))?;
+                let dir = raw.join(id.to_string());
+                unpack_segments(file, &dir)?;
                 shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
             }
         }

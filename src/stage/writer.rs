@@ -61,7 +61,8 @@ impl ChunkWriter {
         let rows_per_group = (ROW_GROUP_BYTES / row_bytes.max(1)).clamp(1_000, 1_000_000);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).map_err(|e| Error::format("zstd level", e))?))
-            .set_max_row_group_size(rows_per_group)
+            .set_max_row_group_row_count(Some(rows_per_group))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .set_created_by(format!("q2z {}", env!("CARGO_PKG_VERSION")))
             .build();
         // No embedded Arrow schema: Milvus 2.3-2.5 read the Parquet types alone.

@@ -396,10 +396,7 @@ async fn shard_snapshot(State(s): State<Shared>, UrlPath((name, shard)): UrlPath
         let colls = s.colls.read().expect("lock");
         let Some(sv) = colls.get(&name) else { return not_found(&name, t) };
         let Some(sh) = sv.coll.shards.get(shard) else { return err(StatusCode::NOT_FOUND, &format!("Not found: Shard {shard} not found"), t) };
-        let r = match &sv.origin {
-            Some(origin) => q2z::source::snapshot::repack_shard(origin, shard as u32, &tmp).map(|_| ()).map_err(|e| e.to_string()),
-            None => store::write_shard_snapshot(sh, &tmp).map_err(|e| e.to_string()),
-        };
+        let r = store::write_shard_snapshot(sh, &tmp).map_err(|e| e.to_string());
         if let Err(e) = r {
             return err(StatusCode::INTERNAL_SERVER_ERROR, &e, t);
         }
