@@ -57,11 +57,11 @@ fn kill_9_at_random_moments_then_rerun_stages_each_point_once() {
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().to_str().unwrap().to_string();
     let url = standin("Q2Z_QDRANT_URL");
-    let args = ["export", "--qdrant-url", &url, "--stage", &stage, "-c", "gen_kill", "--page-size", "20", "--max-file-bytes", "6000", "--ranges", "3", "--workers", "2"];
-    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 15}}));
+    let args = ["export", "--qdrant-url", &url, "--stage", &stage, "-c", "gen_kill", "--page-size", "10", "--max-file-bytes", "6000", "--ranges", "3", "--workers", "2"];
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 40}}));
     let mut kills = 0;
     let mut finished_early = false;
-    for i in 0..8u64 {
+    for i in 0..12u64 {
         let mut child = Command::new(q2z_bin())
             .args(args)
             .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))

@@ -83,6 +83,6 @@ pub fn for_each_batch(path: &Path, m: &CollectionMapping, batch_rows: usize, mut
 
 /// A float32 as a JSON number without widening noise (`0.1f32` stays `0.1`).
 pub fn f32_json(x: f32) -> Value {
-    // Rust prints the shortest text that reads back as the same f32.
-    format!("{x}").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+    // serde_json prints an f32 with ryu's shortest round-trip text, as Qdrant's server does.
+    serde_json::to_string(&x).unwrap_or_default().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
 }
