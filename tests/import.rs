@@ -83,7 +83,7 @@ fn expected(c: &str) -> u64 {
 fn bulk_import_migrates_every_collection_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "bulk_", &COLLS, &[]);
-    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
     for c in COLLS {
@@ -110,7 +110,7 @@ fn upsert_import_migrates_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "ups_", &COLLS, &[]);
     milvus_faults(json!({"rate_limit": 2, "timeout": 1}));
-    let (code, out, err) = import(dir.path(), "upsert", &["--batch-bytes", "20000"]);
+    let (code, out, err) = import(dir.path(), "upsert", &["--batch-bytes", "20000", "--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
     for c in COLLS {
@@ -122,7 +122,7 @@ fn upsert_import_migrates_and_verifies() {
 fn verify_finds_corrupted_chunks_and_repair_fixes_them() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "rep_", &["gen_ints"], &["--max-file-bytes", "20000", "--ranges", "3"]);
-    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     // Delete some rows, and insert duplicates of others.
     let del = milvus_post("entities/delete", json!({"collectionName": "rep_gen_ints", "filter": "id in [2, 3, 4]"}));
@@ -136,7 +136,7 @@ fn verify_finds_corrupted_chunks_and_repair_fixes_them() {
     assert_eq!(code, 3, "{out}");
     let bad: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("chunk ")).collect();
     assert_eq!(bad.len(), 2, "exactly the two damaged chunks: {out}");
-    let (code, out, err) = verify(dir.path(), &["--repair"]);
+    let (code, out, err) = verify(dir.path(), &["--repair", "--s3-endpoint", &standin("Q2Z_S3_ENDPOINT"), "--s3-bucket", &standin("Q2Z_S3_BUCKET")]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("rep_gen_ints"), expected("gen_ints"));
 }
@@ -146,7 +146,7 @@ fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "job_", &["gen_named"], &["--max-file-bytes", "30000"]);
     milvus_faults(json!({"fail_import": 1}));
-    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("job_gen_named"), expected("gen_named"));
     // A kill between "job created" and "job id recorded": the ledger says Submitting, no id.
@@ -179,7 +179,8 @@ fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
 fn kill_9_during_import_then_rerun_gives_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "kill_", &["gen_kill"], &["--max-file-bytes", "15000", "--ranges", "4"]);
-    let args = import_args(dir.path(), "bulk");
+    let mut args = import_args(dir.path(), "bulk");
+    args.push("--drop-existing".into());
     let mut kills = 0;
     for i in 0..10u64 {
         let mut child = Command::new(q2z_bin())
@@ -191,7 +192,7 @@ fn kill_9_during_import_then_rerun_gives_exact_counts() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(200 + rand::random::<u64>() % 500 + i * 30));
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 900 + i * 150));
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -200,7 +201,7 @@ fn kill_9_during_import_then_rerun_gives_exact_counts() {
         kills += 1;
     }
     assert!(kills >= 5, "the import finished before 5 kills (kills: {kills})");
-    let (code, out, err) = import(dir.path(), "bulk", &[]);
+    let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("kill_gen_kill"), expected("gen_kill"));
 }
@@ -230,7 +231,7 @@ fn bad_input_is_refused_with_the_fix() {
     // A name clash without a choice.
     let other = tempfile::tempdir().unwrap();
     stage_export(other.path(), "bad_", &["fx_empty"], &[]);
-    let (code, _, err) = import(other.path(), "upsert", &[]);
+    let (code, _, err) = import(other.path(), "upsert", &["--drop-existing"]);
     assert_eq!(code, 0, "{err}");
     let third = tempfile::tempdir().unwrap();
     stage_export(third.path(), "bad_", &["fx_empty"], &[]);

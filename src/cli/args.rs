@@ -275,10 +275,13 @@ pub struct VerifyArgs {
     pub stage_only: bool,
     #[command(flatten)]
     pub target: Option<TargetArgs>,
+    /// The bucket used by a bulk import, for --repair to re-send chunks the same way.
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Points compared field by field.
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
-    /// Delete and re-send the chunks whose counts differ.
+    /// Delete and re-send the chunks whose counts differ (the same way they were imported).
     #[arg(long)]
     pub repair: bool,
     /// Print a JSON report.

@@ -137,23 +137,45 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
     }
     let t = a.target.as_ref().expect("checked");
     let m = milvus(t);
-    let state = crate::stage::import_state::ImportState::load(&a.stage)?;
+    let mut state = crate::stage::import_state::ImportState::load(&a.stage)?;
+    let mode_of = |state: &crate::stage::import_state::ImportState, name: &str| {
+        state.targets.get(m.url()).and_then(|c| c.get(name)).and_then(|l| l.mode.clone()).unwrap_or_else(|| "bulk".into())
+    };
     let mut reports = Vec::new();
+    let mut repaired = Vec::new();
     for (name, e) in &manifest.collections {
-        let upsert = state.targets.get(m.url()).and_then(|c| c.get(name)).and_then(|l| l.mode.as_deref()) == Some("upsert");
-        let mut r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
+        let upsert = mode_of(&state, name) == "upsert";
+        let r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
         if a.repair && !r.bad_chunks.is_empty() {
-            let progress = crate::progress::Progress::new(&format!("repair {name}"), r.bad_chunks.iter().map(|c| c.staged).sum(), "rows", a.json);
+            let ledger = state.targets.entry(m.url().to_string()).or_default().entry(name.clone()).or_default();
             for bad in &r.bad_chunks {
                 let c = e.chunks.iter().find(|c| c.file == bad.file).expect("chunk of the manifest");
                 crate::import::delete_chunk(&m, &a.stage, e, c)?;
-                crate::import::upsert_chunk(&m, &a.stage, e, c, 8 << 20, &progress)?;
-                eprintln!("repaired {}: deleted its key range and sent its {} rows again", c.file, c.rows);
+                let l = ledger.chunks.entry(c.file.clone()).or_default();
+                l.state = if l.key.is_some() { crate::stage::import_state::ChunkState::Uploaded } else { crate::stage::import_state::ChunkState::Pending };
+                l.job = None;
+                l.attempts = 0;
+                eprintln!("repair: deleted the key range of {} ({} rows staged, {} found); sending it again", c.file, bad.staged, bad.target);
             }
-            m.flush(&e.mapping.target)?;
-            r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
+            ledger.created = true;
+            state.save(&a.stage)?;
+            repaired.push(name.clone());
+        } else {
+            reports.push(r);
         }
-        reports.push(r);
+    }
+    drop(state);
+    if !repaired.is_empty() {
+        let state = crate::stage::import_state::ImportState::load(&a.stage)?;
+        for name in repaired {
+            let mode = if mode_of(&state, &name) == "upsert" { ModeArg::Upsert } else { ModeArg::Bulk };
+            if mode == ModeArg::Bulk && a.storage.s3_bucket.is_none() {
+                bail!("collection {name} was bulk-imported: pass the same --s3-endpoint / --s3-bucket (and keys) to --repair so the bad chunks are re-sent as files");
+            }
+            let mut opts = import_options(&a.stage, mode, &a.storage, a.sample, a.json);
+            opts.collections = vec![name.clone()];
+            reports.extend(crate::import::import(&m, &opts)?);
+        }
     }
     print_reports(&reports, a.json)
 }
