@@ -9,20 +9,46 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every error q2z reports. Messages never contain secrets.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("cannot reach {what} at {url}: {detail}. Check the URL and that the server is running and reachable from this machine")]
-    Unreachable { what: &'static str, url: String, detail: String },
+    #[error(
+        "cannot reach {what} at {url}: {detail}. Check the URL and that the server is running and reachable from this machine"
+    )]
+    Unreachable {
+        what: &'static str,
+        url: String,
+        detail: String,
+    },
 
-    #[error("{what} at {url} rejected the credentials (HTTP {status}). Pass the right key with {flag}")]
-    Auth { what: &'static str, url: String, status: u16, flag: &'static str },
+    #[error(
+        "{what} at {url} rejected the credentials (HTTP {status}). Pass the right key with {flag}"
+    )]
+    Auth {
+        what: &'static str,
+        url: String,
+        status: u16,
+        flag: &'static str,
+    },
 
     #[error("{what} answered {status} for {call}: {message}")]
-    Http { what: &'static str, call: String, status: u16, message: String },
+    Http {
+        what: &'static str,
+        call: String,
+        status: u16,
+        message: String,
+    },
 
     #[error("Milvus answered code {code} for {call}: {message}")]
-    Milvus { call: String, code: i64, message: String },
+    Milvus {
+        call: String,
+        code: i64,
+        message: String,
+    },
 
     #[error("collection '{name}' does not exist in {source_desc}. Known collections: {known}")]
-    UnknownCollection { name: String, source_desc: String, known: String },
+    UnknownCollection {
+        name: String,
+        source_desc: String,
+        known: String,
+    },
 
     #[error("collection '{collection}': {message}")]
     Mapping { collection: String, message: String },
@@ -34,10 +60,18 @@ pub enum Error {
     Stage { path: PathBuf, message: String },
 
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("invalid response from {what} for {call}: {message}")]
-    Protocol { what: &'static str, call: String, message: String },
+    Protocol {
+        what: &'static str,
+        call: String,
+        message: String,
+    },
 
     #[error("parquet/arrow error in {context}: {message}")]
     Format { context: String, message: String },
@@ -55,11 +89,17 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Wraps an arrow/parquet error with a context line.
     pub fn format(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        Error::Format { context: context.into(), message: err.to_string() }
+        Error::Format {
+            context: context.into(),
+            message: err.to_string(),
+        }
     }
 }

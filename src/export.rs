@@ -5,7 +5,9 @@ use crate::model::{Point, PointId};
 use crate::progress::Progress;
 use crate::source::SharedSource;
 use crate::stage::lock::StageLock;
-use crate::stage::manifest::{Chunk, CollectionEntry, ExportState, Manifest, Range, SourceInfo, stage_err};
+use crate::stage::manifest::{
+    Chunk, CollectionEntry, ExportState, Manifest, Range, SourceInfo, stage_err,
+};
 use crate::stage::writer::ChunkWriter;
 use crate::target::schema::milvus_create_body;
 use crate::transform::batch::{arrow_schema, to_batch};
@@ -89,7 +91,7 @@ pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
     loop {
         let (pts, next) = src.scroll(offset.as_ref(), 10_000, false)?;
         for p in &pts {
-            if count % STRIDE == 0 {
+            if count.is_multiple_of(STRIDE) {
                 samples.push(p.id.clone());
             }
             count += 1;
@@ -104,7 +106,15 @@ pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
             _ => break,
         }
     }
-    Ok(IdScan { count, id_kind: if varchar { IdKind::VarChar } else { IdKind::Int64 }, samples })
+    Ok(IdScan {
+        count,
+        id_kind: if varchar {
+            IdKind::VarChar
+        } else {
+            IdKind::Int64
+        },
+        samples,
+    })
 }
 
 /// Splits the sampled ids into `n` ranges covering everything.
@@ -117,18 +127,33 @@ pub fn plan_ranges(samples: &[PointId], n: usize) -> Vec<Range> {
     bounds.dedup();
     let mut ranges = Vec::new();
     for (i, start) in bounds.iter().enumerate() {
-        ranges.push(Range { index: i, start: start.clone(), end: bounds.get(i + 1).cloned().flatten(), cursor: None, done: false });
+        ranges.push(Range {
+            index: i,
+            start: start.clone(),
+            end: bounds.get(i + 1).cloned().flatten(),
+            cursor: None,
+            done: false,
+        });
     }
     ranges
 }
 
 /// Estimated staged bytes of one row (vectors + payload), for row-group sizing.
 fn row_bytes(m: &CollectionMapping) -> usize {
-    64 + m.vectors.iter().map(|v| v.dim.unwrap_or(32) * 4).sum::<usize>() + 512
+    64 + m
+        .vectors
+        .iter()
+        .map(|v| v.dim.unwrap_or(32) * 4)
+        .sum::<usize>()
+        + 512
 }
 
 /// Runs (or resumes) an export of `sources` into the stage directory.
-pub fn export(sources: &[SharedSource], source_info: SourceInfo, opts: &ExportOptions) -> Result<Vec<CollectionReport>> {
+pub fn export(
+    sources: &[SharedSource],
+    source_info: SourceInfo,
+    opts: &ExportOptions,
+) -> Result<Vec<CollectionReport>> {
     let stage = opts.stage.as_path();
     let _lock = StageLock::acquire(stage, "export")?;
     if opts.restart {
@@ -137,10 +162,13 @@ pub fn export(sources: &[SharedSource], source_info: SourceInfo, opts: &ExportOp
     let mut manifest = match Manifest::load(stage)? {
         Some(m) => {
             if m.source != source_info {
-                return Err(stage_err(stage, format!(
-                    "it holds an export from another source ({}); use another --stage, or --restart to throw it away",
-                    serde_json::to_string(&m.source).unwrap_or_default()
-                )));
+                return Err(stage_err(
+                    stage,
+                    format!(
+                        "it holds an export from another source ({}); use another --stage, or --restart to throw it away",
+                        serde_json::to_string(&m.source).unwrap_or_default()
+                    ),
+                ));
             }
             m
         }
@@ -176,11 +204,16 @@ fn reset_stage(stage: &Path) -> Result<()> {
 /// before the manifest was saved): they would otherwise be imported twice.
 fn clean_collection_dir(dir: &Path, entry: &CollectionEntry, stage: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let known: std::collections::HashSet<PathBuf> = entry.chunks.iter().map(|c| stage.join(&c.file)).collect();
+    let known: std::collections::HashSet<PathBuf> =
+        entry.chunks.iter().map(|c| stage.join(&c.file)).collect();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let p = e.map_err(|e| Error::io(dir, e))?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ours = name.ends_with(".tmp") || (name.starts_with("part-") && name.ends_with(".parquet"));
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ours =
+            name.ends_with(".tmp") || (name.starts_with("part-") && name.ends_with(".parquet"));
         if ours && !known.contains(&p) {
             tracing::info!(file = %p.display(), "removing an unrecorded file left by an interrupted run");
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -189,7 +222,11 @@ fn clean_collection_dir(dir: &Path, entry: &CollectionEntry, stage: &Path) -> Re
     Ok(())
 }
 
-fn export_collection(src: &SharedSource, manifest: &mut Manifest, opts: &ExportOptions) -> Result<CollectionReport> {
+fn export_collection(
+    src: &SharedSource,
+    manifest: &mut Manifest,
+    opts: &ExportOptions,
+) -> Result<CollectionReport> {
     let stage = opts.stage.as_path();
     let cfg = src.config().clone();
     let started = std::time::Instant::now();
@@ -209,7 +246,11 @@ fn export_collection(src: &SharedSource, manifest: &mut Manifest, opts: &ExportO
         if scan.count != count {
             warnings.push(format!("the id scan saw {} points, the exact count said {count}: the collection is being written to; use --via-snapshot for a point-in-time export", scan.count));
         }
-        let n = if opts.ranges > 0 { opts.ranges } else { (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize };
+        let n = if opts.ranges > 0 {
+            opts.ranges
+        } else {
+            (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize
+        };
         let entry = CollectionEntry {
             qdrant_config: src.raw_config(),
             milvus_schema: milvus_create_body(&mapping),
@@ -227,10 +268,23 @@ fn export_collection(src: &SharedSource, manifest: &mut Manifest, opts: &ExportO
     let dir = stage.join(&cfg.name);
     clean_collection_dir(&dir, &entry, stage)?;
     if entry.state != ExportState::Exported {
-        let pending: VecDeque<usize> = entry.ranges.iter().filter(|r| !r.done).map(|r| r.index).collect();
-        let progress = Progress::new(&format!("export {}", cfg.name), entry.source_count_at_start, "points", opts.quiet);
+        let pending: VecDeque<usize> = entry
+            .ranges
+            .iter()
+            .filter(|r| !r.done)
+            .map(|r| r.index)
+            .collect();
+        let progress = Progress::new(
+            &format!("export {}", cfg.name),
+            entry.source_count_at_start,
+            "points",
+            opts.quiet,
+        );
         progress.inc(entry.staged_rows());
-        let shared = Mutex::new(std::mem::replace(manifest, Manifest::new(manifest.source.clone())));
+        let shared = Mutex::new(std::mem::replace(
+            manifest,
+            Manifest::new(manifest.source.clone()),
+        ));
         {
             let mut m = shared.lock().unwrap_or_else(|e| e.into_inner());
             m.collections.get_mut(&cfg.name).expect("planned").state = ExportState::Exporting;
@@ -245,8 +299,12 @@ fn export_collection(src: &SharedSource, manifest: &mut Manifest, opts: &ExportO
                         if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
                             return;
                         }
-                        let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { return };
-                        if let Err(e) = export_range(src, &cfg.name, idx, &shared, &dir, opts, &progress) {
+                        let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                            return;
+                        };
+                        if let Err(e) =
+                            export_range(src, &cfg.name, idx, &shared, &dir, opts, &progress)
+                        {
                             let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
                             fe.get_or_insert(e);
                             return;
@@ -305,7 +363,13 @@ fn export_range(
     let (range, mapping, mut seq) = {
         let m = manifest.lock().unwrap_or_else(|e| e.into_inner());
         let e = &m.collections[name];
-        let seq = e.chunks.iter().filter(|c| c.range == idx).map(|c| c.seq + 1).max().unwrap_or(0);
+        let seq = e
+            .chunks
+            .iter()
+            .filter(|c| c.range == idx)
+            .map(|c| c.seq + 1)
+            .max()
+            .unwrap_or(0);
         (e.ranges[idx].clone(), e.mapping.clone(), seq)
     };
     let schema = arrow_schema(&mapping);
@@ -330,7 +394,11 @@ fn export_range(
                 }
             }
             if pts.is_empty() && next.is_some() {
-                return Err(Error::Protocol { what: "source", call: format!("scroll of {name}"), message: "an empty page with a next offset".into() });
+                return Err(Error::Protocol {
+                    what: "source",
+                    call: format!("scroll of {name}"),
+                    message: "an empty page with a next offset".into(),
+                });
             }
             if !pts.is_empty() {
                 first.get_or_insert_with(|| pts[0].id.clone());
@@ -338,7 +406,12 @@ fn export_range(
                 let batches = convert(&pts, &mapping, &schema)?;
                 let w = match &mut writer {
                     Some(w) => w,
-                    None => writer.insert(ChunkWriter::create(&path, schema.clone(), rb, opts.zstd_level)?),
+                    None => writer.insert(ChunkWriter::create(
+                        &path,
+                        schema.clone(),
+                        rb,
+                        opts.zstd_level,
+                    )?),
                 };
                 for b in &batches {
                     w.write(b)?;
@@ -346,7 +419,9 @@ fn export_range(
                 progress.inc(pts.len() as u64);
             }
             cursor = next;
-            let full = writer.as_ref().is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
+            let full = writer
+                .as_ref()
+                .is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
             if cursor.is_none() || full {
                 break;
             }
@@ -380,6 +455,13 @@ fn export_range(
 }
 
 /// Converts a page on the rayon pool, in slices, keeping the order.
-fn convert(points: &[Point], m: &CollectionMapping, schema: &arrow::datatypes::SchemaRef) -> Result<Vec<arrow::record_batch::RecordBatch>> {
-    points.par_chunks(512).map(|c| to_batch(c, m, schema)).collect()
+fn convert(
+    points: &[Point],
+    m: &CollectionMapping,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    points
+        .par_chunks(512)
+        .map(|c| to_batch(c, m, schema))
+        .collect()
 }

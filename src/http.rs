@@ -17,7 +17,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 8, base_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(10) }
+        RetryPolicy {
+            attempts: 8,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
     }
 }
 
@@ -77,12 +81,19 @@ pub fn send(
         }
         backoff = (backoff * 2).min(policy.max_backoff);
     }
-    Err(Error::Unreachable { what, url: url.to_string(), detail: format!("gave up after {} attempts: {last_err}", policy.attempts) })
+    Err(Error::Unreachable {
+        what,
+        url: url.to_string(),
+        detail: format!("gave up after {} attempts: {last_err}", policy.attempts),
+    })
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
     let v = resp.headers().get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)))
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)))
 }
 
 fn read_body(resp: Response) -> std::result::Result<bytes_body::Body, reqwest::Error> {
@@ -106,7 +117,11 @@ fn describe(e: &reqwest::Error) -> String {
         root = s.to_string();
         src = s.source();
     }
-    if root.is_empty() { kind.to_string() } else { format!("{kind}: {root}") }
+    if root.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {root}")
+    }
 }
 
 /// A response body.

@@ -73,7 +73,12 @@ fn target_key(milvus: &Milvus) -> String {
 pub fn import(milvus: &Milvus, opts: &ImportOptions) -> Result<Vec<VerifyReport>> {
     let stage = opts.stage.as_path();
     let _lock = StageLock::acquire(stage, "import")?;
-    let manifest = Manifest::load(stage)?.ok_or_else(|| stage_err(stage, "no manifest.json: this is not a staging directory (run q2z export first)"))?;
+    let manifest = Manifest::load(stage)?.ok_or_else(|| {
+        stage_err(
+            stage,
+            "no manifest.json: this is not a staging directory (run q2z export first)",
+        )
+    })?;
     let mut state = ImportState::load(stage)?;
     let mut reports = Vec::new();
     for (name, entry) in &manifest.collections {
@@ -81,12 +86,26 @@ pub fn import(milvus: &Milvus, opts: &ImportOptions) -> Result<Vec<VerifyReport>
             continue;
         }
         if entry.state != ExportState::Exported {
-            return Err(stage_err(stage, format!("collection '{name}' is not fully exported yet; run the same export command again to finish it")));
+            return Err(stage_err(
+                stage,
+                format!(
+                    "collection '{name}' is not fully exported yet; run the same export command again to finish it"
+                ),
+            ));
         }
         check_files(stage, entry)?;
-        let mut ledger = state.targets.entry(target_key(milvus)).or_default().remove(name).unwrap_or_default();
+        let mut ledger = state
+            .targets
+            .entry(target_key(milvus))
+            .or_default()
+            .remove(name)
+            .unwrap_or_default();
         let r = import_collection(milvus, stage, entry, &mut ledger, &mut state, opts);
-        state.targets.entry(target_key(milvus)).or_default().insert(name.clone(), ledger);
+        state
+            .targets
+            .entry(target_key(milvus))
+            .or_default()
+            .insert(name.clone(), ledger);
         state.save(stage)?;
         reports.push(r?);
     }
@@ -97,20 +116,49 @@ pub fn import(milvus: &Milvus, opts: &ImportOptions) -> Result<Vec<VerifyReport>
 pub fn check_files(stage: &Path, entry: &CollectionEntry) -> Result<()> {
     for c in &entry.chunks {
         let p = stage.join(&c.file);
-        let (sha, bytes) = sha256_file(&p).map_err(|_| stage_err(stage, format!("staged file {} is missing; copy the whole staging directory again", c.file)))?;
+        let (sha, bytes) = sha256_file(&p).map_err(|_| {
+            stage_err(
+                stage,
+                format!(
+                    "staged file {} is missing; copy the whole staging directory again",
+                    c.file
+                ),
+            )
+        })?;
         if sha != c.sha256 || bytes != c.bytes {
-            return Err(stage_err(stage, format!("staged file {} is damaged (sha256 or size differs from the manifest); it will not be imported. Copy it again from the export machine", c.file)));
+            return Err(stage_err(
+                stage,
+                format!(
+                    "staged file {} is damaged (sha256 or size differs from the manifest); it will not be imported. Copy it again from the export machine",
+                    c.file
+                ),
+            ));
         }
     }
     Ok(())
 }
 
-fn save(state: &mut ImportState, milvus: &Milvus, name: &str, ledger: &CollectionLedger, stage: &Path) -> Result<()> {
-    state.targets.entry(target_key(milvus)).or_default().insert(name.to_string(), ledger.clone());
+fn save(
+    state: &mut ImportState,
+    milvus: &Milvus,
+    name: &str,
+    ledger: &CollectionLedger,
+    stage: &Path,
+) -> Result<()> {
+    state
+        .targets
+        .entry(target_key(milvus))
+        .or_default()
+        .insert(name.to_string(), ledger.clone());
     state.save(stage)
 }
 
-fn ensure_collection(milvus: &Milvus, entry: &CollectionEntry, ledger: &mut CollectionLedger, opts: &ImportOptions) -> Result<()> {
+fn ensure_collection(
+    milvus: &Milvus,
+    entry: &CollectionEntry,
+    ledger: &mut CollectionLedger,
+    opts: &ImportOptions,
+) -> Result<()> {
     let target = &entry.mapping.target;
     let exists = milvus.has_collection(target)?;
     if exists && !ledger.created {
@@ -123,7 +171,9 @@ fn ensure_collection(milvus: &Milvus, entry: &CollectionEntry, ledger: &mut Coll
         } else {
             return Err(Error::Mapping {
                 collection: entry.mapping.source.clone(),
-                message: format!("the target already has a collection named '{target}'. Use --into-existing to append to it (same schema), --drop-existing to replace it, or set another `target` in the mapping file"),
+                message: format!(
+                    "the target already has a collection named '{target}'. Use --into-existing to append to it (same schema), --drop-existing to replace it, or set another `target` in the mapping file"
+                ),
             });
         }
     }
@@ -142,15 +192,27 @@ fn check_schema(milvus: &Milvus, entry: &CollectionEntry) -> Result<()> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|f| Some((f.get("name")?.as_str()?.to_string(), f.get("type")?.as_str()?.to_string())))
+        .filter_map(|f| {
+            Some((
+                f.get("name")?.as_str()?.to_string(),
+                f.get("type")?.as_str()?.to_string(),
+            ))
+        })
         .collect();
-    for f in entry.milvus_schema["schema"]["fields"].as_array().into_iter().flatten() {
+    for f in entry.milvus_schema["schema"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let name = f["fieldName"].as_str().unwrap_or_default();
         let ty = f["dataType"].as_str().unwrap_or_default();
         if have.get(name).map(String::as_str) != Some(ty) {
             return Err(Error::Mapping {
                 collection: entry.mapping.source.clone(),
-                message: format!("--into-existing: the existing collection '{}' has no field '{name}' of type {ty}; use --drop-existing or another target name", entry.mapping.target),
+                message: format!(
+                    "--into-existing: the existing collection '{}' has no field '{name}' of type {ty}; use --drop-existing or another target name",
+                    entry.mapping.target
+                ),
             });
         }
     }
@@ -175,7 +237,12 @@ fn import_collection(
         ledger.mode = Some(mode.into());
     }
     save(state, milvus, &name, ledger, stage)?;
-    let progress = Progress::new(&format!("import {name}"), entry.staged_rows(), "rows", opts.quiet);
+    let progress = Progress::new(
+        &format!("import {name}"),
+        entry.staged_rows(),
+        "rows",
+        opts.quiet,
+    );
     match opts.mode {
         ImportMode::Upsert => {
             for c in &entry.chunks {
@@ -185,7 +252,13 @@ fn import_collection(
                     continue;
                 }
                 if l.state != ChunkState::Pending {
-                    return Err(stage_err(stage, format!("chunk {} was sent by a bulk import that has not finished; rerun with --mode bulk to finish it first", c.file)));
+                    return Err(stage_err(
+                        stage,
+                        format!(
+                            "chunk {} was sent by a bulk import that has not finished; rerun with --mode bulk to finish it first",
+                            c.file
+                        ),
+                    ));
                 }
                 upsert_chunk(milvus, stage, entry, c, opts.batch_bytes, &progress)?;
                 ledger.chunks.get_mut(&c.file).expect("entry").state = ChunkState::Imported;
@@ -197,14 +270,26 @@ fn import_collection(
     progress.finish();
     milvus.flush(&entry.mapping.target)?;
     milvus.load(&entry.mapping.target)?;
-    let report = wait_and_verify(milvus, stage, entry, opts.sample, ledger.mode.as_deref() == Some("upsert"))?;
+    let report = wait_and_verify(
+        milvus,
+        stage,
+        entry,
+        opts.sample,
+        ledger.mode.as_deref() == Some("upsert"),
+    )?;
     ledger.verified = report.ok;
     save(state, milvus, &name, ledger, stage)?;
     Ok(report)
 }
 
 /// Imported rows may take a moment to become visible to a Strong count; poll briefly.
-fn wait_and_verify(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, sample: usize, upsert: bool) -> Result<VerifyReport> {
+fn wait_and_verify(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    sample: usize,
+    upsert: bool,
+) -> Result<VerifyReport> {
     for _ in 0..60 {
         if milvus.count(&entry.mapping.target, "")? >= entry.staged_rows() {
             break;
@@ -225,7 +310,14 @@ pub fn rest_row(mut r: Row) -> Row {
 }
 
 /// Sends one chunk as upserts in batches of at most `batch_bytes`.
-pub fn upsert_chunk(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &Chunk, batch_bytes: usize, progress: &Progress) -> Result<()> {
+pub fn upsert_chunk(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    c: &Chunk,
+    batch_bytes: usize,
+    progress: &Progress,
+) -> Result<()> {
     let target = &entry.mapping.target;
     let mut batch: Vec<Map<String, Value>> = Vec::new();
     let mut bytes = 0usize;
@@ -254,7 +346,12 @@ pub fn upsert_chunk(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &
 }
 
 /// Deletes a chunk's rows from the target (before re-sending it).
-pub fn delete_chunk(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &Chunk) -> Result<()> {
+pub fn delete_chunk(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    c: &Chunk,
+) -> Result<()> {
     for f in chunk_filters(stage, &entry.mapping, c)? {
         milvus.delete(&entry.mapping.target, &f)?;
     }
@@ -263,7 +360,12 @@ pub fn delete_chunk(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &
 
 /// Settles a chunk whose job is unknown (lost id or forgotten after retention) by counting:
 /// all rows present → imported; none → send again; some → delete them, send again.
-fn settle_by_count(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, c: &Chunk) -> Result<ChunkState> {
+fn settle_by_count(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    c: &Chunk,
+) -> Result<ChunkState> {
     milvus.flush(&entry.mapping.target)?;
     let n = crate::verify::chunk_count(milvus, stage, &entry.mapping, c)?;
     if n == c.rows {
@@ -291,18 +393,33 @@ fn bulk_import(
         "bulk import needs the bucket Milvus reads from: pass --s3-endpoint, --s3-bucket and the keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or use --mode upsert".into(),
     ))?;
     let up = Uploader::s3(storage)?;
-    let chunks: BTreeMap<String, &Chunk> = entry.chunks.iter().map(|c| (c.file.clone(), c)).collect();
+    let chunks: BTreeMap<String, &Chunk> =
+        entry.chunks.iter().map(|c| (c.file.clone(), c)).collect();
     // Resume: chunks whose job creation may have happened without its id being recorded.
-    let submitting: Vec<String> = ledger.chunks.iter().filter(|(_, l)| l.state == ChunkState::Submitting).map(|(f, _)| f.clone()).collect();
+    let submitting: Vec<String> = ledger
+        .chunks
+        .iter()
+        .filter(|(_, l)| l.state == ChunkState::Submitting)
+        .map(|(f, _)| f.clone())
+        .collect();
     if !submitting.is_empty() {
         let jobs = milvus.import_list(&target)?;
         for f in submitting {
             let key = ledger.chunks[&f].key.clone().unwrap_or_default();
             let mut found = None;
             for j in &jobs {
-                let id = j.get("jobId").map(crate::verify::compare::id_key).unwrap_or_default();
+                let id = j
+                    .get("jobId")
+                    .map(crate::verify::compare::id_key)
+                    .unwrap_or_default();
                 if let Ok(d) = milvus.import_describe(&id) {
-                    let names: Vec<String> = d.get("details").and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.get("fileName")?.as_str().map(str::to_string)).collect();
+                    let names: Vec<String> = d
+                        .get("details")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x.get("fileName")?.as_str().map(str::to_string))
+                        .collect();
                     if names.iter().any(|n| n == &key || n.ends_with(&key)) {
                         found = Some(id);
                     }
@@ -335,13 +452,21 @@ fn bulk_import(
             }
         }
         // Submit uploaded chunks, at most 1,000 files per job.
-        let ready: Vec<String> = entry.chunks.iter().filter(|c| ledger.chunks[&c.file].state == ChunkState::Uploaded).map(|c| c.file.clone()).collect();
+        let ready: Vec<String> = entry
+            .chunks
+            .iter()
+            .filter(|c| ledger.chunks[&c.file].state == ChunkState::Uploaded)
+            .map(|c| c.file.clone())
+            .collect();
         for group in ready.chunks(1000) {
             for f in group {
                 ledger.chunks.get_mut(f).expect("ledger").state = ChunkState::Submitting;
             }
             save(state, milvus, &name, ledger, stage)?;
-            let keys: Vec<String> = group.iter().map(|f| ledger.chunks[f].key.clone().unwrap_or_default()).collect();
+            let keys: Vec<String> = group
+                .iter()
+                .map(|f| ledger.chunks[f].key.clone().unwrap_or_default())
+                .collect();
             let job = milvus.import_create(&target, &keys)?;
             for f in group {
                 let l = ledger.chunks.get_mut(f).expect("ledger");
@@ -356,16 +481,29 @@ fn bulk_import(
         let mut jobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (f, l) in &ledger.chunks {
             if l.state == ChunkState::Importing {
-                jobs.entry(l.job.clone().unwrap_or_default()).or_default().push(f.clone());
+                jobs.entry(l.job.clone().unwrap_or_default())
+                    .or_default()
+                    .push(f.clone());
             }
         }
         if jobs.is_empty() {
             break;
         }
-        let done_rows: u64 = entry.chunks.iter().filter(|c| ledger.chunks[&c.file].state == ChunkState::Imported).map(|c| c.rows).sum();
-        poll_jobs(milvus, stage, entry, ledger, jobs, &chunks, opts, progress, done_rows)?;
+        let done_rows: u64 = entry
+            .chunks
+            .iter()
+            .filter(|c| ledger.chunks[&c.file].state == ChunkState::Imported)
+            .map(|c| c.rows)
+            .sum();
+        poll_jobs(
+            milvus, stage, entry, ledger, jobs, &chunks, opts, progress, done_rows,
+        )?;
         save(state, milvus, &name, ledger, stage)?;
-        if entry.chunks.iter().all(|c| ledger.chunks[&c.file].state == ChunkState::Imported) {
+        if entry
+            .chunks
+            .iter()
+            .all(|c| ledger.chunks[&c.file].state == ChunkState::Imported)
+        {
             break;
         }
     }
@@ -405,11 +543,18 @@ fn poll_jobs(
             };
             let st = d.get("state").and_then(Value::as_str).unwrap_or("");
             running.insert(job.clone(), as_u64(d.get("importedRows")).unwrap_or(0));
-            let mark = format!("{st}/{}/{}", d.get("progress").unwrap_or(&Value::Null), d.get("importedRows").unwrap_or(&Value::Null));
-            let since = moved.entry(job.clone()).or_insert_with(|| (mark.clone(), std::time::Instant::now()));
+            let mark = format!(
+                "{st}/{}/{}",
+                d.get("progress").unwrap_or(&Value::Null),
+                d.get("importedRows").unwrap_or(&Value::Null)
+            );
+            let since = moved
+                .entry(job.clone())
+                .or_insert_with(|| (mark.clone(), std::time::Instant::now()));
             if since.0 != mark {
                 *since = (mark, std::time::Instant::now());
-            } else if since.1.elapsed() > opts.stall_timeout && st != "Completed" && st != "Failed" {
+            } else if since.1.elapsed() > opts.stall_timeout && st != "Completed" && st != "Failed"
+            {
                 return Err(Error::Other(format!(
                     "import job {job} into {} has made no progress for {} s (state {st}). It is recorded in import-state.json: run the same command later to keep waiting, or cancel it on the server and rerun",
                     entry.mapping.target,
@@ -424,7 +569,11 @@ fn poll_jobs(
                     finished.push(job.clone());
                 }
                 "Failed" => {
-                    let reason = d.get("reason").and_then(Value::as_str).unwrap_or("no reason given").to_string();
+                    let reason = d
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no reason given")
+                        .to_string();
                     for f in files {
                         let l = ledger.chunks.get_mut(f).expect("ledger");
                         l.last_error = Some(reason.clone());
@@ -448,7 +597,12 @@ fn poll_jobs(
             jobs.remove(&j);
             running.remove(&j);
         }
-        let imported: u64 = entry.chunks.iter().filter(|c| ledger.chunks[&c.file].state == ChunkState::Imported).map(|c| c.rows).sum();
+        let imported: u64 = entry
+            .chunks
+            .iter()
+            .filter(|c| ledger.chunks[&c.file].state == ChunkState::Imported)
+            .map(|c| c.rows)
+            .sum();
         progress.set(imported.max(done_rows) + running.values().sum::<u64>());
         if !jobs.is_empty() {
             std::thread::sleep(opts.poll_interval);

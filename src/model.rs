@@ -161,18 +161,29 @@ impl Point {
     /// The point as Qdrant's REST API prints it (`unnamed`: the collection has one unnamed vector).
     pub fn to_qdrant_json(&self, unnamed: bool) -> Value {
         fn dense(v: &[f32]) -> Value {
-            Value::Array(v.iter().map(|x| crate::stage::reader::f32_json(*x)).collect())
+            Value::Array(
+                v.iter()
+                    .map(|x| crate::stage::reader::f32_json(*x))
+                    .collect(),
+            )
         }
         fn one(v: &VectorValue) -> Value {
             match v {
                 VectorValue::Dense(d) => dense(d),
                 VectorValue::Multi(m) => Value::Array(m.iter().map(|d| dense(d)).collect()),
-                VectorValue::Sparse { indices, values } => serde_json::json!({"indices": indices, "values": dense(values)}),
+                VectorValue::Sparse { indices, values } => {
+                    serde_json::json!({"indices": indices, "values": dense(values)})
+                }
             }
         }
         let vector = match (unnamed, self.vectors.get(UNNAMED_VECTOR)) {
             (true, Some(v)) => one(v),
-            _ => Value::Object(self.vectors.iter().map(|(k, v)| (k.clone(), one(v))).collect()),
+            _ => Value::Object(
+                self.vectors
+                    .iter()
+                    .map(|(k, v)| (k.clone(), one(v)))
+                    .collect(),
+            ),
         };
         serde_json::json!({"id": self.id.to_json(), "payload": Value::Object(self.payload.clone()), "vector": vector})
     }

@@ -20,15 +20,24 @@ impl Progress {
     pub fn new(label: &str, total: u64, unit: &str, quiet: bool) -> Progress {
         let bar = if !quiet && std::io::stderr().is_terminal() {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(&format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style = ProgressStyle::with_template(&format!(
+                "{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
             b.set_style(style.progress_chars("=> "));
             b.set_prefix(label.to_string());
             Some(b)
         } else {
             None
         };
-        Progress { bar, label: label.to_string(), total, last_line: Mutex::new(Instant::now()), done: 0.into(), start: Instant::now() }
+        Progress {
+            bar,
+            label: label.to_string(),
+            total,
+            last_line: Mutex::new(Instant::now()),
+            done: 0.into(),
+            start: Instant::now(),
+        }
     }
 
     /// Adds `n` finished units.

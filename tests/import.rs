@@ -22,15 +22,30 @@ fn milvus_post(path: &str, body: Value) -> Value {
 }
 
 fn target_count(name: &str) -> u64 {
-    let v = milvus_post("entities/query", json!({"collectionName": name, "filter": "", "outputFields": ["count(*)"], "consistencyLevel": "Strong"}));
+    let v = milvus_post(
+        "entities/query",
+        json!({"collectionName": name, "filter": "", "outputFields": ["count(*)"], "consistencyLevel": "Strong"}),
+    );
     assert_eq!(v["code"], 0, "{v}");
     let c = &v["data"][0]["count(*)"];
-    c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok())).unwrap()
+    c.as_u64()
+        .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        .unwrap()
 }
 
 fn stage_export(stage: &Path, prefix: &str, collections: &[&str], extra: &[&str]) {
     let url = standin("Q2Z_QDRANT_URL");
-    let mut args = vec!["export", "--qdrant-url", &url, "--stage", stage.to_str().unwrap(), "--target-prefix", prefix, "--page-size", "64"];
+    let mut args = vec![
+        "export",
+        "--qdrant-url",
+        &url,
+        "--stage",
+        stage.to_str().unwrap(),
+        "--target-prefix",
+        prefix,
+        "--page-size",
+        "64",
+    ];
     for c in collections {
         args.push("-c");
         args.push(c);
@@ -73,7 +88,13 @@ fn verify(stage: &Path, extra: &[&str]) -> (i32, String, String) {
     run_q2z(&a)
 }
 
-const COLLS: [&str; 5] = ["fx_named", "fx_uuid_mixed", "fx_empty", "gen_named", "gen_ints"];
+const COLLS: [&str; 5] = [
+    "fx_named",
+    "fx_uuid_mixed",
+    "fx_empty",
+    "gen_named",
+    "gen_ints",
+];
 
 fn expected(c: &str) -> u64 {
     scroll_all(c).len() as u64
@@ -85,7 +106,11 @@ fn bulk_import_migrates_every_collection_and_verifies() {
     stage_export(dir.path(), "bulk_", &COLLS, &[]);
     let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
+    assert_eq!(
+        out.matches("verification: PASSED").count(),
+        COLLS.len(),
+        "{out}"
+    );
     for c in COLLS {
         assert_eq!(target_count(&format!("bulk_{c}")), expected(c), "{c}");
     }
@@ -93,14 +118,28 @@ fn bulk_import_migrates_every_collection_and_verifies() {
     let (code, out, err) = import(dir.path(), "bulk", &[]);
     assert_eq!(code, 0, "{out}{err}");
     for c in COLLS {
-        assert_eq!(target_count(&format!("bulk_{c}")), expected(c), "{c} after rerun");
+        assert_eq!(
+            target_count(&format!("bulk_{c}")),
+            expected(c),
+            "{c} after rerun"
+        );
     }
     // Field-by-field: a point with nulls, unicode and escaped keys reads back as staged.
-    let v = milvus_post("entities/query", json!({"collectionName": "bulk_fx_uuid_mixed", "filter": "id in [\"9223372036854775813\"]", "outputFields": ["*"], "limit": 5}));
+    let v = milvus_post(
+        "entities/query",
+        json!({"collectionName": "bulk_fx_uuid_mixed", "filter": "id in [\"9223372036854775813\"]", "outputFields": ["*"], "limit": 5}),
+    );
     let row = &v["data"][0];
-    let src = fixture_points("fx_uuid_mixed").into_iter().find(|p| p["id"] == json!(9223372036854775813u64)).unwrap();
+    let src = fixture_points("fx_uuid_mixed")
+        .into_iter()
+        .find(|p| p["id"] == json!(9223372036854775813u64))
+        .unwrap();
     for (k, val) in src["payload"].as_object().unwrap() {
-        let key = if k == "id" || k == "vector" { format!("{k}_") } else { k.clone() };
+        let key = if k == "id" || k == "vector" {
+            format!("{k}_")
+        } else {
+            k.clone()
+        };
         assert_eq!(&row[&key], val, "payload key {k}");
     }
 }
@@ -110,9 +149,17 @@ fn upsert_import_migrates_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "ups_", &COLLS, &[]);
     milvus_faults(json!({"rate_limit": 2, "timeout": 1}));
-    let (code, out, err) = import(dir.path(), "upsert", &["--batch-bytes", "20000", "--drop-existing"]);
+    let (code, out, err) = import(
+        dir.path(),
+        "upsert",
+        &["--batch-bytes", "20000", "--drop-existing"],
+    );
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches("verification: PASSED").count(), COLLS.len(), "{out}");
+    assert_eq!(
+        out.matches("verification: PASSED").count(),
+        COLLS.len(),
+        "{out}"
+    );
     for c in COLLS {
         assert_eq!(target_count(&format!("ups_{c}")), expected(c), "{c}");
     }
@@ -121,22 +168,48 @@ fn upsert_import_migrates_and_verifies() {
 #[test]
 fn verify_finds_corrupted_chunks_and_repair_fixes_them() {
     let dir = tempfile::tempdir().unwrap();
-    stage_export(dir.path(), "rep_", &["gen_ints"], &["--max-file-bytes", "20000", "--ranges", "3"]);
+    stage_export(
+        dir.path(),
+        "rep_",
+        &["gen_ints"],
+        &["--max-file-bytes", "20000", "--ranges", "3"],
+    );
     let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     // Delete some rows, and insert duplicates of others.
-    let del = milvus_post("entities/delete", json!({"collectionName": "rep_gen_ints", "filter": "id in [2, 3, 4]"}));
+    let del = milvus_post(
+        "entities/delete",
+        json!({"collectionName": "rep_gen_ints", "filter": "id in [2, 3, 4]"}),
+    );
     assert_eq!(del["code"], 0, "{del}");
-    let dup = milvus_post("entities/query", json!({"collectionName": "rep_gen_ints", "filter": "id >= 500 and id <= 505", "outputFields": ["*"], "limit": 10}));
+    let dup = milvus_post(
+        "entities/query",
+        json!({"collectionName": "rep_gen_ints", "filter": "id >= 500 and id <= 505", "outputFields": ["*"], "limit": 10}),
+    );
     let rows: Vec<Value> = dup["data"].as_array().unwrap().clone();
     assert!(!rows.is_empty());
-    let ins = milvus_post("entities/insert", json!({"collectionName": "rep_gen_ints", "data": rows}));
+    let ins = milvus_post(
+        "entities/insert",
+        json!({"collectionName": "rep_gen_ints", "data": rows}),
+    );
     assert_eq!(ins["code"], 0, "{ins}");
     let (code, out, _) = verify(dir.path(), &[]);
     assert_eq!(code, 3, "{out}");
-    let bad: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("chunk ")).collect();
+    let bad: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("chunk "))
+        .collect();
     assert_eq!(bad.len(), 2, "exactly the two damaged chunks: {out}");
-    let (code, out, err) = verify(dir.path(), &["--repair", "--s3-endpoint", &standin("Q2Z_S3_ENDPOINT"), "--s3-bucket", &standin("Q2Z_S3_BUCKET")]);
+    let (code, out, err) = verify(
+        dir.path(),
+        &[
+            "--repair",
+            "--s3-endpoint",
+            &standin("Q2Z_S3_ENDPOINT"),
+            "--s3-bucket",
+            &standin("Q2Z_S3_BUCKET"),
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("rep_gen_ints"), expected("gen_ints"));
 }
@@ -144,16 +217,26 @@ fn verify_finds_corrupted_chunks_and_repair_fixes_them() {
 #[test]
 fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
     let dir = tempfile::tempdir().unwrap();
-    stage_export(dir.path(), "job_", &["gen_named"], &["--max-file-bytes", "30000"]);
+    stage_export(
+        dir.path(),
+        "job_",
+        &["gen_named"],
+        &["--max-file-bytes", "30000"],
+    );
     milvus_faults(json!({"fail_import": 1}));
     let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("job_gen_named"), expected("gen_named"));
     // A kill between "job created" and "job id recorded": the ledger says Submitting, no id.
     let ledger_path = dir.path().join("import-state.json");
-    let mut ledger: Value = serde_json::from_str(&std::fs::read_to_string(&ledger_path).unwrap()).unwrap();
+    let mut ledger: Value =
+        serde_json::from_str(&std::fs::read_to_string(&ledger_path).unwrap()).unwrap();
     for t in ledger["targets"].as_object_mut().unwrap().values_mut() {
-        for c in t["gen_named"]["chunks"].as_object_mut().unwrap().values_mut() {
+        for c in t["gen_named"]["chunks"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+        {
             c["state"] = json!("submitting");
             c.as_object_mut().unwrap().remove("job");
         }
@@ -161,10 +244,18 @@ fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
     std::fs::write(&ledger_path, serde_json::to_vec(&ledger).unwrap()).unwrap();
     let (code, out, err) = import(dir.path(), "bulk", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(target_count("job_gen_named"), expected("gen_named"), "no chunk imported twice");
+    assert_eq!(
+        target_count("job_gen_named"),
+        expected("gen_named"),
+        "no chunk imported twice"
+    );
     // A job the server has forgotten (past retention): settled by counting.
     for t in ledger["targets"].as_object_mut().unwrap().values_mut() {
-        for c in t["gen_named"]["chunks"].as_object_mut().unwrap().values_mut() {
+        for c in t["gen_named"]["chunks"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+        {
             c["state"] = json!("importing");
             c["job"] = json!("999999999");
         }
@@ -172,13 +263,22 @@ fn failed_job_is_retried_and_lost_or_forgotten_jobs_are_settled() {
     std::fs::write(&ledger_path, serde_json::to_vec(&ledger).unwrap()).unwrap();
     let (code, out, err) = import(dir.path(), "bulk", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(target_count("job_gen_named"), expected("gen_named"), "no chunk imported twice");
+    assert_eq!(
+        target_count("job_gen_named"),
+        expected("gen_named"),
+        "no chunk imported twice"
+    );
 }
 
 #[test]
 fn kill_9_during_import_then_rerun_gives_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
-    stage_export(dir.path(), "kill_", &["gen_kill"], &["--max-file-bytes", "15000", "--ranges", "4"]);
+    stage_export(
+        dir.path(),
+        "kill_",
+        &["gen_kill"],
+        &["--max-file-bytes", "15000", "--ranges", "4"],
+    );
     let mut args = import_args(dir.path(), "bulk");
     args.push("--drop-existing".into());
     let mut kills = 0;
@@ -192,7 +292,9 @@ fn kill_9_during_import_then_rerun_gives_exact_counts() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 900 + i * 150));
+        std::thread::sleep(Duration::from_millis(
+            300 + rand::random::<u64>() % 900 + i * 150,
+        ));
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -200,7 +302,10 @@ fn kill_9_during_import_then_rerun_gives_exact_counts() {
         child.wait().unwrap();
         kills += 1;
     }
-    assert!(kills >= 5, "the import finished before 5 kills (kills: {kills})");
+    assert!(
+        kills >= 5,
+        "the import finished before 5 kills (kills: {kills})"
+    );
     let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("kill_gen_kill"), expected("gen_kill"));
@@ -216,11 +321,18 @@ fn bad_input_is_refused_with_the_fix() {
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();
     let (code, _, err) = run_q2z(&refs);
     assert_ne!(code, 0);
-    assert!(err.contains("rejected the credentials") && err.contains("--token"), "{err}");
+    assert!(
+        err.contains("rejected the credentials") && err.contains("--token"),
+        "{err}"
+    );
     assert!(!err.contains("root:wrong"), "token echoed: {err}");
     // A damaged staged file is never imported.
-    let m = q2z::stage::manifest::Manifest::load(dir.path()).unwrap().unwrap();
-    let file = dir.path().join(&m.collections["fx_uuid_mixed"].chunks[0].file);
+    let m = q2z::stage::manifest::Manifest::load(dir.path())
+        .unwrap()
+        .unwrap();
+    let file = dir
+        .path()
+        .join(&m.collections["fx_uuid_mixed"].chunks[0].file);
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -237,7 +349,10 @@ fn bad_input_is_refused_with_the_fix() {
     stage_export(third.path(), "bad_", &["fx_empty"], &[]);
     let (code, _, err) = import(third.path(), "upsert", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("--into-existing") && err.contains("--drop-existing"), "{err}");
+    assert!(
+        err.contains("--into-existing") && err.contains("--drop-existing"),
+        "{err}"
+    );
     let (code, _, err) = import(third.path(), "upsert", &["--into-existing"]);
     assert_eq!(code, 0, "{err}");
 }

@@ -10,7 +10,15 @@ use std::time::Duration;
 
 fn export(stage: &std::path::Path, collection: &str, extra: &[&str]) -> (i32, String, String) {
     let url = standin("Q2Z_QDRANT_URL");
-    let mut args = vec!["export", "--qdrant-url", &url, "--stage", stage.to_str().unwrap(), "-c", collection];
+    let mut args = vec![
+        "export",
+        "--qdrant-url",
+        &url,
+        "--stage",
+        stage.to_str().unwrap(),
+        "-c",
+        collection,
+    ];
     args.extend_from_slice(extra);
     run_q2z(&args)
 }
@@ -30,7 +38,11 @@ fn real_fixtures_export_live_and_match_server_json() {
 fn generated_collections_export_live_and_match_source() {
     for c in ["gen_ints", "gen_mixed_ids", "gen_named", "gen_empty"] {
         let dir = tempfile::tempdir().unwrap();
-        let (code, out, err) = export(dir.path(), c, &["--page-size", "64", "--ranges", "4", "--workers", "3"]);
+        let (code, out, err) = export(
+            dir.path(),
+            c,
+            &["--page-size", "64", "--ranges", "4", "--workers", "3"],
+        );
         assert_eq!(code, 0, "{c}: {out}{err}");
         let (rows, mapping, _) = staged_rows(dir.path(), c);
         assert_rows_match(&scroll_all(c), &rows, &mapping);
@@ -44,7 +56,17 @@ fn live_and_snapshot_exports_are_row_for_row_identical() {
     assert_eq!(code, 0, "{err}");
     let snap = tempfile::tempdir().unwrap();
     let file = fixtures().join("fx_named.collection.snapshot");
-    let (code, _, err) = run_q2z(&["export", "--snapshot", file.to_str().unwrap(), "--as", "fx_named", "--stage", snap.path().to_str().unwrap(), "--ranges", "1"]);
+    let (code, _, err) = run_q2z(&[
+        "export",
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--as",
+        "fx_named",
+        "--stage",
+        snap.path().to_str().unwrap(),
+        "--ranges",
+        "1",
+    ]);
     assert_eq!(code, 0, "{err}");
     let (a, ma, _) = staged_rows(live.path(), "fx_named");
     let (b, mb, _) = staged_rows(snap.path(), "fx_named");
@@ -57,7 +79,23 @@ fn kill_9_at_random_moments_then_rerun_stages_each_point_once() {
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().to_str().unwrap().to_string();
     let url = standin("Q2Z_QDRANT_URL");
-    let args = ["export", "--qdrant-url", &url, "--stage", &stage, "-c", "gen_kill", "--page-size", "10", "--max-file-bytes", "6000", "--ranges", "3", "--workers", "2"];
+    let args = [
+        "export",
+        "--qdrant-url",
+        &url,
+        "--stage",
+        &stage,
+        "-c",
+        "gen_kill",
+        "--page-size",
+        "10",
+        "--max-file-bytes",
+        "6000",
+        "--ranges",
+        "3",
+        "--workers",
+        "2",
+    ];
     qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 40}}));
     let mut kills = 0;
     let mut finished_early = false;
@@ -70,7 +108,9 @@ fn kill_9_at_random_moments_then_rerun_stages_each_point_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + rand::random::<u64>() % 400 + i * 20));
+        std::thread::sleep(Duration::from_millis(
+            150 + rand::random::<u64>() % 400 + i * 20,
+        ));
         match child.try_wait().unwrap() {
             Some(status) => {
                 assert!(status.success(), "export failed on its own");
@@ -85,7 +125,10 @@ fn kill_9_at_random_moments_then_rerun_stages_each_point_once() {
         }
     }
     assert!(kills >= 5 || finished_early, "killed {kills} times");
-    assert!(kills >= 5, "the export finished before 5 kills; make it slower (kills: {kills})");
+    assert!(
+        kills >= 5,
+        "the export finished before 5 kills; make it slower (kills: {kills})"
+    );
     let (code, out, err) = run_q2z(&args);
     assert_eq!(code, 0, "{out}{err}");
     let (rows, mapping, total) = staged_rows(dir.path(), "gen_kill");
@@ -98,21 +141,50 @@ fn clear_errors_for_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = export(dir.path(), "gen_manhattan", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("Manhattan") && err.contains("--manhattan-as"), "{err}");
+    assert!(
+        err.contains("Manhattan") && err.contains("--manhattan-as"),
+        "{err}"
+    );
     let (code, _, err) = export(dir.path(), "gen_five_vectors", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("--exclude-vector") && err.contains("limit of 4"), "{err}");
+    assert!(
+        err.contains("--exclude-vector") && err.contains("limit of 4"),
+        "{err}"
+    );
     let (code, _, err) = export(dir.path(), "gen_multivector", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("multivector") && err.contains("--multivector first"), "{err}");
+    assert!(
+        err.contains("multivector") && err.contains("--multivector first"),
+        "{err}"
+    );
     let (code, _, err) = export(dir.path(), "no_such_collection", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("does not exist") && err.contains("fx_named"), "{err}");
-    let (code, _, err) = run_q2z(&["export", "--qdrant-url", &standin("Q2Z_QDRANT_URL"), "--api-key", "wrong", "--stage", dir.path().to_str().unwrap()]);
+    assert!(
+        err.contains("does not exist") && err.contains("fx_named"),
+        "{err}"
+    );
+    let (code, _, err) = run_q2z(&[
+        "export",
+        "--qdrant-url",
+        &standin("Q2Z_QDRANT_URL"),
+        "--api-key",
+        "wrong",
+        "--stage",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains("rejected the credentials") && err.contains("--api-key"), "{err}");
+    assert!(
+        err.contains("rejected the credentials") && err.contains("--api-key"),
+        "{err}"
+    );
     assert!(!err.contains("wrong"), "the key must not be echoed: {err}");
-    let (code, _, err) = run_q2z(&["export", "--qdrant-url", "http://127.0.0.1:1", "--stage", dir.path().to_str().unwrap()]);
+    let (code, _, err) = run_q2z(&[
+        "export",
+        "--qdrant-url",
+        "http://127.0.0.1:1",
+        "--stage",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("cannot reach Qdrant"), "{err}");
     let (code, _, err) = export(dir.path(), "gen_big_payload", &[]);
@@ -138,8 +210,18 @@ fn choices_make_the_refused_collections_export() {
     let src = scroll_all("gen_multivector");
     for p in &src {
         let row = &rows[&p["id"].to_string()];
-        let first: Vec<f32> = p["vector"]["colbert"][0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let got: Vec<f32> = row["colbert"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let first: Vec<f32> = p["vector"]["colbert"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let got: Vec<f32> = row["colbert"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(got, first);
     }
 }

@@ -9,12 +9,25 @@ use serde_json::json;
 #[test]
 fn faults_do_not_lose_or_double_points() {
     let dir = tempfile::tempdir().unwrap();
-    qdrant_faults(json!({"error_status": 503, "error_count": 3, "rate_limit_count": 2, "retry_after": 1, "reset_count": 2, "slow_ms": 20}));
+    qdrant_faults(
+        json!({"error_status": 503, "error_count": 3, "rate_limit_count": 2, "retry_after": 1, "reset_count": 2, "slow_ms": 20}),
+    );
     let url = standin("Q2Z_QDRANT_URL");
-    let (code, out, err) = run_q2z(&["export", "--qdrant-url", &url, "--stage", dir.path().to_str().unwrap(), "-c", "gen_ints", "--page-size", "50", "--ranges", "2"]);
+    let (code, out, err) = run_q2z(&[
+        "export",
+        "--qdrant-url",
+        &url,
+        "--stage",
+        dir.path().to_str().unwrap(),
+        "-c",
+        "gen_ints",
+        "--page-size",
+        "50",
+        "--ranges",
+        "2",
+    ]);
     qdrant_faults(json!({}));
     assert_eq!(code, 0, "{out}{err}");
     let (rows, mapping, _) = staged_rows(dir.path(), "gen_ints");
     assert_rows_match(&scroll_all("gen_ints"), &rows, &mapping);
 }
-

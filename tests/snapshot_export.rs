@@ -12,9 +12,21 @@ use std::sync::Arc;
 fn export_snapshot(file: &str, name: &str, ranges: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().join("stage");
-    let snap = open_snapshot(&fixtures().join(file), Some(name), &dir.path().join("scratch")).unwrap();
+    let snap = open_snapshot(
+        &fixtures().join(file),
+        Some(name),
+        &dir.path().join("scratch"),
+    )
+    .unwrap();
     let sources: Vec<SharedSource> = vec![Arc::new(snap)];
-    let opts = ExportOptions { stage, ranges, workers: 2, page_size: 40, quiet: true, ..Default::default() };
+    let opts = ExportOptions {
+        stage,
+        ranges,
+        workers: 2,
+        page_size: 40,
+        quiet: true,
+        ..Default::default()
+    };
     let reports = export(&sources, SourceInfo::Snapshot { files: vec![] }, &opts).unwrap();
     assert_eq!(reports[0].staged_rows, reports[0].source_count_at_start);
     dir
@@ -53,8 +65,20 @@ fn mapping_follows_design_defaults() {
     let m = Manifest::load(&dir.path().join("stage")).unwrap().unwrap();
     let e = &m.collections["fx_named"];
     assert_eq!(e.mapping.id_kind, q2z::transform::mapping::IdKind::Int64);
-    let kinds: Vec<_> = e.mapping.vectors.iter().map(|v| (v.field.as_str(), v.kind.milvus_name(), v.metric.as_str())).collect();
-    assert_eq!(kinds, vec![("image", "Float16Vector", "IP"), ("text", "FloatVector", "COSINE"), ("keywords", "SparseFloatVector", "IP")]);
+    let kinds: Vec<_> = e
+        .mapping
+        .vectors
+        .iter()
+        .map(|v| (v.field.as_str(), v.kind.milvus_name(), v.metric.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("image", "Float16Vector", "IP"),
+            ("text", "FloatVector", "COSINE"),
+            ("keywords", "SparseFloatVector", "IP")
+        ]
+    );
     assert_eq!(e.mapping.vectors[1].index_params["M"], 20);
     assert_eq!(e.mapping.vectors[1].index_params["efConstruction"], 128);
 }

@@ -23,21 +23,21 @@ pub enum Command {
     /// Preview the Qdrant → Milvus schema mapping and write an editable mapping file.
     ///
     /// Example: q2z plan --qdrant-url http://localhost:6333 --mapping-out mapping.toml
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Export Qdrant collections into a staging directory (resumable).
     ///
     /// Examples:
     ///   q2z export --qdrant-url http://localhost:6333 --stage ./stage
     ///   q2z export --snapshot products.snapshot --stage ./stage
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Import a staging directory into Milvus / Zilliz Cloud, then verify (resumable).
     ///
     /// Example: q2z import --stage ./stage --milvus-url http://localhost:19530 --mode upsert
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
     /// Export then import in one run.
-    Migrate(MigrateArgs),
+    Migrate(Box<MigrateArgs>),
     /// Compare staging and target: counts per chunk and sampled points field by field.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Show what is staged, uploaded, imported and verified.
     Status(StatusArgs),
 }

@@ -7,7 +7,9 @@ use crate::source::snapshot::open_snapshot;
 use crate::source::{RestCollection, SharedSource};
 use crate::stage::manifest::{Manifest, SnapshotFile, SourceInfo};
 use crate::stage::writer::sha256_file;
-use crate::transform::mapping::{CollectionMapping, MappingOptions, MultivectorPolicy, default_mapping};
+use crate::transform::mapping::{
+    CollectionMapping, MappingOptions, MultivectorPolicy, default_mapping,
+};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,12 +18,12 @@ use std::sync::Arc;
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Plan(a) => plan(a),
-        Command::Export(a) => export_cmd(a),
+        Command::Plan(a) => plan(*a),
+        Command::Export(a) => export_cmd(*a),
         Command::Status(a) => status(a),
-        Command::Import(a) => import_cmd(a),
-        Command::Migrate(a) => migrate(a),
-        Command::Verify(a) => verify_cmd(a),
+        Command::Import(a) => import_cmd(*a),
+        Command::Migrate(a) => migrate(*a),
+        Command::Verify(a) => verify_cmd(*a),
     }
 }
 
@@ -54,10 +56,17 @@ fn print_reports(reports: &[crate::verify::VerifyReport], json: bool) -> Result<
                 r.staged_rows,
                 r.target_count,
                 r.sample_checked,
-                if r.ok { "all equal".to_string() } else { format!("{} differences", r.sample_mismatches.len()) }
+                if r.ok {
+                    "all equal".to_string()
+                } else {
+                    format!("{} differences", r.sample_mismatches.len())
+                }
             );
             for c in &r.bad_chunks {
-                println!("  chunk {}: staged {} rows, target has {}", c.file, c.staged, c.target);
+                println!(
+                    "  chunk {}: staged {} rows, target has {}",
+                    c.file, c.staged, c.target
+                );
             }
             for m in r.sample_mismatches.iter().take(20) {
                 println!("  {m}");
@@ -65,13 +74,30 @@ fn print_reports(reports: &[crate::verify::VerifyReport], json: bool) -> Result<
             for n in &r.notes {
                 println!("  note: {n}");
             }
-            println!("  verification: {}", if r.ok { "PASSED" } else { "FAILED (run q2z verify --repair to re-send the bad chunks)" });
+            println!(
+                "  verification: {}",
+                if r.ok {
+                    "PASSED"
+                } else {
+                    "FAILED (run q2z verify --repair to re-send the bad chunks)"
+                }
+            );
         }
     }
-    Ok(if reports.iter().all(|r| r.ok) { 0 } else { super::EXIT_MISMATCH })
+    Ok(if reports.iter().all(|r| r.ok) {
+        0
+    } else {
+        super::EXIT_MISMATCH
+    })
 }
 
-fn import_options(stage: &Path, mode: ModeArg, storage_args: &StorageArgs, sample: usize, quiet: bool) -> crate::import::ImportOptions {
+fn import_options(
+    stage: &Path,
+    mode: ModeArg,
+    storage_args: &StorageArgs,
+    sample: usize,
+    quiet: bool,
+) -> crate::import::ImportOptions {
     crate::import::ImportOptions {
         stage: stage.to_path_buf(),
         mode: match mode {
@@ -116,7 +142,10 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
     drop(sources);
     let _ = std::fs::remove_dir_all(&scratch);
     for r in &exported {
-        eprintln!("{}: staged {} of {} points in {:.1}s", r.collection, r.staged_rows, r.source_count_at_start, r.seconds);
+        eprintln!(
+            "{}: staged {} of {} points in {:.1}s",
+            r.collection, r.staged_rows, r.source_count_at_start, r.seconds
+        );
     }
     let m = milvus(&a.target);
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
@@ -127,11 +156,20 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
 }
 
 fn verify_cmd(a: VerifyArgs) -> Result<u8> {
-    let Some(manifest) = Manifest::load(&a.stage)? else { bail!("{} holds no staged export (no manifest.json)", a.stage.display()) };
+    let Some(manifest) = Manifest::load(&a.stage)? else {
+        bail!(
+            "{} holds no staged export (no manifest.json)",
+            a.stage.display()
+        )
+    };
     if a.stage_only || a.target.is_none() {
         for (name, e) in &manifest.collections {
             crate::import::check_files(&a.stage, e)?;
-            println!("{name}: {} files, {} rows: all present with the sha256 the manifest records", e.chunks.len(), e.staged_rows());
+            println!(
+                "{name}: {} files, {} rows: all present with the sha256 the manifest records",
+                e.chunks.len(),
+                e.staged_rows()
+            );
         }
         return Ok(0);
     }
@@ -139,7 +177,12 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
     let m = milvus(t);
     let mut state = crate::stage::import_state::ImportState::load(&a.stage)?;
     let mode_of = |state: &crate::stage::import_state::ImportState, name: &str| {
-        state.targets.get(m.url()).and_then(|c| c.get(name)).and_then(|l| l.mode.clone()).unwrap_or_else(|| "bulk".into())
+        state
+            .targets
+            .get(m.url())
+            .and_then(|c| c.get(name))
+            .and_then(|l| l.mode.clone())
+            .unwrap_or_else(|| "bulk".into())
     };
     let mut reports = Vec::new();
     let mut repaired = Vec::new();
@@ -147,15 +190,31 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         let upsert = mode_of(&state, name) == "upsert";
         let r = crate::verify::verify_collection(&m, &a.stage, e, a.sample, upsert)?;
         if a.repair && !r.bad_chunks.is_empty() {
-            let ledger = state.targets.entry(m.url().to_string()).or_default().entry(name.clone()).or_default();
+            let ledger = state
+                .targets
+                .entry(m.url().to_string())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
             for bad in &r.bad_chunks {
-                let c = e.chunks.iter().find(|c| c.file == bad.file).expect("chunk of the manifest");
+                let c = e
+                    .chunks
+                    .iter()
+                    .find(|c| c.file == bad.file)
+                    .expect("chunk of the manifest");
                 crate::import::delete_chunk(&m, &a.stage, e, c)?;
                 let l = ledger.chunks.entry(c.file.clone()).or_default();
-                l.state = if l.key.is_some() { crate::stage::import_state::ChunkState::Uploaded } else { crate::stage::import_state::ChunkState::Pending };
+                l.state = if l.key.is_some() {
+                    crate::stage::import_state::ChunkState::Uploaded
+                } else {
+                    crate::stage::import_state::ChunkState::Pending
+                };
                 l.job = None;
                 l.attempts = 0;
-                eprintln!("repair: deleted the key range of {} ({} rows staged, {} found); sending it again", c.file, bad.staged, bad.target);
+                eprintln!(
+                    "repair: deleted the key range of {} ({} rows staged, {} found); sending it again",
+                    c.file, bad.staged, bad.target
+                );
             }
             ledger.created = true;
             state.save(&a.stage)?;
@@ -168,9 +227,15 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
     if !repaired.is_empty() {
         let state = crate::stage::import_state::ImportState::load(&a.stage)?;
         for name in repaired {
-            let mode = if mode_of(&state, &name) == "upsert" { ModeArg::Upsert } else { ModeArg::Bulk };
+            let mode = if mode_of(&state, &name) == "upsert" {
+                ModeArg::Upsert
+            } else {
+                ModeArg::Bulk
+            };
             if mode == ModeArg::Bulk && a.storage.s3_bucket.is_none() {
-                bail!("collection {name} was bulk-imported: pass the same --s3-endpoint / --s3-bucket (and keys) to --repair so the bad chunks are re-sent as files");
+                bail!(
+                    "collection {name} was bulk-imported: pass the same --s3-endpoint / --s3-bucket (and keys) to --repair so the bad chunks are re-sent as files"
+                );
             }
             let mut opts = import_options(&a.stage, mode, &a.storage, a.sample, a.json);
             opts.collections = vec![name.clone()];
@@ -187,11 +252,13 @@ struct MappingFile {
     collection: Vec<CollectionMapping>,
 }
 
-fn mapping_options(a: &MappingArgs) -> Result<(MappingOptions, BTreeMap<String, CollectionMapping>)> {
-    if let Some(m) = &a.manhattan_as {
-        if !["L2", "IP", "COSINE"].contains(&m.to_uppercase().as_str()) {
-            bail!("--manhattan-as takes L2, IP or COSINE, not '{m}'");
-        }
+fn mapping_options(
+    a: &MappingArgs,
+) -> Result<(MappingOptions, BTreeMap<String, CollectionMapping>)> {
+    if let Some(m) = &a.manhattan_as
+        && !["L2", "IP", "COSINE"].contains(&m.to_uppercase().as_str())
+    {
+        bail!("--manhattan-as takes L2, IP or COSINE, not '{m}'");
     }
     let opts = MappingOptions {
         exclude_vectors: a.exclude_vector.clone(),
@@ -207,8 +274,14 @@ fn mapping_options(a: &MappingArgs) -> Result<(MappingOptions, BTreeMap<String, 
     };
     let mut overrides = BTreeMap::new();
     if let Some(path) = &a.mapping {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading mapping file {}", path.display()))?;
-        let file: MappingFile = toml::from_str(&text).with_context(|| format!("mapping file {} is not valid (see `q2z plan --mapping-out`)", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading mapping file {}", path.display()))?;
+        let file: MappingFile = toml::from_str(&text).with_context(|| {
+            format!(
+                "mapping file {} is not valid (see `q2z plan --mapping-out`)",
+                path.display()
+            )
+        })?;
         for m in file.collection {
             overrides.insert(m.source.clone(), m);
         }
@@ -225,25 +298,47 @@ fn open_sources(a: &SourceArgs, scratch: &Path) -> Result<(Vec<SharedSource>, So
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut files = Vec::new();
         for f in &a.snapshot {
-            let (sha256, bytes) = sha256_file(f).with_context(|| format!("reading snapshot {}", f.display()))?;
+            let (sha256, bytes) =
+                sha256_file(f).with_context(|| format!("reading snapshot {}", f.display()))?;
             let c = open_snapshot(f, a.snapshot_name.as_deref(), scratch)?;
             if !a.collections.is_empty() && !a.collections.contains(&c.name) {
                 continue;
             }
-            files.push(SnapshotFile { file: f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), sha256, bytes });
+            files.push(SnapshotFile {
+                file: f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256,
+                bytes,
+            });
             sources.push(Arc::new(c));
         }
         return Ok((sources, SourceInfo::Snapshot { files }));
     }
-    let Some(url) = &a.qdrant_url else { bail!("say where to read from: --qdrant-url URL (live server) or --snapshot FILE (offline)") };
+    let Some(url) = &a.qdrant_url else {
+        bail!("say where to read from: --qdrant-url URL (live server) or --snapshot FILE (offline)")
+    };
     let client = QdrantRest::new(url, a.api_key.clone(), Default::default());
-    let names = if a.collections.is_empty() { client.list_collections()? } else { a.collections.clone() };
+    let names = if a.collections.is_empty() {
+        client.list_collections()?
+    } else {
+        a.collections.clone()
+    };
     let mut sources: Vec<SharedSource> = Vec::new();
     for n in names {
         let config = client.collection_config(&n)?;
-        sources.push(Arc::new(RestCollection { client: client.clone(), config }));
+        sources.push(Arc::new(RestCollection {
+            client: client.clone(),
+            config,
+        }));
     }
-    Ok((sources, SourceInfo::Rest { url: strip_credentials(url) }))
+    Ok((
+        sources,
+        SourceInfo::Rest {
+            url: strip_credentials(url),
+        },
+    ))
 }
 
 /// Removes `user:pass@` from a URL before it is logged or stored.
@@ -274,7 +369,12 @@ fn plan(a: PlanArgs) -> Result<u8> {
             Some(m) => (m.clone(), vec![]),
             None => default_mapping(cfg, scan.id_kind, &opts)?,
         };
-        let row = 64 + mapping.vectors.iter().map(|v| v.dim.map(|d| d * 4).unwrap_or(64)).sum::<usize>() as u64;
+        let row = 64
+            + mapping
+                .vectors
+                .iter()
+                .map(|v| v.dim.map(|d| d * 4).unwrap_or(64))
+                .sum::<usize>() as u64;
         out.push(serde_json::json!({
             "collection": cfg.name,
             "points": scan.count,
@@ -293,23 +393,48 @@ fn plan(a: PlanArgs) -> Result<u8> {
         }
     }
     if let Some(path) = &a.mapping_out {
-        std::fs::write(path, toml::to_string_pretty(&file)?).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("mapping written to {}; edit it and pass it to export with --mapping", path.display());
+        std::fs::write(path, toml::to_string_pretty(&file)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "mapping written to {}; edit it and pass it to export with --mapping",
+            path.display()
+        );
     }
     Ok(0)
 }
 
 fn print_plan(p: &serde_json::Value) {
     let m: CollectionMapping = serde_json::from_value(p["mapping"].clone()).expect("own mapping");
-    println!("Qdrant collection '{}' ({} points) → Milvus collection '{}'", m.source, p["points"], m.target);
-    println!("  {:<24} {:<22} {}", "field", "Milvus type", "from / index");
-    println!("  {:<24} {:<22} point id", m.id_field, format!("{:?} (primary)", m.id_kind));
+    println!(
+        "Qdrant collection '{}' ({} points) → Milvus collection '{}'",
+        m.source, p["points"], m.target
+    );
+    println!("  {:<24} {:<22} from / index", "field", "Milvus type");
+    println!(
+        "  {:<24} {:<22} point id",
+        m.id_field,
+        format!("{:?} (primary)", m.id_kind)
+    );
     for v in &m.vectors {
-        let src = if v.source.is_empty() { "(unnamed vector)".to_string() } else { format!("vector '{}'", v.source) };
+        let src = if v.source.is_empty() {
+            "(unnamed vector)".to_string()
+        } else {
+            format!("vector '{}'", v.source)
+        };
         let dim = v.dim.map(|d| format!("({d})")).unwrap_or_default();
-        println!("  {:<24} {:<22} {src}, {} {} {:?}", v.field, format!("{}{dim}", v.kind.milvus_name()), v.metric, v.index_type, v.index_params);
+        println!(
+            "  {:<24} {:<22} {src}, {} {} {:?}",
+            v.field,
+            format!("{}{dim}", v.kind.milvus_name()),
+            v.metric,
+            v.index_type,
+            v.index_params
+        );
     }
-    println!("  {:<24} {:<22} payload (nulls kept; clashing keys get a trailing '_')", "$meta", "dynamic JSON");
+    println!(
+        "  {:<24} {:<22} payload (nulls kept; clashing keys get a trailing '_')",
+        "$meta", "dynamic JSON"
+    );
     println!("  estimated vector bytes: {}", p["estimated_vector_bytes"]);
     for w in p["warnings"].as_array().into_iter().flatten() {
         println!("  warning: {}", w.as_str().unwrap_or_default());
@@ -341,7 +466,13 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
         for r in &reports {
             println!(
                 "{}: staged {} of {} points in {} files ({} bytes) in {:.1}s → Milvus '{}'",
-                r.collection, r.staged_rows, r.source_count_at_start, r.chunks, r.bytes, r.seconds, r.target
+                r.collection,
+                r.staged_rows,
+                r.source_count_at_start,
+                r.chunks,
+                r.bytes,
+                r.seconds,
+                r.target
             );
             for w in &r.warnings {
                 println!("  warning: {w}");
@@ -352,14 +483,26 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
 }
 
 fn status(a: StatusArgs) -> Result<u8> {
-    let Some(m) = Manifest::load(&a.stage)? else { bail!("{} holds no staged export (no manifest.json); run q2z export first", a.stage.display()) };
+    let Some(m) = Manifest::load(&a.stage)? else {
+        bail!(
+            "{} holds no staged export (no manifest.json); run q2z export first",
+            a.stage.display()
+        )
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(0);
     }
     for (name, e) in &m.collections {
         let done = e.ranges.iter().filter(|r| r.done).count();
-        println!("{name}: {:?}, {} of {} points staged, {} files, ranges {done}/{} done", e.state, e.staged_rows(), e.source_count_at_start, e.chunks.len(), e.ranges.len());
+        println!(
+            "{name}: {:?}, {} of {} points staged, {} files, ranges {done}/{} done",
+            e.state,
+            e.staged_rows(),
+            e.source_count_at_start,
+            e.chunks.len(),
+            e.ranges.len()
+        );
     }
     Ok(0)
 }

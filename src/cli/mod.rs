@@ -37,6 +37,11 @@ fn init_tracing(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("Q2Z_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("q2z={default},warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("Q2Z_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("q2z={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -2,22 +2,34 @@
 //! `config.json`) into a [`CollectionConfig`].
 
 use crate::error::{Error, Result};
-use crate::model::{CollectionConfig, Datatype, DenseParams, Distance, SparseParams, UNNAMED_VECTOR};
+use crate::model::{
+    CollectionConfig, Datatype, DenseParams, Distance, SparseParams, UNNAMED_VECTOR,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Builds the config from the `config` object (`params`, `hnsw_config`, ...).
 pub fn parse_collection_config(name: &str, config: &Value) -> Result<CollectionConfig> {
-    let bad = |m: String| Error::Mapping { collection: name.to_string(), message: m };
-    let params = config.get("params").ok_or_else(|| bad("config has no 'params'".into()))?;
+    let bad = |m: String| Error::Mapping {
+        collection: name.to_string(),
+        message: m,
+    };
+    let params = config
+        .get("params")
+        .ok_or_else(|| bad("config has no 'params'".into()))?;
     let hnsw = config.get("hnsw_config");
     let hnsw_m = hnsw.and_then(|h| h.get("m")).and_then(Value::as_u64);
-    let hnsw_ef = hnsw.and_then(|h| h.get("ef_construct")).and_then(Value::as_u64);
+    let hnsw_ef = hnsw
+        .and_then(|h| h.get("ef_construct"))
+        .and_then(Value::as_u64);
     let mut dense = BTreeMap::new();
     match params.get("vectors") {
         None | Some(Value::Null) => {}
         Some(v) if v.get("size").is_some() => {
-            dense.insert(UNNAMED_VECTOR.to_string(), parse_dense(name, UNNAMED_VECTOR, v)?);
+            dense.insert(
+                UNNAMED_VECTOR.to_string(),
+                parse_dense(name, UNNAMED_VECTOR, v)?,
+            );
         }
         Some(Value::Object(map)) => {
             for (vname, v) in map {
@@ -29,7 +41,10 @@ pub fn parse_collection_config(name: &str, config: &Value) -> Result<CollectionC
     let mut sparse = BTreeMap::new();
     if let Some(Value::Object(map)) = params.get("sparse_vectors") {
         for (vname, v) in map {
-            let modifier = v.get("modifier").and_then(Value::as_str).map(str::to_string);
+            let modifier = v
+                .get("modifier")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             sparse.insert(vname.clone(), SparseParams { modifier });
         }
     }
@@ -39,13 +54,19 @@ pub fn parse_collection_config(name: &str, config: &Value) -> Result<CollectionC
         sparse,
         hnsw_m,
         hnsw_ef_construct: hnsw_ef,
-        shard_number: params.get("shard_number").and_then(Value::as_u64).unwrap_or(1),
+        shard_number: params
+            .get("shard_number")
+            .and_then(Value::as_u64)
+            .unwrap_or(1),
         raw: config.clone(),
     })
 }
 
 fn parse_dense(collection: &str, vname: &str, v: &Value) -> Result<DenseParams> {
-    let bad = |m: String| Error::Mapping { collection: collection.to_string(), message: m };
+    let bad = |m: String| Error::Mapping {
+        collection: collection.to_string(),
+        message: m,
+    };
     let size = v
         .get("size")
         .and_then(Value::as_u64)
@@ -55,22 +76,35 @@ fn parse_dense(collection: &str, vname: &str, v: &Value) -> Result<DenseParams> 
         Some("Euclid") => Distance::Euclid,
         Some("Dot") => Distance::Dot,
         Some("Manhattan") => Distance::Manhattan,
-        other => return Err(bad(format!("vector '{vname}' has unknown distance {other:?}"))),
+        other => {
+            return Err(bad(format!(
+                "vector '{vname}' has unknown distance {other:?}"
+            )));
+        }
     };
     let datatype = match v.get("datatype").and_then(Value::as_str) {
         None | Some("float32") => Datatype::Float32,
         Some("float16") => Datatype::Float16,
         Some("uint8") => Datatype::Uint8,
-        Some(other) => return Err(bad(format!("vector '{vname}' has unknown datatype '{other}'"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "vector '{vname}' has unknown datatype '{other}'"
+            )));
+        }
     };
     let hnsw = v.get("hnsw_config");
     Ok(DenseParams {
         size,
         distance,
         datatype,
-        multivector: v.get("multivector_config").filter(|m| !m.is_null()).cloned(),
+        multivector: v
+            .get("multivector_config")
+            .filter(|m| !m.is_null())
+            .cloned(),
         hnsw_m: hnsw.and_then(|h| h.get("m")).and_then(Value::as_u64),
-        hnsw_ef_construct: hnsw.and_then(|h| h.get("ef_construct")).and_then(Value::as_u64),
+        hnsw_ef_construct: hnsw
+            .and_then(|h| h.get("ef_construct"))
+            .and_then(Value::as_u64),
     })
 }
 
@@ -85,10 +119,19 @@ mod tests {
         assert_eq!(c.dense["image"].datatype, Datatype::Float16);
         assert_eq!(c.dense["text"].distance, Distance::Cosine);
         assert_eq!(c.sparse["keywords"].modifier.as_deref(), Some("idf"));
-        assert_eq!((c.hnsw_m, c.hnsw_ef_construct, c.shard_number), (Some(20), Some(128), 2));
+        assert_eq!(
+            (c.hnsw_m, c.hnsw_ef_construct, c.shard_number),
+            (Some(20), Some(128), 2)
+        );
         let unnamed: Value = serde_json::json!({"params":{"vectors":{"size":6,"distance":"Euclid","datatype":"uint8"}}});
         let c = parse_collection_config("u", &unnamed).unwrap();
         assert_eq!(c.dense[UNNAMED_VECTOR].size, 6);
-        assert!(parse_collection_config("x", &serde_json::json!({"params":{"vectors":{"size":2,"distance":"Hamming"}}})).is_err());
+        assert!(
+            parse_collection_config(
+                "x",
+                &serde_json::json!({"params":{"vectors":{"size":2,"distance":"Hamming"}}})
+            )
+            .is_err()
+        );
     }
 }

@@ -19,7 +19,12 @@ pub trait CollectionSource: Send + Sync {
     /// Exact point count.
     fn count(&self) -> Result<u64>;
     /// One page in Qdrant's id order from `offset` (inclusive); `with_data` false reads ids only.
-    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)>;
+    fn scroll(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)>;
 }
 
 /// A collection on a live Qdrant server.
@@ -35,8 +40,14 @@ impl CollectionSource for RestCollection {
     fn count(&self) -> Result<u64> {
         self.client.count(&self.config.name)
     }
-    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
-        self.client.scroll(&self.config.name, offset, limit, with_data)
+    fn scroll(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        self.client
+            .scroll(&self.config.name, offset, limit, with_data)
     }
 }
 
@@ -50,7 +61,12 @@ impl CollectionSource for snapshot::SnapshotCollection {
     fn count(&self) -> Result<u64> {
         snapshot::SnapshotCollection::count(self)
     }
-    fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+    fn scroll(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
         snapshot::SnapshotCollection::scroll(self, offset, limit, with_data)
     }
 }

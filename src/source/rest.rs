@@ -20,7 +20,10 @@ pub struct QdrantRest {
 
 impl std::fmt::Debug for QdrantRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantRest").field("base", &self.base).field("api_key", &self.api_key.as_ref().map(|_| "***")).finish()
+        f.debug_struct("QdrantRest")
+            .field("base", &self.base)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -29,7 +32,12 @@ const WHAT: &str = "Qdrant";
 impl QdrantRest {
     /// A client for `url` (e.g. `http://localhost:6333`).
     pub fn new(url: &str, api_key: Option<String>, policy: RetryPolicy) -> QdrantRest {
-        QdrantRest { base: url.trim_end_matches('/').to_string(), api_key, client: http::client(Duration::from_secs(120)), policy }
+        QdrantRest {
+            base: url.trim_end_matches('/').to_string(),
+            api_key,
+            client: http::client(Duration::from_secs(120)),
+            policy,
+        }
     }
 
     /// The server URL, without credentials (safe to log and to write in the manifest).
@@ -52,14 +60,36 @@ impl QdrantRest {
         let (status, body) = http::send(WHAT, &self.base, &self.policy, &make)?;
         let call = format!("{method} {path}");
         if status == 401 || status == 403 {
-            return Err(Error::Auth { what: WHAT, url: self.base.clone(), status, flag: "--api-key or QDRANT_API_KEY" });
+            return Err(Error::Auth {
+                what: WHAT,
+                url: self.base.clone(),
+                status,
+                flag: "--api-key or QDRANT_API_KEY",
+            });
         }
-        let v: Value = serde_json::from_slice(&body.0).map_err(|e| Error::Protocol { what: WHAT, call: call.clone(), message: format!("not JSON ({e}): {}", body.snippet()) })?;
+        let v: Value = serde_json::from_slice(&body.0).map_err(|e| Error::Protocol {
+            what: WHAT,
+            call: call.clone(),
+            message: format!("not JSON ({e}): {}", body.snippet()),
+        })?;
         if !(200..300).contains(&status) {
-            let message = v.pointer("/status/error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.snippet());
-            return Err(Error::Http { what: WHAT, call, status, message });
+            let message = v
+                .pointer("/status/error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| body.snippet());
+            return Err(Error::Http {
+                what: WHAT,
+                call,
+                status,
+                message,
+            });
         }
-        v.get("result").cloned().ok_or_else(|| Error::Protocol { what: WHAT, call, message: "no 'result' in the answer".into() })
+        v.get("result").cloned().ok_or_else(|| Error::Protocol {
+            what: WHAT,
+            call,
+            message: "no 'result' in the answer".into(),
+        })
     }
 
     /// Names of all collections.
@@ -67,21 +97,36 @@ impl QdrantRest {
         let r = self.call(reqwest::Method::GET, "/collections", None)?;
         Ok(r.get("collections")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     /// The collection's config (`GET /collections/{name}`).
     pub fn collection_config(&self, name: &str) -> Result<CollectionConfig> {
-        match self.call(reqwest::Method::GET, &format!("/collections/{}", enc(name)), None) {
+        match self.call(
+            reqwest::Method::GET,
+            &format!("/collections/{}", enc(name)),
+            None,
+        ) {
             Ok(r) => {
-                let cfg = r.get("config").ok_or_else(|| Error::Protocol { what: WHAT, call: format!("GET /collections/{name}"), message: "no config".into() })?;
+                let cfg = r.get("config").ok_or_else(|| Error::Protocol {
+                    what: WHAT,
+                    call: format!("GET /collections/{name}"),
+                    message: "no config".into(),
+                })?;
                 parse_collection_config(name, cfg)
             }
             Err(Error::Http { status: 404, .. }) => Err(Error::UnknownCollection {
                 name: name.to_string(),
                 source_desc: format!("Qdrant at {}", self.base),
-                known: self.list_collections().map(|l| l.join(", ")).unwrap_or_default(),
+                known: self
+                    .list_collections()
+                    .map(|l| l.join(", "))
+                    .unwrap_or_default(),
             }),
             Err(e) => Err(e),
         }
@@ -89,17 +134,37 @@ impl QdrantRest {
 
     /// Exact point count.
     pub fn count(&self, name: &str) -> Result<u64> {
-        let r = self.call(reqwest::Method::POST, &format!("/collections/{}/points/count", enc(name)), Some(&json!({"exact": true})))?;
-        r.get("count").and_then(Value::as_u64).ok_or_else(|| Error::Protocol { what: WHAT, call: "points/count".into(), message: "no count".into() })
+        let r = self.call(
+            reqwest::Method::POST,
+            &format!("/collections/{}/points/count", enc(name)),
+            Some(&json!({"exact": true})),
+        )?;
+        r.get("count")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::Protocol {
+                what: WHAT,
+                call: "points/count".into(),
+                message: "no count".into(),
+            })
     }
 
     /// One scroll page from `offset` (inclusive).
-    pub fn scroll(&self, name: &str, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+    pub fn scroll(
+        &self,
+        name: &str,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
         let mut body = json!({"limit": limit, "with_payload": with_data, "with_vector": with_data});
         if let Some(o) = offset {
             body["offset"] = o.to_json();
         }
-        let r = self.call(reqwest::Method::POST, &format!("/collections/{}/points/scroll", enc(name)), Some(&body))?;
+        let r = self.call(
+            reqwest::Method::POST,
+            &format!("/collections/{}/points/scroll", enc(name)),
+            Some(&body),
+        )?;
         parse_scroll_result(name, r)
     }
 
@@ -111,26 +176,49 @@ impl QdrantRest {
 
 fn enc(name: &str) -> String {
     name.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 /// Parses a scroll `result` object into points and the next offset.
 pub fn parse_scroll_result(collection: &str, r: Value) -> Result<(Vec<Point>, Option<PointId>)> {
-    let bad = |m: String| Error::Protocol { what: WHAT, call: format!("scroll of {collection}"), message: m };
+    let bad = |m: String| Error::Protocol {
+        what: WHAT,
+        call: format!("scroll of {collection}"),
+        message: m,
+    };
     let next = match r.get("next_page_offset") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(PointId::from_json(v).ok_or_else(|| bad(format!("bad next_page_offset {v}")))?),
+        Some(v) => {
+            Some(PointId::from_json(v).ok_or_else(|| bad(format!("bad next_page_offset {v}")))?)
+        }
     };
-    let Some(Value::Array(points)) = r.get("points").cloned() else { return Err(bad("no points array".into())) };
-    let points = points.into_iter().map(|p| point_from_json(collection, p)).collect::<Result<Vec<_>>>()?;
+    let Some(Value::Array(points)) = r.get("points").cloned() else {
+        return Err(bad("no points array".into()));
+    };
+    let points = points
+        .into_iter()
+        .map(|p| point_from_json(collection, p))
+        .collect::<Result<Vec<_>>>()?;
     Ok((points, next))
 }
 
 /// Parses one point as Qdrant's REST API prints it.
 pub fn point_from_json(collection: &str, p: Value) -> Result<Point> {
-    let bad = |m: String| Error::Protocol { what: WHAT, call: format!("scroll of {collection}"), message: m };
-    let Value::Object(mut obj) = p else { return Err(bad("point is not an object".into())) };
+    let bad = |m: String| Error::Protocol {
+        what: WHAT,
+        call: format!("scroll of {collection}"),
+        message: m,
+    };
+    let Value::Object(mut obj) = p else {
+        return Err(bad("point is not an object".into()));
+    };
     let idv = obj.remove("id").unwrap_or(Value::Null);
     let id = PointId::from_json(&idv).ok_or_else(|| bad(format!("bad point id {idv}")))?;
     let payload = match obj.remove("payload") {
@@ -142,26 +230,46 @@ pub fn point_from_json(collection: &str, p: Value) -> Result<Point> {
         None | Some(Value::Null) => {}
         Some(Value::Object(named)) => {
             for (k, v) in named {
-                vectors.insert(k, vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?);
+                vectors.insert(
+                    k,
+                    vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?,
+                );
             }
         }
         Some(v) => {
-            vectors.insert(UNNAMED_VECTOR.to_string(), vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?);
+            vectors.insert(
+                UNNAMED_VECTOR.to_string(),
+                vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?,
+            );
         }
     }
-    Ok(Point { id, vectors, payload })
+    Ok(Point {
+        id,
+        vectors,
+        payload,
+    })
 }
 
 fn floats(v: &Value) -> Option<Vec<f32>> {
-    v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32))
+        .collect()
 }
 
 fn vector_from_json(v: &Value) -> Option<VectorValue> {
     match v {
-        Value::Array(a) if a.first().is_some_and(Value::is_array) => Some(VectorValue::Multi(a.iter().map(floats).collect::<Option<Vec<_>>>()?)),
+        Value::Array(a) if a.first().is_some_and(Value::is_array) => Some(VectorValue::Multi(
+            a.iter().map(floats).collect::<Option<Vec<_>>>()?,
+        )),
         Value::Array(_) => Some(VectorValue::Dense(floats(v)?)),
         Value::Object(o) => {
-            let indices = o.get("indices")?.as_array()?.iter().map(|x| x.as_u64().map(|n| n as u32)).collect::<Option<Vec<_>>>()?;
+            let indices = o
+                .get("indices")?
+                .as_array()?
+                .iter()
+                .map(|x| x.as_u64().map(|n| n as u32))
+                .collect::<Option<Vec<_>>>()?;
             let values = floats(o.get("values")?)?;
             Some(VectorValue::Sparse { indices, values })
         }

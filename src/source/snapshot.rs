@@ -6,9 +6,9 @@
 //! repacked into a shard-snapshot tar and handed to `EdgeShard::unpack_snapshot`.
 
 use crate::error::{Error, Result};
+use crate::model::CollectionConfig;
 use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
 use crate::source::config::parse_collection_config;
-use crate::model::CollectionConfig;
 use qdrant_edge::{
     CountRequestBuilder, EdgeConfig, EdgeShard, PointId as EdgeId, Record, ScrollRequestBuilder,
     VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
@@ -46,17 +46,27 @@ enum Layout {
 /// Derives a collection name from a snapshot file name
 /// (`<name>-<peer>-<yyyy>-<mm>-<dd>-<hh>-<mm>-<ss>.snapshot`, or `<name>.<anything>`).
 pub fn name_from_file(path: &Path) -> String {
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("collection");
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("collection");
     let stem = file.strip_suffix(".snapshot").unwrap_or(file);
     let parts: Vec<&str> = stem.rsplitn(8, '-').collect();
-    if parts.len() == 8 && parts[..7].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() == 8
+        && parts[..7]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return parts[7].to_string();
     }
     stem.split('.').next().unwrap_or(stem).to_string()
 }
 
 fn snap_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Snapshot { path: path.to_path_buf(), message: message.into() }
+    Error::Snapshot {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Checks one tar entry path: relative, no `..`, no root.
@@ -69,7 +79,10 @@ fn safe_entry_path(file: &Path, p: &Path) -> Result<PathBuf> {
             _ => {
                 return Err(snap_err(
                     file,
-                    format!("refusing unsafe tar entry '{}' (absolute path or '..'); the file is not a snapshot Qdrant wrote", p.display()),
+                    format!(
+                        "refusing unsafe tar entry '{}' (absolute path or '..'); the file is not a snapshot Qdrant wrote",
+                        p.display()
+                    ),
                 ));
             }
         }
@@ -81,37 +94,67 @@ fn safe_entry_path(file: &Path, p: &Path) -> Result<PathBuf> {
 fn inspect(file: &Path) -> Result<Layout> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
     let mut ar = tar::Archive::new(BufReader::new(f));
-    let entries = ar.entries().map_err(|e| snap_err(file, format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API")))?;
+    let entries = ar.entries().map_err(|e| {
+        snap_err(
+            file,
+            format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API"),
+        )
+    })?;
     let mut has_config = false;
     let mut has_segments = false;
     let mut shards = BTreeSet::new();
     let mut rocksdb = false;
     let mut n = 0usize;
     for entry in entries {
-        let entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e}); copy the snapshot again and check its sha256")))?;
+        let entry = entry.map_err(|e| {
+            snap_err(
+                file,
+                format!(
+                    "truncated or corrupt tar ({e}); copy the snapshot again and check its sha256"
+                ),
+            )
+        })?;
         n += 1;
         let kind = entry.header().entry_type();
-        let raw = entry.path().map_err(|e| snap_err(file, format!("bad entry name: {e}")))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| snap_err(file, format!("bad entry name: {e}")))?
+            .into_owned();
         let p = safe_entry_path(file, &raw)?;
         if kind.is_symlink() || kind.is_hard_link() {
-            return Err(snap_err(file, format!("refusing link entry '{}'; Qdrant snapshots hold no links", p.display())));
+            return Err(snap_err(
+                file,
+                format!(
+                    "refusing link entry '{}'; Qdrant snapshots hold no links",
+                    p.display()
+                ),
+            ));
         }
         let s = p.to_string_lossy();
         if s.contains("db_backup") || s.ends_with(".sst") || s.contains("/rocksdb") {
             rocksdb = true;
         }
-        let first = p.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let first = p
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         match first.as_deref() {
             Some("config.json") if p.components().count() == 1 => has_config = true,
             Some("segments") => has_segments = true,
             Some(d) if d.bytes().all(|b| b.is_ascii_digit()) && p.components().count() > 1 => {
-                shards.insert(d.parse::<u32>().map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?);
+                shards.insert(
+                    d.parse::<u32>()
+                        .map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?,
+                );
             }
             _ => {}
         }
     }
     if n == 0 {
-        return Err(snap_err(file, "empty or not a tar archive; pass a file written by Qdrant's snapshot API"));
+        return Err(snap_err(
+            file,
+            "empty or not a tar archive; pass a file written by Qdrant's snapshot API",
+        ));
     }
     if rocksdb {
         return Err(snap_err(
@@ -124,7 +167,10 @@ fn inspect(file: &Path) -> Result<Layout> {
     } else if has_segments {
         Ok(Layout::Shard)
     } else {
-        Err(snap_err(file, "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory"))
+        Err(snap_err(
+            file,
+            "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory",
+        ))
     }
 }
 
@@ -133,17 +179,44 @@ fn inspect(file: &Path) -> Result<Layout> {
 fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut ar = tar::Archive::new(reader);
-    for entry in ar.entries().map_err(|e| snap_err(file, format!("not a tar archive ({e})")))? {
-        let mut entry = entry.map_err(|e| snap_err(file, format!("truncated or corrupt tar ({e}); copy the snapshot again and check its sha256")))?;
+    for entry in ar
+        .entries()
+        .map_err(|e| snap_err(file, format!("not a tar archive ({e})")))?
+    {
+        let mut entry = entry.map_err(|e| {
+            snap_err(
+                file,
+                format!(
+                    "truncated or corrupt tar ({e}); copy the snapshot again and check its sha256"
+                ),
+            )
+        })?;
         let kind = entry.header().entry_type();
-        let p = entry.path().map_err(|e| snap_err(file, e.to_string()))?.into_owned();
+        let p = entry
+            .path()
+            .map_err(|e| snap_err(file, e.to_string()))?
+            .into_owned();
         safe_entry_path(file, &p)?;
         if kind.is_symlink() || kind.is_hard_link() {
-            return Err(snap_err(file, format!("refusing link entry '{}'; Qdrant snapshots hold no links", p.display())));
+            return Err(snap_err(
+                file,
+                format!(
+                    "refusing link entry '{}'; Qdrant snapshots hold no links",
+                    p.display()
+                ),
+            ));
         }
-        let ok = entry.unpack_in(dest).map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
+        let ok = entry
+            .unpack_in(dest)
+            .map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
         if !ok {
-            return Err(snap_err(file, format!("refusing tar entry '{}' outside the work directory", p.display())));
+            return Err(snap_err(
+                file,
+                format!(
+                    "refusing tar entry '{}' outside the work directory",
+                    p.display()
+                ),
+            ));
         }
     }
     Ok(())
@@ -153,11 +226,18 @@ fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
 /// holding `snapshot/files/...`) into the directory layout `EdgeShard::load` reads.
 fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
     let segs = shard_dir.join("segments");
-    let Ok(rd) = std::fs::read_dir(&segs) else { return Ok(()) };
+    let Ok(rd) = std::fs::read_dir(&segs) else {
+        return Ok(());
+    };
     for e in rd {
         let p = e.map_err(|e| Error::io(&segs, e))?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(id) = name.strip_suffix(".tar") else { continue };
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(id) = name.strip_suffix(".tar") else {
+            continue;
+        };
         let dir = segs.join(id);
         let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
         unpack_safe(file, BufReader::new(f), &dir)?;
@@ -166,7 +246,10 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
         if inner.is_dir() {
             for sub in ["db_backup", "payload_index_db_backup"] {
                 if inner.join(sub).exists() {
-                    return Err(snap_err(file, "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot"));
+                    return Err(snap_err(
+                        file,
+                        "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot",
+                    ));
                 }
             }
             let files = inner.join("files");
@@ -183,12 +266,23 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
 }
 
 /// Opens a snapshot file: validates it, unpacks it under `scratch` and loads every shard.
-pub fn open_snapshot(file: &Path, name: Option<&str>, scratch: &Path) -> Result<SnapshotCollection> {
+pub fn open_snapshot(
+    file: &Path,
+    name: Option<&str>,
+    scratch: &Path,
+) -> Result<SnapshotCollection> {
     let layout = inspect(file)?;
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
-    let work = tempfile::Builder::new().prefix("q2z-snap-").tempdir_in(scratch).map_err(|e| Error::io(scratch, e))?;
-    let name = name.map(str::to_string).unwrap_or_else(|| name_from_file(file));
-    let edge_err = |e: qdrant_edge::OperationError| snap_err(file, format!("qdrant-edge could not load it: {e}"));
+    let work = tempfile::Builder::new()
+        .prefix("q2z-snap-")
+        .tempdir_in(scratch)
+        .map_err(|e| Error::io(scratch, e))?;
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| name_from_file(file));
+    let edge_err = |e: qdrant_edge::OperationError| {
+        snap_err(file, format!("qdrant-edge could not load it: {e}"))
+    };
     let mut shards = Vec::new();
     let mut config_json = None;
     match layout {
@@ -198,7 +292,10 @@ pub fn open_snapshot(file: &Path, name: Option<&str>, scratch: &Path) -> Result<
             unpack_safe(file, BufReader::new(f), &raw)?;
             let cfg_path = raw.join("config.json");
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            config_json = Some(serde_json::from_str(&text).map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?);
+            config_json = Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?,
+            );
             for id in ids {
                 let dir = raw.join(id.to_string());
                 unpack_segments(file, &dir)?;
@@ -216,7 +313,14 @@ pub fn open_snapshot(file: &Path, name: Option<&str>, scratch: &Path) -> Result<
         None => edge_config_to_qdrant(&shards[0].config()),
     };
     let config = parse_collection_config(&name, &config_json)?;
-    Ok(SnapshotCollection { name, config_json, config, shards, file: file.to_path_buf(), _work: work })
+    Ok(SnapshotCollection {
+        name,
+        config_json,
+        config,
+        shards,
+        file: file.to_path_buf(),
+        _work: work,
+    })
 }
 
 /// Renders a qdrant-edge shard config in the shape of Qdrant's collection `config` object.
@@ -225,15 +329,27 @@ pub fn edge_config_to_qdrant(cfg: &EdgeConfig) -> Value {
     for (name, p) in &cfg.vectors {
         let mut v = Map::new();
         v.insert("size".into(), json!(p.size));
-        v.insert("distance".into(), serde_json::to_value(p.distance).unwrap_or(Value::Null));
+        v.insert(
+            "distance".into(),
+            serde_json::to_value(p.distance).unwrap_or(Value::Null),
+        );
         if let Some(dt) = p.datatype {
-            v.insert("datatype".into(), serde_json::to_value(dt).unwrap_or(Value::Null));
+            v.insert(
+                "datatype".into(),
+                serde_json::to_value(dt).unwrap_or(Value::Null),
+            );
         }
         if let Some(mv) = &p.multivector_config {
-            v.insert("multivector_config".into(), serde_json::to_value(mv).unwrap_or(Value::Null));
+            v.insert(
+                "multivector_config".into(),
+                serde_json::to_value(mv).unwrap_or(Value::Null),
+            );
         }
         if let Some(h) = &p.hnsw_config {
-            v.insert("hnsw_config".into(), serde_json::to_value(h).unwrap_or(Value::Null));
+            v.insert(
+                "hnsw_config".into(),
+                serde_json::to_value(h).unwrap_or(Value::Null),
+            );
         }
         vectors.insert(name.to_string(), Value::Object(v));
     }
@@ -246,7 +362,10 @@ pub fn edge_config_to_qdrant(cfg: &EdgeConfig) -> Value {
     for (name, p) in &cfg.sparse_vectors {
         let mut v = Map::new();
         if let Some(m) = p.modifier {
-            v.insert("modifier".into(), serde_json::to_value(m).unwrap_or(Value::Null));
+            v.insert(
+                "modifier".into(),
+                serde_json::to_value(m).unwrap_or(Value::Null),
+            );
         }
         sparse.insert(name.to_string(), Value::Object(v));
     }
@@ -282,7 +401,10 @@ pub fn to_edge_id(id: &PointId) -> EdgeId {
 fn convert_vector(v: VectorInternal) -> VectorValue {
     match v {
         VectorInternal::Dense(d) => VectorValue::Dense(d),
-        VectorInternal::Sparse(s) => VectorValue::Sparse { indices: s.indices, values: s.values },
+        VectorInternal::Sparse(s) => VectorValue::Sparse {
+            indices: s.indices,
+            values: s.values,
+        },
         VectorInternal::MultiDense(m) => VectorValue::Multi(m.into_multi_vectors()),
     }
 }
@@ -296,7 +418,10 @@ pub fn record_to_point(r: Record) -> Point {
             vectors.insert(UNNAMED_VECTOR.to_string(), VectorValue::Dense(d));
         }
         Some(VectorStructInternal::MultiDense(m)) => {
-            vectors.insert(UNNAMED_VECTOR.to_string(), VectorValue::Multi(m.into_multi_vectors()));
+            vectors.insert(
+                UNNAMED_VECTOR.to_string(),
+                VectorValue::Multi(m.into_multi_vectors()),
+            );
         }
         Some(VectorStructInternal::Named(map)) => {
             for (k, v) in map {
@@ -304,14 +429,30 @@ pub fn record_to_point(r: Record) -> Point {
             }
         }
     }
-    Point { id: from_edge_id(&r.id), vectors, payload: r.payload.map(|p| p.0).unwrap_or_default() }
+    Point {
+        id: from_edge_id(&r.id),
+        vectors,
+        payload: r.payload.map(|p| p.0).unwrap_or_default(),
+    }
 }
 
 impl SnapshotCollection {
     /// Wraps shards that are already loaded (e.g. built by a test-fixture generator).
-    pub fn from_shards(name: &str, config_json: Value, shards: Vec<EdgeShard>, work: tempfile::TempDir) -> Result<SnapshotCollection> {
+    pub fn from_shards(
+        name: &str,
+        config_json: Value,
+        shards: Vec<EdgeShard>,
+        work: tempfile::TempDir,
+    ) -> Result<SnapshotCollection> {
         let config = parse_collection_config(name, &config_json)?;
-        Ok(SnapshotCollection { name: name.to_string(), config_json, config, shards, file: work.path().to_path_buf(), _work: work })
+        Ok(SnapshotCollection {
+            name: name.to_string(),
+            config_json,
+            config,
+            shards,
+            file: work.path().to_path_buf(),
+            _work: work,
+        })
     }
 
     /// Exact number of points over all shards.
@@ -320,13 +461,19 @@ impl SnapshotCollection {
         for s in &self.shards {
             total += s
                 .count(CountRequestBuilder::new().exact(true).build())
-                .map_err(|e| snap_err(&self.file, format!("count failed: {e}")))? as u64;
+                .map_err(|e| snap_err(&self.file, format!("count failed: {e}")))?
+                as u64;
         }
         Ok(total)
     }
 
     /// One page in Qdrant's id order from `offset` (inclusive), merged over shards.
-    pub fn scroll(&self, offset: Option<&PointId>, limit: usize, with_data: bool) -> Result<(Vec<Point>, Option<PointId>)> {
+    pub fn scroll(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
         let mut all: Vec<Point> = Vec::new();
         for s in &self.shards {
             let mut req = ScrollRequestBuilder::new()
@@ -342,7 +489,11 @@ impl SnapshotCollection {
             all.extend(records.into_iter().map(record_to_point));
         }
         all.sort_by(|a, b| a.id.cmp(&b.id));
-        let next = if all.len() > limit { Some(all[limit].id.clone()) } else { None };
+        let next = if all.len() > limit {
+            Some(all[limit].id.clone())
+        } else {
+            None
+        };
         all.truncate(limit);
         Ok((all, next))
     }

@@ -66,8 +66,18 @@ impl ImportState {
     pub fn load(dir: &Path) -> Result<ImportState> {
         let p = dir.join(IMPORT_STATE);
         match std::fs::read_to_string(&p) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| stage_err(dir, format!("{IMPORT_STATE} is damaged ({e}); move it away to start the import over"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImportState { format_version: 1, ..Default::default() }),
+            Ok(t) => serde_json::from_str(&t).map_err(|e| {
+                stage_err(
+                    dir,
+                    format!(
+                        "{IMPORT_STATE} is damaged ({e}); move it away to start the import over"
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImportState {
+                format_version: 1,
+                ..Default::default()
+            }),
             Err(e) => Err(Error::io(p, e)),
         }
     }

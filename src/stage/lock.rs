@@ -17,7 +17,11 @@ impl StageLock {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK);
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     use std::io::Write;
                     let _ = writeln!(f, "{} {}", std::process::id(), what);
@@ -25,12 +29,19 @@ impl StageLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let pid: Option<u32> = text.split_whitespace().next().and_then(|p| p.parse().ok());
-                    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists() && p != std::process::id());
+                    let pid: Option<u32> =
+                        text.split_whitespace().next().and_then(|p| p.parse().ok());
+                    let alive = pid.is_some_and(|p| {
+                        Path::new(&format!("/proc/{p}")).exists() && p != std::process::id()
+                    });
                     if alive {
                         return Err(Error::Stage {
                             path: dir.to_path_buf(),
-                            message: format!("another q2z run holds it (pid {}: {}); wait for it to finish or stop it", pid.unwrap_or(0), text.split_once(' ').map(|x| x.1.trim()).unwrap_or("")),
+                            message: format!(
+                                "another q2z run holds it (pid {}: {}); wait for it to finish or stop it",
+                                pid.unwrap_or(0),
+                                text.split_once(' ').map(|x| x.1.trim()).unwrap_or("")
+                            ),
                         });
                     }
                     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -38,7 +49,10 @@ impl StageLock {
                 Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        Err(Error::Stage { path: dir.to_path_buf(), message: "could not take the lock file".into() })
+        Err(Error::Stage {
+            path: dir.to_path_buf(),
+            message: "could not take the lock file".into(),
+        })
     }
 }
 

@@ -105,7 +105,12 @@ pub struct Manifest {
 impl Manifest {
     /// A new, empty manifest.
     pub fn new(source: SourceInfo) -> Self {
-        Manifest { format_version: FORMAT_VERSION, tool_version: env!("CARGO_PKG_VERSION").into(), source, collections: BTreeMap::new() }
+        Manifest {
+            format_version: FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            source,
+            collections: BTreeMap::new(),
+        }
     }
 
     /// Reads `manifest.json` of a stage directory, if there is one.
@@ -119,9 +124,19 @@ impl Manifest {
         let v: Value = serde_json::from_str(&text).map_err(|e| stage_err(dir, format!("manifest.json is not valid JSON ({e}); the stage is damaged: export again with --restart")))?;
         let version = v.get("format_version").and_then(Value::as_u64).unwrap_or(0);
         if version > FORMAT_VERSION as u64 {
-            return Err(stage_err(dir, format!("written by a newer q2z (staging format {version}, this build reads up to {FORMAT_VERSION}); upgrade q2z on this machine")));
+            return Err(stage_err(
+                dir,
+                format!(
+                    "written by a newer q2z (staging format {version}, this build reads up to {FORMAT_VERSION}); upgrade q2z on this machine"
+                ),
+            ));
         }
-        serde_json::from_value(v).map(Some).map_err(|e| stage_err(dir, format!("manifest.json does not match the staging format ({e})")))
+        serde_json::from_value(v).map(Some).map_err(|e| {
+            stage_err(
+                dir,
+                format!("manifest.json does not match the staging format ({e})"),
+            )
+        })
     }
 
     /// Writes the manifest atomically (temp file, fsync, rename, fsync dir).
@@ -133,7 +148,10 @@ impl Manifest {
 
 /// Error about a stage directory.
 pub fn stage_err(dir: &Path, message: impl Into<String>) -> Error {
-    Error::Stage { path: dir.to_path_buf(), message: message.into() }
+    Error::Stage {
+        path: dir.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Writes `bytes` to `path` through a temp file + fsync + rename, then fsyncs the directory.
@@ -150,11 +168,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The temp name used while a file is being written (`.<name>.tmp`).
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
 /// fsyncs a directory so that a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }

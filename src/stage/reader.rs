@@ -13,7 +13,12 @@ use std::path::Path;
 pub type Row = Map<String, Value>;
 
 /// Reads every row of a chunk file, in order, calling `f` with batches of rows.
-pub fn for_each_batch(path: &Path, m: &CollectionMapping, batch_rows: usize, mut f: impl FnMut(Vec<Row>) -> Result<()>) -> Result<()> {
+pub fn for_each_batch(
+    path: &Path,
+    m: &CollectionMapping,
+    batch_rows: usize,
+    mut f: impl FnMut(Vec<Row>) -> Result<()>,
+) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let ctx = || path.display().to_string();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -25,7 +30,9 @@ pub fn for_each_batch(path: &Path, m: &CollectionMapping, batch_rows: usize, mut
         let batch = batch.map_err(|e| Error::format(ctx(), e))?;
         let n = batch.num_rows();
         let mut rows: Vec<Row> = (0..n).map(|_| Map::new()).collect();
-        let id = batch.column_by_name(&m.id_field).ok_or_else(|| Error::format(ctx(), format!("no column '{}'", m.id_field)))?;
+        let id = batch
+            .column_by_name(&m.id_field)
+            .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", m.id_field)))?;
         if let Some(a) = id.as_primitive_opt::<Int64Type>() {
             for (i, r) in rows.iter_mut().enumerate() {
                 r.insert(m.id_field.clone(), Value::from(a.value(i)));
@@ -38,41 +45,59 @@ pub fn for_each_batch(path: &Path, m: &CollectionMapping, batch_rows: usize, mut
             return Err(Error::format(ctx(), "id column is neither Int64 nor Utf8"));
         }
         for v in &m.vectors {
-            let col = batch.column_by_name(&v.field).ok_or_else(|| Error::format(ctx(), format!("no column '{}'", v.field)))?;
+            let col = batch
+                .column_by_name(&v.field)
+                .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", v.field)))?;
             match v.kind {
                 VectorKind::FloatVector => {
-                    let list = col.as_list_opt::<i32>().ok_or_else(|| Error::format(ctx(), format!("'{}' is not list<float32>", v.field)))?;
+                    let list = col.as_list_opt::<i32>().ok_or_else(|| {
+                        Error::format(ctx(), format!("'{}' is not list<float32>", v.field))
+                    })?;
                     for (i, r) in rows.iter_mut().enumerate() {
                         let vals = list.value(i);
                         let vals = vals.as_primitive::<Float32Type>();
-                        r.insert(v.field.clone(), Value::Array(vals.values().iter().map(|x| f32_json(*x)).collect()));
+                        r.insert(
+                            v.field.clone(),
+                            Value::Array(vals.values().iter().map(|x| f32_json(*x)).collect()),
+                        );
                     }
                 }
                 VectorKind::Float16Vector => {
-                    let list = col.as_list_opt::<i32>().ok_or_else(|| Error::format(ctx(), format!("'{}' is not list<uint8>", v.field)))?;
+                    let list = col.as_list_opt::<i32>().ok_or_else(|| {
+                        Error::format(ctx(), format!("'{}' is not list<uint8>", v.field))
+                    })?;
                     for (i, r) in rows.iter_mut().enumerate() {
                         let vals = list.value(i);
                         let bytes = vals.as_primitive::<UInt8Type>().values();
-                        let floats = bytes.chunks_exact(2).map(|b| f32_json(half::f16::from_le_bytes([b[0], b[1]]).to_f32())).collect();
+                        let floats = bytes
+                            .chunks_exact(2)
+                            .map(|b| f32_json(half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
+                            .collect();
                         r.insert(v.field.clone(), Value::Array(floats));
                     }
                 }
                 VectorKind::SparseFloatVector => {
-                    let s = col.as_string_opt::<i32>().ok_or_else(|| Error::format(ctx(), format!("'{}' is not utf8", v.field)))?;
+                    let s = col.as_string_opt::<i32>().ok_or_else(|| {
+                        Error::format(ctx(), format!("'{}' is not utf8", v.field))
+                    })?;
                     for (i, r) in rows.iter_mut().enumerate() {
-                        let parsed: Value = serde_json::from_str(s.value(i)).map_err(|e| Error::format(ctx(), e))?;
+                        let parsed: Value = serde_json::from_str(s.value(i))
+                            .map_err(|e| Error::format(ctx(), e))?;
                         r.insert(v.field.clone(), parsed);
                     }
                 }
             }
         }
         if let Some(meta) = batch.column_by_name(META) {
-            let s = meta.as_string_opt::<i32>().ok_or_else(|| Error::format(ctx(), "$meta is not utf8"))?;
+            let s = meta
+                .as_string_opt::<i32>()
+                .ok_or_else(|| Error::format(ctx(), "$meta is not utf8"))?;
             for (i, r) in rows.iter_mut().enumerate() {
                 if s.is_null(i) {
                     return Err(Error::format(ctx(), format!("row {i}: null $meta")));
                 }
-                let parsed: Value = serde_json::from_str(s.value(i)).map_err(|e| Error::format(ctx(), e))?;
+                let parsed: Value =
+                    serde_json::from_str(s.value(i)).map_err(|e| Error::format(ctx(), e))?;
                 r.insert(META.to_string(), parsed);
             }
         }
@@ -84,5 +109,11 @@ pub fn for_each_batch(path: &Path, m: &CollectionMapping, batch_rows: usize, mut
 /// A float32 as a JSON number without widening noise (`0.1f32` stays `0.1`).
 pub fn f32_json(x: f32) -> Value {
     // serde_json prints an f32 with ryu's shortest round-trip text, as Qdrant's server does.
-    serde_json::to_string(&x).unwrap_or_default().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::to_string(&x)
+        .unwrap_or_default()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }

@@ -55,27 +55,48 @@ pub struct ChunkWriter {
 impl ChunkWriter {
     /// Starts `path` (written as `.<name>.tmp` until [`ChunkWriter::finish`]).
     /// `row_bytes` is the estimated size of one row, used to size row groups.
-    pub fn create(path: &Path, schema: SchemaRef, row_bytes: usize, zstd_level: i32) -> Result<ChunkWriter> {
+    pub fn create(
+        path: &Path,
+        schema: SchemaRef,
+        row_bytes: usize,
+        zstd_level: i32,
+    ) -> Result<ChunkWriter> {
         let tmp = tmp_path(path);
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let rows_per_group = (ROW_GROUP_BYTES / row_bytes.max(1)).clamp(1_000, 1_000_000);
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).map_err(|e| Error::format("zstd level", e))?))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(zstd_level).map_err(|e| Error::format("zstd level", e))?,
+            ))
             .set_max_row_group_row_count(Some(rows_per_group))
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .set_created_by(format!("q2z {}", env!("CARGO_PKG_VERSION")))
             .build();
         // No embedded Arrow schema: Milvus 2.3-2.5 read the Parquet types alone.
-        let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
-        let sink = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), bytes: 0 };
-        let writer = ArrowWriter::try_new_with_options(sink, schema, options).map_err(|e| Error::format(tmp.display().to_string(), e))?;
-        Ok(ChunkWriter { path: path.to_path_buf(), tmp, writer, rows: 0 })
+        let options = ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true);
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer = ArrowWriter::try_new_with_options(sink, schema, options)
+            .map_err(|e| Error::format(tmp.display().to_string(), e))?;
+        Ok(ChunkWriter {
+            path: path.to_path_buf(),
+            tmp,
+            writer,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|e| Error::format(self.tmp.display().to_string(), e))
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::format(self.tmp.display().to_string(), e))
     }
 
     /// Bytes written so far plus what is buffered in the open row group.
@@ -91,15 +112,28 @@ impl ChunkWriter {
     /// Closes the file, fsyncs it, renames it into place and fsyncs the directory.
     pub fn finish(self) -> Result<WrittenFile> {
         let tmp = self.tmp.clone();
-        let mut sink = self.writer.into_inner().map_err(|e| Error::format(tmp.display().to_string(), e))?;
+        let mut sink = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::format(tmp.display().to_string(), e))?;
         sink.flush().map_err(|e| Error::io(&tmp, e))?;
-        let HashingWriter { inner, hasher, bytes } = sink;
-        let file = inner.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let HashingWriter {
+            inner,
+            hasher,
+            bytes,
+        } = sink;
+        let file = inner
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         drop(file);
         std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
-        Ok(WrittenFile { bytes, sha256: hex::encode(hasher.finalize()), rows: self.rows })
+        Ok(WrittenFile {
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+            rows: self.rows,
+        })
     }
 }
 

@@ -19,7 +19,10 @@ pub struct Milvus {
 
 impl std::fmt::Debug for Milvus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Milvus").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "***")).finish()
+        f.debug_struct("Milvus")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -33,7 +36,13 @@ fn retryable_code(code: i64) -> bool {
 impl Milvus {
     /// A client for `url` (e.g. `http://localhost:19530`).
     pub fn new(url: &str, token: Option<String>, db: Option<String>) -> Milvus {
-        Milvus { base: url.trim_end_matches('/').to_string(), token, db, client: http::client(Duration::from_secs(120)), policy: RetryPolicy::default() }
+        Milvus {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            db,
+            client: http::client(Duration::from_secs(120)),
+            policy: RetryPolicy::default(),
+        }
     }
 
     /// The endpoint URL (no credentials).
@@ -50,7 +59,11 @@ impl Milvus {
         let mut backoff = self.policy.base_backoff;
         for attempt in 1..=self.policy.attempts {
             let make = || {
-                let mut rb = self.client.post(&url).header("Accept-Type-Allow-Int64", "true").json(&body);
+                let mut rb = self
+                    .client
+                    .post(&url)
+                    .header("Accept-Type-Allow-Int64", "true")
+                    .json(&body);
                 if let Some(t) = &self.token {
                     rb = rb.bearer_auth(t);
                 }
@@ -61,34 +74,64 @@ impl Milvus {
             };
             let (status, raw) = http::send(WHAT, &self.base, &self.policy, &make)?;
             if status == 401 || status == 403 {
-                return Err(Error::Auth { what: WHAT, url: self.base.clone(), status, flag: "--token (user:password for Milvus, an API key for Zilliz) or MILVUS_TOKEN" });
+                return Err(Error::Auth {
+                    what: WHAT,
+                    url: self.base.clone(),
+                    status,
+                    flag: "--token (user:password for Milvus, an API key for Zilliz) or MILVUS_TOKEN",
+                });
             }
             if status == 404 {
                 return Err(Error::Http { what: WHAT, call: path.into(), status, message: "no such route: the server is older than Milvus 2.4 (REST v2 is required) or the URL is not a Milvus endpoint".into() });
             }
-            let v: Value = serde_json::from_slice(&raw.0).map_err(|e| Error::Protocol { what: WHAT, call: path.into(), message: format!("not JSON ({e}): {}", raw.snippet()) })?;
+            let v: Value = serde_json::from_slice(&raw.0).map_err(|e| Error::Protocol {
+                what: WHAT,
+                call: path.into(),
+                message: format!("not JSON ({e}): {}", raw.snippet()),
+            })?;
             if !(200..300).contains(&status) {
-                return Err(Error::Http { what: WHAT, call: path.into(), status, message: raw.snippet() });
+                return Err(Error::Http {
+                    what: WHAT,
+                    call: path.into(),
+                    status,
+                    message: raw.snippet(),
+                });
             }
             let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
             if code == 0 || code == 200 {
                 return Ok(v.get("data").cloned().unwrap_or(Value::Null));
             }
-            let message = v.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+            let message = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if retryable_code(code) && attempt < self.policy.attempts {
-                tracing::warn!(code, attempt, "Milvus is rate limiting ({message}); backing off");
+                tracing::warn!(
+                    code,
+                    attempt,
+                    "Milvus is rate limiting ({message}); backing off"
+                );
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(self.policy.max_backoff);
                 continue;
             }
-            return Err(Error::Milvus { call: path.into(), code, message });
+            return Err(Error::Milvus {
+                call: path.into(),
+                code,
+                message,
+            });
         }
         unreachable!("the loop returns")
     }
 
     /// Whether a collection exists.
     pub fn has_collection(&self, name: &str) -> Result<bool> {
-        Ok(self.call("collections/has", json!({"collectionName": name}))?.get("has").and_then(Value::as_bool).unwrap_or(false))
+        Ok(self
+            .call("collections/has", json!({"collectionName": name}))?
+            .get("has")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
     }
 
     /// Creates a collection from a `collections/create` body.
@@ -98,7 +141,8 @@ impl Milvus {
 
     /// Drops a collection.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        self.call("collections/drop", json!({"collectionName": name})).map(|_| ())
+        self.call("collections/drop", json!({"collectionName": name}))
+            .map(|_| ())
     }
 
     /// Describes a collection.
@@ -110,13 +154,18 @@ impl Milvus {
     pub fn load(&self, name: &str) -> Result<()> {
         self.call("collections/load", json!({"collectionName": name}))?;
         for _ in 0..600 {
-            let s = self.call("collections/get_load_state", json!({"collectionName": name}))?;
+            let s = self.call(
+                "collections/get_load_state",
+                json!({"collectionName": name}),
+            )?;
             if s.get("loadState").and_then(Value::as_str) == Some("LoadStateLoaded") {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Err(Error::Other(format!("collection {name} did not finish loading in 2 minutes")))
+        Err(Error::Other(format!(
+            "collection {name} did not finish loading in 2 minutes"
+        )))
     }
 
     /// Flushes a collection (absent on Milvus 2.4.0: a 404 is ignored).
@@ -129,14 +178,23 @@ impl Milvus {
 
     /// Upserts rows; returns the upserted count.
     pub fn upsert(&self, name: &str, rows: &[serde_json::Map<String, Value>]) -> Result<u64> {
-        let d = self.call("entities/upsert", json!({"collectionName": name, "data": rows}))?;
+        let d = self.call(
+            "entities/upsert",
+            json!({"collectionName": name, "data": rows}),
+        )?;
         Ok(as_u64(d.get("upsertCount")).unwrap_or(rows.len() as u64))
     }
 
     /// `count(*)` with Strong consistency, optionally filtered.
     pub fn count(&self, name: &str, filter: &str) -> Result<u64> {
         let d = self.call("entities/query", json!({"collectionName": name, "filter": filter, "outputFields": ["count(*)"], "consistencyLevel": "Strong"}))?;
-        d.get(0).and_then(|r| as_u64(r.get("count(*)"))).ok_or_else(|| Error::Protocol { what: WHAT, call: "entities/query count(*)".into(), message: format!("no count in {d}") })
+        d.get(0)
+            .and_then(|r| as_u64(r.get("count(*)")))
+            .ok_or_else(|| Error::Protocol {
+                what: WHAT,
+                call: "entities/query count(*)".into(),
+                message: format!("no count in {d}"),
+            })
     }
 
     /// Rows matching a filter (all output fields).
@@ -147,20 +205,29 @@ impl Milvus {
 
     /// Deletes the rows matching a filter.
     pub fn delete(&self, name: &str, filter: &str) -> Result<()> {
-        self.call("entities/delete", json!({"collectionName": name, "filter": filter})).map(|_| ())
+        self.call(
+            "entities/delete",
+            json!({"collectionName": name, "filter": filter}),
+        )
+        .map(|_| ())
     }
 
     /// Starts an import job over object keys in Milvus's bucket; returns the job id.
     pub fn import_create(&self, name: &str, files: &[String]) -> Result<String> {
         let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
-        let d = self.call("jobs/import/create", json!({"collectionName": name, "files": groups}))?;
+        let d = self.call(
+            "jobs/import/create",
+            json!({"collectionName": name, "files": groups}),
+        )?;
         job_id(&d)
     }
 
     /// Describes an import job (`describe`, falling back to `get_progress` on Milvus 2.4).
     pub fn import_describe(&self, job: &str) -> Result<Value> {
         match self.call("jobs/import/describe", json!({"jobId": job})) {
-            Err(Error::Http { status: 404, .. }) => self.call("jobs/import/get_progress", json!({"jobId": job})),
+            Err(Error::Http { status: 404, .. }) => {
+                self.call("jobs/import/get_progress", json!({"jobId": job}))
+            }
             r => r,
         }
     }
@@ -168,7 +235,10 @@ impl Milvus {
     /// Import jobs of a collection.
     pub fn import_list(&self, name: &str) -> Result<Vec<Value>> {
         let d = self.call("jobs/import/list", json!({"collectionName": name}))?;
-        Ok(d.get("records").and_then(Value::as_array).cloned().unwrap_or_default())
+        Ok(d.get("records")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -185,6 +255,10 @@ fn job_id(d: &Value) -> Result<String> {
     match d.get("jobId") {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(Error::Protocol { what: WHAT, call: "jobs/import/create".into(), message: format!("no jobId in {d}") }),
+        _ => Err(Error::Protocol {
+            what: WHAT,
+            call: "jobs/import/create".into(),
+            message: format!("no jobId in {d}"),
+        }),
     }
 }

@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 pub fn milvus_create_body(m: &CollectionMapping) -> Value {
     let mut fields = vec![match m.id_kind {
         IdKind::Int64 => json!({"fieldName": m.id_field, "dataType": "Int64", "isPrimary": true}),
-        IdKind::VarChar => json!({"fieldName": m.id_field, "dataType": "VarChar", "isPrimary": true, "elementTypeParams": {"max_length": m.id_max_length}}),
+        IdKind::VarChar => {
+            json!({"fieldName": m.id_field, "dataType": "VarChar", "isPrimary": true, "elementTypeParams": {"max_length": m.id_max_length}})
+        }
     }];
     let mut indexes = Vec::new();
     for v in &m.vectors {
@@ -17,7 +19,11 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
             f["elementTypeParams"] = json!({"dim": v.dim.unwrap_or(0)});
         }
         fields.push(f);
-        let params: Map<String, Value> = v.index_params.iter().map(|(k, x)| (k.clone(), json!(x))).collect();
+        let params: Map<String, Value> = v
+            .index_params
+            .iter()
+            .map(|(k, x)| (k.clone(), json!(x)))
+            .collect();
         let mut idx = json!({"fieldName": v.field, "indexName": format!("{}_idx", v.field), "metricType": v.metric, "indexType": v.index_type});
         if !params.is_empty() {
             idx["params"] = Value::Object(params);

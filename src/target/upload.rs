@@ -21,7 +21,11 @@ pub struct StorageConfig {
 
 impl std::fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageConfig").field("endpoint", &self.endpoint).field("bucket", &self.bucket).field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("StorageConfig")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,22 +43,44 @@ const PART: usize = 8 << 20;
 impl Uploader {
     /// Connects to S3 (or an S3-compatible endpoint such as Milvus's MinIO).
     pub fn s3(cfg: StorageConfig) -> Result<Uploader> {
-        let mut b = AmazonS3Builder::new().with_bucket_name(&cfg.bucket).with_region(&cfg.region);
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region);
         if let Some(e) = &cfg.endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://")).with_virtual_hosted_style_request(false);
+            b = b
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
         }
         if let (Some(a), Some(s)) = (&cfg.access_key, &cfg.secret_key) {
             b = b.with_access_key_id(a).with_secret_access_key(s);
         }
-        let store = b.build().map_err(|e| Error::Other(format!("object storage settings for bucket '{}' are incomplete: {e}", cfg.bucket)))?;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| Error::Other(e.to_string()))?;
-        Ok(Uploader { store: Arc::new(store), rt, cfg })
+        let store = b.build().map_err(|e| {
+            Error::Other(format!(
+                "object storage settings for bucket '{}' are incomplete: {e}",
+                cfg.bucket
+            ))
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Other(e.to_string()))?;
+        Ok(Uploader {
+            store: Arc::new(store),
+            rt,
+            cfg,
+        })
     }
 
     /// The object key for a staged file (relative path under the prefix).
     pub fn key_for(&self, rel: &str) -> String {
         let p = self.cfg.prefix.trim_matches('/');
-        if p.is_empty() { rel.to_string() } else { format!("{p}/{rel}") }
+        if p.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{p}/{rel}")
+        }
     }
 
     /// Size of an object, if it exists.
@@ -68,16 +94,24 @@ impl Uploader {
 
     /// Uploads `file` to `key` (multipart when large); returns the bytes sent.
     pub fn put_file(&self, file: &Path, key: &str) -> Result<u64> {
-        let len = std::fs::metadata(file).map_err(|e| Error::io(file, e))?.len();
+        let len = std::fs::metadata(file)
+            .map_err(|e| Error::io(file, e))?
+            .len();
         let path = ObjPath::from(key);
         if len <= MULTIPART_ABOVE {
             let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-            self.rt.block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| self.err(key, e))?;
+            self.rt
+                .block_on(self.store.put(&path, PutPayload::from(bytes)))
+                .map_err(|e| self.err(key, e))?;
             return Ok(len);
         }
         self.rt.block_on(async {
             use std::io::Read;
-            let upload = self.store.put_multipart(&path).await.map_err(|e| self.err(key, e))?;
+            let upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.err(key, e))?;
             let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
             let mut f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
             let mut buf = vec![0u8; PART];
@@ -107,7 +141,8 @@ impl Uploader {
 fn op_name(e: &object_store::Error) -> &'static str {
     match e {
         object_store::Error::NotFound { .. } => "not found",
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => "access denied",
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => "access denied",
         _ => "request failed",
     }
 }

@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId, VectorValue};
-use crate::transform::mapping::{CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, VectorField, VectorKind};
-use arrow::array::{ArrayRef, Int64Array, ListArray, StringBuilder, UInt8Array, Float32Array};
+use crate::transform::mapping::{
+    CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, VectorField, VectorKind,
+};
+use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringBuilder, UInt8Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -22,8 +24,12 @@ pub fn arrow_schema(m: &CollectionMapping) -> SchemaRef {
     }];
     for v in &m.vectors {
         let dt = match v.kind {
-            VectorKind::FloatVector => DataType::List(Arc::new(Field::new("item", DataType::Float32, true))),
-            VectorKind::Float16Vector => DataType::List(Arc::new(Field::new("item", DataType::UInt8, true))),
+            VectorKind::FloatVector => {
+                DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
+            }
+            VectorKind::Float16Vector => {
+                DataType::List(Arc::new(Field::new("item", DataType::UInt8, true)))
+            }
             VectorKind::SparseFloatVector => DataType::Utf8,
         };
         fields.push(Field::new(&v.field, dt, false));
@@ -56,7 +62,10 @@ pub fn unescape_key<'a>(key: &'a str, statics: &[&str]) -> &'a str {
 
 /// The `$meta` object of a point (escaped keys, nulls kept).
 pub fn meta_object(payload: &Map<String, Value>, statics: &[&str]) -> Map<String, Value> {
-    payload.iter().map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone())).collect()
+    payload
+        .iter()
+        .map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone()))
+        .collect()
 }
 
 /// Sparse vector as the JSON text Milvus import reads.
@@ -85,26 +94,42 @@ fn itoa_u32(x: u32) -> String {
 }
 
 /// The dense values a point contributes to field `v`, after the multivector / missing policies.
-fn dense_of<'a>(p: &'a Point, v: &VectorField, mapping: &CollectionMapping) -> Result<Option<&'a [f32]>> {
+fn dense_of<'a>(
+    p: &'a Point,
+    v: &VectorField,
+    mapping: &CollectionMapping,
+) -> Result<Option<&'a [f32]>> {
     match p.vectors.get(&v.source) {
         Some(VectorValue::Dense(d)) => Ok(Some(d.as_slice())),
-        Some(VectorValue::Multi(m)) if v.multivector == MultivectorPolicy::First => Ok(m.first().map(|x| x.as_slice())),
+        Some(VectorValue::Multi(m)) if v.multivector == MultivectorPolicy::First => {
+            Ok(m.first().map(|x| x.as_slice()))
+        }
         Some(_) => Err(Error::Mapping {
             collection: mapping.source.clone(),
-            message: format!("point {}: vector '{}' is not the dense kind the mapping expects", p.id, v.source),
+            message: format!(
+                "point {}: vector '{}' is not the dense kind the mapping expects",
+                p.id, v.source
+            ),
         }),
         None => match mapping.missing_vector {
             MissingVector::Zeros => Ok(None),
             MissingVector::Error => Err(Error::Mapping {
                 collection: mapping.source.clone(),
-                message: format!("point {} has no vector '{}'; set missing_vector = \"zeros\" in the mapping to stage zeros", p.id, v.source),
+                message: format!(
+                    "point {} has no vector '{}'; set missing_vector = \"zeros\" in the mapping to stage zeros",
+                    p.id, v.source
+                ),
             }),
         },
     }
 }
 
 /// Converts points to one record batch. Points must already be in the staged order.
-pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> Result<RecordBatch> {
+pub fn to_batch(
+    points: &[Point],
+    m: &CollectionMapping,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let statics = m.static_fields();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     cols.push(match m.id_kind {
@@ -149,7 +174,12 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
                     }
                 }
                 let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim, points.len()));
-                Arc::new(ListArray::new(item.expect("list field"), offsets, Arc::new(Float32Array::from(vals)), None))
+                Arc::new(ListArray::new(
+                    item.expect("list field"),
+                    offsets,
+                    Arc::new(Float32Array::from(vals)),
+                    None,
+                ))
             }
             VectorKind::Float16Vector => {
                 let dim = v.dim.unwrap_or(0);
@@ -165,19 +195,30 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
                         None => bytes.extend(std::iter::repeat_n(0u8, dim * 2)),
                     }
                 }
-                let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim * 2, points.len()));
-                Arc::new(ListArray::new(item.expect("list field"), offsets, Arc::new(UInt8Array::from(bytes)), None))
+                let offsets =
+                    OffsetBuffer::from_lengths(std::iter::repeat_n(dim * 2, points.len()));
+                Arc::new(ListArray::new(
+                    item.expect("list field"),
+                    offsets,
+                    Arc::new(UInt8Array::from(bytes)),
+                    None,
+                ))
             }
             VectorKind::SparseFloatVector => {
                 let mut b = StringBuilder::with_capacity(points.len(), points.len() * 64);
                 for p in points {
                     match p.vectors.get(&v.source) {
-                        Some(VectorValue::Sparse { indices, values }) => b.append_value(sparse_json(indices, values)),
+                        Some(VectorValue::Sparse { indices, values }) => {
+                            b.append_value(sparse_json(indices, values))
+                        }
                         None if m.missing_vector == MissingVector::Zeros => b.append_value("{}"),
                         _ => {
                             return Err(Error::Mapping {
                                 collection: m.source.clone(),
-                                message: format!("point {} has no sparse vector '{}' (missing_vector = error)", p.id, v.source),
+                                message: format!(
+                                    "point {} has no sparse vector '{}' (missing_vector = error)",
+                                    p.id, v.source
+                                ),
                             });
                         }
                     }
@@ -203,13 +244,19 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
         b.append_value(text);
     }
     cols.push(Arc::new(b.finish()));
-    RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::format(format!("collection {}", m.source), e))
+    RecordBatch::try_new(schema.clone(), cols)
+        .map_err(|e| Error::format(format!("collection {}", m.source), e))
 }
 
 fn dim_err(m: &CollectionMapping, p: &Point, v: &VectorField, got: usize) -> Error {
     Error::Mapping {
         collection: m.source.clone(),
-        message: format!("point {}: vector '{}' has {got} values, the collection says {}", p.id, v.source, v.dim.unwrap_or(0)),
+        message: format!(
+            "point {}: vector '{}' has {got} values, the collection says {}",
+            p.id,
+            v.source,
+            v.dim.unwrap_or(0)
+        ),
     }
 }
 
@@ -220,10 +267,15 @@ mod tests {
     #[test]
     fn key_escaping_is_reversible() {
         let statics = ["id", "vector", "text"];
-        for k in ["id", "id_", "id__", "vector", "$meta", "$meta_", "title", "x_", "text", "ids"] {
+        for k in [
+            "id", "id_", "id__", "vector", "$meta", "$meta_", "title", "x_", "text", "ids",
+        ] {
             let e = escape_key(k, &statics);
             assert_eq!(unescape_key(&e, &statics), k, "key {k}");
-            assert!(!statics.contains(&e.as_ref()) && e != "$meta", "escaped {k} still clashes");
+            assert!(
+                !statics.contains(&e.as_ref()) && e != "$meta",
+                "escaped {k} still clashes"
+            );
         }
         assert_eq!(escape_key("id", &statics), "id_");
         assert_eq!(escape_key("title", &statics), "title");
@@ -231,7 +283,10 @@ mod tests {
 
     #[test]
     fn sparse_json_is_milvus_shape() {
-        assert_eq!(sparse_json(&[1, 5], &[0.5, 2.25]), r#"{"indices":[1,5],"values":[0.5,2.25]}"#);
+        assert_eq!(
+            sparse_json(&[1, 5], &[0.5, 2.25]),
+            r#"{"indices":[1,5],"values":[0.5,2.25]}"#
+        );
         assert_eq!(sparse_json(&[], &[]), r#"{"indices":[],"values":[]}"#);
     }
 }

@@ -154,7 +154,13 @@ pub struct MappingOptions {
 pub fn sanitize_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.as_bytes()[0].is_ascii_digit() {
         out.insert(0, '_');
@@ -170,7 +176,10 @@ pub fn default_mapping(
     id_kind: IdKind,
     opts: &MappingOptions,
 ) -> Result<(CollectionMapping, Vec<String>)> {
-    let err = |m: String| Error::Mapping { collection: cfg.name.clone(), message: m };
+    let err = |m: String| Error::Mapping {
+        collection: cfg.name.clone(),
+        message: m,
+    };
     let mut warnings = Vec::new();
     let target = sanitize_name(&format!("{}{}", opts.target_prefix, cfg.name));
     if target != format!("{}{}", opts.target_prefix, cfg.name) {
@@ -179,10 +188,18 @@ pub fn default_mapping(
     let mut vectors = Vec::new();
     let mut used = std::collections::BTreeSet::from(["id".to_string(), META.to_string()]);
     for (name, p) in &cfg.dense {
-        if opts.exclude_vectors.iter().any(|e| e == name || (name.is_empty() && e == "vector")) {
+        if opts
+            .exclude_vectors
+            .iter()
+            .any(|e| e == name || (name.is_empty() && e == "vector"))
+        {
             continue;
         }
-        let label = if name.is_empty() { "(unnamed)" } else { name.as_str() };
+        let label = if name.is_empty() {
+            "(unnamed)"
+        } else {
+            name.as_str()
+        };
         let metric = match p.distance {
             Distance::Cosine => "COSINE".to_string(),
             Distance::Dot => "IP".to_string(),
@@ -209,7 +226,10 @@ pub fn default_mapping(
             }
         };
         if !(2..=32768).contains(&p.size) {
-            return Err(err(format!("vector {label} has dimension {}; Milvus accepts 2..32768. Leave it out with --exclude-vector", p.size)));
+            return Err(err(format!(
+                "vector {label} has dimension {}; Milvus accepts 2..32768. Leave it out with --exclude-vector",
+                p.size
+            )));
         }
         let is_mv = p.multivector.is_some();
         if is_mv {
@@ -226,8 +246,13 @@ pub fn default_mapping(
                 MultivectorPolicy::First => warnings.push(format!("vector {label}: multivector reduced to each point's first vector as asked (lossy)")),
             }
         }
-        let field = unique_field(if name.is_empty() { "vector" } else { name }, &mut used, &mut warnings);
-        let (index_type, index_params) = dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
+        let field = unique_field(
+            if name.is_empty() { "vector" } else { name },
+            &mut used,
+            &mut warnings,
+        );
+        let (index_type, index_params) =
+            dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
         vectors.push(VectorField {
             source: name.clone(),
             field,
@@ -236,7 +261,11 @@ pub fn default_mapping(
             metric,
             index_type,
             index_params,
-            multivector: if is_mv { opts.multivector } else { MultivectorPolicy::Ask },
+            multivector: if is_mv {
+                opts.multivector
+            } else {
+                MultivectorPolicy::Ask
+            },
             is_multivector: is_mv,
         });
     }
@@ -287,17 +316,32 @@ pub fn default_mapping(
     Ok((mapping, warnings))
 }
 
-fn dense_index(cfg: &CollectionConfig, m: Option<u64>, ef: Option<u64>, autoindex: bool) -> (String, BTreeMap<String, u64>) {
+fn dense_index(
+    cfg: &CollectionConfig,
+    m: Option<u64>,
+    ef: Option<u64>,
+    autoindex: bool,
+) -> (String, BTreeMap<String, u64>) {
     if autoindex {
         return ("AUTOINDEX".into(), BTreeMap::new());
     }
     let mut p = BTreeMap::new();
-    p.insert("M".to_string(), m.or(cfg.hnsw_m).unwrap_or(16).clamp(2, 2048));
-    p.insert("efConstruction".to_string(), ef.or(cfg.hnsw_ef_construct).unwrap_or(100).max(1));
+    p.insert(
+        "M".to_string(),
+        m.or(cfg.hnsw_m).unwrap_or(16).clamp(2, 2048),
+    );
+    p.insert(
+        "efConstruction".to_string(),
+        ef.or(cfg.hnsw_ef_construct).unwrap_or(100).max(1),
+    );
     ("HNSW".into(), p)
 }
 
-fn unique_field(name: &str, used: &mut std::collections::BTreeSet<String>, warnings: &mut Vec<String>) -> String {
+fn unique_field(
+    name: &str,
+    used: &mut std::collections::BTreeSet<String>,
+    warnings: &mut Vec<String>,
+) -> String {
     let mut f = sanitize_name(name);
     while used.contains(&f) {
         f.push('_');
@@ -319,21 +363,37 @@ impl CollectionMapping {
 
     /// Checks a mapping read from a file against the collection config.
     pub fn validate(&self, cfg: &CollectionConfig) -> Result<()> {
-        let err = |m: String| Error::Mapping { collection: cfg.name.clone(), message: format!("mapping file: {m}") };
+        let err = |m: String| Error::Mapping {
+            collection: cfg.name.clone(),
+            message: format!("mapping file: {m}"),
+        };
         if sanitize_name(&self.target) != self.target {
-            return Err(err(format!("target name '{}' is not valid in Milvus (letters, digits, '_'; not starting with a digit)", self.target)));
+            return Err(err(format!(
+                "target name '{}' is not valid in Milvus (letters, digits, '_'; not starting with a digit)",
+                self.target
+            )));
         }
         for v in &self.vectors {
             let known = cfg.dense.contains_key(&v.source) || cfg.sparse.contains_key(&v.source);
             if !known {
-                return Err(err(format!("vector '{}' does not exist in the Qdrant collection", v.source)));
+                return Err(err(format!(
+                    "vector '{}' does not exist in the Qdrant collection",
+                    v.source
+                )));
             }
             if sanitize_name(&v.field) != v.field {
-                return Err(err(format!("field name '{}' is not valid in Milvus", v.field)));
+                return Err(err(format!(
+                    "field name '{}' is not valid in Milvus",
+                    v.field
+                )));
             }
         }
         if self.vectors.len() > self.max_vector_fields {
-            return Err(err(format!("{} vector fields exceed max_vector_fields = {}", self.vectors.len(), self.max_vector_fields)));
+            return Err(err(format!(
+                "{} vector fields exceed max_vector_fields = {}",
+                self.vectors.len(),
+                self.max_vector_fields
+            )));
         }
         let _ = UNNAMED_VECTOR;
         Ok(())

@@ -17,7 +17,12 @@ fn dense_values(v: &Value, kind: VectorKind) -> Option<Vec<f32>> {
         Value::Array(a) => a.iter().map(|x| x.as_f64().map(|f| f as f32)).collect(),
         Value::String(s) if kind == VectorKind::Float16Vector => {
             let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-            Some(bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect())
+            Some(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+            )
         }
         _ => None,
     }
@@ -26,39 +31,74 @@ fn dense_values(v: &Value, kind: VectorKind) -> Option<Vec<f32>> {
 /// A sparse vector as sorted (index, value) pairs, from `{"indices","values"}` or `{"12": 0.5}`.
 fn sparse_pairs(v: &Value) -> Option<Vec<(u64, f32)>> {
     let o = v.as_object()?;
-    let mut pairs: Vec<(u64, f32)> = if let (Some(i), Some(x)) = (o.get("indices"), o.get("values")) {
-        i.as_array()?.iter().zip(x.as_array()?).map(|(i, x)| Some((i.as_u64()?, x.as_f64()? as f32))).collect::<Option<_>>()?
+    let mut pairs: Vec<(u64, f32)> = if let (Some(i), Some(x)) = (o.get("indices"), o.get("values"))
+    {
+        i.as_array()?
+            .iter()
+            .zip(x.as_array()?)
+            .map(|(i, x)| Some((i.as_u64()?, x.as_f64()? as f32)))
+            .collect::<Option<_>>()?
     } else {
-        o.iter().map(|(k, x)| Some((k.parse().ok()?, x.as_f64()? as f32))).collect::<Option<_>>()?
+        o.iter()
+            .map(|(k, x)| Some((k.parse().ok()?, x.as_f64()? as f32)))
+            .collect::<Option<_>>()?
     };
     pairs.sort_by_key(|p| p.0);
     Some(pairs)
 }
 
 /// Compares one staged row with the target's row; returns the differences.
-pub fn compare_row(m: &CollectionMapping, staged: &Row, target: &Map<String, Value>, upsert_mode: bool, dropped_nulls: &mut usize) -> Vec<String> {
+pub fn compare_row(
+    m: &CollectionMapping,
+    staged: &Row,
+    target: &Map<String, Value>,
+    upsert_mode: bool,
+    dropped_nulls: &mut usize,
+) -> Vec<String> {
     let mut diffs = Vec::new();
     let id = &staged[&m.id_field];
     for v in &m.vectors {
-        let (s, t) = (&staged[&v.field], target.get(&v.field).unwrap_or(&Value::Null));
+        let (s, t) = (
+            &staged[&v.field],
+            target.get(&v.field).unwrap_or(&Value::Null),
+        );
         let same = match v.kind {
-            VectorKind::SparseFloatVector => sparse_pairs(s).is_some() && sparse_pairs(s) == sparse_pairs(t),
+            VectorKind::SparseFloatVector => {
+                sparse_pairs(s).is_some() && sparse_pairs(s) == sparse_pairs(t)
+            }
             k => dense_values(s, k).is_some() && dense_values(s, k) == dense_values(t, k),
         };
         if !same {
-            diffs.push(format!("id {id}: field '{}' differs (staged {}, target {})", v.field, short(s), short(t)));
+            diffs.push(format!(
+                "id {id}: field '{}' differs (staged {}, target {})",
+                v.field,
+                short(s),
+                short(t)
+            ));
         }
     }
     let statics = m.static_fields();
-    let dynamic: Map<String, Value> = target.iter().filter(|(k, _)| !statics.contains(&k.as_str()) && k.as_str() != META).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut want = staged.get(META).and_then(Value::as_object).cloned().unwrap_or_default();
+    let dynamic: Map<String, Value> = target
+        .iter()
+        .filter(|(k, _)| !statics.contains(&k.as_str()) && k.as_str() != META)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut want = staged
+        .get(META)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if upsert_mode {
         let before = want.len();
         want.retain(|_, v| !v.is_null());
         *dropped_nulls += before - want.len();
     }
     if dynamic != want {
-        let mut keys: Vec<&String> = want.keys().chain(dynamic.keys()).filter(|k| want.get(*k) != dynamic.get(*k)).collect();
+        let mut keys: Vec<&String> = want
+            .keys()
+            .chain(dynamic.keys())
+            .filter(|k| want.get(*k) != dynamic.get(*k))
+            .collect();
         keys.dedup();
         diffs.push(format!("id {id}: payload differs in keys {keys:?}"));
     }
@@ -67,12 +107,22 @@ pub fn compare_row(m: &CollectionMapping, staged: &Row, target: &Map<String, Val
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 80 { format!("{}…", &s[..80]) } else { s }
+    if s.len() > 80 {
+        format!("{}…", &s[..80])
+    } else {
+        s
+    }
 }
 
 /// Samples staged rows, fetches them from the target and compares them.
 /// Returns (rows checked, mismatch descriptions, notes).
-pub fn sample_compare(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, n: usize, upsert_mode: bool) -> Result<(usize, Vec<String>, Vec<String>)> {
+pub fn sample_compare(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    n: usize,
+    upsert_mode: bool,
+) -> Result<(usize, Vec<String>, Vec<String>)> {
     let m = &entry.mapping;
     let mut checked = 0;
     let mut mismatches = Vec::new();

@@ -41,7 +41,10 @@ pub struct VerifyReport {
 /// key; `id in [...]` batches for a VarChar key (string order differs from Qdrant's).
 pub fn chunk_filters(stage: &Path, m: &CollectionMapping, c: &Chunk) -> Result<Vec<String>> {
     match (m.id_kind, &c.first_id, &c.last_id) {
-        (IdKind::Int64, first, last) => Ok(vec![format!("{} >= {} and {} <= {}", m.id_field, first, m.id_field, last)]),
+        (IdKind::Int64, first, last) => Ok(vec![format!(
+            "{} >= {} and {} <= {}",
+            m.id_field, first, m.id_field, last
+        )]),
         (IdKind::VarChar, _, _) => {
             let mut filters = Vec::new();
             for_each_batch(&stage.join(&c.file), m, 500, |rows| {
@@ -64,7 +67,13 @@ pub fn chunk_count(milvus: &Milvus, stage: &Path, m: &CollectionMapping, c: &Chu
 }
 
 /// Verifies one collection: total and per-chunk counts, then `sample` rows field by field.
-pub fn verify_collection(milvus: &Milvus, stage: &Path, entry: &CollectionEntry, sample: usize, upsert_mode: bool) -> Result<VerifyReport> {
+pub fn verify_collection(
+    milvus: &Milvus,
+    stage: &Path,
+    entry: &CollectionEntry,
+    sample: usize,
+    upsert_mode: bool,
+) -> Result<VerifyReport> {
     let m = &entry.mapping;
     let staged = entry.staged_rows();
     let target_count = milvus.count(&m.target, "")?;
@@ -72,10 +81,15 @@ pub fn verify_collection(milvus: &Milvus, stage: &Path, entry: &CollectionEntry,
     for c in &entry.chunks {
         let t = chunk_count(milvus, stage, m, c)?;
         if t != c.rows {
-            bad.push(ChunkDiff { file: c.file.clone(), staged: c.rows, target: t });
+            bad.push(ChunkDiff {
+                file: c.file.clone(),
+                staged: c.rows,
+                target: t,
+            });
         }
     }
-    let (checked, mismatches, notes) = compare::sample_compare(milvus, stage, entry, sample, upsert_mode)?;
+    let (checked, mismatches, notes) =
+        compare::sample_compare(milvus, stage, entry, sample, upsert_mode)?;
     let mut problems = Vec::new();
     if staged != entry.source_count_at_start {
         problems.push("staged rows differ from the source count");

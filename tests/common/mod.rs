@@ -15,18 +15,29 @@ pub fn fixtures() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qdrant-1.19");
-    assert!(p.is_dir(), "real-server fixtures not found at {}: the repo must sit beside shared/ (or set Q2Z_FIXTURES)", p.display());
+    assert!(
+        p.is_dir(),
+        "real-server fixtures not found at {}: the repo must sit beside shared/ (or set Q2Z_FIXTURES)",
+        p.display()
+    );
     p
 }
 
 /// Every point of a fixture collection (the server's scroll order).
 pub fn fixture_points(collection: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(fixtures().join(format!("{collection}.points.jsonl"))).unwrap();
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text =
+        std::fs::read_to_string(fixtures().join(format!("{collection}.points.jsonl"))).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// All staged rows of a collection, keyed by the id's text, with the mapping.
-pub fn staged_rows(stage: &Path, collection: &str) -> (BTreeMap<String, Row>, CollectionMapping, u64) {
+pub fn staged_rows(
+    stage: &Path,
+    collection: &str,
+) -> (BTreeMap<String, Row>, CollectionMapping, u64) {
     let m = Manifest::load(stage).unwrap().expect("manifest");
     let e = &m.collections[collection];
     let mut rows = BTreeMap::new();
@@ -39,7 +50,10 @@ pub fn staged_rows(stage: &Path, collection: &str) -> (BTreeMap<String, Row>, Co
                     Value::String(s) => s.clone(),
                     v => v.to_string(),
                 };
-                assert!(rows.insert(key.clone(), r).is_none(), "id {key} staged twice");
+                assert!(
+                    rows.insert(key.clone(), r).is_none(),
+                    "id {key} staged twice"
+                );
             }
             Ok(())
         })
@@ -49,13 +63,21 @@ pub fn staged_rows(stage: &Path, collection: &str) -> (BTreeMap<String, Row>, Co
 }
 
 fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// Escapes payload keys as documented in the README (independent of the library's code).
 fn escaped(key: &str, statics: &[String]) -> String {
     let base = key.trim_end_matches('_');
-    if statics.iter().any(|s| s == base) || base == "$meta" { format!("{key}_") } else { key.to_string() }
+    if statics.iter().any(|s| s == base) || base == "$meta" {
+        format!("{key}_")
+    } else {
+        key.to_string()
+    }
 }
 
 /// Asserts that the staged rows equal the Qdrant points, value by value: ids, float32 vectors
@@ -69,33 +91,73 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
             Value::String(s) => s.clone(),
             v => v.to_string(),
         };
-        let row = rows.get(&key).unwrap_or_else(|| panic!("point {key} not staged"));
+        let row = rows
+            .get(&key)
+            .unwrap_or_else(|| panic!("point {key} not staged"));
         match m.id_kind {
-            IdKind::Int64 => assert_eq!(row[&m.id_field].as_i64().map(|x| x.to_string()), Some(key.clone())),
+            IdKind::Int64 => assert_eq!(
+                row[&m.id_field].as_i64().map(|x| x.to_string()),
+                Some(key.clone())
+            ),
             IdKind::VarChar => assert_eq!(row[&m.id_field].as_str(), Some(key.as_str())),
         }
         for v in &m.vectors {
-            let src = if v.source.is_empty() { Some(&p["vector"]) } else { p["vector"].get(&v.source) };
+            let src = if v.source.is_empty() {
+                Some(&p["vector"])
+            } else {
+                p["vector"].get(&v.source)
+            };
             let got = &row[&v.field];
             match (v.kind, src) {
-                (VectorKind::FloatVector, Some(s)) => assert_eq!(f32s(got), f32s(s), "point {key} vector {}", v.source),
+                (VectorKind::FloatVector, Some(s)) => {
+                    assert_eq!(f32s(got), f32s(s), "point {key} vector {}", v.source)
+                }
                 (VectorKind::Float16Vector, Some(s)) => {
-                    let want: Vec<f32> = f32s(s).iter().map(|x| half::f16::from_f32(*x).to_f32()).collect();
+                    let want: Vec<f32> = f32s(s)
+                        .iter()
+                        .map(|x| half::f16::from_f32(*x).to_f32())
+                        .collect();
                     assert_eq!(f32s(got), want, "point {key} float16 vector {}", v.source);
-                    assert_eq!(f32s(got), f32s(s), "float16 values from Qdrant are exact halves");
+                    assert_eq!(
+                        f32s(got),
+                        f32s(s),
+                        "float16 values from Qdrant are exact halves"
+                    );
                 }
                 (VectorKind::SparseFloatVector, Some(s)) => {
-                    let gi: Vec<u64> = got["indices"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
-                    let si: Vec<u64> = s["indices"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                    let gi: Vec<u64> = got["indices"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_u64().unwrap())
+                        .collect();
+                    let si: Vec<u64> = s["indices"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_u64().unwrap())
+                        .collect();
                     assert_eq!(gi, si, "point {key} sparse indices");
-                    assert_eq!(f32s(&got["values"]), f32s(&s["values"]), "point {key} sparse values");
+                    assert_eq!(
+                        f32s(&got["values"]),
+                        f32s(&s["values"]),
+                        "point {key} sparse values"
+                    );
                 }
-                (VectorKind::SparseFloatVector, None) => assert_eq!(got, &serde_json::json!({}), "missing sparse is empty"),
-                (_, None) => assert!(f32s(got).iter().all(|x| *x == 0.0), "missing dense is zeros"),
+                (VectorKind::SparseFloatVector, None) => {
+                    assert_eq!(got, &serde_json::json!({}), "missing sparse is empty")
+                }
+                (_, None) => assert!(
+                    f32s(got).iter().all(|x| *x == 0.0),
+                    "missing dense is zeros"
+                ),
             }
         }
         let payload = p["payload"].as_object().cloned().unwrap_or_default();
-        let want: Map<String, Value> = payload.iter().map(|(k, v)| (escaped(k, &statics), v.clone())).collect();
+        let want: Map<String, Value> = payload
+            .iter()
+            .map(|(k, v)| (escaped(k, &statics), v.clone()))
+            .collect();
         assert_eq!(row["$meta"], Value::Object(want), "point {key} $meta");
     }
 }
@@ -124,7 +186,11 @@ pub fn run_q2z(args: &[&str]) -> (i32, String, String) {
         .env("Q2Z_LOG", "warn")
         .output()
         .expect("run q2z");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Every point of a collection as the Qdrant stand-in serves it (scrolled over REST).
@@ -139,7 +205,14 @@ pub fn scroll_all(collection: &str) -> Vec<Value> {
         if !offset.is_null() {
             body["offset"] = offset.clone();
         }
-        let r: Value = client.post(format!("{url}/collections/{collection}/points/scroll")).header("api-key", &key).json(&body).send().unwrap().json().unwrap();
+        let r: Value = client
+            .post(format!("{url}/collections/{collection}/points/scroll"))
+            .header("api-key", &key)
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         out.extend(r["result"]["points"].as_array().unwrap().iter().cloned());
         offset = r["result"]["next_page_offset"].clone();
         if offset.is_null() {
@@ -151,11 +224,23 @@ pub fn scroll_all(collection: &str) -> Vec<Value> {
 /// Switches faults on in the Qdrant stand-in.
 pub fn qdrant_faults(f: Value) {
     let url = standin("Q2Z_QDRANT_URL");
-    reqwest::blocking::Client::new().post(format!("{url}/__standin/faults")).json(&f).send().unwrap().error_for_status().unwrap();
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/__standin/faults"))
+        .json(&f)
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap();
 }
 
 /// Switches faults on in the Milvus stand-in.
 pub fn milvus_faults(f: Value) {
     let url = standin("Q2Z_MILVUS_URL");
-    reqwest::blocking::Client::new().post(format!("{url}/__standin/faults")).json(&f).send().unwrap().error_for_status().unwrap();
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/__standin/faults"))
+        .json(&f)
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap();
 }

@@ -43,10 +43,25 @@ impl FaultState {
     /// Takes the next fault for a data request (`scroll`: the request may be cut mid-body).
     pub fn next(&self, scroll: bool, collection: &str) -> (Action, u64) {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let slow = if scroll { f.slow_ms + f.slow_ms_by_collection.get(collection).copied().unwrap_or(0) } else { 0 };
+        let slow = if scroll {
+            f.slow_ms
+                + f.slow_ms_by_collection
+                    .get(collection)
+                    .copied()
+                    .unwrap_or(0)
+        } else {
+            0
+        };
         if f.error_count > 0 {
             f.error_count -= 1;
-            return (Action::Error(if f.error_status == 0 { 500 } else { f.error_status }), slow);
+            return (
+                Action::Error(if f.error_status == 0 {
+                    500
+                } else {
+                    f.error_status
+                }),
+                slow,
+            );
         }
         if f.rate_limit_count > 0 {
             f.rate_limit_count -= 1;

@@ -3,14 +3,20 @@
 
 use crate::store;
 use q2z::source::snapshot::SnapshotCollection;
-use qdrant_edge::{EdgeShard, PointInsertOperations, PointOperations, PointStructPersisted, UpdateOperation};
+use qdrant_edge::{
+    EdgeShard, PointInsertOperations, PointOperations, PointStructPersisted, UpdateOperation,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::path::Path;
 
 fn dense(rng: &mut StdRng, dim: usize) -> Value {
-    json!((0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>())
+    json!(
+        (0..dim)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn payload(rng: &mut StdRng, i: u64) -> Value {
@@ -18,7 +24,7 @@ fn payload(rng: &mut StdRng, i: u64) -> Value {
         "title": format!("doc {i} — naïve café 東京 🚀"),
         "n": i,
         "score": rng.random_range(0.0..100.0f64),
-        "flag": i % 2 == 0,
+        "flag": i.is_multiple_of(2),
         "nested": {"a": {"b": i, "c": [1, null, {"d": null}]}, "empty": {}},
         "tags": (0..(i % 4)).map(|t| format!("t{t}")).collect::<Vec<_>>(),
         "dotted.key": "dot",
@@ -39,39 +45,55 @@ fn payload(rng: &mut StdRng, i: u64) -> Value {
 }
 
 /// Builds one collection from a create body and points, deletes `deleted`, writes its snapshot.
-fn build(out: &Path, name: &str, create: Value, shards: usize, points: Vec<Value>, deleted: Vec<Value>) -> Result<(), String> {
+fn build(
+    out: &Path,
+    name: &str,
+    create: Value,
+    shards: usize,
+    points: Vec<Value>,
+    deleted: Vec<Value>,
+) -> Result<(), String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cfg = store::edge_config_from_create(&create)?;
     let mut edge = Vec::new();
     for i in 0..shards {
-        edge.push(EdgeShard::new(&work.path().join(format!("s{i}")), cfg.clone()).map_err(|e| e.to_string())?);
+        edge.push(
+            EdgeShard::new(&work.path().join(format!("s{i}")), cfg.clone())
+                .map_err(|e| e.to_string())?,
+        );
     }
     let mut by_shard: Vec<Vec<PointStructPersisted>> = (0..shards).map(|_| Vec::new()).collect();
     for (i, p) in points.into_iter().enumerate() {
-        let ps: PointStructPersisted = serde_json::from_value(p).map_err(|e| format!("{name}: {e}"))?;
+        let ps: PointStructPersisted =
+            serde_json::from_value(p).map_err(|e| format!("{name}: {e}"))?;
         by_shard[i % shards].push(ps);
     }
     for (s, pts) in edge.iter().zip(by_shard) {
         for chunk in pts.chunks(500) {
-            s.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(chunk.to_vec()))))
-                .map_err(|e| format!("{name}: {e}"))?;
+            s.update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(chunk.to_vec())),
+            ))
+            .map_err(|e| format!("{name}: {e}"))?;
         }
         if !deleted.is_empty() {
-            let ids = deleted.iter().map(|d| serde_json::from_value(d.clone()).expect("id")).collect();
-            s.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids })).map_err(|e| e.to_string())?;
+            let ids = deleted
+                .iter()
+                .map(|d| serde_json::from_value(d.clone()).expect("id"))
+                .collect();
+            s.update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints { ids },
+            ))
+            .map_err(|e| e.to_string())?;
         }
         s.flush().map_err(|e| e.to_string())?;
     }
     let mut config_json = q2z::source::snapshot::edge_config_to_qdrant(&cfg);
     config_json["params"]["shard_number"] = json!(shards);
-    if create["vectors"].get("size").is_none() {
-        if let Some(v) = config_json["params"].get("vectors").filter(|v| v.get("size").is_some()).cloned() {
-            config_json["params"]["vectors"] = json!({"": v});
-        }
-    }
-    let coll = SnapshotCollection::from_shards(name, config_json, edge, work).map_err(|e| e.to_string())?;
+    let coll = SnapshotCollection::from_shards(name, config_json, edge, work)
+        .map_err(|e| e.to_string())?;
     let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot"))).map_err(|e| e.to_string())
+    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
+        .map_err(|e| e.to_string())
 }
 
 /// Writes every generated collection into `out`.
@@ -79,8 +101,17 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(7);
     // Integer ids, unnamed float32 vector, rich payloads, deleted points, two shards.
-    let pts: Vec<Value> = (1..=600u64).map(|i| json!({"id": i, "vector": dense(&mut rng, 8), "payload": payload(&mut rng, i)})).collect();
-    build(out, "gen_ints", json!({"vectors": {"size": 8, "distance": "Cosine"}}), 2, pts, (1..=600u64).step_by(37).map(|i| json!(i)).collect())?;
+    let pts: Vec<Value> = (1..=600u64)
+        .map(|i| json!({"id": i, "vector": dense(&mut rng, 8), "payload": payload(&mut rng, i)}))
+        .collect();
+    build(
+        out,
+        "gen_ints",
+        json!({"vectors": {"size": 8, "distance": "Cosine"}}),
+        2,
+        pts,
+        (1..=600u64).step_by(37).map(|i| json!(i)).collect(),
+    )?;
     // UUID, mixed and above-2^63 ids, Euclid.
     let mut pts = Vec::new();
     for i in 0..200u64 {
@@ -92,7 +123,14 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
         };
         pts.push(json!({"id": id, "vector": dense(&mut rng, 4), "payload": payload(&mut rng, i)}));
     }
-    build(out, "gen_mixed_ids", json!({"vectors": {"size": 4, "distance": "Euclid"}}), 1, pts, vec![])?;
+    build(
+        out,
+        "gen_mixed_ids",
+        json!({"vectors": {"size": 4, "distance": "Euclid"}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // Named vectors: float32, float16, uint8, sparse; some points lack some vectors.
     let pts: Vec<Value> = (1..=300u64)
         .map(|i| {
@@ -120,22 +158,66 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
     )?;
     // A multivector.
     let pts: Vec<Value> = (1..=50u64).map(|i| json!({"id": i, "vector": {"colbert": (0..(i % 3 + 1)).map(|_| dense(&mut rng, 4)).collect::<Vec<_>>(), "plain": dense(&mut rng, 4)}, "payload": {"i": i}})).collect();
-    build(out, "gen_multivector", json!({"vectors": {"colbert": {"size": 4, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"}}, "plain": {"size": 4, "distance": "Dot"}}}), 1, pts, vec![])?;
+    build(
+        out,
+        "gen_multivector",
+        json!({"vectors": {"colbert": {"size": 4, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"}}, "plain": {"size": 4, "distance": "Dot"}}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // Manhattan distance.
-    let pts: Vec<Value> = (1..=20u64).map(|i| json!({"id": i, "vector": dense(&mut rng, 3), "payload": {}})).collect();
-    build(out, "gen_manhattan", json!({"vectors": {"size": 3, "distance": "Manhattan"}}), 1, pts, vec![])?;
+    let pts: Vec<Value> = (1..=20u64)
+        .map(|i| json!({"id": i, "vector": dense(&mut rng, 3), "payload": {}}))
+        .collect();
+    build(
+        out,
+        "gen_manhattan",
+        json!({"vectors": {"size": 3, "distance": "Manhattan"}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // More than 4 named vectors.
     let names = ["a", "b", "c", "d", "e"];
     let pts: Vec<Value> = (1..=10u64).map(|i| json!({"id": i, "vector": names.iter().map(|n| (n.to_string(), dense(&mut rng, 2))).collect::<serde_json::Map<_, _>>(), "payload": {}})).collect();
-    build(out, "gen_five_vectors", json!({"vectors": names.iter().map(|n| (n.to_string(), json!({"size": 2, "distance": "Dot"}))).collect::<serde_json::Map<_, _>>()}), 1, pts, vec![])?;
+    build(
+        out,
+        "gen_five_vectors",
+        json!({"vectors": names.iter().map(|n| (n.to_string(), json!({"size": 2, "distance": "Dot"}))).collect::<serde_json::Map<_, _>>()}),
+        1,
+        pts,
+        vec![],
+    )?;
     // A payload over 64 KiB.
     let pts: Vec<Value> = (1..=5u64).map(|i| json!({"id": i, "vector": dense(&mut rng, 2), "payload": {"blob": if i == 3 { "x".repeat(70_000) } else { "small".into() }}})).collect();
-    build(out, "gen_big_payload", json!({"vectors": {"size": 2, "distance": "Dot"}}), 1, pts, vec![])?;
+    build(
+        out,
+        "gen_big_payload",
+        json!({"vectors": {"size": 2, "distance": "Dot"}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // For the kill -9 test (served slowly on request).
     let pts: Vec<Value> = (1..=1500u64).map(|i| json!({"id": i * 3, "vector": dense(&mut rng, 16), "payload": payload(&mut rng, i)})).collect();
-    build(out, "gen_kill", json!({"vectors": {"size": 16, "distance": "Cosine"}}), 1, pts, vec![])?;
+    build(
+        out,
+        "gen_kill",
+        json!({"vectors": {"size": 16, "distance": "Cosine"}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // Empty.
-    build(out, "gen_empty", json!({"vectors": {"size": 2, "distance": "Cosine"}}), 1, vec![], vec![])?;
+    build(
+        out,
+        "gen_empty",
+        json!({"vectors": {"size": 2, "distance": "Cosine"}}),
+        1,
+        vec![],
+        vec![],
+    )?;
     if bulk_points > 0 {
         let pts: Vec<Value> = (1..=bulk_points as u64)
             .map(|i| {
@@ -144,7 +226,14 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
                 json!({"id": i, "vector": dense(&mut rng, bulk_dim), "payload": p})
             })
             .collect();
-        build(out, "bulk", json!({"vectors": {"size": bulk_dim, "distance": "Cosine"}}), 1, pts, vec![])?;
+        build(
+            out,
+            "bulk",
+            json!({"vectors": {"size": bulk_dim, "distance": "Cosine"}}),
+            1,
+            pts,
+            vec![],
+        )?;
     }
     Ok(())
 }

@@ -59,11 +59,32 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Serve { listen, snapshot_dir, snapshot, data, api_key, addr_file } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(routes::serve(routes::ServeConfig { listen, snapshot_dirs: snapshot_dir, snapshots: snapshot, data, api_key, addr_file }))
+        Cmd::Serve {
+            listen,
+            snapshot_dir,
+            snapshot,
+            data,
+            api_key,
+            addr_file,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(routes::serve(routes::ServeConfig {
+                listen,
+                snapshot_dirs: snapshot_dir,
+                snapshots: snapshot,
+                data,
+                api_key,
+                addr_file,
+            }))
         }
-        Cmd::Generate { out, bulk_points, bulk_dim } => fixtures::generate(&out, bulk_points, bulk_dim),
+        Cmd::Generate {
+            out,
+            bulk_points,
+            bulk_dim,
+        } => fixtures::generate(&out, bulk_points, bulk_dim),
     };
     if let Err(e) = result {
         eprintln!("qdrant-standin: {e}");

@@ -42,11 +42,19 @@ fn ok(result: Value, t: Instant) -> Response {
 }
 
 fn err(status: StatusCode, msg: &str, t: Instant) -> Response {
-    (status, axum::Json(json!({"status": {"error": msg}, "time": t.elapsed().as_secs_f64()}))).into_response()
+    (
+        status,
+        axum::Json(json!({"status": {"error": msg}, "time": t.elapsed().as_secs_f64()})),
+    )
+        .into_response()
 }
 
 fn not_found(name: &str, t: Instant) -> Response {
-    err(StatusCode::NOT_FOUND, &format!("Not found: Collection `{name}` doesn't exist!"), t)
+    err(
+        StatusCode::NOT_FOUND,
+        &format!("Not found: Collection `{name}` doesn't exist!"),
+        t,
+    )
 }
 
 /// Loads the snapshot files and serves until killed.
@@ -55,7 +63,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     for d in &cfg.snapshot_dirs {
         let rd = std::fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
         for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "snapshot") && e.path().to_string_lossy().contains(".collection.") {
+            if e.path().extension().is_some_and(|x| x == "snapshot")
+                && e.path().to_string_lossy().contains(".collection.")
+            {
                 files.push(e.path());
             }
         }
@@ -66,21 +76,40 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         let (name, served) = store::load_file(&f, &cfg.data.join("shards"))?;
         colls.insert(name, served);
     }
-    let state = Arc::new(AppState { colls: RwLock::new(colls), faults: FaultState::default(), api_key: cfg.api_key, data: cfg.data });
+    let state = Arc::new(AppState {
+        colls: RwLock::new(colls),
+        faults: FaultState::default(),
+        api_key: cfg.api_key,
+        data: cfg.data,
+    });
     let app = Router::new()
         .route("/collections", get(list))
-        .route("/collections/{name}", get(info).put(create).delete(delete_collection))
+        .route(
+            "/collections/{name}",
+            get(info).put(create).delete(delete_collection),
+        )
         .route("/collections/{name}/points", axum::routing::put(upsert))
         .route("/collections/{name}/points/scroll", post(scroll))
         .route("/collections/{name}/points/count", post(count))
-        .route("/collections/{name}/snapshots", get(list_snapshots).post(create_snapshot))
-        .route("/collections/{name}/snapshots/{snap}", get(download_snapshot).delete(delete_snapshot))
-        .route("/collections/{name}/shards/{shard}/snapshot", get(shard_snapshot))
+        .route(
+            "/collections/{name}/snapshots",
+            get(list_snapshots).post(create_snapshot),
+        )
+        .route(
+            "/collections/{name}/snapshots/{snap}",
+            get(download_snapshot).delete(delete_snapshot),
+        )
+        .route(
+            "/collections/{name}/shards/{shard}/snapshot",
+            get(shard_snapshot),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/__standin/faults", post(set_faults))
         .route("/healthz", get(|| async { "healthz check passed" }))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|e| format!("bind {}: {e}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     if let Some(f) = &cfg.addr_file {
         std::fs::write(f, addr.to_string()).map_err(|e| e.to_string())?;
@@ -95,7 +124,13 @@ async fn auth(State(s): State<Shared>, headers: HeaderMap, req: Request, next: N
             .get("api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .or_else(|| headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string));
+            .or_else(|| {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::to_string)
+            });
         if given.as_deref() != Some(key.as_str()) {
             return (StatusCode::UNAUTHORIZED, "Invalid API key or JWT").into_response();
         }
@@ -121,10 +156,21 @@ async fn fault(s: &AppState, scroll: bool, collection: &str, t: Instant) -> Resu
     }
     match action {
         Action::Pass => Ok(false),
-        Action::Error(code) => Err(err(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "Service internal error: injected fault", t)),
+        Action::Error(code) => Err(err(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "Service internal error: injected fault",
+            t,
+        )),
         Action::RateLimit(secs) => {
-            let mut r = err(StatusCode::TOO_MANY_REQUESTS, "Too many requests: injected rate limit", t);
-            r.headers_mut().insert(header::RETRY_AFTER, secs.to_string().parse().expect("number"));
+            let mut r = err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests: injected rate limit",
+                t,
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                secs.to_string().parse().expect("number"),
+            );
             Err(r)
         }
         Action::Reset => Ok(true),
@@ -136,7 +182,10 @@ async fn list(State(s): State<Shared>) -> Response {
     let colls = s.colls.read().expect("lock");
     let mut names: Vec<&String> = colls.keys().collect();
     names.sort();
-    ok(json!({"collections": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}), t)
+    ok(
+        json!({"collections": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}),
+        t,
+    )
 }
 
 fn default_optimizer() -> Value {
@@ -146,11 +195,32 @@ fn default_optimizer() -> Value {
 fn info_json(sv: &Served) -> Result<Value, String> {
     let cfg = &sv.coll.config_json;
     let mut config = Map::new();
-    config.insert("params".into(), cfg.get("params").cloned().unwrap_or(json!({})));
-    config.insert("hnsw_config".into(), cfg.get("hnsw_config").cloned().unwrap_or(json!({})));
-    config.insert("optimizer_config".into(), cfg.get("optimizer_config").cloned().unwrap_or_else(default_optimizer));
-    config.insert("wal_config".into(), cfg.get("wal_config").cloned().unwrap_or(json!({"wal_capacity_mb":32,"wal_segments_ahead":0,"wal_retain_closed":1})));
-    config.insert("quantization_config".into(), cfg.get("quantization_config").cloned().unwrap_or(Value::Null));
+    config.insert(
+        "params".into(),
+        cfg.get("params").cloned().unwrap_or(json!({})),
+    );
+    config.insert(
+        "hnsw_config".into(),
+        cfg.get("hnsw_config").cloned().unwrap_or(json!({})),
+    );
+    config.insert(
+        "optimizer_config".into(),
+        cfg.get("optimizer_config")
+            .cloned()
+            .unwrap_or_else(default_optimizer),
+    );
+    config.insert(
+        "wal_config".into(),
+        cfg.get("wal_config")
+            .cloned()
+            .unwrap_or(json!({"wal_capacity_mb":32,"wal_segments_ahead":0,"wal_retain_closed":1})),
+    );
+    config.insert(
+        "quantization_config".into(),
+        cfg.get("quantization_config")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
     let (mut points, mut indexed, mut segments) = (0usize, 0usize, 0usize);
     let mut schema = Map::new();
     for sh in &sv.coll.shards {
@@ -190,11 +260,19 @@ async fn info(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Respon
     }
 }
 
-async fn create(State(s): State<Shared>, UrlPath(name): UrlPath<String>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn create(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let t = Instant::now();
     let mut colls = s.colls.write().expect("lock");
     if colls.contains_key(&name) {
-        return err(StatusCode::CONFLICT, &format!("Wrong input: Collection `{name}` already exists!"), t);
+        return err(
+            StatusCode::CONFLICT,
+            &format!("Wrong input: Collection `{name}` already exists!"),
+            t,
+        );
     }
     match store::create(&name, &body, &s.data.join("shards")) {
         Ok(sv) => {
@@ -211,16 +289,33 @@ async fn delete_collection(State(s): State<Shared>, UrlPath(name): UrlPath<Strin
     ok(json!(removed), t)
 }
 
-async fn upsert(State(s): State<Shared>, UrlPath(name): UrlPath<String>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn upsert(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let t = Instant::now();
-    let Some(points) = body.get("points").cloned() else { return err(StatusCode::BAD_REQUEST, "Wrong input: expected {\"points\": [...]}", t) };
+    let Some(points) = body.get("points").cloned() else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "Wrong input: expected {\"points\": [...]}",
+            t,
+        );
+    };
     let s2 = s.clone();
     let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let colls = s2.colls.read().expect("lock");
-        let sv = colls.get(&name).ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
-        let pts: Vec<qdrant_edge::PointStructPersisted> = serde_json::from_value(points).map_err(|e| format!("Wrong input: {e}"))?;
+        let sv = colls
+            .get(&name)
+            .ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
+        let pts: Vec<qdrant_edge::PointStructPersisted> =
+            serde_json::from_value(points).map_err(|e| format!("Wrong input: {e}"))?;
         sv.coll.shards[0]
-            .update(qdrant_edge::UpdateOperation::PointOperation(qdrant_edge::PointOperations::UpsertPoints(qdrant_edge::PointInsertOperations::PointsList(pts))))
+            .update(qdrant_edge::UpdateOperation::PointOperation(
+                qdrant_edge::PointOperations::UpsertPoints(
+                    qdrant_edge::PointInsertOperations::PointsList(pts),
+                ),
+            ))
             .map_err(|e| e.to_string())
     })
     .await;
@@ -237,7 +332,9 @@ async fn count(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Respo
         return r;
     }
     let colls = s.colls.read().expect("lock");
-    let Some(sv) = colls.get(&name) else { return not_found(&name, t) };
+    let Some(sv) = colls.get(&name) else {
+        return not_found(&name, t);
+    };
     let mut n = 0usize;
     for sh in &sv.coll.shards {
         match sh.count(CountRequestBuilder::new().exact(true).build()) {
@@ -254,10 +351,18 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         Ok(r) => r,
         Err(r) => return r,
     };
-    let req: Value = if body.is_empty() { json!({}) } else {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
         match serde_json::from_slice(&body) {
             Ok(v) => v,
-            Err(e) => return err(StatusCode::BAD_REQUEST, &format!("Json deserialize error: {e}"), t),
+            Err(e) => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Json deserialize error: {e}"),
+                    t,
+                );
+            }
         }
     };
     let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(10) as usize;
@@ -265,17 +370,36 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         None | Some(Value::Null) => None,
         Some(v) => match PointId::from_json(v) {
             Some(id) => Some(id),
-            None => return err(StatusCode::BAD_REQUEST, &format!("Format error in JSON body: invalid offset {v}"), t),
+            None => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Format error in JSON body: invalid offset {v}"),
+                    t,
+                );
+            }
         },
     };
-    let with_payload = req.get("with_payload").and_then(Value::as_bool).unwrap_or(true);
-    let with_vector = req.get("with_vector").and_then(Value::as_bool).unwrap_or(false);
+    let with_payload = req
+        .get("with_payload")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let with_vector = req
+        .get("with_vector")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let s2 = s.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Option<Value>, String> {
         let colls = s2.colls.read().expect("lock");
-        let Some(sv) = colls.get(&name) else { return Ok(None) };
-        let (pts, next) = sv.coll.scroll(offset.as_ref(), limit, with_payload || with_vector).map_err(|e| e.to_string())?;
-        let unnamed = sv.coll.config.dense.len() == 1 && sv.coll.config.dense.contains_key("") && sv.coll.config.sparse.is_empty();
+        let Some(sv) = colls.get(&name) else {
+            return Ok(None);
+        };
+        let (pts, next) = sv
+            .coll
+            .scroll(offset.as_ref(), limit, with_payload || with_vector)
+            .map_err(|e| e.to_string())?;
+        let unnamed = sv.coll.config.dense.len() == 1
+            && sv.coll.config.dense.contains_key("")
+            && sv.coll.config.sparse.is_empty();
         let points: Vec<Value> = pts
             .iter()
             .map(|p| {
@@ -289,17 +413,31 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
                 v
             })
             .collect();
-        Ok(Some(json!({"points": points, "next_page_offset": next.map(|n| n.to_json())})))
+        Ok(Some(
+            json!({"points": points, "next_page_offset": next.map(|n| n.to_json())}),
+        ))
     })
     .await;
     match result {
         Ok(Ok(Some(v))) if reset => {
-            let full = serde_json::to_vec(&json!({"result": v, "status": "ok", "time": t.elapsed().as_secs_f64()})).unwrap_or_default();
+            let full = serde_json::to_vec(
+                &json!({"result": v, "status": "ok", "time": t.elapsed().as_secs_f64()}),
+            )
+            .unwrap_or_default();
             let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
-            let stream = futures::stream::iter(vec![Ok::<Bytes, std::io::Error>(half), Err(std::io::Error::other("injected connection reset"))]);
+            let stream = futures::stream::iter(vec![
+                Ok::<Bytes, std::io::Error>(half),
+                Err(std::io::Error::other("injected connection reset")),
+            ]);
             let mut r = Response::new(Body::from_stream(stream));
-            r.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
-            r.headers_mut().insert(header::CONTENT_LENGTH, full.len().to_string().parse().expect("number"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/json".parse().expect("static"),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_LENGTH,
+                full.len().to_string().parse().expect("number"),
+            );
             r
         }
         Ok(Ok(Some(v))) => ok(v, t),
@@ -330,11 +468,15 @@ fn describe_snapshot(path: &std::path::Path) -> std::io::Result<Value> {
 async fn create_snapshot(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     let t = Instant::now();
     let colls = s.colls.read().expect("lock");
-    let Some(sv) = colls.get(&name) else { return not_found(&name, t) };
+    let Some(sv) = colls.get(&name) else {
+        return not_found(&name, t);
+    };
     let dir = snap_dir(&s, &name);
     let stamp = chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S");
     let path = dir.join(format!("{name}-1-{stamp}.snapshot"));
-    let r = std::fs::create_dir_all(&dir).and_then(|_| store::write_collection_snapshot(sv, &path)).and_then(|_| describe_snapshot(&path));
+    let r = std::fs::create_dir_all(&dir)
+        .and_then(|_| store::write_collection_snapshot(sv, &path))
+        .and_then(|_| describe_snapshot(&path));
     match r {
         Ok(v) => ok(v, t),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
@@ -362,15 +504,33 @@ async fn stream_file(path: PathBuf, t: Instant) -> Response {
         Ok(f) => {
             let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
             let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(f)));
-            r.headers_mut().insert(header::CONTENT_TYPE, "application/octet-stream".parse().expect("static"));
-            r.headers_mut().insert(header::CONTENT_LENGTH, len.to_string().parse().expect("number"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/octet-stream".parse().expect("static"),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_LENGTH,
+                len.to_string().parse().expect("number"),
+            );
             r
         }
-        Err(_) => err(StatusCode::NOT_FOUND, &format!("Not found: Snapshot {} not found", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()), t),
+        Err(_) => err(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "Not found: Snapshot {} not found",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            t,
+        ),
     }
 }
 
-async fn download_snapshot(State(s): State<Shared>, UrlPath((name, snap)): UrlPath<(String, String)>) -> Response {
+async fn download_snapshot(
+    State(s): State<Shared>,
+    UrlPath((name, snap)): UrlPath<(String, String)>,
+) -> Response {
     let t = Instant::now();
     if snap.contains('/') || snap.contains("..") {
         return err(StatusCode::BAD_REQUEST, "Wrong input: bad snapshot name", t);
@@ -378,24 +538,44 @@ async fn download_snapshot(State(s): State<Shared>, UrlPath((name, snap)): UrlPa
     stream_file(snap_dir(&s, &name).join(snap), t).await
 }
 
-async fn delete_snapshot(State(s): State<Shared>, UrlPath((name, snap)): UrlPath<(String, String)>) -> Response {
+async fn delete_snapshot(
+    State(s): State<Shared>,
+    UrlPath((name, snap)): UrlPath<(String, String)>,
+) -> Response {
     let t = Instant::now();
     if snap.contains('/') || snap.contains("..") {
         return err(StatusCode::BAD_REQUEST, "Wrong input: bad snapshot name", t);
     }
     match std::fs::remove_file(snap_dir(&s, &name).join(&snap)) {
         Ok(()) => ok(json!(true), t),
-        Err(_) => err(StatusCode::NOT_FOUND, &format!("Not found: Snapshot {snap} not found"), t),
+        Err(_) => err(
+            StatusCode::NOT_FOUND,
+            &format!("Not found: Snapshot {snap} not found"),
+            t,
+        ),
     }
 }
 
-async fn shard_snapshot(State(s): State<Shared>, UrlPath((name, shard)): UrlPath<(String, usize)>) -> Response {
+async fn shard_snapshot(
+    State(s): State<Shared>,
+    UrlPath((name, shard)): UrlPath<(String, usize)>,
+) -> Response {
     let t = Instant::now();
-    let tmp = s.data.join(format!("shard-{name}-{shard}-{}.tar", uuid::Uuid::new_v4()));
+    let tmp = s
+        .data
+        .join(format!("shard-{name}-{shard}-{}.tar", uuid::Uuid::new_v4()));
     {
         let colls = s.colls.read().expect("lock");
-        let Some(sv) = colls.get(&name) else { return not_found(&name, t) };
-        let Some(sh) = sv.coll.shards.get(shard) else { return err(StatusCode::NOT_FOUND, &format!("Not found: Shard {shard} not found"), t) };
+        let Some(sv) = colls.get(&name) else {
+            return not_found(&name, t);
+        };
+        let Some(sh) = sv.coll.shards.get(shard) else {
+            return err(
+                StatusCode::NOT_FOUND,
+                &format!("Not found: Shard {shard} not found"),
+                t,
+            );
+        };
         let r = store::write_shard_snapshot(sh, &tmp).map_err(|e| e.to_string());
         if let Err(e) = r {
             return err(StatusCode::INTERNAL_SERVER_ERROR, &e, t);

@@ -17,7 +17,13 @@ pub struct Served {
 /// Loads a snapshot file as a served collection.
 pub fn load_file(file: &Path, scratch: &Path) -> Result<(String, Served), String> {
     let coll = open_snapshot(file, None, scratch).map_err(|e| e.to_string())?;
-    Ok((coll.name.clone(), Served { coll, origin: Some(file.to_path_buf()) }))
+    Ok((
+        coll.name.clone(),
+        Served {
+            coll,
+            origin: Some(file.to_path_buf()),
+        },
+    ))
 }
 
 /// Builds an `EdgeConfig` from a Qdrant `PUT /collections/{name}` body.
@@ -30,10 +36,14 @@ pub fn edge_config_from_create(body: &Value) -> Result<EdgeConfig, String> {
         }))
         .map_err(|e| format!("bad vector params: {e}"))?;
         if let Some(dt) = v.get("datatype") {
-            p.datatype = Some(serde_json::from_value(dt.clone()).map_err(|e| format!("bad datatype: {e}"))?);
+            p.datatype =
+                Some(serde_json::from_value(dt.clone()).map_err(|e| format!("bad datatype: {e}"))?);
         }
         if let Some(mv) = v.get("multivector_config") {
-            p.multivector_config = Some(serde_json::from_value(mv.clone()).map_err(|e| format!("bad multivector_config: {e}"))?);
+            p.multivector_config = Some(
+                serde_json::from_value(mv.clone())
+                    .map_err(|e| format!("bad multivector_config: {e}"))?,
+            );
         }
         Ok(p)
     };
@@ -52,7 +62,9 @@ pub fn edge_config_from_create(body: &Value) -> Result<EdgeConfig, String> {
         for (k, v) in m {
             let mut p = EdgeSparseVectorParams::default();
             if let Some(md) = v.get("modifier") {
-                p.modifier = Some(serde_json::from_value(md.clone()).map_err(|e| format!("bad modifier: {e}"))?);
+                p.modifier = Some(
+                    serde_json::from_value(md.clone()).map_err(|e| format!("bad modifier: {e}"))?,
+                );
             }
             cfg.sparse_vectors.insert(k.clone(), p);
         }
@@ -73,21 +85,31 @@ pub fn edge_config_from_create(body: &Value) -> Result<EdgeConfig, String> {
 pub fn create(name: &str, body: &Value, dir: &Path) -> Result<Served, String> {
     let cfg = edge_config_from_create(body)?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let work = tempfile::Builder::new().prefix("coll-").tempdir_in(dir).map_err(|e| e.to_string())?;
-    let shard = EdgeShard::new(&work.path().join("shard-0"), cfg.clone()).map_err(|e| e.to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("coll-")
+        .tempdir_in(dir)
+        .map_err(|e| e.to_string())?;
+    let shard =
+        EdgeShard::new(&work.path().join("shard-0"), cfg.clone()).map_err(|e| e.to_string())?;
     let mut config_json = edge_config_to_qdrant(&cfg);
     if let Some(vs) = config_json.pointer_mut("/params/vectors") {
         // Keep the shape the user sent (unnamed vs named) as Qdrant does.
-        if body.get("vectors").is_some_and(|v| v.get("size").is_some()) && vs.get("size").is_none() {
+        if body.get("vectors").is_some_and(|v| v.get("size").is_some()) && vs.get("size").is_none()
+        {
             *vs = vs.get("").cloned().unwrap_or(Value::Null);
         }
     }
-    let coll = SnapshotCollection::from_shards(name, config_json, vec![shard], work).map_err(|e| e.to_string())?;
+    let coll = SnapshotCollection::from_shards(name, config_json, vec![shard], work)
+        .map_err(|e| e.to_string())?;
     Ok(Served { coll, origin: None })
 }
 
 /// Appends a directory tree into a tar under `prefix`.
-fn append_dir<W: std::io::Write>(b: &mut tar::Builder<W>, dir: &Path, prefix: &Path) -> std::io::Result<()> {
+fn append_dir<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    prefix: &Path,
+) -> std::io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let p = e.path();
@@ -103,10 +125,19 @@ fn append_dir<W: std::io::Write>(b: &mut tar::Builder<W>, dir: &Path, prefix: &P
 
 /// Appends a file; a large file that is mostly trailing zeros (Qdrant's preallocated mmap
 /// chunks) becomes a GNU sparse entry, as in the snapshots Qdrant writes.
-fn append_file_sparse<W: std::io::Write>(b: &mut tar::Builder<W>, path: &Path, name: &Path) -> std::io::Result<()> {
+fn append_file_sparse<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+) -> std::io::Result<()> {
     let data = std::fs::read(path)?;
     let len = data.len() as u64;
-    let end = data.iter().rposition(|x| *x != 0).map(|i| ((i as u64 + 1).div_ceil(512)) * 512).unwrap_or(0).min(len);
+    let end = data
+        .iter()
+        .rposition(|x| *x != 0)
+        .map(|i| ((i as u64 + 1).div_ceil(512)) * 512)
+        .unwrap_or(0)
+        .min(len);
     if len < (1 << 20) || end > len / 2 {
         let mut h = tar::Header::new_gnu();
         h.set_size(len);
@@ -133,7 +164,9 @@ fn append_file_sparse<W: std::io::Write>(b: &mut tar::Builder<W>, path: &Path, n
 
 /// Writes a shard snapshot tar (segments as directories, like Qdrant's streamed shard snapshot).
 pub fn write_shard_snapshot(shard: &EdgeShard, out: &Path) -> std::io::Result<()> {
-    shard.flush().map_err(|e| std::io::Error::other(e.to_string()))?;
+    shard
+        .flush()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let f = std::fs::File::create(out)?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(f));
     for sub in ["segments", "wal"] {
@@ -142,7 +175,10 @@ pub fn write_shard_snapshot(shard: &EdgeShard, out: &Path) -> std::io::Result<()
             append_dir(&mut b, &d, Path::new(sub))?;
         }
     }
-    b.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()
+    b.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
 }
 
 /// Writes a collection snapshot tar: `config.json`, `version.info`, one directory per shard.
@@ -162,11 +198,16 @@ pub fn write_collection_snapshot(s: &Served, out: &Path) -> std::io::Result<()> 
     h.set_cksum();
     b.append_data(&mut h, "config.json", &text[..])?;
     for (i, shard) in s.coll.shards.iter().enumerate() {
-        shard.flush().map_err(|e| std::io::Error::other(e.to_string()))?;
+        shard
+            .flush()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let d = shard.path().join("segments");
         append_dir(&mut b, &d, &Path::new(&i.to_string()).join("segments"))?;
     }
-    b.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()
+    b.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
 }
 
 /// All served collections by name.

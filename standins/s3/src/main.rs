@@ -35,9 +35,14 @@ async fn main() {
     }
     let fs = s3s_fs::FileSystem::new(&cli.root).expect("s3s-fs root");
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(cli.access_key.as_str(), cli.secret_key.as_str()));
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(
+        cli.access_key.as_str(),
+        cli.secret_key.as_str(),
+    ));
     let service = builder.build();
-    let listener = tokio::net::TcpListener::bind(&cli.listen).await.expect("bind");
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     if let Some(f) = &cli.addr_file {
         std::fs::write(f, addr.to_string()).expect("write addr file");
@@ -45,8 +50,12 @@ async fn main() {
     eprintln!("s3-standin listening on http://{addr}");
     let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     loop {
-        let Ok((sock, _)) = listener.accept().await else { continue };
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone()).into_owned();
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let conn = http
+            .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });
