@@ -38,7 +38,7 @@ fn init_tracing(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("Q2Z_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("q2z={default},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("q2z={default},error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
