@@ -12,6 +12,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache"
 RUN="$CACHE/run"
 VENV="$CACHE/venv-milvus"
+VENV23="$CACHE/venv-m23"
 SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/../shared/fixtures/qdrant-1.19}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/debug"
@@ -26,6 +27,37 @@ install_python() {
   python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
   "$VENV/bin/pip" install -q --disable-pip-version-check 'milvus-lite==2.5.1' 'pymilvus==2.5.18' 'pyarrow>=15' 'numpy' 'setuptools<70' \
     || die "pip install of milvus-lite 2.5.1 failed"
+}
+
+install_m23() {
+  if [ -x "$VENV23/bin/milvus-server" ] && "$VENV23/bin/python" -c 'import pymilvus, pyarrow' 2>/dev/null; then return; fi
+  log "installing the embedded Milvus 2.3.5 server + pymilvus 2.3.8 into $VENV23 (PyPI)"
+  python3 -m venv "$VENV23" || die "python3 -m venv failed"
+  "$VENV23/bin/pip" install -q --disable-pip-version-check 'milvus==2.3.5' 'pymilvus==2.3.8' 'setuptools<70' 'marshmallow<4' 'pyarrow' \
+    || die "pip install of milvus 2.3.5 failed"
+}
+
+# Milvus 2.3.5 binds every interface: run it, and an S3 stand-in for its storage, in a private
+# network namespace that has only loopback.
+start_m23() {
+  command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; } || die "ip (iproute2) is needed for the Milvus 2.3.5 namespace"
+  local ns="q2z-m23-$$"
+  ip netns add "$ns" || die "cannot create network namespace $ns (needs root)"
+  echo "$ns" >"$RUN/netns"
+  ip netns exec "$ns" ip link set lo up
+  mkdir -p "$RUN/m23s3" "$RUN/m23"
+  S3_STANDIN_SECRET=minioadmin ip netns exec "$ns" "$BIN/s3-standin" --root "$RUN/m23s3" --listen 127.0.0.1:9000 \
+    --access-key minioadmin --bucket milvus-bucket >"$RUN/m23s3.log" 2>&1 &
+  echo $! >>"$RUN/pids"
+  ip netns exec "$ns" "$VENV23/bin/milvus-server" --data "$RUN/m23" --extra-config common.storageType=minio \
+    --extra-config minio.address=127.0.0.1 --extra-config minio.port=9000 --extra-config minio.bucketName=milvus-bucket \
+    --extra-config minio.rootPath=files >"$RUN/m23.log" 2>&1 &
+  echo $! >>"$RUN/pids"
+  local i=0
+  until ip netns exec "$ns" "$VENV23/bin/python" -c 'import urllib.request,sys; sys.exit(0 if b"OK" in urllib.request.urlopen("http://127.0.0.1:9091/healthz", timeout=2).read() else 1)' 2>/dev/null; do
+    i=$((i + 1)); [ "$i" -gt 240 ] && die "Milvus 2.3.5 did not become healthy in 120 s (log: $RUN/m23.log)"
+    sleep 0.5
+  done
 }
 
 build_bins() {
@@ -46,6 +78,7 @@ start() {
   local target_only="${1:-}"
   [ -f "$RUN/env" ] && stop >/dev/null 2>&1 || true
   install_python
+  [ -z "$target_only" ] && install_m23
   build_bins
   rm -rf "$RUN"; mkdir -p "$RUN"
   if [ -z "$target_only" ]; then
@@ -78,6 +111,7 @@ start() {
   echo $! >>"$RUN/pids"
   wait_file "$RUN/qdrant.addr" 60 qdrant
   wait_file "$RUN/milvus.addr" 60 milvus
+  [ -z "$target_only" ] && start_m23
   cat >"$RUN/env" <<ENV
 export Q2Z_QDRANT_URL=http://$(cat "$RUN/qdrant.addr")
 export Q2Z_QDRANT_API_KEY=$qk
@@ -90,6 +124,8 @@ export Q2Z_S3_SECRET_KEY=$sk
 export Q2Z_S3_ROOT=$RUN/s3
 export Q2Z_GEN_FIXTURES=$CACHE/gen
 export Q2Z_FIXTURES=$SHARED_FIXTURES
+export Q2Z_M23_NETNS=$(cat "$RUN/netns" 2>/dev/null || echo none)
+export Q2Z_M23_PYTHON=$VENV23/bin/python
 ENV
   log "started in $(( ($(date +%s%N) - t0) / 1000000 )) ms; RSS (KiB): $(for p in $(cat "$RUN/pids"); do ps -o rss= -p "$p" | tr -d ' '; done | paste -sd' ')"
   cat "$RUN/env"
@@ -99,6 +135,11 @@ stop() {
   if [ -f "$RUN/pids" ]; then
     while read -r p; do kill "$p" 2>/dev/null || true; done <"$RUN/pids"
     rm -f "$RUN/pids"
+  fi
+  if [ -f "$RUN/netns" ]; then
+    sleep 1
+    ip netns del "$(cat "$RUN/netns")" 2>/dev/null || true
+    rm -f "$RUN/netns"
   fi
   rm -f "$RUN/env"
   log "stopped"
