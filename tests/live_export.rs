@@ -225,3 +225,30 @@ fn choices_make_the_refused_collections_export() {
         assert_eq!(got, first);
     }
 }
+
+#[test]
+fn via_snapshot_gives_the_same_rows_as_a_live_export() {
+    let live = tempfile::tempdir().unwrap();
+    let (code, _, err) = export(live.path(), "gen_named", &["--ranges", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let snap = tempfile::tempdir().unwrap();
+    let (code, out, err) = export(
+        snap.path(),
+        "gen_named",
+        &["--ranges", "1", "--via-snapshot"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (a, _, _) = staged_rows(live.path(), "gen_named");
+    let (b, _, _) = staged_rows(snap.path(), "gen_named");
+    assert_eq!(a, b);
+    // The server-side snapshot was deleted afterwards.
+    let url = standin("Q2Z_QDRANT_URL");
+    let list: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/collections/gen_named/snapshots"))
+        .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list["result"], json!([]), "{list}");
+}

@@ -54,6 +54,13 @@ pub struct SourceArgs {
     /// Qdrant snapshot file(s) (collection or shard snapshots; offline, no server needed).
     #[arg(long, num_args = 1..)]
     pub snapshot: Vec<PathBuf>,
+    /// With --qdrant-url: ask the server for a snapshot of each collection, download it and
+    /// convert it offline (a point-in-time copy of a collection that is still written to).
+    #[arg(long, requires = "qdrant_url")]
+    pub via_snapshot: bool,
+    /// With --via-snapshot: keep the server-side snapshot.
+    #[arg(long)]
+    pub keep_snapshot: bool,
     /// Collection name for a single --snapshot (default: derived from the file name).
     #[arg(long = "as", value_name = "NAME")]
     pub snapshot_name: Option<String>,

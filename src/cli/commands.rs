@@ -325,6 +325,9 @@ fn open_sources(a: &SourceArgs, scratch: &Path) -> Result<(Vec<SharedSource>, So
     } else {
         a.collections.clone()
     };
+    if a.via_snapshot {
+        return via_snapshot(&client, &names, a.keep_snapshot, scratch);
+    }
     let mut sources: Vec<SharedSource> = Vec::new();
     for n in names {
         let config = client.collection_config(&n)?;
@@ -339,6 +342,41 @@ fn open_sources(a: &SourceArgs, scratch: &Path) -> Result<(Vec<SharedSource>, So
             url: strip_credentials(url),
         },
     ))
+}
+
+/// Point-in-time export: snapshot each collection on the server, download, open offline.
+fn via_snapshot(
+    client: &QdrantRest,
+    names: &[String],
+    keep: bool,
+    scratch: &Path,
+) -> Result<(Vec<SharedSource>, SourceInfo)> {
+    std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mut sources: Vec<SharedSource> = Vec::new();
+    let mut files = Vec::new();
+    for n in names {
+        client.collection_config(n)?;
+        let (snap, size, checksum) = client.create_snapshot(n)?;
+        eprintln!("{n}: server snapshot {snap} ({size} bytes) created; downloading");
+        let dest = scratch.join(&snap);
+        let r = client.download_snapshot(n, &snap, &dest, checksum.as_deref());
+        if !keep {
+            if let Err(e) = client.delete_snapshot(n, &snap) {
+                eprintln!("warning: could not delete the server snapshot {snap} of {n}: {e}");
+            }
+        }
+        r?;
+        let (sha256, bytes) = sha256_file(&dest)?;
+        let c = open_snapshot(&dest, Some(n), scratch)?;
+        std::fs::remove_file(&dest).ok();
+        files.push(SnapshotFile {
+            file: format!("{}#{snap}", strip_credentials(client.url())),
+            sha256,
+            bytes,
+        });
+        sources.push(Arc::new(c));
+    }
+    Ok((sources, SourceInfo::Snapshot { files }))
 }
 
 /// Removes `user:pass@` from a URL before it is logged or stored.

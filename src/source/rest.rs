@@ -168,9 +168,145 @@ impl QdrantRest {
         parse_scroll_result(name, r)
     }
 
-    /// Raw scroll (for the drain benchmark): the page's byte count.
-    pub fn base_client(&self) -> (&Client, Option<&str>) {
-        (&self.client, self.api_key.as_deref())
+    /// Creates a collection snapshot on the server; returns (name, size, sha256).
+    pub fn create_snapshot(&self, name: &str) -> Result<(String, u64, Option<String>)> {
+        let r = self.call(
+            reqwest::Method::POST,
+            &format!("/collections/{}/snapshots?wait=true", enc(name)),
+            None,
+        )?;
+        let snap = r
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Protocol {
+                what: WHAT,
+                call: "create snapshot".into(),
+                message: format!("no name in {r}"),
+            })?;
+        Ok((
+            snap.to_string(),
+            r.get("size").and_then(Value::as_u64).unwrap_or(0),
+            r.get("checksum")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        ))
+    }
+
+    /// Deletes a collection snapshot on the server.
+    pub fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!(
+                "/collections/{}/snapshots/{}?wait=true",
+                enc(name),
+                enc(snapshot)
+            ),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    /// Streams a collection snapshot to `dest`, resuming a partial download with a Range request
+    /// where the server allows it; checks the sha256 the server reported.
+    pub fn download_snapshot(
+        &self,
+        name: &str,
+        snapshot: &str,
+        dest: &std::path::Path,
+        checksum: Option<&str>,
+    ) -> Result<()> {
+        use sha2::Digest;
+        use std::io::{Read, Write};
+        let url = format!(
+            "{}/collections/{}/snapshots/{}",
+            self.base,
+            enc(name),
+            enc(snapshot)
+        );
+        let mut last = String::new();
+        for attempt in 1..=self.policy.attempts {
+            let have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+            let mut rb = self
+                .client
+                .get(&url)
+                .timeout(Duration::from_secs(24 * 3600));
+            if let Some(k) = &self.api_key {
+                rb = rb.header("api-key", k);
+            }
+            if have > 0 {
+                rb = rb.header("Range", format!("bytes={have}-"));
+            }
+            let mut resp = match rb.send() {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e.to_string();
+                    std::thread::sleep(self.policy.base_backoff * attempt);
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            if status == 401 || status == 403 {
+                return Err(Error::Auth {
+                    what: WHAT,
+                    url: self.base.clone(),
+                    status,
+                    flag: "--api-key or QDRANT_API_KEY",
+                });
+            }
+            if !(200..300).contains(&status) {
+                last = format!("HTTP {status}");
+                if status < 500 && status != 429 {
+                    return Err(Error::Http {
+                        what: WHAT,
+                        call: format!("download snapshot {snapshot}"),
+                        status,
+                        message: "download refused".into(),
+                    });
+                }
+                std::thread::sleep(self.policy.base_backoff * attempt);
+                continue;
+            }
+            let append = status == 206;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(append)
+                .write(true)
+                .truncate(!append)
+                .open(dest)
+                .map_err(|e| Error::io(dest, e))?;
+            let mut buf = vec![0u8; 1 << 20];
+            let ok = loop {
+                match resp.read(&mut buf) {
+                    Ok(0) => break true,
+                    Ok(n) => f.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?,
+                    Err(e) => {
+                        last = e.to_string();
+                        break false;
+                    }
+                }
+            };
+            f.sync_all().map_err(|e| Error::io(dest, e))?;
+            if !ok {
+                continue;
+            }
+            if let Some(want) = checksum {
+                let mut h = sha2::Sha256::new();
+                let mut rf = std::fs::File::open(dest).map_err(|e| Error::io(dest, e))?;
+                std::io::copy(&mut rf, &mut h).map_err(|e| Error::io(dest, e))?;
+                let got = hex::encode(h.finalize());
+                if got != want {
+                    std::fs::remove_file(dest).map_err(|e| Error::io(dest, e))?;
+                    last = format!("sha256 {got} differs from the server's {want}");
+                    continue;
+                }
+            }
+            return Ok(());
+        }
+        Err(Error::Unreachable {
+            what: WHAT,
+            url: self.base.clone(),
+            detail: format!("downloading snapshot {snapshot} failed: {last}"),
+        })
     }
 }
 
