@@ -360,10 +360,8 @@ fn via_snapshot(
         eprintln!("{n}: server snapshot {snap} ({size} bytes) created; downloading");
         let dest = scratch.join(&snap);
         let r = client.download_snapshot(n, &snap, &dest, checksum.as_deref());
-        if !keep {
-            if let Err(e) = client.delete_snapshot(n, &snap) {
-                eprintln!("warning: could not delete the server snapshot {snap} of {n}: {e}");
-            }
+        if !keep && let Err(e) = client.delete_snapshot(n, &snap) {
+            eprintln!("warning: could not delete the server snapshot {snap} of {n}: {e}");
         }
         r?;
         let (sha256, bytes) = sha256_file(&dest)?;
