@@ -273,6 +273,24 @@ pub fn open_snapshot(
 ) -> Result<SnapshotCollection> {
     let layout = inspect(file)?;
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
+    // Unpacked data takes about the snapshot's size (sparse files stay sparse); keep a margin.
+    let size = std::fs::metadata(file)
+        .map_err(|e| Error::io(file, e))?
+        .len();
+    let needed = size + size / 5 + (64 << 20);
+    if let Ok(free) = fs4::available_space(scratch)
+        && free < needed
+    {
+        return Err(snap_err(
+            file,
+            format!(
+                "unpacking needs about {} MB free in {}, which has {} MB; free some space or point --scratch at a larger disk",
+                needed >> 20,
+                scratch.display(),
+                free >> 20
+            ),
+        ));
+    }
     let work = tempfile::Builder::new()
         .prefix("q2z-snap-")
         .tempdir_in(scratch)

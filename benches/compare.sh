@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Whole-run benchmark on one machine, same collection, same parallelism:
+#   1. raw drain (scroll pages fetched and thrown away)   2. q2z export (live)
+#   3. qdrant-to-parquet --rest (PyPI)                    4. q2z export --snapshot
+# each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
+# Env: DIM (768), WORKERS (4), PAGE (256).
+set -euo pipefail
+N="${1:-200000}"; DIM="${DIM:-768}"; WORKERS="${WORKERS:-4}"; PAGE="${PAGE:-256}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
+W="$ROOT/.cache/bench-$N-$DIM"; mkdir -p "$W"
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+cargo build --release --locked -p q2z -p qdrant-standin --example drain
+B="$ROOT/target/release"
+if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
+  echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
+  rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"
+fi
+VENV="$ROOT/.cache/venv-bench"
+[ -x "$VENV/bin/qdrant-to-parquet" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q qdrant-to-parquet; }
+rm -rf "$W/q" "$W/addr"
+"$B/qdrant-standin" serve --snapshot "$W/gen/bulk.collection.snapshot" --data "$W/q" --addr-file "$W/addr" >"$W/standin.log" 2>&1 &
+SPID=$!; trap 'kill $SPID 2>/dev/null || true' EXIT
+while [ ! -s "$W/addr" ]; do sleep 0.2; done
+URL="http://$(cat "$W/addr")"
+
+measure() { # label command...
+  local label="$1"; shift
+  local log="$W/$label.time"
+  local t0; t0=$(date +%s%N)
+  /usr/bin/time -v "$@" >"$W/$label.out" 2>"$log"
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local rss; rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
+  printf '%-22s %8d ms %10s points/s  peak RSS %6d MB\n' "$label" "$ms" "$(awk -v n="$N" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024))
+  echo "$label $ms $rss" >>"$W/results"
+}
+rm -f "$W/results"
+measure drain "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE"
+rm -rf "$W/stage-live"
+measure q2z_live "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage-live" --workers "$WORKERS" --page-size "$PAGE" --json
+rm -f "$W/q2p.parquet" "$W/q2p.parquet".*
+measure qdrant_to_parquet "$VENV/bin/qdrant-to-parquet" --url "$URL" --rest --workers "$WORKERS" --batch-size "$PAGE" -q -f bulk "$W/q2p.parquet"
+rm -rf "$W/stage-snap"
+measure q2z_snapshot "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json
+awk -v n="$N" '{ms[$1]=$2} END {
+  printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
+  printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
+  printf "q2z snapshot / q2z live   = %.2f\n", ms["q2z_live"]/ms["q2z_snapshot"] }' "$W/results"

@@ -1,0 +1,98 @@
+//! Hot paths of the export: a Qdrant scroll page (REST JSON) → points, points → Arrow batch,
+//! Arrow → Parquet (zstd), at 128, 768 and 1536 dims with ~1 KiB payloads.
+//! `cargo bench --bench pipeline`; throughput is reported per point and per input byte.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use q2z::model::{
+    CollectionConfig, DenseParams, Distance, Point, PointId, UNNAMED_VECTOR, VectorValue,
+};
+use q2z::source::rest::parse_scroll_result;
+use q2z::transform::batch::{arrow_schema, to_batch};
+use q2z::transform::mapping::{IdKind, MappingOptions, default_mapping};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const POINTS: usize = 256;
+
+fn points(dim: usize) -> Vec<Point> {
+    (0..POINTS as u64)
+        .map(|i| {
+            let v: Vec<f32> = (0..dim).map(|d| ((i as f32) * 0.37 + d as f32 * 0.11).sin()).collect();
+            let payload = json!({"title": format!("document {i} — naïve café"), "n": i, "tags": ["a", "b", "c"], "nested": {"x": [1, 2, null], "y": {"z": i}}, "text": "lorem ipsum dolor sit amet ".repeat(32)});
+            Point { id: PointId::Num(i + 1), vectors: BTreeMap::from([(UNNAMED_VECTOR.to_string(), VectorValue::Dense(v))]), payload: payload.as_object().unwrap().clone() }
+        })
+        .collect()
+}
+
+fn config(dim: usize) -> CollectionConfig {
+    CollectionConfig {
+        name: "bench".into(),
+        dense: BTreeMap::from([(
+            UNNAMED_VECTOR.to_string(),
+            DenseParams {
+                size: dim,
+                distance: Distance::Cosine,
+                datatype: Default::default(),
+                multivector: None,
+                hnsw_m: None,
+                hnsw_ef_construct: None,
+            },
+        )]),
+        sparse: BTreeMap::new(),
+        hnsw_m: Some(16),
+        hnsw_ef_construct: Some(100),
+        shard_number: 1,
+        raw: json!({}),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for dim in [128usize, 768, 1536] {
+        let pts = points(dim);
+        let page = json!({"points": pts.iter().map(|p| p.to_qdrant_json(true)).collect::<Vec<_>>(), "next_page_offset": null});
+        let page_text = serde_json::to_vec(&page).unwrap();
+        let (mapping, _) =
+            default_mapping(&config(dim), IdKind::Int64, &MappingOptions::default()).unwrap();
+        let schema = arrow_schema(&mapping);
+
+        let mut g = c.benchmark_group("rest_page_to_points");
+        g.throughput(Throughput::Bytes(page_text.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(dim), &page_text, |b, t| {
+            b.iter(|| parse_scroll_result("bench", serde_json::from_slice(t).unwrap()).unwrap())
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group("points_to_arrow");
+        g.throughput(Throughput::Elements(POINTS as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(dim), &pts, |b, p| {
+            b.iter(|| to_batch(p, &mapping, &schema).unwrap())
+        });
+        g.finish();
+
+        let batch = to_batch(&pts, &mapping, &schema).unwrap();
+        let mut g = c.benchmark_group("arrow_to_parquet_zstd");
+        g.throughput(Throughput::Bytes(batch.get_array_memory_size() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(dim), &batch, |b, batch| {
+            b.iter(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let mut w = q2z::stage::writer::ChunkWriter::create(
+                    &dir.path().join("x.parquet"),
+                    schema.clone(),
+                    dim * 4 + 1024,
+                    3,
+                )
+                .unwrap();
+                w.write(batch).unwrap();
+                w.finish().unwrap()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,78 @@
+//! Raw drain rate of a Qdrant collection: scroll pages with N cursors over the same id ranges
+//! q2z plans, and throw them away. The limit the source sets for `q2z export`.
+//! `cargo run --release --example drain -- URL COLLECTION WORKERS PAGE_SIZE`
+
+use q2z::export::{plan_ranges, scan_ids};
+use q2z::source::rest::QdrantRest;
+use q2z::source::{RestCollection, SharedSource};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let (url, coll) = (&a[1], &a[2]);
+    let workers: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let page: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let key = std::env::var("QDRANT_API_KEY").ok();
+    let client = QdrantRest::new(url, key.clone(), Default::default());
+    let config = client.collection_config(coll).unwrap();
+    let src: SharedSource = Arc::new(RestCollection {
+        client: client.clone(),
+        config,
+    });
+    let scan = scan_ids(&src).unwrap();
+    let ranges = plan_ranges(&scan.samples, workers * 4);
+    let http = reqwest::blocking::Client::new();
+    let queue = std::sync::Mutex::new(ranges);
+    let bytes = std::sync::atomic::AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(r) = queue.lock().unwrap().pop() {
+                    let mut offset = r.start.map(|p| p.to_json());
+                    loop {
+                        let mut body =
+                            json!({"limit": page, "with_payload": true, "with_vector": true});
+                        if let Some(o) = &offset {
+                            body["offset"] = o.clone();
+                        }
+                        let mut rb = http
+                            .post(format!("{url}/collections/{coll}/points/scroll"))
+                            .json(&body);
+                        if let Some(k) = &key {
+                            rb = rb.header("api-key", k);
+                        }
+                        let text = rb.send().unwrap().bytes().unwrap();
+                        bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        // Only the next offset is read; the page is thrown away.
+                        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+                        let next = v["result"]["next_page_offset"].clone();
+                        let end = r.end.as_ref().map(|e| e.to_json());
+                        let past_end = match (&next, &end) {
+                            (serde_json::Value::Number(n), Some(serde_json::Value::Number(e))) => {
+                                n.as_u64() >= e.as_u64()
+                            }
+                            (serde_json::Value::Null, _) => true,
+                            (n, Some(e)) => n == e,
+                            _ => false,
+                        };
+                        if past_end {
+                            break;
+                        }
+                        offset = Some(next);
+                    }
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let b = bytes.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    println!(
+        "drain: {} points in {secs:.2}s = {:.0} points/s, {:.1} MB/s of JSON",
+        scan.count,
+        scan.count as f64 / secs,
+        b / secs / 1e6
+    );
+}
