@@ -216,10 +216,9 @@ fn s3_standin_checks_signatures() {
         .join(standin("Q2Z_S3_BUCKET"))
         .join("smoke/hello.txt");
     assert_eq!(std::fs::read(on_disk).unwrap(), b"hi");
-    let err = rt
-        .block_on(bad.get(&path))
-        .err()
-        .expect("a wrong secret must be refused");
+    let Err(err) = rt.block_on(bad.get(&path)) else {
+        panic!("a wrong secret must be refused")
+    };
     assert!(
         err.to_string().contains("403") || err.to_string().to_lowercase().contains("signature"),
         "{err}"
