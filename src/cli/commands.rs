@@ -126,18 +126,7 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
     let scratch = scratch_dir(&a.source, Some(&a.stage));
     let (sources, info) = open_sources(&a.source, &scratch)?;
     let (mapping, overrides) = mapping_options(&a.mapping)?;
-    let eopts = ExportOptions {
-        stage: a.stage.clone(),
-        workers: a.tuning.workers,
-        ranges: a.tuning.ranges,
-        page_size: a.tuning.page_size,
-        max_file_bytes: a.tuning.max_file_bytes,
-        zstd_level: a.tuning.zstd_level,
-        restart: false,
-        mapping,
-        mapping_overrides: overrides,
-        quiet: a.json,
-    };
+    let eopts = export_options(&a.stage, &a.tuning, false, mapping, overrides, a.json);
     let exported = export(&sources, info, &eopts)?;
     drop(sources);
     let _ = std::fs::remove_dir_all(&scratch);
@@ -477,22 +466,33 @@ fn print_plan(p: &serde_json::Value) {
     }
 }
 
+fn export_options(
+    stage: &Path,
+    t: &ExportTuning,
+    restart: bool,
+    mapping: MappingOptions,
+    overrides: BTreeMap<String, CollectionMapping>,
+    quiet: bool,
+) -> ExportOptions {
+    ExportOptions {
+        stage: stage.to_path_buf(),
+        workers: t.workers,
+        ranges: t.ranges,
+        page_size: t.page_size,
+        max_file_bytes: t.max_file_bytes,
+        zstd_level: t.zstd_level,
+        restart,
+        mapping,
+        mapping_overrides: overrides,
+        quiet,
+    }
+}
+
 fn export_cmd(a: ExportArgs) -> Result<u8> {
     let scratch = scratch_dir(&a.source, Some(&a.stage));
     let (sources, info) = open_sources(&a.source, &scratch)?;
     let (mapping, overrides) = mapping_options(&a.mapping)?;
-    let opts = ExportOptions {
-        stage: a.stage.clone(),
-        workers: a.tuning.workers,
-        ranges: a.tuning.ranges,
-        page_size: a.tuning.page_size,
-        max_file_bytes: a.tuning.max_file_bytes,
-        zstd_level: a.tuning.zstd_level,
-        restart: a.restart,
-        mapping,
-        mapping_overrides: overrides,
-        quiet: a.json,
-    };
+    let opts = export_options(&a.stage, &a.tuning, a.restart, mapping, overrides, a.json);
     let reports = export(&sources, info, &opts)?;
     drop(sources);
     let _ = std::fs::remove_dir_all(scratch);

@@ -90,6 +90,26 @@ fn safe_entry_path(file: &Path, p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The checked path of a tar entry: relative, no `..`, and not a link.
+fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf> {
+    let raw = entry
+        .path()
+        .map_err(|e| snap_err(file, format!("bad entry name: {e}")))?
+        .into_owned();
+    let p = safe_entry_path(file, &raw)?;
+    let kind = entry.header().entry_type();
+    if kind.is_symlink() || kind.is_hard_link() {
+        return Err(snap_err(
+            file,
+            format!(
+                "refusing link entry '{}'; Qdrant snapshots hold no links",
+                p.display()
+            ),
+        ));
+    }
+    Ok(p)
+}
+
 /// Lists and validates the entries of the outer tar and tells its layout.
 fn inspect(file: &Path) -> Result<Layout> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
@@ -115,21 +135,7 @@ fn inspect(file: &Path) -> Result<Layout> {
             )
         })?;
         n += 1;
-        let kind = entry.header().entry_type();
-        let raw = entry
-            .path()
-            .map_err(|e| snap_err(file, format!("bad entry name: {e}")))?
-            .into_owned();
-        let p = safe_entry_path(file, &raw)?;
-        if kind.is_symlink() || kind.is_hard_link() {
-            return Err(snap_err(
-                file,
-                format!(
-                    "refusing link entry '{}'; Qdrant snapshots hold no links",
-                    p.display()
-                ),
-            ));
-        }
+        let p = checked_entry(file, &entry)?;
         let s = p.to_string_lossy();
         if s.contains("db_backup") || s.ends_with(".sst") || s.contains("/rocksdb") {
             rocksdb = true;
@@ -191,21 +197,7 @@ fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
                 ),
             )
         })?;
-        let kind = entry.header().entry_type();
-        let p = entry
-            .path()
-            .map_err(|e| snap_err(file, e.to_string()))?
-            .into_owned();
-        safe_entry_path(file, &p)?;
-        if kind.is_symlink() || kind.is_hard_link() {
-            return Err(snap_err(
-                file,
-                format!(
-                    "refusing link entry '{}'; Qdrant snapshots hold no links",
-                    p.display()
-                ),
-            ));
-        }
+        let p = checked_entry(file, &entry)?;
         let ok = entry
             .unpack_in(dest)
             .map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
