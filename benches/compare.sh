@@ -3,14 +3,15 @@
 #   1. raw drain (scroll pages fetched and thrown away)   2. q2z export (live)
 #   3. qdrant-to-parquet --rest (PyPI)                    4. q2z export --snapshot
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
-# Env: DIM (768), WORKERS (4), PAGE (256).
+# Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build).
 set -euo pipefail
 N="${1:-200000}"; DIM="${DIM:-768}"; WORKERS="${WORKERS:-4}"; PAGE="${PAGE:-256}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-$N-$DIM"; mkdir -p "$W"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
-cargo build --release --locked -p q2z -p qdrant-standin --example drain
-B="$ROOT/target/release"
+PROFILE="${PROFILE:-release}"
+cargo build --profile "$PROFILE" --locked --workspace --all-targets
+B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
   echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
   rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"
