@@ -124,6 +124,13 @@ fn bulk_import_migrates_every_collection_and_verifies() {
             "{c} after rerun"
         );
     }
+    let (code, out, _) = run_q2z(&["status", "--stage", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("verified: true").count(), COLLS.len(), "{out}");
+    assert!(
+        out.contains("fx_named: export Exported, 297 of 297 points"),
+        "{out}"
+    );
     // Field-by-field: a point with nulls, unicode and escaped keys reads back as staged.
     let v = milvus_post(
         "entities/query",

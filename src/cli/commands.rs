@@ -525,20 +525,57 @@ fn status(a: StatusArgs) -> Result<u8> {
             a.stage.display()
         )
     };
+    let state = crate::stage::import_state::ImportState::load(&a.stage)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"manifest": m, "import": state}))?
+        );
         return Ok(0);
     }
     for (name, e) in &m.collections {
         let done = e.ranges.iter().filter(|r| r.done).count();
         println!(
-            "{name}: {:?}, {} of {} points staged, {} files, ranges {done}/{} done",
+            "{name}: export {:?}, {} of {} points staged in {} files, ranges {done}/{} done",
             e.state,
             e.staged_rows(),
             e.source_count_at_start,
             e.chunks.len(),
             e.ranges.len()
         );
+        for (target, colls) in &state.targets {
+            let Some(l) = colls.get(name) else { continue };
+            let mut by: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+            for c in &e.chunks {
+                let st = l
+                    .chunks
+                    .get(&c.file)
+                    .map(|x| format!("{:?}", x.state))
+                    .unwrap_or_else(|| "Pending".into());
+                let v = by.entry(st).or_default();
+                v.0 += 1;
+                v.1 += c.rows;
+            }
+            let parts: Vec<String> = by
+                .iter()
+                .map(|(k, (n, r))| format!("{k}: {n} files / {r} rows"))
+                .collect();
+            let jobs: std::collections::BTreeSet<&str> =
+                l.chunks.values().filter_map(|x| x.job.as_deref()).collect();
+            println!(
+                "  → {target} '{}' ({}): {}; jobs {:?}; verified: {}",
+                e.mapping.target,
+                l.mode.as_deref().unwrap_or("-"),
+                parts.join(", "),
+                jobs,
+                l.verified
+            );
+            for (f, x) in &l.chunks {
+                if let Some(err) = &x.last_error {
+                    println!("    {f}: last error: {err}");
+                }
+            }
+        }
     }
     Ok(0)
 }
