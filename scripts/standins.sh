@@ -137,8 +137,12 @@ stop() {
     rm -f "$RUN/pids"
   fi
   if [ -f "$RUN/netns" ]; then
-    sleep 1
-    ip netns del "$(cat "$RUN/netns")" 2>/dev/null || true
+    # Every process in the namespace (milvus-server's child included) goes with it.
+    local ns; ns=$(cat "$RUN/netns")
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -INT "$p" 2>/dev/null || true; done
+    sleep 2
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
     rm -f "$RUN/netns"
   fi
   rm -f "$RUN/env"
