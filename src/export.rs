@@ -383,6 +383,7 @@ fn export_range(
         let mut first: Option<PointId> = None;
         let mut last: Option<PointId> = None;
         loop {
+            crate::interrupt::check()?;
             let (mut pts, mut next) = src.scroll(cursor.as_ref(), opts.page_size, true)?;
             if let Some(end) = &range.end {
                 if let Some(cut) = pts.iter().position(|p| &p.id >= end) {

@@ -331,6 +331,7 @@ pub fn upsert_chunk(
         Ok(())
     };
     for_each_batch(&stage.join(&c.file), &entry.mapping, 1024, |rows| {
+        crate::interrupt::check()?;
         for r in rows {
             let row = rest_row(r);
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0);
@@ -526,6 +527,7 @@ fn poll_jobs(
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
     let mut moved: BTreeMap<String, (String, std::time::Instant)> = BTreeMap::new();
     while !jobs.is_empty() {
+        crate::interrupt::check()?;
         let mut finished = Vec::new();
         for (job, files) in &jobs {
             let d = match milvus.import_describe(job) {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod import;
+pub mod interrupt;
 pub mod model;
 pub mod progress;
 pub mod source;

@@ -17,6 +17,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    crate::interrupt::install();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
