@@ -221,9 +221,9 @@ pub fn scroll_all(collection: &str) -> Vec<Value> {
     }
 }
 
-/// Switches faults on in the Qdrant stand-in.
-pub fn qdrant_faults(f: Value) {
-    let url = standin("Q2Z_QDRANT_URL");
+/// Switches faults on in the stand-in whose URL is in `url_var`.
+fn post_faults(url_var: &str, f: Value) {
+    let url = standin(url_var);
     reqwest::blocking::Client::new()
         .post(format!("{url}/__standin/faults"))
         .json(&f)
@@ -233,14 +233,12 @@ pub fn qdrant_faults(f: Value) {
         .unwrap();
 }
 
+/// Switches faults on in the Qdrant stand-in.
+pub fn qdrant_faults(f: Value) {
+    post_faults("Q2Z_QDRANT_URL", f)
+}
+
 /// Switches faults on in the Milvus stand-in.
 pub fn milvus_faults(f: Value) {
-    let url = standin("Q2Z_MILVUS_URL");
-    reqwest::blocking::Client::new()
-        .post(format!("{url}/__standin/faults"))
-        .json(&f)
-        .send()
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    post_faults("Q2Z_MILVUS_URL", f)
 }
