@@ -59,14 +59,7 @@ impl QdrantRest {
         };
         let (status, body) = http::send(WHAT, &self.base, &self.policy, &make)?;
         let call = format!("{method} {path}");
-        if status == 401 || status == 403 {
-            return Err(Error::Auth {
-                what: WHAT,
-                url: self.base.clone(),
-                status,
-                flag: "--api-key or QDRANT_API_KEY",
-            });
-        }
+        self.check_auth(status)?;
         let v: Value = serde_json::from_slice(&body.0).map_err(|e| Error::Protocol {
             what: WHAT,
             call: call.clone(),
@@ -90,6 +83,19 @@ impl QdrantRest {
             call,
             message: "no 'result' in the answer".into(),
         })
+    }
+
+    /// A 401/403 becomes the error that names the API-key flag.
+    fn check_auth(&self, status: u16) -> Result<()> {
+        if status == 401 || status == 403 {
+            return Err(Error::Auth {
+                what: WHAT,
+                url: self.base.clone(),
+                status,
+                flag: "--api-key or QDRANT_API_KEY",
+            });
+        }
+        Ok(())
     }
 
     /// Names of all collections.
@@ -245,14 +251,7 @@ impl QdrantRest {
                 }
             };
             let status = resp.status().as_u16();
-            if status == 401 || status == 403 {
-                return Err(Error::Auth {
-                    what: WHAT,
-                    url: self.base.clone(),
-                    status,
-                    flag: "--api-key or QDRANT_API_KEY",
-                });
-            }
+            self.check_auth(status)?;
             if !(200..300).contains(&status) {
                 last = format!("HTTP {status}");
                 if status < 500 && status != 429 {
