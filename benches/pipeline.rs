@@ -6,7 +6,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use q2z::model::{
     CollectionConfig, DenseParams, Distance, Point, PointId, UNNAMED_VECTOR, VectorValue,
 };
-use q2z::source::rest::parse_scroll_result;
+use q2z::source::scroll_json::parse_scroll_bytes;
 use q2z::transform::batch::{arrow_schema, to_batch};
 use q2z::transform::mapping::{IdKind, MappingOptions, default_mapping};
 use serde_json::json;
@@ -42,6 +42,7 @@ fn config(dim: usize) -> CollectionConfig {
         hnsw_m: Some(16),
         hnsw_ef_construct: Some(100),
         shard_number: 1,
+        payload_schema: Default::default(),
         raw: json!({}),
     }
 }
@@ -49,7 +50,7 @@ fn config(dim: usize) -> CollectionConfig {
 fn bench(c: &mut Criterion) {
     for dim in [128usize, 768, 1536] {
         let pts = points(dim);
-        let page = json!({"points": pts.iter().map(|p| p.to_qdrant_json(true)).collect::<Vec<_>>(), "next_page_offset": null});
+        let page = json!({"result": {"points": pts.iter().map(|p| p.to_qdrant_json(true)).collect::<Vec<_>>(), "next_page_offset": null}, "status": "ok"});
         let page_text = serde_json::to_vec(&page).unwrap();
         let (mapping, _) =
             default_mapping(&config(dim), IdKind::Int64, &MappingOptions::default()).unwrap();
@@ -58,7 +59,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group("rest_page_to_points");
         g.throughput(Throughput::Bytes(page_text.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(dim), &page_text, |b, t| {
-            b.iter(|| parse_scroll_result("bench", serde_json::from_slice(t).unwrap()).unwrap())
+            b.iter(|| parse_scroll_bytes("bench", t).unwrap())
         });
         g.finish();
 
@@ -69,7 +70,7 @@ fn bench(c: &mut Criterion) {
         });
         g.finish();
 
-        let batch = to_batch(&pts, &mapping, &schema).unwrap();
+        let batch = to_batch(&pts, &mapping, &schema).unwrap().batch;
         let mut g = c.benchmark_group("arrow_to_parquet_zstd");
         g.throughput(Throughput::Bytes(batch.get_array_memory_size() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(dim), &batch, |b, batch| {

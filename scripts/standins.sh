@@ -13,7 +13,7 @@ CACHE="$ROOT/.cache"
 RUN="$CACHE/run"
 VENV="$CACHE/venv-milvus"
 VENV23="$CACHE/venv-m23"
-SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/../shared/fixtures/qdrant-1.19}"
+SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/fixtures/qdrant-1.19}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/debug"
 
@@ -84,9 +84,10 @@ start() {
   if [ -z "$target_only" ]; then
     [ -d "$SHARED_FIXTURES" ] || die "real-server fixtures not found at $SHARED_FIXTURES (set Q2Z_FIXTURES)"
   fi
-  if [ -z "$target_only" ] && [ ! -f "$CACHE/gen/.done" ]; then
+  gen_version=$(sha256sum "$ROOT/standins/qdrant/src/fixtures.rs" | cut -c1-16)
+  if [ -z "$target_only" ] && [ "$(cat "$CACHE/gen/.done" 2>/dev/null)" != "$gen_version" ]; then
     log "generating fixture collections into $CACHE/gen"
-    rm -rf "$CACHE/gen"; "$BIN/qdrant-standin" generate --out "$CACHE/gen" && touch "$CACHE/gen/.done"
+    rm -rf "$CACHE/gen"; "$BIN/qdrant-standin" generate --out "$CACHE/gen" && echo "$gen_version" > "$CACHE/gen/.done"
   fi
   local ak="AKIAQ2ZTEST" sk qk mt
   sk="s3-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -12,7 +12,7 @@ trap 'scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
 . .cache/run/env
 log="$(mktemp)"
 set +e
-cargo test --locked --workspace "$@" 2>&1 | tee "$log"
+cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')

@@ -6,11 +6,12 @@ use crate::progress::Progress;
 use crate::source::SharedSource;
 use crate::stage::lock::StageLock;
 use crate::stage::manifest::{
-    Chunk, CollectionEntry, ExportState, Manifest, Range, SourceInfo, stage_err,
+    Chunk, CollectionEntry, ExportState, Manifest, Range, SetAsideFile, SourceInfo, stage_err,
+    write_atomic,
 };
 use crate::stage::writer::ChunkWriter;
 use crate::target::schema::milvus_create_body;
-use crate::transform::batch::{arrow_schema, to_batch};
+use crate::transform::batch::{Converted, arrow_schema, to_batch};
 use crate::transform::mapping::{CollectionMapping, IdKind, MappingOptions, default_mapping};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -66,6 +67,8 @@ pub struct CollectionReport {
     pub target: String,
     pub source_count_at_start: u64,
     pub staged_rows: u64,
+    /// Points kept apart in `set-aside-*.jsonl` (payload over 64 KiB, `--oversize-payload set-aside`).
+    pub set_aside: u64,
     pub chunks: usize,
     pub bytes: u64,
     pub seconds: f64,
@@ -128,6 +131,7 @@ pub fn plan_ranges(samples: &[PointId], n: usize) -> Vec<Range> {
     let mut ranges = Vec::new();
     for (i, start) in bounds.iter().enumerate() {
         ranges.push(Range {
+            set_aside: Vec::new(),
             index: i,
             start: start.clone(),
             end: bounds.get(i + 1).cloned().flatten(),
@@ -204,16 +208,27 @@ fn reset_stage(stage: &Path) -> Result<()> {
 /// before the manifest was saved): they would otherwise be imported twice.
 fn clean_collection_dir(dir: &Path, entry: &CollectionEntry, stage: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let known: std::collections::HashSet<PathBuf> =
-        entry.chunks.iter().map(|c| stage.join(&c.file)).collect();
+    let known: std::collections::HashSet<PathBuf> = entry
+        .chunks
+        .iter()
+        .map(|c| &c.file)
+        .chain(
+            entry
+                .ranges
+                .iter()
+                .flat_map(|r| r.set_aside.iter().map(|f| &f.file)),
+        )
+        .map(|f| stage.join(f))
+        .collect();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let p = e.map_err(|e| Error::io(dir, e))?.path();
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let ours =
-            name.ends_with(".tmp") || (name.starts_with("part-") && name.ends_with(".parquet"));
+        let ours = name.ends_with(".tmp")
+            || (name.starts_with("part-") && name.ends_with(".parquet"))
+            || (name.starts_with("set-aside-") && name.ends_with(".jsonl"));
         if ours && !known.contains(&p) {
             tracing::info!(file = %p.display(), "removing an unrecorded file left by an interrupted run");
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -320,7 +335,7 @@ fn export_collection(
             return Err(e);
         }
         let e = manifest.collections.get_mut(&cfg.name).expect("planned");
-        let staged = e.staged_rows();
+        let staged = e.staged_rows() + e.set_aside_points();
         if staged != e.source_count_at_start {
             let now = src.count()?;
             let msg = format!(
@@ -342,6 +357,7 @@ fn export_collection(
         target: e.mapping.target.clone(),
         source_count_at_start: e.source_count_at_start,
         staged_rows: e.staged_rows(),
+        set_aside: e.set_aside_points(),
         chunks: e.chunks.len(),
         bytes: e.chunks.iter().map(|c| c.bytes).sum(),
         seconds: started.elapsed().as_secs_f64(),
@@ -382,6 +398,7 @@ fn export_range(
         let mut writer: Option<ChunkWriter> = None;
         let mut first: Option<PointId> = None;
         let mut last: Option<PointId> = None;
+        let mut aside: Vec<String> = Vec::new();
         loop {
             crate::interrupt::check()?;
             let (mut pts, mut next) = src.scroll(cursor.as_ref(), opts.page_size, true)?;
@@ -404,18 +421,21 @@ fn export_range(
             if !pts.is_empty() {
                 first.get_or_insert_with(|| pts[0].id.clone());
                 last = Some(pts[pts.len() - 1].id.clone());
-                let batches = convert(&pts, &mapping, &schema)?;
-                let w = match &mut writer {
-                    Some(w) => w,
-                    None => writer.insert(ChunkWriter::create(
-                        &path,
-                        schema.clone(),
-                        rb,
-                        opts.zstd_level,
-                    )?),
-                };
-                for b in &batches {
-                    w.write(b)?;
+                for c in convert(&pts, &mapping, &schema)? {
+                    aside.extend(c.set_aside);
+                    if c.batch.num_rows() == 0 {
+                        continue;
+                    }
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => writer.insert(ChunkWriter::create(
+                            &path,
+                            schema.clone(),
+                            rb,
+                            opts.zstd_level,
+                        )?),
+                    };
+                    w.write(&c.batch)?;
                 }
                 progress.inc(pts.len() as u64);
             }
@@ -432,8 +452,18 @@ fn export_range(
             Some(w) => Some(w.finish()?),
             None => None,
         };
+        let aside_file = if aside.is_empty() {
+            None
+        } else {
+            let n = manifest_aside_count(manifest, name, idx);
+            Some(write_set_aside(dir, name, idx, n, aside)?)
+        };
         let mut m = manifest.lock().unwrap_or_else(|e| e.into_inner());
         let e = m.collections.get_mut(name).expect("planned");
+        if let Some(f) = aside_file {
+            tracing::warn!(collection = name, file = %f.file, points = f.points, "points with payloads over 64 KiB set aside");
+            e.ranges[idx].set_aside.push(f);
+        }
         if let (Some(w), Some(first), Some(last)) = (written, first, last) {
             e.chunks.push(Chunk {
                 file: format!("{name}/{file_name}"),
@@ -455,12 +485,38 @@ fn export_range(
     Ok(())
 }
 
+fn manifest_aside_count(manifest: &Mutex<Manifest>, name: &str, idx: usize) -> usize {
+    let m = manifest.lock().unwrap_or_else(|e| e.into_inner());
+    m.collections[name].ranges[idx].set_aside.len()
+}
+
+/// Writes the points set aside while staging one chunk of a range (named by the range and the
+/// count of earlier set-aside files, so a rerun after a crash rewrites the same file).
+fn write_set_aside(
+    dir: &Path,
+    name: &str,
+    idx: usize,
+    n: usize,
+    lines: Vec<String>,
+) -> Result<SetAsideFile> {
+    use sha2::Digest;
+    let file_name = format!("set-aside-{idx:04}-{n:06}.jsonl");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    write_atomic(&dir.join(&file_name), text.as_bytes())?;
+    Ok(SetAsideFile {
+        file: format!("{name}/{file_name}"),
+        points: lines.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    })
+}
+
 /// Converts a page on the rayon pool, in slices, keeping the order.
 fn convert(
     points: &[Point],
     m: &CollectionMapping,
     schema: &arrow::datatypes::SchemaRef,
-) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+) -> Result<Vec<Converted>> {
     points
         .par_chunks(512)
         .map(|c| to_batch(c, m, schema))

@@ -153,6 +153,9 @@ pub struct CollectionConfig {
     pub hnsw_ef_construct: Option<u64>,
     /// Number of shards.
     pub shard_number: u64,
+    /// Indexed payload keys and their Qdrant index type (`keyword`, `integer`, …).
+    #[serde(default)]
+    pub payload_schema: BTreeMap<String, String>,
     /// The raw `config` object as Qdrant reported it, kept in the manifest.
     pub raw: Value,
 }

@@ -1,5 +1,5 @@
 //! Smoke tests of the Qdrant stand-in: its answers must have the shape a real Qdrant 1.19
-//! server gave for the same data (golden JSON in shared/fixtures).
+//! server gave for the same data (golden JSON in fixtures/qdrant-1.19).
 
 mod common;
 

@@ -96,6 +96,39 @@ pub struct MappingArgs {
     /// Prefix for every target collection name (e.g. `staging_`).
     #[arg(long, default_value = "")]
     pub target_prefix: String,
+    /// Stage a payload key as its own typed, nullable field instead of inside `$meta`:
+    /// `KEY[:TYPE]`, TYPE one of Int64, Double, Bool, VarChar, JSON, Array<Int64|Double|Bool|VarChar>
+    /// (default: from Qdrant's payload index on the key). Needs Milvus ≥ 2.5. Repeatable.
+    #[arg(long, value_name = "KEY[:TYPE]")]
+    pub promote: Vec<String>,
+    /// Make this payload key (promoted, Int64 or VarChar, present on every point) the partition key.
+    #[arg(long, value_name = "KEY")]
+    pub partition_key: Option<String>,
+    /// `null` payload values: keep them as JSON null in `$meta` (lossless) or drop them.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub null_values: NullValuesArg,
+    /// Points whose payload JSON exceeds Milvus's 64 KiB: stop with their ids, or set them aside
+    /// whole (Qdrant JSON in the stage's `set-aside-*.jsonl`, reported by export and verify).
+    #[arg(long, value_enum, default_value = "error")]
+    pub oversize_payload: OversizeArg,
+}
+
+/// `--null-values`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NullValuesArg {
+    /// Keep nulls as JSON null.
+    Keep,
+    /// Leave null-valued keys out.
+    Drop,
+}
+
+/// `--oversize-payload`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OversizeArg {
+    /// Stop and name the points.
+    Error,
+    /// Keep them apart in the stage.
+    SetAside,
 }
 
 /// Multivector policy.

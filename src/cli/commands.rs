@@ -8,8 +8,10 @@ use crate::source::{RestCollection, SharedSource};
 use crate::stage::manifest::{Manifest, SnapshotFile, SourceInfo};
 use crate::stage::writer::sha256_file;
 use crate::transform::mapping::{
-    CollectionMapping, MappingOptions, MultivectorPolicy, default_mapping,
+    CollectionMapping, MappingOptions, MultivectorPolicy, NullPolicy, OversizePolicy,
+    default_mapping,
 };
+use crate::transform::scalars::{ScalarKind, ScalarType};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,8 +134,16 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
     let _ = std::fs::remove_dir_all(&scratch);
     for r in &exported {
         eprintln!(
-            "{}: staged {} of {} points in {:.1}s",
-            r.collection, r.staged_rows, r.source_count_at_start, r.seconds
+            "{}: staged {} of {} points in {:.1}s{}",
+            r.collection,
+            r.staged_rows,
+            r.source_count_at_start,
+            r.seconds,
+            if r.set_aside > 0 {
+                format!(" ({} set aside: payload over 64 KiB)", r.set_aside)
+            } else {
+                String::new()
+            }
         );
     }
     let m = milvus(&a.target);
@@ -260,6 +270,20 @@ fn mapping_options(
         max_vector_fields: a.max_vector_fields,
         autoindex: a.autoindex,
         target_prefix: a.target_prefix.clone(),
+        promote: a
+            .promote
+            .iter()
+            .map(|p| parse_promote(p))
+            .collect::<Result<_>>()?,
+        partition_key: a.partition_key.clone(),
+        null_values: match a.null_values {
+            NullValuesArg::Keep => NullPolicy::Keep,
+            NullValuesArg::Drop => NullPolicy::Drop,
+        },
+        oversize_payload: match a.oversize_payload {
+            OversizeArg::Error => OversizePolicy::Error,
+            OversizeArg::SetAside => OversizePolicy::SetAside,
+        },
     };
     let mut overrides = BTreeMap::new();
     if let Some(path) = &a.mapping {
@@ -276,6 +300,19 @@ fn mapping_options(
         }
     }
     Ok((opts, overrides))
+}
+
+/// `KEY[:TYPE]` of `--promote` (the key may itself contain ':' only when a type follows).
+fn parse_promote(s: &str) -> Result<(String, Option<ScalarType>)> {
+    match s.rsplit_once(':') {
+        Some((key, ty)) if !key.is_empty() => match ScalarKind::parse(ty) {
+            Some(t) => Ok((key.to_string(), Some(t))),
+            None => bail!(
+                "--promote {s}: unknown type '{ty}'; use Int64, Double, Bool, VarChar, JSON or Array<Int64|Double|Bool|VarChar>"
+            ),
+        },
+        _ => Ok((s.to_string(), None)),
+    }
 }
 
 /// Opens the collections the flags name; returns them with the source description.
@@ -456,9 +493,42 @@ fn print_plan(p: &serde_json::Value) {
             v.index_params
         );
     }
+    for f in &m.scalars {
+        let ty = match (f.element_type, f.max_length) {
+            (Some(e), _) => format!("Array<{}>", e.milvus_name()),
+            (None, Some(l)) => format!("{}({l})", f.kind.milvus_name()),
+            (None, None) => f.kind.milvus_name().to_string(),
+        };
+        println!(
+            "  {:<24} {:<22} payload key '{}'{}{}",
+            f.field,
+            ty,
+            f.key,
+            if f.nullable { ", nullable" } else { "" },
+            if f.partition_key {
+                ", partition key"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
-        "  {:<24} {:<22} payload (nulls kept; clashing keys get a trailing '_')",
-        "$meta", "dynamic JSON"
+        "  {:<24} {:<22} payload{} (nulls {}; clashing keys get a trailing '_'; over 64 KiB: {})",
+        "$meta",
+        "dynamic JSON",
+        if m.scalars.is_empty() {
+            ""
+        } else {
+            ", other keys"
+        },
+        match m.null_values {
+            NullPolicy::Keep => "kept",
+            NullPolicy::Drop => "dropped",
+        },
+        match m.oversize_payload {
+            OversizePolicy::Error => "stop",
+            OversizePolicy::SetAside => "set aside",
+        }
     );
     println!("  estimated vector bytes: {}", p["estimated_vector_bytes"]);
     for w in p["warnings"].as_array().into_iter().flatten() {
@@ -510,6 +580,14 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
                 r.seconds,
                 r.target
             );
+            if r.set_aside > 0 {
+                println!(
+                    "  {} points with payloads over 64 KiB set aside whole in {}/{}/set-aside-*.jsonl (not imported; verify reports them)",
+                    r.set_aside,
+                    a.stage.display(),
+                    r.collection
+                );
+            }
             for w in &r.warnings {
                 println!("  warning: {w}");
             }

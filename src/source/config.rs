@@ -58,6 +58,7 @@ pub fn parse_collection_config(name: &str, config: &Value) -> Result<CollectionC
             .get("shard_number")
             .and_then(Value::as_u64)
             .unwrap_or(1),
+        payload_schema: BTreeMap::new(),
         raw: config.clone(),
     })
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod rest;
+pub mod scroll_json;
 pub mod snapshot;
 
 use crate::error::Result;

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, RetryPolicy};
 use crate::model::{CollectionConfig, Point, PointId, UNNAMED_VECTOR, VectorValue};
 use crate::source::config::parse_collection_config;
+use crate::source::scroll_json::parse_scroll_bytes;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -46,6 +47,33 @@ impl QdrantRest {
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let call = format!("{method} {path}");
+        let bytes = self.call_bytes(method, path, body)?;
+        let mut v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            what: WHAT,
+            call: call.clone(),
+            message: format!(
+                "not JSON ({e}): {}",
+                http::bytes_body::Body(bytes).snippet()
+            ),
+        })?;
+        match v.get_mut("result") {
+            Some(r) => Ok(r.take()),
+            None => Err(Error::Protocol {
+                what: WHAT,
+                call,
+                message: "no 'result' in the answer".into(),
+            }),
+        }
+    }
+
+    /// A successful answer's raw bytes; a non-2xx answer becomes an error with Qdrant's message.
+    fn call_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>> {
         let url = format!("{}{}", self.base, path);
         let make = || {
             let mut rb = self.client.request(method.clone(), &url);
@@ -58,31 +86,24 @@ impl QdrantRest {
             rb
         };
         let (status, body) = http::send(WHAT, &self.base, &self.policy, &make)?;
-        let call = format!("{method} {path}");
         self.check_auth(status)?;
-        let v: Value = serde_json::from_slice(&body.0).map_err(|e| Error::Protocol {
-            what: WHAT,
-            call: call.clone(),
-            message: format!("not JSON ({e}): {}", body.snippet()),
-        })?;
         if !(200..300).contains(&status) {
-            let message = v
-                .pointer("/status/error")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            let message = serde_json::from_slice::<Value>(&body.0)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/status/error")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| body.snippet());
             return Err(Error::Http {
                 what: WHAT,
-                call,
+                call: format!("{method} {path}"),
                 status,
                 message,
             });
         }
-        v.get("result").cloned().ok_or_else(|| Error::Protocol {
-            what: WHAT,
-            call,
-            message: "no 'result' in the answer".into(),
-        })
+        Ok(body.0)
     }
 
     /// A 401/403 becomes the error that names the API-key flag.
@@ -124,7 +145,15 @@ impl QdrantRest {
                     call: format!("GET /collections/{name}"),
                     message: "no config".into(),
                 })?;
-                parse_collection_config(name, cfg)
+                let mut c = parse_collection_config(name, cfg)?;
+                if let Some(ps) = r.get("payload_schema").and_then(Value::as_object) {
+                    for (k, v) in ps {
+                        if let Some(t) = v.get("data_type").and_then(Value::as_str) {
+                            c.payload_schema.insert(k.clone(), t.to_string());
+                        }
+                    }
+                }
+                Ok(c)
             }
             Err(Error::Http { status: 404, .. }) => Err(Error::UnknownCollection {
                 name: name.to_string(),
@@ -166,12 +195,12 @@ impl QdrantRest {
         if let Some(o) = offset {
             body["offset"] = o.to_json();
         }
-        let r = self.call(
+        let bytes = self.call_bytes(
             reqwest::Method::POST,
             &format!("/collections/{}/points/scroll", enc(name)),
             Some(&body),
         )?;
-        parse_scroll_result(name, r)
+        parse_scroll_bytes(name, &bytes)
     }
 
     /// Creates a collection snapshot on the server; returns (name, size, sha256).

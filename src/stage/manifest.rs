@@ -43,6 +43,19 @@ pub struct Range {
     pub cursor: Option<PointId>,
     /// All points of the range are staged.
     pub done: bool,
+    /// Files of points set aside (payload too large for `$meta`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<SetAsideFile>,
+}
+
+/// A JSON-lines file of whole Qdrant points that could not be staged as rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetAsideFile {
+    /// Path relative to the stage directory.
+    pub file: String,
+    /// Points in the file.
+    pub points: u64,
+    pub sha256: String,
 }
 
 /// One staged Parquet file.
@@ -90,6 +103,15 @@ impl CollectionEntry {
     /// Rows staged so far.
     pub fn staged_rows(&self) -> u64 {
         self.chunks.iter().map(|c| c.rows).sum()
+    }
+
+    /// Points set aside instead of staged (see [`SetAsideFile`]).
+    pub fn set_aside_points(&self) -> u64 {
+        self.ranges
+            .iter()
+            .flat_map(|r| &r.set_aside)
+            .map(|f| f.points)
+            .sum()
     }
 }
 

@@ -2,8 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
+use crate::transform::scalars::ScalarKind;
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Float32Type, Int64Type, UInt8Type};
+use arrow::datatypes::{Float32Type, Float64Type, Int64Type, UInt8Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -88,6 +89,16 @@ pub fn for_each_batch(
                 }
             }
         }
+        for f in &m.scalars {
+            let col = batch
+                .column_by_name(&f.field)
+                .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", f.field)))?;
+            let json = f.kind == ScalarKind::Json;
+            for (i, r) in rows.iter_mut().enumerate() {
+                let v = cell_json(col.as_ref(), i, json).map_err(|e| Error::format(ctx(), e))?;
+                r.insert(f.field.clone(), v);
+            }
+        }
         if let Some(meta) = batch.column_by_name(META) {
             let s = meta
                 .as_string_opt::<i32>()
@@ -104,6 +115,38 @@ pub fn for_each_batch(
         f(rows)?;
     }
     Ok(())
+}
+
+/// One cell of a promoted scalar column as JSON (`null` for a null cell; `json`: the text is
+/// JSON to parse).
+fn cell_json(col: &dyn Array, i: usize, json: bool) -> std::result::Result<Value, String> {
+    if col.is_null(i) {
+        return Ok(Value::Null);
+    }
+    if let Some(a) = col.as_primitive_opt::<Int64Type>() {
+        return Ok(a.value(i).into());
+    }
+    if let Some(a) = col.as_primitive_opt::<Float64Type>() {
+        return Ok(serde_json::Number::from_f64(a.value(i)).map_or(Value::Null, Value::Number));
+    }
+    if let Some(a) = col.as_boolean_opt() {
+        return Ok(a.value(i).into());
+    }
+    if let Some(a) = col.as_string_opt::<i32>() {
+        return if json {
+            serde_json::from_str(a.value(i)).map_err(|e| e.to_string())
+        } else {
+            Ok(a.value(i).into())
+        };
+    }
+    if let Some(l) = col.as_list_opt::<i32>() {
+        let items = l.value(i);
+        return (0..items.len())
+            .map(|j| cell_json(items.as_ref(), j, false))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    Err(format!("unexpected column type {}", col.data_type()))
 }
 
 /// A float32 as a JSON number without widening noise (`0.1f32` stays `0.1`).

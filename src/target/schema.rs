@@ -30,10 +30,15 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
         }
         indexes.push(idx);
     }
-    json!({
+    fields.extend(m.scalars.iter().map(|s| s.milvus_field()));
+    let mut body = json!({
         "collectionName": m.target,
         "description": m.description,
         "schema": {"autoID": false, "enableDynamicField": true, "fields": fields},
         "indexParams": indexes,
-    })
+    });
+    if let (Some(n), true) = (m.partitions_num, m.scalars.iter().any(|s| s.partition_key)) {
+        body["params"] = json!({ "partitionsNum": n });
+    }
+    body
 }

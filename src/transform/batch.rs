@@ -4,8 +4,10 @@
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId, VectorValue};
 use crate::transform::mapping::{
-    CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, VectorField, VectorKind,
+    CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, NullPolicy, OversizePolicy,
+    VectorField, VectorKind,
 };
+use crate::transform::scalars::scalar_column;
 use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringBuilder, UInt8Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -34,6 +36,9 @@ pub fn arrow_schema(m: &CollectionMapping) -> SchemaRef {
         };
         fields.push(Field::new(&v.field, dt, false));
     }
+    for f in &m.scalars {
+        fields.push(Field::new(&f.field, f.arrow_type(), f.nullable));
+    }
     fields.push(Field::new(META, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
@@ -60,12 +65,31 @@ pub fn unescape_key<'a>(key: &'a str, statics: &[&str]) -> &'a str {
     }
 }
 
-/// The `$meta` object of a point (escaped keys, nulls kept).
-pub fn meta_object(payload: &Map<String, Value>, statics: &[&str]) -> Map<String, Value> {
+/// The `$meta` object of a point: promoted keys left out, clashing keys escaped, nulls kept or
+/// dropped per the mapping.
+pub fn meta_object(
+    payload: &Map<String, Value>,
+    m: &CollectionMapping,
+    statics: &[&str],
+) -> Map<String, Value> {
     payload
         .iter()
+        .filter(|(k, v)| {
+            let dropped_null = m.null_values == NullPolicy::Drop && v.is_null();
+            !dropped_null && !m.scalars.iter().any(|s| &s.key == *k)
+        })
         .map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone()))
         .collect()
+}
+
+/// A converted slice of points: the batch, and the points set aside (as Qdrant JSON lines)
+/// because their payload is too large for `$meta`.
+#[derive(Debug)]
+pub struct Converted {
+    /// Rows for the Parquet chunk.
+    pub batch: RecordBatch,
+    /// One Qdrant-JSON line per point set aside.
+    pub set_aside: Vec<String>,
 }
 
 /// Sparse vector as the JSON text Milvus import reads.
@@ -125,12 +149,39 @@ fn dense_of<'a>(
 }
 
 /// Converts points to one record batch. Points must already be in the staged order.
-pub fn to_batch(
-    points: &[Point],
-    m: &CollectionMapping,
-    schema: &SchemaRef,
-) -> Result<RecordBatch> {
+pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> Result<Converted> {
     let statics = m.static_fields();
+    let mut metas = Vec::with_capacity(points.len());
+    let mut kept: Vec<&Point> = Vec::with_capacity(points.len());
+    let mut set_aside = Vec::new();
+    let mut oversize = Vec::new();
+    for p in points {
+        let meta = Value::Object(meta_object(&p.payload, m, &statics));
+        let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
+        if text.len() <= MAX_META_BYTES {
+            metas.push(text);
+            kept.push(p);
+        } else if m.oversize_payload == OversizePolicy::SetAside {
+            let unnamed = m.vectors.iter().any(|v| v.source.is_empty());
+            let mut line = p.to_qdrant_json(unnamed);
+            line["q2z_reason"] = format!("$meta is {} bytes, over 65,536", text.len()).into();
+            set_aside.push(line.to_string());
+        } else {
+            oversize.push(format!("{} ({} bytes)", p.id, text.len()));
+        }
+    }
+    if !oversize.is_empty() {
+        let n = oversize.len();
+        oversize.truncate(10);
+        return Err(Error::Mapping {
+            collection: m.source.clone(),
+            message: format!(
+                "{n} point(s) have a payload over Milvus's 65,536-byte limit for the dynamic field as JSON: {}. Rerun with --oversize-payload set-aside to stage them apart (kept whole as Qdrant JSON in the stage, reported by verify), or promote the large keys to typed fields (--promote KEY:VarChar, up to 65,535 bytes each)",
+                oversize.join(", ")
+            ),
+        });
+    }
+    let points = kept.as_slice();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     cols.push(match m.id_kind {
         IdKind::Int64 => {
@@ -227,25 +278,17 @@ pub fn to_batch(
             }
         });
     }
-    let mut b = StringBuilder::with_capacity(points.len(), points.len() * 128);
-    for p in points {
-        let meta = Value::Object(meta_object(&p.payload, &statics));
-        let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
-        if text.len() > MAX_META_BYTES {
-            return Err(Error::Mapping {
-                collection: m.source.clone(),
-                message: format!(
-                    "point {}: its payload is {} bytes as JSON, over Milvus's 65,536-byte limit for a dynamic field. Move the large keys out of the payload in Qdrant, or exclude them (not yet supported by q2z: see the README's limits)",
-                    p.id,
-                    text.len()
-                ),
-            });
-        }
+    for f in &m.scalars {
+        cols.push(scalar_column(&m.source, f, points)?);
+    }
+    let mut b = StringBuilder::with_capacity(points.len(), metas.iter().map(String::len).sum());
+    for text in &metas {
         b.append_value(text);
     }
     cols.push(Arc::new(b.finish()));
-    RecordBatch::try_new(schema.clone(), cols)
-        .map_err(|e| Error::format(format!("collection {}", m.source), e))
+    let batch = RecordBatch::try_new(schema.clone(), cols)
+        .map_err(|e| Error::format(format!("collection {}", m.source), e))?;
+    Ok(Converted { batch, set_aside })
 }
 
 fn dim_err(m: &CollectionMapping, p: &Point, v: &VectorField, got: usize) -> Error {

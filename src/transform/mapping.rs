@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{CollectionConfig, Datatype, Distance, UNNAMED_VECTOR};
+use crate::transform::scalars::{ScalarField, ScalarKind, ScalarType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -59,6 +60,29 @@ pub enum MultivectorPolicy {
     First,
     /// Leave the multivector out.
     Skip,
+}
+
+/// What happens to `null` payload values inside `$meta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NullPolicy {
+    /// Kept as JSON `null` (lossless). Default.
+    #[default]
+    Keep,
+    /// Left out of `$meta` (as Milvus's insert API does anyway).
+    Drop,
+}
+
+/// What happens to a point whose `$meta` JSON exceeds Milvus's 64 KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OversizePolicy {
+    /// Stop the export and name the points. Default.
+    #[default]
+    Error,
+    /// Stage the point whole, as Qdrant JSON, in the collection's `set-aside-*.jsonl` files
+    /// instead of the Parquet chunks; counts and verification account for it.
+    SetAside,
 }
 
 /// One Milvus vector field and where its data comes from.
@@ -120,6 +144,18 @@ pub struct CollectionMapping {
     /// Milvus vector-field limit this mapping is checked against.
     #[serde(default = "default_max_vectors")]
     pub max_vector_fields: usize,
+    /// `null` payload values inside `$meta`: `keep` or `drop`.
+    #[serde(default)]
+    pub null_values: NullPolicy,
+    /// Points whose `$meta` exceeds 64 KiB: `error` or `set-aside`.
+    #[serde(default)]
+    pub oversize_payload: OversizePolicy,
+    /// Partitions of a partition-key collection (Milvus default 16 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions_num: Option<u32>,
+    /// Payload keys staged as typed fields instead of inside `$meta`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scalars: Vec<ScalarField>,
 }
 
 fn default_id_len() -> u32 {
@@ -148,6 +184,14 @@ pub struct MappingOptions {
     pub autoindex: bool,
     /// Prefix for the target collection name.
     pub target_prefix: String,
+    /// Payload keys to promote: (key, type, element type); no type: from Qdrant's payload index.
+    pub promote: Vec<(String, Option<ScalarType>)>,
+    /// Payload key (promoted) that becomes the partition key.
+    pub partition_key: Option<String>,
+    /// Null policy for `$meta`.
+    pub null_values: NullPolicy,
+    /// Oversized-payload policy.
+    pub oversize_payload: OversizePolicy,
 }
 
 /// Makes a name valid for Milvus (`^[A-Za-z_][A-Za-z0-9_]*$`, at most 255 chars).
@@ -301,6 +345,8 @@ pub fn default_mapping(
             names.join(", ")
         )));
     }
+    let scalars = promoted_fields(cfg, opts, &mut used, &mut warnings).map_err(err)?;
+    suggest_promotions(cfg, opts, &mut warnings);
     let mapping = CollectionMapping {
         source: cfg.name.clone(),
         target,
@@ -312,8 +358,81 @@ pub fn default_mapping(
         excluded_vectors: opts.exclude_vectors.clone(),
         missing_vector: MissingVector::Zeros,
         max_vector_fields: max,
+        null_values: opts.null_values,
+        oversize_payload: opts.oversize_payload,
+        partitions_num: None,
+        scalars,
     };
     Ok((mapping, warnings))
+}
+
+/// The typed fields the user asked for with `--promote` / `--partition-key`.
+fn promoted_fields(
+    cfg: &CollectionConfig,
+    opts: &MappingOptions,
+    used: &mut std::collections::BTreeSet<String>,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<Vec<ScalarField>, String> {
+    let mut out: Vec<ScalarField> = Vec::new();
+    let mut wanted = opts.promote.clone();
+    if let Some(pk) = &opts.partition_key
+        && !wanted.iter().any(|(k, _)| k == pk)
+    {
+        wanted.push((pk.clone(), None));
+    }
+    for (key, ty) in wanted {
+        if out.iter().any(|f| f.key == key) {
+            continue;
+        }
+        let (kind, elem) = match ty {
+            Some(t) => t,
+            None => match cfg
+                .payload_schema
+                .get(&key)
+                .and_then(|d| ScalarKind::from_qdrant_index(d))
+            {
+                Some(k) => (k, None),
+                None => {
+                    return Err(format!(
+                        "payload key '{key}' has no payload index in Qdrant to take its type from; give one: --promote {key}:VarChar (or Int64, Double, Bool, JSON, Array<VarChar>)"
+                    ));
+                }
+            },
+        };
+        let field = {
+            let mut f = sanitize_name(&key);
+            while used.contains(&f) {
+                f.push('_');
+            }
+            if f != key {
+                warnings.push(format!("payload key '{key}' becomes Milvus field '{f}'"));
+            }
+            used.insert(f.clone());
+            f
+        };
+        let mut sf = ScalarField::new(&key, field, kind, elem);
+        if opts.partition_key.as_deref() == Some(key.as_str()) {
+            sf.partition_key = true;
+            sf.nullable = false;
+        }
+        sf.check()?;
+        out.push(sf);
+    }
+    if !out.is_empty() {
+        warnings.push(format!("promoted payload keys ({}) become nullable typed fields: the target must be Milvus ≥ 2.5 or Zilliz Cloud", out.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    Ok(out)
+}
+
+/// Points the user at payload keys Qdrant indexes, which usually deserve a typed field.
+fn suggest_promotions(cfg: &CollectionConfig, opts: &MappingOptions, warnings: &mut Vec<String>) {
+    for (key, dt) in &cfg.payload_schema {
+        let promoted = opts.promote.iter().any(|(k, _)| k == key)
+            || opts.partition_key.as_deref() == Some(key.as_str());
+        if let (false, Some(kind)) = (promoted, ScalarKind::from_qdrant_index(dt)) {
+            warnings.push(format!("payload key '{key}' is indexed in Qdrant ({dt}); it stays in $meta. `--promote {key}` makes it a {} field Milvus can index and filter fast", kind.milvus_name()));
+        }
+    }
 }
 
 fn dense_index(
@@ -358,6 +477,7 @@ impl CollectionMapping {
     pub fn static_fields(&self) -> Vec<&str> {
         let mut v = vec![self.id_field.as_str()];
         v.extend(self.vectors.iter().map(|f| f.field.as_str()));
+        v.extend(self.scalars.iter().map(|f| f.field.as_str()));
         v
     }
 
@@ -387,6 +507,33 @@ impl CollectionMapping {
                     v.field
                 )));
             }
+        }
+        let mut names = std::collections::BTreeSet::from([self.id_field.as_str(), META]);
+        for f in self
+            .vectors
+            .iter()
+            .map(|v| &v.field)
+            .chain(self.scalars.iter().map(|s| &s.field))
+        {
+            if !names.insert(f.as_str()) {
+                return Err(err(format!("field name '{f}' is used twice")));
+            }
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for s in &self.scalars {
+            if sanitize_name(&s.field) != s.field {
+                return Err(err(format!(
+                    "field name '{}' is not valid in Milvus",
+                    s.field
+                )));
+            }
+            if !keys.insert(s.key.as_str()) {
+                return Err(err(format!("payload key '{}' is promoted twice", s.key)));
+            }
+            s.check().map_err(err)?;
+        }
+        if self.scalars.iter().filter(|s| s.partition_key).count() > 1 {
+            return Err(err("only one field can be the partition key".into()));
         }
         if self.vectors.len() > self.max_vector_fields {
             return Err(err(format!(

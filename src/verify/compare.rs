@@ -77,6 +77,18 @@ pub fn compare_row(
             ));
         }
     }
+    for f in &m.scalars {
+        let s = staged.get(&f.field).unwrap_or(&Value::Null);
+        let t = target.get(&f.field).unwrap_or(&Value::Null);
+        if !same_scalar(s, t) {
+            diffs.push(format!(
+                "id {id}: field '{}' differs (staged {}, target {})",
+                f.field,
+                short(s),
+                short(t)
+            ));
+        }
+    }
     let statics = m.static_fields();
     let dynamic: Map<String, Value> = target
         .iter()
@@ -103,6 +115,24 @@ pub fn compare_row(
         diffs.push(format!("id {id}: payload differs in keys {keys:?}"));
     }
     diffs
+}
+
+/// Scalar equality across the forms Milvus answers in: Int64 as text, JSON fields as text,
+/// numbers compared by value.
+fn same_scalar(s: &Value, t: &Value) -> bool {
+    match (s, t) {
+        (Value::Number(a), Value::Number(b)) => {
+            a.as_f64() == b.as_f64() && a.as_i64() == b.as_i64()
+        }
+        (Value::Number(a), Value::String(b)) => b.parse::<i64>().ok() == a.as_i64() && a.is_i64(),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_scalar(x, y))
+        }
+        (a, Value::String(b)) if !a.is_string() => {
+            serde_json::from_str::<Value>(b).is_ok_and(|v| same_scalar(a, &v))
+        }
+        (a, b) => a == b,
+    }
 }
 
 fn short(v: &Value) -> String {

@@ -12,6 +12,7 @@ Run: python milvus_standin.py --port 0 --data DIR --token root:Milvus --s3-endpo
 import argparse
 import base64
 import json
+import math
 import re
 import struct
 import threading
@@ -102,8 +103,9 @@ def create_collection(st, body):
     with st.lock:
         if st.client.has_collection(name):
             raise ApiError(65535, f"collection already exists[collection={name}]")
+    nullable = any(f.get("nullable") for f in fields)
     s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
-                                   enable_dynamic_field=bool(schema.get("enableDynamicField", False)),
+                                   enable_dynamic_field=bool(schema.get("enableDynamicField", False)) or nullable,
                                    description=body.get("description", ""))
     nvec = 0
     names = set()
@@ -134,8 +136,34 @@ def create_collection(st, body):
             if not 0 < ml <= MAX_VARCHAR:
                 raise ApiError(1100, f"the maximum length specified for the field({fname}) should be in (0, 65535], but got {ml} instead: invalid parameter")
             kw["max_length"] = ml
+        if dt == "Array":
+            et = f.get("elementDataType")
+            if et not in ("Bool", "Int8", "Int16", "Int32", "Int64", "Float", "Double", "VarChar"):
+                raise ApiError(1100, f"element data type {et} is not valid for array field {fname}: invalid parameter")
+            cap = int(p.get("max_capacity", 0))
+            if not 0 < cap <= 4096:
+                raise ApiError(1100, f"the maximum capacity specified for a Array should be in (0, 4096], got {cap}: invalid parameter")
+            kw["element_type"], kw["max_capacity"] = TYPES[et], cap
+            if et == "VarChar":
+                ml = int(p.get("max_length", 0))
+                if not 0 < ml <= MAX_VARCHAR:
+                    raise ApiError(1100, f"type param(max_length) should be specified for the field({fname}) of collection: invalid parameter")
+                kw["max_length"] = ml
+        if f.get("isPartitionKey"):
+            if dt not in ("Int64", "VarChar"):
+                raise ApiError(1100, f"the data type of partition key should be Int64 or VarChar: invalid parameter")
+            if f.get("nullable"):
+                raise ApiError(1100, f"partition key field not support nullable: invalid parameter")
+            if any(x.get("isPartitionKey") for x in fields if x is not f):
+                raise ApiError(1100, "there are more than one partition key: invalid parameter")
+            # Milvus Lite 2.5.1 cannot filter a partition-key collection ("primary_key_offset ==
+            # -1"): the rules are enforced here and the engine gets a plain field.
         if f.get("nullable"):
-            kw["nullable"] = True
+            if f.get("isPrimary") or dt in VECTOR_TYPES:
+                raise ApiError(1100, "primary field not support null: invalid parameter" if f.get("isPrimary") else f"vector type not support null, fieldName: {fname}: invalid parameter")
+            # Milvus Lite rejects nullable fields; the value (or null) lives under the field's
+            # name in the engine's dynamic field, which reads back the same way in queries.
+            continue
         s.add_field(fname, TYPES[dt], is_primary=bool(f.get("isPrimary")), **kw)
     if nvec > MAX_VECTOR_FIELDS:
         raise ApiError(1100, f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}: invalid parameter")
@@ -154,7 +182,10 @@ def create_collection(st, body):
         if ip.get("metricType") not in ("L2", "IP", "COSINE", None):
             raise ApiError(1100, f"metric type {ip.get('metricType')} not found or not supported: invalid parameter")
     with st.lock:
-        st.client.create_collection(name, schema=s)
+        kw = {}
+        if any(f.get("isPartitionKey") for f in fields):
+            kw["num_partitions"] = int((body.get("params") or {}).get("partitionsNum", 16))
+        st.client.create_collection(name, schema=s, **kw)
         st.schemas[name] = body
     if index_params:
         build_indexes(st, name, index_params)
@@ -200,8 +231,9 @@ def describe(st, body):
     fields = []
     for i, f in enumerate(field_rows(req)):
         params = [{"key": k, "value": str(v)} for k, v in (f.get("elementTypeParams") or {}).items()]
-        fields.append({"name": f["fieldName"], "id": 100 + i, "type": f["dataType"], "primaryKey": bool(f.get("isPrimary")),
-                       "partitionKey": False, "clusteringKey": False, "autoId": bool(f.get("isPrimary")) and bool(req["schema"].get("autoID")),
+        extra = {"elementType": f["elementDataType"]} if f.get("elementDataType") else {}
+        fields.append({**extra, "name": f["fieldName"], "id": 100 + i, "type": f["dataType"], "primaryKey": bool(f.get("isPrimary")),
+                       "partitionKey": bool(f.get("isPartitionKey")), "clusteringKey": False, "autoId": bool(f.get("isPrimary")) and bool(req["schema"].get("autoID")),
                        "description": "", "nullable": bool(f.get("nullable")), "params": params})
     idx = [{"indexName": p.get("indexName", p["fieldName"]), "fieldName": p["fieldName"], "metricType": p.get("metricType", "")}
            for p in req.get("indexParams", [])][:1]
@@ -232,12 +264,18 @@ def engine_row(st, name, row, from_rest):
         dt = f["dataType"]
         if fname not in row:
             if f.get("nullable"):
+                out[fname] = None
                 continue
             if dt == "VarChar" and from_rest:
                 out[fname] = ""
                 continue
             raise ApiError(1804, f"field {fname} is missing in the row")
         v = row[fname]
+        if v is None:
+            if f.get("nullable"):
+                out[fname] = None
+                continue
+            raise ApiError(1804, f"field {fname} is not nullable, but the row has null")
         if dt == "Int64":
             try:
                 v = int(v)
@@ -268,6 +306,28 @@ def engine_row(st, name, row, from_rest):
                 v = np.array(v, dtype=np.float32).astype(np.float16)
         elif dt == "SparseFloatVector":
             v = sparse_dict(v, fname)
+        elif dt in ("Double", "Float"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ApiError(1804, f"the {fname} field value {v!r} is not a {dt}")
+            if not math.isfinite(v):
+                raise ApiError(1804, f"value '{v}' is not a number or infinity, field {fname}")
+            v = float(v)
+        elif dt == "Bool":
+            if not isinstance(v, bool):
+                raise ApiError(1804, f"the {fname} field value {v!r} is not a Bool")
+        elif dt == "JSON":
+            if isinstance(v, str) and not from_rest:
+                v = json.loads(v)
+            if len(json.dumps(v, separators=(",", ":")).encode()) > JSON_MAX:
+                raise ApiError(1100, f"the length of JSON field {fname} exceeds max length ({JSON_MAX}): invalid parameter")
+        elif dt == "Array":
+            cap = int(f["elementTypeParams"]["max_capacity"])
+            if not isinstance(v, list):
+                raise ApiError(1804, f"the {fname} field value is not an array")
+            if len(v) > cap:
+                raise ApiError(1100, f"the length ({len(v)}) of array field ({fname}) exceeds max capacity ({cap}): invalid parameter")
+            if any(x is None for x in v):
+                raise ApiError(1804, f"array field {fname} has a null element")
         out[fname] = v
     dyn = check_row_dynamic(st, name, row, static)
     for k, v in dyn.items():
@@ -419,6 +479,19 @@ def check_parquet(st, name, table):
             raise mismatch(str(t))
         if dt == "Int64" and not pa.types.is_integer(t):
             raise mismatch(str(t))
+        if dt in ("Double", "Float") and not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+            raise mismatch(str(t))
+        if dt == "Bool" and not pa.types.is_boolean(t):
+            raise mismatch(str(t))
+        if dt == "Array":
+            et = f["elementDataType"]
+            ok_elem = pa.types.is_list(t) and (
+                (et == "VarChar" and pa.types.is_string(t.value_type))
+                or (et == "Bool" and pa.types.is_boolean(t.value_type))
+                or (et in ("Int8", "Int16", "Int32", "Int64") and pa.types.is_integer(t.value_type))
+                or (et in ("Float", "Double") and (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))))
+            if not ok_elem:
+                raise mismatch(str(t))
         if dt == "FloatVector" and not (pa.types.is_list(t) and (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))):
             raise mismatch(str(t))
         if dt == "Float16Vector" and not ((pa.types.is_list(t) and t.value_type == pa.uint8()) or pa.types.is_binary(t)):
@@ -436,11 +509,27 @@ def import_rows(st, name, table):
         row = {}
         for fname, f in static.items():
             if fname not in d:
+                if f.get("nullable"):
+                    row[fname] = None
                 continue
             v = d[fname][i]
             dt = f["dataType"]
             if v is None:
+                if f.get("nullable"):
+                    row[fname] = None
+                    continue
                 raise ApiError(2100, f"the field '{fname}' has null value at row {i}: importing data failed")
+            if dt == "JSON":
+                try:
+                    v = json.loads(v)
+                except ValueError as e:
+                    raise ApiError(2100, f"failed to parse value '{v}' for JSON field '{fname}', error: {e}: importing data failed")
+            if dt == "Array":
+                cap = int(f["elementTypeParams"]["max_capacity"])
+                if len(v) > cap:
+                    raise ApiError(2100, f"array capacity {len(v)} exceeds max_capacity {cap} of field '{fname}': importing data failed")
+                if any(x is None for x in v):
+                    raise ApiError(2100, f"array field '{fname}' has a null element at row {i}: importing data failed")
             if dt == "FloatVector":
                 dim = int(f["elementTypeParams"]["dim"])
                 if len(v) != dim:

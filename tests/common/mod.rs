@@ -4,20 +4,25 @@
 
 use q2z::stage::manifest::Manifest;
 use q2z::stage::reader::{Row, for_each_batch};
-use q2z::transform::mapping::{CollectionMapping, IdKind, VectorKind};
+use q2z::transform::mapping::{CollectionMapping, IdKind, NullPolicy, VectorKind};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `../shared/fixtures/qdrant-1.19`, from the repo root (override with Q2Z_FIXTURES).
+pub mod target;
+#[allow(unused_imports)]
+pub use target::*;
+
+/// `fixtures/qdrant-1.19` (a verbatim copy of the real Qdrant 1.19 answers and snapshots from
+/// `../shared/`), overridable with Q2Z_FIXTURES.
 pub fn fixtures() -> PathBuf {
     if let Ok(p) = std::env::var("Q2Z_FIXTURES") {
         return PathBuf::from(p);
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qdrant-1.19");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/qdrant-1.19");
     assert!(
         p.is_dir(),
-        "real-server fixtures not found at {}: the repo must sit beside shared/ (or set Q2Z_FIXTURES)",
+        "real-server fixtures not found at {} (set Q2Z_FIXTURES)",
         p.display()
     );
     p
@@ -86,6 +91,7 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
     assert_eq!(rows.len(), points.len(), "staged row count");
     let mut statics = vec![m.id_field.clone()];
     statics.extend(m.vectors.iter().map(|v| v.field.clone()));
+    statics.extend(m.scalars.iter().map(|f| f.field.clone()));
     for p in points {
         let key = match &p["id"] {
             Value::String(s) => s.clone(),
@@ -154,8 +160,22 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
             }
         }
         let payload = p["payload"].as_object().cloned().unwrap_or_default();
+        for f in &m.scalars {
+            let want = payload.get(&f.key).cloned().unwrap_or(Value::Null);
+            let got = &row[&f.field];
+            match (want.as_f64(), got.as_f64()) {
+                (Some(a), Some(b)) => assert_eq!(a, b, "point {key} field {}", f.field),
+                _ => assert_eq!(got, &want, "point {key} field {}", f.field),
+            }
+        }
+        let drop_nulls = m.null_values == NullPolicy::Drop;
         let want: Map<String, Value> = payload
             .iter()
+            .filter(|(k, v)| {
+                let promoted = m.scalars.iter().any(|f| &f.key == *k);
+                let dropped = drop_nulls && v.is_null();
+                !promoted && !dropped
+            })
             .map(|(k, v)| (escaped(k, &statics), v.clone()))
             .collect();
         assert_eq!(row["$meta"], Value::Object(want), "point {key} $meta");

@@ -189,6 +189,16 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
         pts,
         vec![],
     )?;
+    // Every point has a tenant (partition-key candidate) and a rank.
+    let pts: Vec<Value> = (1..=120u64).map(|i| json!({"id": i, "vector": dense(&mut rng, 8), "payload": {"tenant": format!("tenant-{}", i % 5), "rank": i, "note": if i % 3 == 0 { Value::Null } else { json!("n") }}})).collect();
+    build(
+        out,
+        "gen_tenants",
+        json!({"vectors": {"size": 8, "distance": "Cosine"}}),
+        1,
+        pts,
+        vec![],
+    )?;
     // A payload over 64 KiB.
     let pts: Vec<Value> = (1..=5u64).map(|i| json!({"id": i, "vector": dense(&mut rng, 2), "payload": {"blob": if i == 3 { "x".repeat(70_000) } else { "small".into() }}})).collect();
     build(
