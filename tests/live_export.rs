@@ -189,7 +189,10 @@ fn clear_errors_for_bad_input() {
     assert!(err.contains("cannot reach Qdrant"), "{err}");
     let (code, _, err) = export(dir.path(), "gen_big_payload", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("3 (70011 bytes)") && err.contains("65,536"), "{err}");
+    assert!(
+        err.contains("3 (70011 bytes)") && err.contains("65,536"),
+        "{err}"
+    );
 }
 
 #[test]

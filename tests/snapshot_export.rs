@@ -82,3 +82,33 @@ fn mapping_follows_design_defaults() {
     assert_eq!(e.mapping.vectors[1].index_params["M"], 20);
     assert_eq!(e.mapping.vectors[1].index_params["efConstruction"], 128);
 }
+
+#[test]
+fn unpack_dirs_of_killed_runs_are_removed_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    // A pid that no process has (pid_max is at most 4,194,304) and pid 1, which always runs.
+    let dead = scratch.join("q2z-snap-4194399-abc");
+    let live = scratch.join("q2z-snap-1-abc");
+    let other = scratch.join("not-ours");
+    for d in [&dead, &live, &other] {
+        std::fs::create_dir_all(d.join("segments")).unwrap();
+        std::fs::write(d.join("segments/x"), b"left over").unwrap();
+    }
+    let snap = open_snapshot(
+        &fixtures().join("fx_named.shard0.snapshot"),
+        Some("fx_named"),
+        &scratch,
+    )
+    .unwrap();
+    assert!(!dead.exists(), "the dead run's unpacked data is removed");
+    assert!(live.exists() && other.exists(), "others are left alone");
+    drop(snap);
+    let ours: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("q2z-snap-{}-", std::process::id())))
+        .collect();
+    assert!(ours.is_empty(), "closing removes this run's data: {ours:?}");
+}

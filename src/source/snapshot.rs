@@ -257,6 +257,40 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Prefix of the unpack directories, followed by the owning process id.
+const WORK_PREFIX: &str = "q2z-snap-";
+
+/// Removes unpack directories left in `scratch` by runs that were killed (their process is
+/// gone); directories of live processes are left alone.
+fn remove_stale_work_dirs(scratch: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(WORK_PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            tracing::info!(dir = %e.path().display(), "removing snapshot data left by an interrupted run");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (Linux: `/proc/<pid>`; elsewhere assume it does).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// Opens a snapshot file: validates it, unpacks it under `scratch` and loads every shard.
 pub fn open_snapshot(
     file: &Path,
@@ -283,8 +317,9 @@ pub fn open_snapshot(
             ),
         ));
     }
+    remove_stale_work_dirs(scratch);
     let work = tempfile::Builder::new()
-        .prefix("q2z-snap-")
+        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir_in(scratch)
         .map_err(|e| Error::io(scratch, e))?;
     let name = name
@@ -484,8 +519,8 @@ impl SnapshotCollection {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
-        let mut all: Vec<Point> = Vec::new();
-        for s in &self.shards {
+        // Shards are read in parallel, then merged in Qdrant's id order.
+        let per_shard = |s: &EdgeShard| -> Result<Vec<Point>> {
             let mut req = ScrollRequestBuilder::new()
                 .limit(limit + 1)
                 .with_payload(WithPayloadInterface::Bool(with_data))
@@ -496,8 +531,24 @@ impl SnapshotCollection {
             let (records, _) = s
                 .scroll(req.build())
                 .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
-            all.extend(records.into_iter().map(record_to_point));
-        }
+            Ok(records.into_iter().map(record_to_point).collect())
+        };
+        let mut all: Vec<Point> = if self.shards.len() > 1 {
+            use rayon::prelude::*;
+            let parts = self
+                .shards
+                .par_iter()
+                .map(per_shard)
+                .collect::<Result<Vec<_>>>()?;
+            parts.into_iter().flatten().collect()
+        } else {
+            self.shards
+                .iter()
+                .map(per_shard)
+                .next()
+                .transpose()?
+                .unwrap_or_default()
+        };
         all.sort_by(|a, b| a.id.cmp(&b.id));
         let next = if all.len() > limit {
             Some(all[limit].id.clone())
