@@ -9,6 +9,19 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[derive(serde::Deserialize)]
+struct Answer {
+    result: Page,
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    next_page_offset: serde_json::Value,
+    #[allow(dead_code)]
+    points: serde::de::IgnoredAny,
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let (url, coll) = (&a[1], &a[2]);
@@ -46,9 +59,9 @@ fn main() {
                         }
                         let text = rb.send().unwrap().bytes().unwrap();
                         bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                        // Only the next offset is read; the page is thrown away.
-                        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
-                        let next = v["result"]["next_page_offset"].clone();
+                        // Only the next offset is read; the points are skipped unparsed.
+                        let v: Answer = serde_json::from_slice(&text).unwrap();
+                        let next = v.result.next_page_offset;
                         let end = r.end.as_ref().map(|e| e.to_json());
                         let past_end = match (&next, &end) {
                             (serde_json::Value::Number(n), Some(serde_json::Value::Number(e))) => {

@@ -138,6 +138,9 @@ pub fn check_files(stage: &Path, entry: &CollectionEntry) -> Result<()> {
     Ok(())
 }
 
+/// Files uploaded at once.
+const UPLOAD_THREADS: usize = 4;
+
 fn save(
     state: &mut ImportState,
     milvus: &Milvus,
@@ -439,17 +442,63 @@ fn bulk_import(
         save(state, milvus, &name, ledger, stage)?;
     }
     loop {
-        // Upload what is not in the bucket yet.
-        for c in &entry.chunks {
-            let l = ledger.chunks.entry(c.file.clone()).or_default();
-            if l.state == ChunkState::Pending {
-                let key = up.key_for(&c.file);
-                if up.size(&key)? != Some(c.bytes) {
-                    up.put_file(&stage.join(&c.file), &key)?;
+        // Upload what is not in the bucket yet, several files at once; each file is recorded
+        // as uploaded as soon as it is there.
+        let pending: Vec<&Chunk> = entry
+            .chunks
+            .iter()
+            .filter(|c| {
+                ledger.chunks.entry(c.file.clone()).or_default().state == ChunkState::Pending
+            })
+            .collect();
+        if !pending.is_empty() {
+            let queue = std::sync::Mutex::new(pending.into_iter());
+            let (tx, rx) = std::sync::mpsc::channel::<Result<(String, String)>>();
+            let mut first_err = None;
+            std::thread::scope(|s| -> Result<()> {
+                for _ in 0..UPLOAD_THREADS {
+                    let tx = tx.clone();
+                    let (queue, up) = (&queue, &up);
+                    s.spawn(move || {
+                        loop {
+                            let next = queue.lock().ok().and_then(|mut q| q.next());
+                            let Some(c) = next else { return };
+                            let key = up.key_for(&c.file);
+                            let r = (|| {
+                                crate::interrupt::check()?;
+                                if up.size(&key)? != Some(c.bytes) {
+                                    up.put_file(&stage.join(&c.file), &key)?;
+                                }
+                                Ok((c.file.clone(), key))
+                            })();
+                            let failed = r.is_err();
+                            if tx.send(r).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
                 }
-                l.key = Some(key);
-                l.state = ChunkState::Uploaded;
-                save(state, milvus, &name, ledger, stage)?;
+                drop(tx);
+                for r in rx {
+                    match r {
+                        Ok((file, key)) => {
+                            let l = ledger.chunks.get_mut(&file).expect("ledger");
+                            l.key = Some(key);
+                            l.state = ChunkState::Uploaded;
+                            save(state, milvus, &name, ledger, stage)?;
+                        }
+                        Err(e) => {
+                            if let Ok(mut q) = queue.lock() {
+                                q.by_ref().for_each(drop);
+                            }
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(e) = first_err {
+                return Err(e);
             }
         }
         // Submit uploaded chunks, at most 1,000 files per job.

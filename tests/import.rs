@@ -283,3 +283,33 @@ fn bad_input_is_refused_with_the_fix() {
     let (code, _, err) = import(third.path(), "upsert", &["--into-existing"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn zilliz_control_plane_imports_from_the_users_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "zc_", &["fx_uuid_mixed"], &[]);
+    let cloud = standin("Q2Z_MILVUS_URL");
+    let (code, out, err) = import(
+        dir.path(),
+        "bulk",
+        &[
+            "--drop-existing",
+            "--zilliz-cluster-id",
+            "in01-q2ztest",
+            "--zilliz-cloud-url",
+            &cloud,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verification: PASSED"), "{out}");
+    assert_eq!(target_count("zc_fx_uuid_mixed"), expected("fx_uuid_mixed"));
+    let state = std::fs::read_to_string(dir.path().join("import-state.json")).unwrap();
+    assert!(
+        state.contains("\"job-"),
+        "the job came from the control plane (Zilliz job ids): {state}"
+    );
+    assert!(
+        !state.contains(&standin("Q2Z_S3_SECRET_KEY")),
+        "no secret in the ledger"
+    );
+}

@@ -207,6 +207,20 @@ pub struct TargetArgs {
     /// Milvus database.
     #[arg(long)]
     pub db: Option<String>,
+    /// Zilliz Cloud cluster id (`in01-…`): run bulk imports through the Zilliz Cloud control
+    /// plane, reading the files from your bucket (`--s3-bucket`, keys from AWS_*).
+    #[arg(long, env = "ZILLIZ_CLUSTER_ID")]
+    pub zilliz_cluster_id: Option<String>,
+    /// Zilliz Cloud control-plane URL (`https://api.cloud.zilliz.com.cn` in China).
+    #[arg(long, default_value = "https://api.cloud.zilliz.com")]
+    pub zilliz_cloud_url: String,
+    /// Zilliz Cloud API key for the control plane (default: the --token value; never logged).
+    #[arg(long, env = "ZILLIZ_API_KEY", hide_env_values = true)]
+    pub zilliz_api_key: Option<String>,
+    /// How Zilliz reaches an uploaded object: this prefix + the object key
+    /// (default `s3://<bucket>/`; e.g. `gs://bucket/` or an https bucket URL).
+    #[arg(long)]
+    pub object_url_base: Option<String>,
 }
 
 /// How rows reach the target.

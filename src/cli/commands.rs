@@ -33,6 +33,42 @@ fn milvus(t: &TargetArgs) -> crate::target::milvus::Milvus {
     crate::target::milvus::Milvus::new(&t.milvus_url, t.token.clone(), t.db.clone())
 }
 
+/// The target client, with imports routed through Zilliz Cloud's control plane when a cluster
+/// id is given.
+fn milvus_for_import(
+    t: &TargetArgs,
+    s: &StorageArgs,
+    mode: ModeArg,
+) -> Result<crate::target::milvus::Milvus> {
+    use crate::target::milvus::{CloudImport, Milvus};
+    let m = milvus(t);
+    let Some(cluster) = &t.zilliz_cluster_id else {
+        return Ok(m);
+    };
+    if mode != ModeArg::Bulk {
+        return Ok(m);
+    }
+    let Some(bucket) = &s.s3_bucket else {
+        bail!(
+            "--zilliz-cluster-id imports read the files from your bucket: give --s3-bucket (and --s3-endpoint for a non-AWS store), with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY that Zilliz may use to read it"
+        );
+    };
+    let key = t.zilliz_api_key.clone().or_else(|| t.token.clone());
+    if key.is_none() {
+        bail!("the Zilliz Cloud control plane needs an API key: set ZILLIZ_API_KEY (or --token)");
+    }
+    Ok(m.with_cloud_import(CloudImport {
+        api: Milvus::new(&t.zilliz_cloud_url, key, None),
+        cluster_id: cluster.clone(),
+        url_base: t
+            .object_url_base
+            .clone()
+            .unwrap_or_else(|| format!("s3://{bucket}/")),
+        access_key: s.s3_access_key.clone(),
+        secret_key: s.s3_secret_key.clone(),
+    }))
+}
+
 fn storage(s: &StorageArgs) -> Option<crate::target::upload::StorageConfig> {
     let bucket = s.s3_bucket.clone()?;
     Some(crate::target::upload::StorageConfig {
@@ -114,7 +150,7 @@ fn import_options(
 }
 
 fn import_cmd(a: ImportArgs) -> Result<u8> {
-    let m = milvus(&a.target);
+    let m = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
     opts.into_existing = a.into_existing;
     opts.drop_existing = a.drop_existing;
@@ -146,7 +182,7 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
             }
         );
     }
-    let m = milvus(&a.target);
+    let m = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
     opts.drop_existing = a.drop_existing;
     opts.collections = exported.iter().map(|r| r.collection.clone()).collect();

@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -68,6 +68,10 @@ impl ChunkWriter {
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(zstd_level).map_err(|e| Error::format("zstd level", e))?,
             ))
+            // Vectors and payload JSON are nearly all distinct values: dictionary pages only
+            // cost time, and page-level statistics on float lists are never read.
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(rows_per_group))
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .set_created_by(format!("q2z {}", env!("CARGO_PKG_VERSION")))

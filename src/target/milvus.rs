@@ -15,6 +15,22 @@ pub struct Milvus {
     db: Option<String>,
     client: Client,
     policy: RetryPolicy,
+    cloud: Option<Box<CloudImport>>,
+}
+
+/// Bulk imports through the Zilliz Cloud control plane (`api.cloud.zilliz.com`) from the
+/// user's own bucket (`objectUrls` + keys), for clusters whose internal bucket is not writable.
+#[derive(Clone)]
+pub struct CloudImport {
+    /// Control-plane client (its token is the Zilliz API key).
+    pub api: Milvus,
+    /// Cluster id (`in01-…`).
+    pub cluster_id: String,
+    /// Prefix that turns an object key into the URL Zilliz reads (`s3://bucket/`).
+    pub url_base: String,
+    /// Bucket credentials handed to the import job (never printed).
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
 }
 
 impl std::fmt::Debug for Milvus {
@@ -22,6 +38,10 @@ impl std::fmt::Debug for Milvus {
         f.debug_struct("Milvus")
             .field("base", &self.base)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field(
+                "cloud_import",
+                &self.cloud.as_ref().map(|c| (&c.api.base, &c.cluster_id)),
+            )
             .finish()
     }
 }
@@ -42,7 +62,14 @@ impl Milvus {
             db,
             client: http::client(Duration::from_secs(120)),
             policy: RetryPolicy::default(),
+            cloud: None,
         }
+    }
+
+    /// Runs import jobs through the Zilliz Cloud control plane instead of this endpoint.
+    pub fn with_cloud_import(mut self, c: CloudImport) -> Milvus {
+        self.cloud = Some(Box::new(c));
+        self
     }
 
     /// The endpoint URL (no credentials).
@@ -212,18 +239,45 @@ impl Milvus {
         .map(|_| ())
     }
 
-    /// Starts an import job over object keys in Milvus's bucket; returns the job id.
+    /// Starts an import job over object keys (in Milvus's bucket, or in the user's bucket when
+    /// imports go through Zilliz Cloud); returns the job id.
     pub fn import_create(&self, name: &str, files: &[String]) -> Result<String> {
-        let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
-        let d = self.call(
-            "jobs/import/create",
-            json!({"collectionName": name, "files": groups}),
-        )?;
+        let d = match &self.cloud {
+            None => {
+                let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
+                self.call(
+                    "jobs/import/create",
+                    json!({"collectionName": name, "files": groups}),
+                )?
+            }
+            Some(c) => {
+                let urls: Vec<Vec<String>> = files
+                    .iter()
+                    .map(|f| vec![format!("{}{f}", c.url_base)])
+                    .collect();
+                let mut body = json!({
+                    "clusterId": c.cluster_id, "collectionName": name,
+                    "dbName": self.db.clone().unwrap_or_default(), "partitionName": "",
+                    "options": {}, "objectUrls": urls,
+                });
+                if let (Some(a), Some(s)) = (&c.access_key, &c.secret_key) {
+                    body["accessKey"] = json!(a);
+                    body["secretKey"] = json!(s);
+                }
+                c.api.call("jobs/import/create", body)?
+            }
+        };
         job_id(&d)
     }
 
     /// Describes an import job (`describe`, falling back to `get_progress` on Milvus 2.4).
     pub fn import_describe(&self, job: &str) -> Result<Value> {
+        if let Some(c) = &self.cloud {
+            return c.api.call(
+                "jobs/import/describe",
+                json!({"jobId": job, "clusterId": c.cluster_id}),
+            );
+        }
         match self.call("jobs/import/describe", json!({"jobId": job})) {
             Err(Error::Http { status: 404, .. }) => {
                 self.call("jobs/import/get_progress", json!({"jobId": job}))
@@ -234,7 +288,13 @@ impl Milvus {
 
     /// Import jobs of a collection.
     pub fn import_list(&self, name: &str) -> Result<Vec<Value>> {
-        let d = self.call("jobs/import/list", json!({"collectionName": name}))?;
+        let d = match &self.cloud {
+            Some(c) => c.api.call(
+                "jobs/import/list",
+                json!({"clusterId": c.cluster_id, "collectionName": name, "pageSize": 100, "currentPage": 1}),
+            )?,
+            None => self.call("jobs/import/list", json!({"collectionName": name}))?,
+        };
         Ok(d.get("records")
             .and_then(Value::as_array)
             .cloned()
