@@ -9,18 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn export(stage: &std::path::Path, collection: &str, extra: &[&str]) -> (i32, String, String) {
-    let url = standin("Q2Z_QDRANT_URL");
-    let mut args = vec![
-        "export",
-        "--qdrant-url",
-        &url,
-        "--stage",
-        stage.to_str().unwrap(),
-        "-c",
-        collection,
-    ];
-    args.extend_from_slice(extra);
-    run_q2z(&args)
+    live_export(stage, &[collection], extra)
 }
 
 #[test]

@@ -12,20 +12,11 @@ fn faults_do_not_lose_or_double_points() {
     qdrant_faults(
         json!({"error_status": 503, "error_count": 3, "rate_limit_count": 2, "retry_after": 1, "reset_count": 2, "slow_ms": 20}),
     );
-    let url = standin("Q2Z_QDRANT_URL");
-    let (code, out, err) = run_q2z(&[
-        "export",
-        "--qdrant-url",
-        &url,
-        "--stage",
-        dir.path().to_str().unwrap(),
-        "-c",
-        "gen_ints",
-        "--page-size",
-        "50",
-        "--ranges",
-        "2",
-    ]);
+    let (code, out, err) = live_export(
+        dir.path(),
+        &["gen_ints"],
+        &["--page-size", "50", "--ranges", "2"],
+    );
     qdrant_faults(json!({}));
     assert_eq!(code, 0, "{out}{err}");
     let (rows, mapping, _) = staged_rows(dir.path(), "gen_ints");

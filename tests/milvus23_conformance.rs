@@ -10,20 +10,9 @@ use std::process::Command;
 
 fn conformance(collection: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let url = standin("Q2Z_QDRANT_URL");
-    let mut args = vec![
-        "export",
-        "--qdrant-url",
-        &url,
-        "--stage",
-        dir.path().to_str().unwrap(),
-        "-c",
-        collection,
-        "--max-file-bytes",
-        "40000",
-    ];
+    let mut args = vec!["--max-file-bytes", "40000"];
     args.extend_from_slice(extra);
-    let (code, out, err) = run_q2z(&args);
+    let (code, out, err) = live_export(dir.path(), &[collection], &args);
     assert_eq!(code, 0, "{out}{err}");
     let ns = standin("Q2Z_M23_NETNS");
     assert_ne!(

@@ -10,18 +10,7 @@ use serde_json::{Value, json};
 
 fn export_err(collection: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let url = standin("Q2Z_QDRANT_URL");
-    let mut args = vec![
-        "export",
-        "--qdrant-url",
-        &url,
-        "--stage",
-        dir.path().to_str().unwrap(),
-        "-c",
-        collection,
-    ];
-    args.extend_from_slice(extra);
-    let (code, out, err) = run_q2z(&args);
+    let (code, out, err) = live_export(dir.path(), &[collection], extra);
     assert_eq!(code, 1, "export should fail: {out}{err}");
     err
 }

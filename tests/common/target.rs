@@ -30,8 +30,8 @@ pub fn target_count(name: &str) -> u64 {
         .unwrap()
 }
 
-/// Exports collections from the Qdrant stand-in into `stage` (asserts success).
-pub fn stage_export(stage: &Path, prefix: &str, collections: &[&str], extra: &[&str]) {
+/// Runs `q2z export` from the Qdrant stand-in into `stage` for one or more collections.
+pub fn live_export(stage: &Path, collections: &[&str], extra: &[&str]) -> (i32, String, String) {
     let url = standin("Q2Z_QDRANT_URL");
     let mut args = vec![
         "export",
@@ -39,17 +39,19 @@ pub fn stage_export(stage: &Path, prefix: &str, collections: &[&str], extra: &[&
         &url,
         "--stage",
         stage.to_str().unwrap(),
-        "--target-prefix",
-        prefix,
-        "--page-size",
-        "64",
     ];
     for c in collections {
-        args.push("-c");
-        args.push(c);
+        args.extend(["-c", c]);
     }
     args.extend_from_slice(extra);
-    let (code, out, err) = run_q2z(&args);
+    run_q2z(&args)
+}
+
+/// Exports collections from the Qdrant stand-in into `stage` (asserts success).
+pub fn stage_export(stage: &Path, prefix: &str, collections: &[&str], extra: &[&str]) {
+    let mut args = vec!["--target-prefix", prefix, "--page-size", "64"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = live_export(stage, collections, &args);
     assert_eq!(code, 0, "export: {out}{err}");
 }
 
