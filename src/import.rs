@@ -138,6 +138,29 @@ pub fn check_files(stage: &Path, entry: &CollectionEntry) -> Result<()> {
     Ok(())
 }
 
+/// Files per import job (Milvus and Zilliz Cloud accept at most 1,000–1,024).
+const JOB_MAX_FILES: usize = 1000;
+/// Bytes per import job (Zilliz Cloud: 1 TB per import).
+const JOB_MAX_BYTES: u64 = 1_000_000_000_000;
+
+/// Splits files (name, bytes) into consecutive job groups under both limits.
+fn job_groups(files: &[(String, u64)], max_files: usize, max_bytes: u64) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0u64;
+    for (f, b) in files {
+        let full = out
+            .last()
+            .is_none_or(|g| g.len() >= max_files || bytes + b > max_bytes);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        out.last_mut().expect("group").push(f.clone());
+        bytes += b;
+    }
+    out
+}
+
 /// Files uploaded at once.
 const UPLOAD_THREADS: usize = 4;
 
@@ -501,15 +524,15 @@ fn bulk_import(
                 return Err(e);
             }
         }
-        // Submit uploaded chunks, at most 1,000 files per job.
-        let ready: Vec<String> = entry
+        // Submit uploaded chunks: at most 1,000 files and 1 TB per job (Zilliz Cloud's limits).
+        let ready: Vec<(String, u64)> = entry
             .chunks
             .iter()
             .filter(|c| ledger.chunks[&c.file].state == ChunkState::Uploaded)
-            .map(|c| c.file.clone())
+            .map(|c| (c.file.clone(), c.bytes))
             .collect();
-        for group in ready.chunks(1000) {
-            for f in group {
+        for group in job_groups(&ready, JOB_MAX_FILES, JOB_MAX_BYTES) {
+            for f in &group {
                 ledger.chunks.get_mut(f).expect("ledger").state = ChunkState::Submitting;
             }
             save(state, milvus, &name, ledger, stage)?;
@@ -518,7 +541,7 @@ fn bulk_import(
                 .map(|f| ledger.chunks[f].key.clone().unwrap_or_default())
                 .collect();
             let job = milvus.import_create(&target, &keys)?;
-            for f in group {
+            for f in &group {
                 let l = ledger.chunks.get_mut(f).expect("ledger");
                 l.job = Some(job.clone());
                 l.state = ChunkState::Importing;
@@ -666,5 +689,23 @@ impl ChunkLedger {
     /// Whether the chunk's rows are in the target.
     pub fn imported(&self) -> bool {
         self.state == ChunkState::Imported
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_groups;
+
+    #[test]
+    fn jobs_respect_file_and_byte_limits() {
+        let files: Vec<(String, u64)> = (0..7).map(|i| (format!("f{i}"), 400)).collect();
+        let g = job_groups(&files, 3, 1000);
+        let sizes: Vec<usize> = g.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 2, 1], "1,000 bytes allow two 400-byte files");
+        let g = job_groups(&files, 3, u64::MAX);
+        assert_eq!(g.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+        assert!(job_groups(&[], 3, 10).is_empty());
+        let big = [("huge".to_string(), 5000)];
+        assert_eq!(job_groups(&big, 3, 1000), [vec!["huge".to_string()]]);
     }
 }
