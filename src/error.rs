@@ -19,6 +19,15 @@ pub enum Error {
     },
 
     #[error(
+        "the TLS handshake with {what} at {url} failed: {detail}. If the server uses a private CA or a self-signed certificate, point SSL_CERT_FILE at the CA bundle (PEM); if it speaks plain HTTP, use an http:// URL"
+    )]
+    Tls {
+        what: &'static str,
+        url: String,
+        detail: String,
+    },
+
+    #[error(
         "{what} at {url} rejected the credentials (HTTP {status}). Pass the right key with {flag}"
     )]
     Auth {

@@ -75,6 +75,14 @@ pub fn send(
             }
             Err(e) => {
                 last_err = describe(&e);
+                if is_tls(&last_err) {
+                    // Retrying does not fix a certificate.
+                    return Err(Error::Tls {
+                        what,
+                        url: url.to_string(),
+                        detail: last_err,
+                    });
+                }
                 tracing::warn!(%url, attempt, "{what}: {last_err}, retrying");
                 std::thread::sleep(backoff);
             }
@@ -98,6 +106,25 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 
 fn read_body(resp: Response) -> std::result::Result<bytes_body::Body, reqwest::Error> {
     resp.bytes().map(|b| bytes_body::Body(b.to_vec()))
+}
+
+/// Whether a transport error is a TLS failure (certificate, handshake, protocol).
+fn is_tls(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "ssl",
+        "handshake",
+        "invalid peer",
+        "unknownissuer",
+        "corrupt message",
+        "fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+    ]
+    .iter()
+    .any(|w| d.contains(w))
 }
 
 /// Text of a transport error without any URL query or credential.
@@ -136,5 +163,21 @@ pub mod bytes_body {
             let s = String::from_utf8_lossy(&self.0);
             s.chars().take(300).collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tls_failures_are_recognised() {
+        assert!(super::is_tls(
+            "connection failed: received corrupt message of type InvalidContentType"
+        ));
+        assert!(super::is_tls(
+            "connection failed: invalid peer certificate: UnknownIssuer"
+        ));
+        assert!(!super::is_tls(
+            "connection failed: Connection refused (os error 111)"
+        ));
     }
 }

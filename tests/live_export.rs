@@ -244,3 +244,27 @@ fn via_snapshot_gives_the_same_rows_as_a_live_export() {
         .unwrap();
     assert_eq!(list["result"], json!([]), "{list}");
 }
+
+#[test]
+fn tls_failure_names_the_fix_without_retrying() {
+    // A plain-HTTP server spoken to over https:// fails the handshake.
+    let url = standin("Q2Z_QDRANT_URL").replace("http://", "https://");
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = run_q2z(&[
+        "export",
+        "--qdrant-url",
+        &url,
+        "--stage",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("TLS handshake") && err.contains("SSL_CERT_FILE"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a TLS failure is not retried with backoff"
+    );
+}
