@@ -201,7 +201,8 @@ pub struct TargetArgs {
     /// Milvus REST URL (self-hosted: http://host:19530) or Zilliz cluster endpoint.
     #[arg(long, env = "MILVUS_URL")]
     pub milvus_url: String,
-    /// Token: `user:password` for Milvus, or an API key for Zilliz (never logged).
+    /// Token: `user:password` for Milvus, or an API key for Zilliz (never logged; ZILLIZ_TOKEN
+    /// is read when MILVUS_TOKEN is unset).
     #[arg(long, env = "MILVUS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Milvus database.
@@ -217,6 +218,10 @@ pub struct TargetArgs {
     /// Zilliz Cloud API key for the control plane (default: the --token value; never logged).
     #[arg(long, env = "ZILLIZ_API_KEY", hide_env_values = true)]
     pub zilliz_api_key: Option<String>,
+    /// Zilliz volume to stage the files in (with --zilliz-cluster-id): upload credentials come
+    /// from the control plane (`/v2/volumes/apply`), so the API key is all that is needed.
+    #[arg(long, requires = "zilliz_cluster_id")]
+    pub zilliz_volume: Option<String>,
     /// How Zilliz reaches an uploaded object: this prefix + the object key
     /// (default `s3://<bucket>/`; e.g. `gs://bucket/` or an https bucket URL).
     #[arg(long)]

@@ -30,43 +30,103 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn milvus(t: &TargetArgs) -> crate::target::milvus::Milvus {
-    crate::target::milvus::Milvus::new(&t.milvus_url, t.token.clone(), t.db.clone())
+    let token = t
+        .token
+        .clone()
+        .or_else(|| std::env::var("ZILLIZ_TOKEN").ok().filter(|s| !s.is_empty()));
+    crate::target::milvus::Milvus::new(&t.milvus_url, token, t.db.clone())
 }
 
-/// The target client, with imports routed through Zilliz Cloud's control plane when a cluster
-/// id is given.
-fn milvus_for_import(
-    t: &TargetArgs,
-    s: &StorageArgs,
-    mode: ModeArg,
-) -> Result<crate::target::milvus::Milvus> {
+/// A target client for imports (routed through Zilliz Cloud's control plane when a cluster id
+/// is given) and, for a Zilliz volume, the storage the files go to.
+type ImportTarget = (
+    crate::target::milvus::Milvus,
+    Option<crate::target::upload::StorageConfig>,
+);
+
+fn milvus_for_import(t: &TargetArgs, s: &StorageArgs, mode: ModeArg) -> Result<ImportTarget> {
     use crate::target::milvus::{CloudImport, Milvus};
     let m = milvus(t);
     let Some(cluster) = &t.zilliz_cluster_id else {
-        return Ok(m);
+        return Ok((m, None));
     };
     if mode != ModeArg::Bulk {
-        return Ok(m);
+        return Ok((m, None));
     }
-    let Some(bucket) = &s.s3_bucket else {
-        bail!(
-            "--zilliz-cluster-id imports read the files from your bucket: give --s3-bucket (and --s3-endpoint for a non-AWS store), with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY that Zilliz may use to read it"
-        );
-    };
-    let key = t.zilliz_api_key.clone().or_else(|| t.token.clone());
+    let key = t
+        .zilliz_api_key
+        .clone()
+        .or_else(|| t.token.clone())
+        .or_else(|| std::env::var("ZILLIZ_TOKEN").ok());
     if key.is_none() {
         bail!("the Zilliz Cloud control plane needs an API key: set ZILLIZ_API_KEY (or --token)");
     }
-    Ok(m.with_cloud_import(CloudImport {
-        api: Milvus::new(&t.zilliz_cloud_url, key, None),
+    let api = Milvus::new(&t.zilliz_cloud_url, key, None);
+    if let Some(volume) = &t.zilliz_volume {
+        let (storage, prefix) = volume_storage(&api, volume)?;
+        let m = m.with_cloud_import(CloudImport {
+            api,
+            cluster_id: cluster.clone(),
+            url_base: prefix,
+            volume: Some(volume.clone()),
+            access_key: None,
+            secret_key: None,
+        });
+        return Ok((m, Some(storage)));
+    }
+    let Some(bucket) = &s.s3_bucket else {
+        bail!(
+            "--zilliz-cluster-id imports read the files from your bucket: give --s3-bucket (and --s3-endpoint for a non-AWS store), with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY that Zilliz may use to read it; or stage them in a Zilliz volume with --zilliz-volume NAME"
+        );
+    };
+    let m = m.with_cloud_import(CloudImport {
+        api,
         cluster_id: cluster.clone(),
         url_base: t
             .object_url_base
             .clone()
             .unwrap_or_else(|| format!("s3://{bucket}/")),
+        volume: None,
         access_key: s.s3_access_key.clone(),
         secret_key: s.s3_secret_key.clone(),
-    }))
+    });
+    Ok((m, None))
+}
+
+/// Temporary upload credentials for a Zilliz volume (`POST /v2/volumes/apply`): where the files
+/// go, and the key prefix that `dataPaths` are relative to.
+fn volume_storage(
+    api: &crate::target::milvus::Milvus,
+    volume: &str,
+) -> Result<(crate::target::upload::StorageConfig, String)> {
+    use serde_json::Value;
+    let d = api
+        .post(
+            "/v2/volumes/apply",
+            serde_json::json!({"volumeName": volume, "path": "q2z/"}),
+        )
+        .with_context(|| format!("asking Zilliz Cloud for upload credentials of volume '{volume}' (does it exist in this project? create it in the console or with POST /v2/volumes/create)"))?;
+    let text = |k: &str| d.pointer(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(bucket), Some(prefix)) = (text("/bucketName"), text("/volumePrefix")) else {
+        bail!("Zilliz Cloud's answer for volume '{volume}' has no bucketName/volumePrefix");
+    };
+    let endpoint = text("/endpoint").map(|e| {
+        if e.contains("://") {
+            e
+        } else {
+            format!("https://{e}")
+        }
+    });
+    let storage = crate::target::upload::StorageConfig {
+        endpoint,
+        bucket,
+        prefix: format!("{prefix}q2z"),
+        region: text("/region").unwrap_or_else(|| "us-east-1".into()),
+        access_key: text("/credentials/tmpAK"),
+        secret_key: text("/credentials/tmpSK"),
+        session_token: text("/credentials/sessionToken"),
+    };
+    Ok((storage, prefix))
 }
 
 fn storage(s: &StorageArgs) -> Option<crate::target::upload::StorageConfig> {
@@ -78,6 +138,7 @@ fn storage(s: &StorageArgs) -> Option<crate::target::upload::StorageConfig> {
         region: s.s3_region.clone(),
         access_key: s.s3_access_key.clone(),
         secret_key: s.s3_secret_key.clone(),
+        session_token: None,
     })
 }
 
@@ -150,8 +211,11 @@ fn import_options(
 }
 
 fn import_cmd(a: ImportArgs) -> Result<u8> {
-    let m = milvus_for_import(&a.target, &a.storage, a.mode)?;
+    let (m, volume) = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
+    if volume.is_some() {
+        opts.storage = volume;
+    }
     opts.into_existing = a.into_existing;
     opts.drop_existing = a.drop_existing;
     opts.batch_bytes = a.batch_bytes;
@@ -182,8 +246,11 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
             }
         );
     }
-    let m = milvus_for_import(&a.target, &a.storage, a.mode)?;
+    let (m, volume) = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
+    if volume.is_some() {
+        opts.storage = volume;
+    }
     opts.drop_existing = a.drop_existing;
     opts.collections = exported.iter().map(|r| r.collection.clone()).collect();
     let reports = crate::import::import(&m, &opts)?;

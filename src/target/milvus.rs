@@ -26,8 +26,11 @@ pub struct CloudImport {
     pub api: Milvus,
     /// Cluster id (`in01-…`).
     pub cluster_id: String,
-    /// Prefix that turns an object key into the URL Zilliz reads (`s3://bucket/`).
+    /// Prefix that turns an object key into the URL Zilliz reads (`s3://bucket/`); with a
+    /// volume, the volume's key prefix that is cut off to get the `dataPaths`.
     pub url_base: String,
+    /// Import from this Zilliz volume (`volumeName` + `dataPaths`) instead of `objectUrls`.
+    pub volume: Option<String>,
     /// Bucket credentials handed to the import job (never printed).
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
@@ -78,11 +81,16 @@ impl Milvus {
     }
 
     /// POSTs `body` to `/v2/vectordb/{path}` and returns `data`.
-    pub fn call(&self, path: &str, mut body: Value) -> Result<Value> {
+    pub fn call(&self, path: &str, body: Value) -> Result<Value> {
+        self.post(&format!("/v2/vectordb/{path}"), body)
+    }
+
+    /// POSTs `body` to any path of this endpoint (e.g. `/v2/volumes/apply`) and returns `data`.
+    pub fn post(&self, path: &str, mut body: Value) -> Result<Value> {
         if let (Some(db), Some(obj)) = (&self.db, body.as_object_mut()) {
             obj.entry("dbName").or_insert_with(|| json!(db));
         }
-        let url = format!("{}/v2/vectordb/{path}", self.base);
+        let url = format!("{}{path}", self.base);
         let mut backoff = self.policy.base_backoff;
         for attempt in 1..=self.policy.attempts {
             let make = || {
@@ -251,16 +259,26 @@ impl Milvus {
                 )?
             }
             Some(c) => {
-                let urls: Vec<Vec<String>> = files
-                    .iter()
-                    .map(|f| vec![format!("{}{f}", c.url_base)])
-                    .collect();
                 let mut body = json!({
                     "clusterId": c.cluster_id, "collectionName": name,
                     "dbName": self.db.clone().unwrap_or_default(), "partitionName": "",
-                    "options": {}, "objectUrls": urls,
+                    "options": {},
                 });
-                if let (Some(a), Some(s)) = (&c.access_key, &c.secret_key) {
+                if let Some(v) = &c.volume {
+                    let paths: Vec<Vec<&str>> = files
+                        .iter()
+                        .map(|f| vec![f.strip_prefix(c.url_base.as_str()).unwrap_or(f)])
+                        .collect();
+                    body["volumeName"] = json!(v);
+                    body["dataPaths"] = json!(paths);
+                } else {
+                    let urls: Vec<Vec<String>> = files
+                        .iter()
+                        .map(|f| vec![format!("{}{f}", c.url_base)])
+                        .collect();
+                    body["objectUrls"] = json!(urls);
+                }
+                if let (None, Some(a), Some(s)) = (&c.volume, &c.access_key, &c.secret_key) {
                     body["accessKey"] = json!(a);
                     body["secretKey"] = json!(s);
                 }

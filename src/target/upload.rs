@@ -17,6 +17,8 @@ pub struct StorageConfig {
     pub region: String,
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
+    /// STS session token of temporary credentials (Zilliz volumes); never printed.
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -54,6 +56,9 @@ impl Uploader {
         }
         if let (Some(a), Some(s)) = (&cfg.access_key, &cfg.secret_key) {
             b = b.with_access_key_id(a).with_secret_access_key(s);
+        }
+        if let Some(t) = cfg.session_token.as_ref().filter(|t| !t.is_empty()) {
+            b = b.with_token(t);
         }
         let store = b.build().map_err(|e| {
             Error::Other(format!(
