@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod interrupt;
 pub mod model;
+pub mod overlap;
 pub mod progress;
 pub mod source;
 pub mod stage;

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use q2z::stage::manifest::Manifest;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -345,5 +346,71 @@ fn zilliz_volume_needs_nothing_but_the_api_key() {
         uploaded.is_dir(),
         "files went under the volume's prefix: {}",
         uploaded.display()
+    );
+}
+
+#[test]
+fn migrate_uploads_chunks_while_the_export_is_still_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().to_str().unwrap();
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_mixed_ids": 150}}));
+    let out = Command::new(q2z_bin())
+        .args([
+            "migrate",
+            "--qdrant-url",
+            &standin("Q2Z_QDRANT_URL"),
+            "-c",
+            "gen_mixed_ids",
+            "--stage",
+            stage,
+            "--target-prefix",
+            "mig_",
+            "--page-size",
+            "20",
+            "--workers",
+            "1",
+            "--max-file-bytes",
+            "4000",
+            "--milvus-url",
+            &standin("Q2Z_MILVUS_URL"),
+            "--s3-endpoint",
+            &standin("Q2Z_S3_ENDPOINT"),
+            "--s3-bucket",
+            &standin("Q2Z_S3_BUCKET"),
+            "--drop-existing",
+        ])
+        .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
+        .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
+        .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
+        .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
+        .env("Q2Z_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    qdrant_faults(json!({}));
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{so}{se}");
+    assert!(so.contains("verification: PASSED"), "{so}");
+    assert_eq!(target_count("mig_gen_mixed_ids"), expected("gen_mixed_ids"));
+    let line = se
+        .lines()
+        .find(|l| l.contains("files uploaded while exporting"))
+        .unwrap_or_else(|| panic!("no early-upload report: {se}"));
+    let during: u64 = line
+        .split("during=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let chunks = Manifest::load(dir.path()).unwrap().unwrap().collections["gen_mixed_ids"]
+        .chunks
+        .len() as u64;
+    assert!(
+        chunks > 2 && during >= 1,
+        "chunks ({chunks}) went up while the export was still running: {line}"
     );
 }

@@ -229,7 +229,35 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
     let (sources, info) = open_sources(&a.source, &scratch)?;
     let (mapping, overrides) = mapping_options(&a.mapping)?;
     let eopts = export_options(&a.stage, &a.tuning, false, mapping, overrides, a.json);
-    let exported = export(&sources, info, &eopts)?;
+    let (m, volume) = milvus_for_import(&a.target, &a.storage, a.mode)?;
+    let upload_to = match a.mode {
+        ModeArg::Bulk => volume.clone().or_else(|| storage(&a.storage)),
+        ModeArg::Upsert => None,
+    };
+    // Chunks go up while the export is still writing; the import then finds them in the bucket.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let exported = std::thread::scope(|s| {
+        let uploader = upload_to.map(|cfg| {
+            let (stage, done) = (&a.stage, &done);
+            s.spawn(move || crate::overlap::upload_while_exporting(stage, cfg, done))
+        });
+        let r = export(&sources, info, &eopts);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = uploader {
+            match h.join() {
+                Ok(Ok(n)) => tracing::info!(
+                    during = n.during_export,
+                    after = n.after_export,
+                    "files uploaded while exporting"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!("early upload stopped ({e}); the import uploads the rest")
+                }
+                Err(_) => tracing::warn!("early upload stopped; the import uploads the rest"),
+            }
+        }
+        r
+    })?;
     drop(sources);
     let _ = std::fs::remove_dir_all(&scratch);
     for r in &exported {
@@ -246,7 +274,6 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
             }
         );
     }
-    let (m, volume) = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut opts = import_options(&a.stage, a.mode, &a.storage, a.sample, a.json);
     if volume.is_some() {
         opts.storage = volume;
