@@ -2,6 +2,8 @@
 # Whole-run benchmark on one machine, same collection, same parallelism:
 #   1. raw drain (scroll pages fetched and thrown away)   2. q2z export (live)
 #   3. qdrant-to-parquet --rest (PyPI)                    4. q2z export --snapshot
+#   5. upload of the staged files: raw PUTs (curl --aws-sigv4) vs q2z's uploader, same files,
+#      same parallelism, into the S3 stand-in (s3s-fs) on loopback
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
 # Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build).
 set -euo pipefail
@@ -46,3 +48,30 @@ awk -v n="$N" '{ms[$1]=$2} END {
   printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
   printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
   printf "q2z snapshot / q2z live   = %.2f\n", ms["q2z_live"]/ms["q2z_snapshot"] }' "$W/results"
+
+# 5. Upload throughput of the live export's files.
+rm -rf "$W/s3" "$W/s3.addr"; mkdir -p "$W/s3"
+S3_STANDIN_SECRET=benchsecret "$B/s3-standin" --root "$W/s3" --access-key benchkey --bucket bench \
+  --addr-file "$W/s3.addr" >"$W/s3.log" 2>&1 &
+S3PID=$!; trap 'kill $SPID $S3PID 2>/dev/null || true' EXIT
+while [ ! -s "$W/s3.addr" ]; do sleep 0.2; done
+export S3="http://$(cat "$W/s3.addr")"
+BYTES=$(find "$W/stage-live" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
+upload_rate() { # label command...
+  local label="$1"; shift
+  local t0; t0=$(date +%s%N)
+  "$@" >/dev/null
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  printf '%-22s %8d ms %10s MB/s (%s bytes)\n' "$label" "$ms" "$(awk -v b="$BYTES" -v ms="$ms" 'BEGIN{printf "%.1f", b/ms/1000}')" "$BYTES"
+  echo "$label $ms" >>"$W/upload-results"
+}
+rm -f "$W/upload-results"
+raw_put() {
+  find "$W/stage-live" -name '*.parquet' -print0 | xargs -0 -P "$WORKERS" -I{} sh -c \
+    'curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user benchkey:benchsecret -T "$1" "$S3/bench/raw/${1##*/}"' _ {}
+}
+upload_rate raw_put raw_put
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+upload_rate q2z_upload "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS"
+awk '{ms[NR]=$2} END { printf "q2z upload / raw PUT      = %.2f\n", ms[1]/ms[2] }' "$W/upload-results"
+
