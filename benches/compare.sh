@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-$N-$DIM"; mkdir -p "$W"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
-cargo build --profile "$PROFILE" --locked --workspace --all-targets
+cargo build --profile "$PROFILE" --locked --workspace --bins --examples
 B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
   echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
