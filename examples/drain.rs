@@ -43,7 +43,11 @@ fn main() {
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while let Some(r) = queue.lock().unwrap().pop() {
+                loop {
+                    // Take the lock only to pop: a `while let` on the guard would hold it for the
+                    // whole range and serialise the workers.
+                    let next = queue.lock().unwrap().pop();
+                    let Some(r) = next else { break };
                     let mut offset = r.start.map(|p| p.to_json());
                     loop {
                         let mut body =
