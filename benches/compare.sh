@@ -5,7 +5,8 @@
 #   5. upload of the staged files: raw PUTs (curl --aws-sigv4) vs q2z's uploader, same files,
 #      same parallelism, into the S3 stand-in (s3s-fs) on loopback
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
-# Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build).
+# Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build),
+# SKIP_Q2P=1 leaves out qdrant-to-parquet (e.g. for the 1M-point memory run).
 set -euo pipefail
 N="${1:-200000}"; DIM="${DIM:-768}"; WORKERS="${WORKERS:-4}"; PAGE="${PAGE:-256}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
@@ -55,13 +56,19 @@ measure drain "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE"
 rm -rf "$W/stage-live"
 measure q2z_live "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage-live" --workers "$WORKERS" --page-size "$PAGE" --json
 rm -f "$W/q2p.parquet" "$W/q2p.parquet".*
-measure qdrant_to_parquet "$VENV/bin/qdrant-to-parquet" --url "$URL" --rest --workers "$WORKERS" --batch-size "$PAGE" -q -f bulk "$W/q2p.parquet"
+if [ -z "${SKIP_Q2P:-}" ]; then
+  measure qdrant_to_parquet "$VENV/bin/qdrant-to-parquet" --url "$URL" --rest --workers "$WORKERS" --batch-size "$PAGE" -q -f bulk "$W/q2p.parquet"
+fi
 rm -rf "$W/stage-snap"
 measure q2z_snapshot "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json
+# The same with uncompressed vector columns (--vector-compression none).
+rm -rf "$W/stage-snap"
+measure q2z_snapshot_raw_vec "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --vector-compression none --json
+rm -rf "$W/stage-snap"
 awk -v n="$N" '{ms[$1]=$2} END {
   printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
-  printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
-  printf "q2z snapshot / q2z live   = %.2f\n", ms["q2z_live"]/ms["q2z_snapshot"] }' "$W/results"
+  if (ms["qdrant_to_parquet"]) printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
+  printf "q2z snapshot / q2z live   = %.2f (vectors uncompressed: %.2f)\n", ms["q2z_live"]/ms["q2z_snapshot"], ms["q2z_live"]/ms["q2z_snapshot_raw_vec"] }' "$W/results"
 
 # 5. Upload throughput of the live export's files.
 rm -rf "$W/s3" "$W/s3.addr"; mkdir -p "$W/s3"
@@ -86,6 +93,9 @@ raw_put() {
 }
 upload_rate raw_put raw_put
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
-upload_rate q2z_upload "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS"
-awk '{ms[NR]=$2} END { printf "q2z upload / raw PUT      = %.2f\n", ms[1]/ms[2] }' "$W/upload-results"
+# Same request shape as the raw PUTs (UNSIGNED-PAYLOAD; q2z's default over https) ...
+Q2Z_S3_UNSIGNED_PAYLOAD=1 upload_rate q2z_upload "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS"
+# ... and q2z's default over plain http (payload SHA-256 signed).
+upload_rate q2z_upload_signed "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS"
+awk '{ms[NR]=$2} END { printf "q2z upload / raw PUT      = %.2f (signed payload: %.2f)\n", ms[1]/ms[2], ms[1]/ms[3] }' "$W/upload-results"
 

@@ -81,6 +81,7 @@ fn bench(c: &mut Criterion) {
                     schema.clone(),
                     dim * 4 + 1024,
                     3,
+                    true,
                 )
                 .unwrap();
                 w.write(batch).unwrap();

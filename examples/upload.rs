@@ -34,7 +34,10 @@ fn main() {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                while let Some((f, _)) = queue.lock().unwrap().next() {
+                loop {
+                    // Take the next file and release the lock before uploading it.
+                    let next = queue.lock().unwrap().next();
+                    let Some((f, _)) = next else { break };
                     up.put_file(&stage.join(f), &up.key_for(f)).unwrap();
                 }
             });

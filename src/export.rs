@@ -33,6 +33,8 @@ pub struct ExportOptions {
     pub max_file_bytes: u64,
     /// zstd level of the Parquet files.
     pub zstd_level: i32,
+    /// Compress the vector columns too (smaller files, more CPU).
+    pub compress_vectors: bool,
     /// Throw away the stage's state and start over.
     pub restart: bool,
     /// Options for the default mapping.
@@ -52,6 +54,7 @@ impl Default for ExportOptions {
             page_size: 256,
             max_file_bytes: 1 << 30,
             zstd_level: 3,
+            compress_vectors: true,
             restart: false,
             mapping: MappingOptions::default(),
             mapping_overrides: BTreeMap::new(),
@@ -433,6 +436,7 @@ fn export_range(
                             schema.clone(),
                             rb,
                             opts.zstd_level,
+                            opts.compress_vectors,
                         )?),
                     };
                     w.write(&c.batch)?;

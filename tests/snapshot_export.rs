@@ -10,6 +10,15 @@ use q2z::stage::manifest::{Manifest, SourceInfo};
 use std::sync::Arc;
 
 fn export_snapshot(file: &str, name: &str, ranges: usize) -> tempfile::TempDir {
+    export_snapshot_with(file, name, ranges, true)
+}
+
+fn export_snapshot_with(
+    file: &str,
+    name: &str,
+    ranges: usize,
+    compress_vectors: bool,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().join("stage");
     let snap = open_snapshot(
@@ -25,6 +34,7 @@ fn export_snapshot(file: &str, name: &str, ranges: usize) -> tempfile::TempDir {
         workers: 2,
         page_size: 40,
         quiet: true,
+        compress_vectors,
         ..Default::default()
     };
     let reports = export(&sources, SourceInfo::Snapshot { files: vec![] }, &opts).unwrap();
@@ -41,6 +51,35 @@ fn collection_snapshots_match_server_json() {
         assert_eq!(total as usize, points.len(), "{c}: staged rows");
         assert_rows_match(&points, &rows, &mapping);
     }
+}
+
+#[test]
+fn uncompressed_vector_columns_hold_the_same_values() {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let c = "fx_named";
+    let dir = export_snapshot_with(&format!("{c}.collection.snapshot"), c, 2, false);
+    let stage = dir.path().join("stage");
+    let (rows, mapping, _) = staged_rows(&stage, c);
+    assert_rows_match(&fixture_points(c), &rows, &mapping);
+    let m = Manifest::load(&stage).unwrap().unwrap();
+    let mut vector_columns = 0;
+    for chunk in &m.collections[c].chunks {
+        let f = std::fs::File::open(stage.join(&chunk.file)).unwrap();
+        let r = SerializedFileReader::new(f).unwrap();
+        for rg in r.metadata().row_groups() {
+            for col in rg.columns() {
+                let path = col.column_path().string();
+                if path.ends_with(".list.item") {
+                    vector_columns += 1;
+                    assert_eq!(col.compression(), Compression::UNCOMPRESSED, "{path}");
+                } else {
+                    assert!(matches!(col.compression(), Compression::ZSTD(_)), "{path}");
+                }
+            }
+        }
+    }
+    assert!(vector_columns > 0, "no vector column seen");
 }
 
 #[test]

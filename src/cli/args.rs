@@ -193,6 +193,19 @@ pub struct ExportTuning {
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     pub zstd_level: i32,
+    /// Compression of the vector columns: `none` exports faster (about a sixth less CPU) and
+    /// writes files a few percent larger; worth it when the link to the target is fast.
+    #[arg(long, value_enum, default_value_t = VectorCompression::Zstd)]
+    pub vector_compression: VectorCompression,
+}
+
+/// How the vector columns of the Parquet files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VectorCompression {
+    /// zstd at `--zstd-level`, like the other columns.
+    Zstd,
+    /// Stored as they are.
+    None,
 }
 
 /// Where to import into.

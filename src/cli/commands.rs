@@ -454,9 +454,17 @@ fn open_sources(a: &SourceArgs, scratch: &Path) -> Result<(Vec<SharedSource>, So
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut files = Vec::new();
         for f in &a.snapshot {
-            let (sha256, bytes) =
-                sha256_file(f).with_context(|| format!("reading snapshot {}", f.display()))?;
-            let c = open_snapshot(f, a.snapshot_name.as_deref(), scratch)?;
+            // The checksum (recorded in the manifest) is read on a second core while the
+            // snapshot unpacks on the first.
+            let (hashed, opened) = std::thread::scope(|s| {
+                let h = s.spawn(|| sha256_file(f));
+                let c = open_snapshot(f, a.snapshot_name.as_deref(), scratch);
+                (h.join(), c)
+            });
+            let c = opened?;
+            let (sha256, bytes) = hashed
+                .map_err(|_| anyhow::anyhow!("hashing snapshot {} panicked", f.display()))?
+                .with_context(|| format!("reading snapshot {}", f.display()))?;
             if !a.collections.is_empty() && !a.collections.contains(&c.name) {
                 continue;
             }
@@ -681,6 +689,7 @@ fn export_options(
         page_size: t.page_size,
         max_file_bytes: t.max_file_bytes,
         zstd_level: t.zstd_level,
+        compress_vectors: t.vector_compression == VectorCompression::Zstd,
         restart,
         mapping,
         mapping_overrides: overrides,

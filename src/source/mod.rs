@@ -1,6 +1,7 @@
 //! Sources of Qdrant points: a live server over REST, or snapshot files (offline).
 
 pub mod config;
+pub mod mapped_pages;
 pub mod rest;
 pub mod scroll_json;
 pub mod snapshot;

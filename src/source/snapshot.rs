@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::CollectionConfig;
 use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
 use crate::source::config::parse_collection_config;
+use crate::source::mapped_pages::{make_segments_cold, release_under};
 use qdrant_edge::{
     CountRequestBuilder, EdgeConfig, EdgeShard, PointId as EdgeId, Record, ScrollRequestBuilder,
     VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
@@ -31,7 +32,8 @@ pub struct SnapshotCollection {
     pub shards: Vec<EdgeShard>,
     /// The snapshot file.
     pub file: PathBuf,
-    _work: tempfile::TempDir,
+    /// Scratch directory the snapshot is unpacked in (removed on drop).
+    work: tempfile::TempDir,
 }
 
 /// What kind of snapshot a tar holds.
@@ -113,8 +115,8 @@ fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf>
 /// Lists and validates the entries of the outer tar and tells its layout.
 fn inspect(file: &Path) -> Result<Layout> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
-    let mut ar = tar::Archive::new(BufReader::new(f));
-    let entries = ar.entries().map_err(|e| {
+    let mut ar = tar::Archive::new(f);
+    let entries = ar.entries_with_seek().map_err(|e| {
         snap_err(
             file,
             format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API"),
@@ -182,7 +184,7 @@ fn inspect(file: &Path) -> Result<Layout> {
 
 /// Unpacks a tar into `dest`, refusing links and entries that would escape it.
 /// Sparse entries (Qdrant's preallocated mmap files) stay sparse on disk.
-fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
+fn unpack_safe(file: &Path, reader: &mut dyn Read, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut ar = tar::Archive::new(reader);
     for entry in ar
@@ -198,6 +200,14 @@ fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
             )
         })?;
         let p = checked_entry(file, &entry)?;
+        // A collection snapshot packs each segment as `<shard>/segments/<id>.tar`: unpack it
+        // straight from the outer stream instead of writing the inner tar and reading it back.
+        if let Some(seg_dir) = nested_segment_dir(&p)
+            && entry.header().entry_type().is_file()
+        {
+            unpack_safe(file, &mut entry, &dest.join(seg_dir))?;
+            continue;
+        }
         let ok = entry
             .unpack_in(dest)
             .map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
@@ -214,7 +224,24 @@ fn unpack_safe(file: &Path, reader: impl Read, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Turns a shard directory of a collection snapshot (segments packed as `segments/<id>.tar`
+/// `<shard>/segments/<id>` for an entry `<shard>/segments/<id>.tar` of a collection snapshot.
+fn nested_segment_dir(p: &Path) -> Option<PathBuf> {
+    let mut c = p.components();
+    let (
+        Some(Component::Normal(shard)),
+        Some(Component::Normal(segs)),
+        Some(Component::Normal(tar)),
+        None,
+    ) = (c.next(), c.next(), c.next(), c.next())
+    else {
+        return None;
+    };
+    let id = tar.to_str()?.strip_suffix(".tar")?;
+    (segs == "segments" && shard.to_str()?.parse::<u32>().is_ok() && !id.is_empty())
+        .then(|| Path::new(shard).join("segments").join(id))
+}
+
+/// Turns a shard directory of a collection snapshot (segments unpacked from `segments/<id>.tar`,
 /// holding `snapshot/files/...`) into the directory layout `EdgeShard::load` reads.
 fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
     let segs = shard_dir.join("segments");
@@ -227,13 +254,18 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let Some(id) = name.strip_suffix(".tar") else {
+        let dir = if let Some(id) = name.strip_suffix(".tar") {
+            // Not unpacked on the way in (e.g. an entry type other than a plain file).
+            let dir = segs.join(id);
+            let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
+            unpack_safe(file, &mut BufReader::new(f), &dir)?;
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            dir
+        } else if p.is_dir() {
+            p
+        } else {
             continue;
         };
-        let dir = segs.join(id);
-        let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
-        unpack_safe(file, BufReader::new(f), &dir)?;
-        std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         let inner = dir.join("snapshot");
         if inner.is_dir() {
             for sub in ["db_backup", "payload_index_db_backup"] {
@@ -259,6 +291,8 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
 
 /// Prefix of the unpack directories, followed by the owning process id.
 const WORK_PREFIX: &str = "q2z-snap-";
+/// How often a snapshot scroll gives its mapped file pages back (see `mapped_pages`).
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Removes unpack directories left in `scratch` by runs that were killed (their process is
 /// gone); directories of live processes are left alone.
@@ -297,7 +331,9 @@ pub fn open_snapshot(
     name: Option<&str>,
     scratch: &Path,
 ) -> Result<SnapshotCollection> {
+    let t0 = std::time::Instant::now();
     let layout = inspect(file)?;
+    tracing::debug!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot inspected");
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
     // Unpacked data takes about the snapshot's size (sparse files stay sparse); keep a margin.
     let size = std::fs::metadata(file)
@@ -334,25 +370,34 @@ pub fn open_snapshot(
         Layout::Collection(ids) => {
             let raw = work.path().join("raw");
             let f = File::open(file).map_err(|e| Error::io(file, e))?;
-            unpack_safe(file, BufReader::new(f), &raw)?;
+            unpack_safe(file, &mut BufReader::new(f), &raw)?;
             let cfg_path = raw.join("config.json");
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
             config_json = Some(
                 serde_json::from_str(&text)
                     .map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?,
             );
-            for id in ids {
-                let dir = raw.join(id.to_string());
-                unpack_segments(file, &dir)?;
-                shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
-            }
+            tracing::info!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot unpacked");
+            // Shards are independent: finish and load them on all cores.
+            use rayon::prelude::*;
+            shards = ids
+                .par_iter()
+                .map(|id| {
+                    let dir = raw.join(id.to_string());
+                    unpack_segments(file, &dir)?;
+                    make_segments_cold(&dir)?;
+                    EdgeShard::load(&dir, None).map_err(edge_err)
+                })
+                .collect::<Result<Vec<_>>>()?;
         }
         Layout::Shard => {
             let dir = work.path().join("shard-0");
             EdgeShard::unpack_snapshot(file, &dir).map_err(edge_err)?;
+            make_segments_cold(&dir)?;
             shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
         }
     }
+    tracing::info!(file = %file.display(), shards = shards.len(), secs = t0.elapsed().as_secs_f32(), "snapshot loaded");
     let config_json = match config_json {
         Some(c) => c,
         None => edge_config_to_qdrant(&shards[0].config()),
@@ -364,7 +409,7 @@ pub fn open_snapshot(
         config,
         shards,
         file: file.to_path_buf(),
-        _work: work,
+        work,
     })
 }
 
@@ -496,7 +541,7 @@ impl SnapshotCollection {
             config,
             shards,
             file: work.path().to_path_buf(),
-            _work: work,
+            work,
         })
     }
 
@@ -531,7 +576,11 @@ impl SnapshotCollection {
             let (records, _) = s
                 .scroll(req.build())
                 .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
-            Ok(records.into_iter().map(record_to_point).collect())
+            let points = records.into_iter().map(record_to_point).collect();
+            if with_data {
+                release_under(self.work.path(), RELEASE_EVERY);
+            }
+            Ok(points)
         };
         let mut all: Vec<Point> = if self.shards.len() > 1 {
             use rayon::prelude::*;
