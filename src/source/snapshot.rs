@@ -115,6 +115,10 @@ fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf>
 /// Lists and validates the entries of the outer tar and tells its layout.
 fn inspect(file: &Path) -> Result<Layout> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let len = f.metadata().map_err(|e| Error::io(file, e))?.len();
+    // Entries are listed by seeking past their data, so a cut-off file shows as an entry whose
+    // data ends past the end of the file.
+    let mut data_end = 0u64;
     let mut ar = tar::Archive::new(f);
     let entries = ar.entries_with_seek().map_err(|e| {
         snap_err(
@@ -137,6 +141,8 @@ fn inspect(file: &Path) -> Result<Layout> {
             )
         })?;
         n += 1;
+        data_end = data_end
+            .max(entry.raw_file_position() + entry.header().entry_size().unwrap_or(u64::MAX));
         let p = checked_entry(file, &entry)?;
         let s = p.to_string_lossy();
         if s.contains("db_backup") || s.ends_with(".sst") || s.contains("/rocksdb") {
@@ -157,6 +163,14 @@ fn inspect(file: &Path) -> Result<Layout> {
             }
             _ => {}
         }
+    }
+    if data_end > len {
+        return Err(snap_err(
+            file,
+            format!(
+                "truncated or corrupt tar (an entry runs to byte {data_end}, the file has {len}); copy the snapshot again and check its sha256"
+            ),
+        ));
     }
     if n == 0 {
         return Err(snap_err(

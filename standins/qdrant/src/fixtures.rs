@@ -50,7 +50,7 @@ fn build(
     name: &str,
     create: Value,
     shards: usize,
-    points: Vec<Value>,
+    points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
 ) -> Result<(), String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -62,18 +62,27 @@ fn build(
                 .map_err(|e| e.to_string())?,
         );
     }
+    // Points go in 500 at a time per shard as they are produced, so a bulk collection of any
+    // size never sits in memory as JSON.
+    let upsert = |s: &EdgeShard, batch: Vec<PointStructPersisted>| {
+        s.update(UpdateOperation::PointOperation(
+            PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
+        ))
+        .map_err(|e| format!("{name}: {e}"))
+    };
     let mut by_shard: Vec<Vec<PointStructPersisted>> = (0..shards).map(|_| Vec::new()).collect();
     for (i, p) in points.into_iter().enumerate() {
         let ps: PointStructPersisted =
             serde_json::from_value(p).map_err(|e| format!("{name}: {e}"))?;
-        by_shard[i % shards].push(ps);
+        let k = i % shards;
+        by_shard[k].push(ps);
+        if by_shard[k].len() == 500 {
+            upsert(&edge[k], std::mem::take(&mut by_shard[k]))?;
+        }
     }
-    for (s, pts) in edge.iter().zip(by_shard) {
-        for chunk in pts.chunks(500) {
-            s.update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(chunk.to_vec())),
-            ))
-            .map_err(|e| format!("{name}: {e}"))?;
+    for (s, rest) in edge.iter().zip(by_shard) {
+        if !rest.is_empty() {
+            upsert(s, rest)?;
         }
         if !deleted.is_empty() {
             let ids = deleted
@@ -229,13 +238,11 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
         vec![],
     )?;
     if bulk_points > 0 {
-        let pts: Vec<Value> = (1..=bulk_points as u64)
-            .map(|i| {
-                let mut p = payload(&mut rng, i);
-                p["text"] = json!("lorem ipsum dolor sit amet ".repeat(30));
-                json!({"id": i, "vector": dense(&mut rng, bulk_dim), "payload": p})
-            })
-            .collect();
+        let pts = (1..=bulk_points as u64).map(|i| {
+            let mut p = payload(&mut rng, i);
+            p["text"] = json!("lorem ipsum dolor sit amet ".repeat(30));
+            json!({"id": i, "vector": dense(&mut rng, bulk_dim), "payload": p})
+        });
         build(
             out,
             "bulk",
