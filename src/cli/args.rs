@@ -193,7 +193,7 @@ pub struct ExportTuning {
     /// zstd compression level.
     #[arg(long, default_value_t = 3)]
     pub zstd_level: i32,
-    /// Compression of the vector columns: `none` exports faster (about a sixth less CPU) and
+    /// Compression of the vector columns: `none` exports faster (a quarter less time offline) and
     /// writes files a few percent larger; worth it when the link to the target is fast.
     #[arg(long, value_enum, default_value_t = VectorCompression::Zstd)]
     pub vector_compression: VectorCompression,

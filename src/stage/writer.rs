@@ -18,53 +18,11 @@ use std::path::{Path, PathBuf};
 /// Target size of a row group (Milvus's own writer aims at about 32 MB).
 pub const ROW_GROUP_BYTES: usize = 32 << 20;
 
-/// Disk writeback of a chunk starts every this many bytes (see [`HashingWriter`]).
-const WRITE_BEHIND_BYTES: u64 = 8 << 20;
-
-/// A `Write` that hashes and counts what passes through, and starts the disk writeback of what
-/// it has written as it goes (like RocksDB's `bytes_per_sync`): the fsync at the end then finds
-/// little left to write instead of stalling the worker for the whole file.
+/// A `Write` that hashes and counts what passes through.
 struct HashingWriter {
     inner: BufWriter<File>,
     hasher: Sha256,
     bytes: u64,
-    /// Bytes whose writeback has been started.
-    behind: u64,
-}
-
-impl HashingWriter {
-    fn new(file: File) -> HashingWriter {
-        HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-            bytes: 0,
-            behind: 0,
-        }
-    }
-
-    /// Asks the kernel to start writing out what has left the buffer (Linux; elsewhere the
-    /// final fsync does it all).
-    fn write_behind(&mut self) {
-        let flushed = self.bytes - self.inner.buffer().len() as u64;
-        if flushed < self.behind + WRITE_BEHIND_BYTES {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain syscall on a file descriptor this writer owns; it only starts
-            // asynchronous writeback of pages already written and touches no memory of ours.
-            unsafe {
-                libc::sync_file_range(
-                    self.inner.get_ref().as_raw_fd(),
-                    self.behind as libc::off64_t,
-                    (flushed - self.behind) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.behind = flushed;
-    }
 }
 
 impl Write for HashingWriter {
@@ -72,7 +30,6 @@ impl Write for HashingWriter {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
-        self.write_behind();
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -112,8 +69,8 @@ impl ChunkWriter {
         let rows_per_group = (ROW_GROUP_BYTES / row_bytes.max(1)).clamp(1_000, 1_000_000);
         let mut props = WriterProperties::builder();
         if !compress_vectors {
-            // Dense vectors gain little from zstd (a few %), and compressing them is about a
-            // sixth of the export's CPU time.
+            // Dense vectors gain little from zstd (8% on the benchmark's data), and compressing
+            // them took a quarter of a snapshot export's time.
             for f in schema.fields() {
                 if let DataType::List(item) = f.data_type()
                     && matches!(item.data_type(), DataType::Float32 | DataType::UInt8)
@@ -140,7 +97,11 @@ impl ChunkWriter {
         let options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_skip_arrow_metadata(true);
-        let sink = HashingWriter::new(file);
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
         let writer = ArrowWriter::try_new_with_options(sink, schema, options)
             .map_err(|e| Error::format(tmp.display().to_string(), e))?;
         Ok(ChunkWriter {
@@ -181,7 +142,6 @@ impl ChunkWriter {
             inner,
             hasher,
             bytes,
-            ..
         } = sink;
         let file = inner
             .into_inner()
