@@ -54,7 +54,7 @@ impl Default for ExportOptions {
             page_size: 256,
             max_file_bytes: 1 << 30,
             zstd_level: 3,
-            compress_vectors: true,
+            compress_vectors: false,
             restart: false,
             mapping: MappingOptions::default(),
             mapping_overrides: BTreeMap::new(),

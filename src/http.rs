@@ -36,7 +36,7 @@ pub fn client(timeout: Duration) -> Client {
 }
 
 /// Whether a status is worth retrying.
-fn retryable(status: u16) -> bool {
+pub(crate) fn retryable(status: u16) -> bool {
     status == 429 || status == 408 || (500..600).contains(&status)
 }
 
@@ -109,7 +109,7 @@ fn read_body(resp: Response) -> std::result::Result<bytes_body::Body, reqwest::E
 }
 
 /// Whether a transport error is a TLS failure (certificate, handshake, protocol).
-fn is_tls(detail: &str) -> bool {
+pub(crate) fn is_tls(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
     [
         "certificate",
@@ -128,7 +128,7 @@ fn is_tls(detail: &str) -> bool {
 }
 
 /// Text of a transport error without any URL query or credential.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

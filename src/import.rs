@@ -490,7 +490,7 @@ fn bulk_import(
                             let r = (|| {
                                 crate::interrupt::check()?;
                                 if up.size(&key)? != Some(c.bytes) {
-                                    up.put_file(&stage.join(&c.file), &key)?;
+                                    up.put_file(&stage.join(&c.file), &key, Some(&c.sha256))?;
                                 }
                                 Ok((c.file.clone(), key))
                             })();

@@ -414,3 +414,45 @@ fn migrate_uploads_chunks_while_the_export_is_still_running() {
         "chunks ({chunks}) went up while the export was still running: {line}"
     );
 }
+
+#[test]
+fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
+    use q2z::target::upload::{StorageConfig, Uploader};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chunk.parquet");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let right = hex::encode(sha2::Sha256::digest(&data));
+    let up = Uploader::s3(StorageConfig {
+        endpoint: Some(standin("Q2Z_S3_ENDPOINT")),
+        bucket: standin("Q2Z_S3_BUCKET"),
+        prefix: "checksum-test".into(),
+        region: "us-east-1".into(),
+        access_key: Some(standin("Q2Z_S3_ACCESS_KEY")),
+        secret_key: Some(standin("Q2Z_S3_SECRET_KEY")),
+        session_token: None,
+    })
+    .unwrap();
+    let key = up.key_for("good.parquet");
+    assert_eq!(
+        up.put_file(&file, &key, Some(&right)).unwrap(),
+        data.len() as u64
+    );
+    let stored = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
+        .join(standin("Q2Z_S3_BUCKET"))
+        .join(&key);
+    assert!(std::fs::read(&stored).unwrap() == data, "stored bytes differ");
+    assert_eq!(up.size(&key).unwrap(), Some(data.len() as u64));
+
+    // A checksum that does not match what is sent: the store refuses it, nothing is stored,
+    // and the error names the file and what to do.
+    let wrong = hex::encode(sha2::Sha256::digest(b"something else"));
+    let key = up.key_for("bad.parquet");
+    let err = up.put_file(&file, &key, Some(&wrong)).unwrap_err().to_string();
+    assert!(err.contains("chunk.parquet"), "{err}");
+    assert!(err.contains("differ from the sha256"), "{err}");
+    assert!(!err.contains(&standin("Q2Z_S3_SECRET_KEY")), "{err}");
+    assert!(!err.contains("X-Amz-Signature"), "{err}");
+    assert_eq!(up.size(&key).unwrap(), None);
+}

@@ -54,32 +54,35 @@ fn collection_snapshots_match_server_json() {
 }
 
 #[test]
-fn uncompressed_vector_columns_hold_the_same_values() {
+fn vector_columns_compressed_or_not_hold_the_same_values() {
     use parquet::basic::Compression;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let c = "fx_named";
-    let dir = export_snapshot_with(&format!("{c}.collection.snapshot"), c, 2, false);
-    let stage = dir.path().join("stage");
-    let (rows, mapping, _) = staged_rows(&stage, c);
-    assert_rows_match(&fixture_points(c), &rows, &mapping);
-    let m = Manifest::load(&stage).unwrap().unwrap();
-    let mut vector_columns = 0;
-    for chunk in &m.collections[c].chunks {
-        let f = std::fs::File::open(stage.join(&chunk.file)).unwrap();
-        let r = SerializedFileReader::new(f).unwrap();
-        for rg in r.metadata().row_groups() {
-            for col in rg.columns() {
-                let path = col.column_path().string();
-                if path.ends_with(".list.item") {
-                    vector_columns += 1;
-                    assert_eq!(col.compression(), Compression::UNCOMPRESSED, "{path}");
-                } else {
-                    assert!(matches!(col.compression(), Compression::ZSTD(_)), "{path}");
+    for compress in [false, true] {
+        let dir = export_snapshot_with(&format!("{c}.collection.snapshot"), c, 2, compress);
+        let stage = dir.path().join("stage");
+        let (rows, mapping, _) = staged_rows(&stage, c);
+        assert_rows_match(&fixture_points(c), &rows, &mapping);
+        let m = Manifest::load(&stage).unwrap().unwrap();
+        let mut vector_columns = 0;
+        for chunk in &m.collections[c].chunks {
+            let f = std::fs::File::open(stage.join(&chunk.file)).unwrap();
+            let r = SerializedFileReader::new(f).unwrap();
+            for rg in r.metadata().row_groups() {
+                for col in rg.columns() {
+                    let path = col.column_path().string();
+                    let zstd = matches!(col.compression(), Compression::ZSTD(_));
+                    if path.ends_with(".list.item") {
+                        vector_columns += 1;
+                        assert_eq!(zstd, compress, "{path} with compress_vectors={compress}");
+                    } else {
+                        assert!(zstd, "{path}");
+                    }
                 }
             }
         }
+        assert!(vector_columns > 0, "no vector column seen");
     }
-    assert!(vector_columns > 0, "no vector column seen");
 }
 
 #[test]

@@ -1,12 +1,17 @@
-//! Uploads staged files to object storage with `object_store` (S3, GCS, Azure, local):
-//! multipart for large files, several files at once, skip what is already there.
+//! Uploads staged files to S3-compatible object storage: each file streamed from disk in one
+//! PUT to a URL presigned by `object_store` (its SHA-256 from the manifest bound to the signature,
+//! so the store checks every byte), multipart only above S3's 5 GiB single-PUT limit; several
+//! files at once; what is already there is skipped.
 
 use crate::error::{Error, Result};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::signer::{SignedUrlOptions, Signer};
+use object_store::{ObjectStoreExt, WriteMultipart};
+use reqwest::header::{HeaderName, HeaderValue};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where import files go. The secret is never printed.
 #[derive(Clone)]
@@ -33,14 +38,18 @@ impl std::fmt::Debug for StorageConfig {
 
 /// An object store plus the runtime that drives it.
 pub struct Uploader {
-    store: Arc<dyn ObjectStore>,
+    store: Arc<object_store::aws::AmazonS3>,
+    /// Sends the presigned PUTs: no overall timeout (a file may take long); a stalled read fails.
+    http: reqwest::Client,
     rt: tokio::runtime::Runtime,
     cfg: StorageConfig,
 }
 
-/// Files above this size go up in parts.
-const MULTIPART_ABOVE: u64 = 16 << 20;
-const PART: usize = 8 << 20;
+/// Files above this size go up in parts (S3's limit for one PUT).
+const MULTIPART_ABOVE: u64 = 5 << 30;
+const PART: usize = 64 << 20;
+/// How long a presigned PUT URL stays valid; one is made per attempt.
+const URL_VALID: Duration = Duration::from_secs(3600);
 
 impl Uploader {
     /// Connects to S3 (or an S3-compatible endpoint such as Milvus's MinIO).
@@ -78,8 +87,15 @@ impl Uploader {
             .enable_all()
             .build()
             .map_err(|e| Error::Other(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .read_timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Other(format!("the HTTP client for uploads did not build: {e}")))?;
         Ok(Uploader {
             store: Arc::new(store),
+            http,
             rt,
             cfg,
         })
@@ -104,19 +120,139 @@ impl Uploader {
         }
     }
 
-    /// Uploads `file` to `key` (multipart when large); returns the bytes sent.
-    pub fn put_file(&self, file: &Path, key: &str) -> Result<u64> {
+    /// Uploads `file` to `key` and returns the bytes sent. `sha256` (hex, from the manifest)
+    /// is sent as `x-amz-checksum-sha256` and signed, so the store refuses a body that differs.
+    pub fn put_file(&self, file: &Path, key: &str, sha256: Option<&str>) -> Result<u64> {
         let len = std::fs::metadata(file)
             .map_err(|e| Error::io(file, e))?
             .len();
-        let path = ObjPath::from(key);
-        if len <= MULTIPART_ABOVE {
-            let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-            self.rt
-                .block_on(self.store.put(&path, PutPayload::from(bytes)))
-                .map_err(|e| self.err(key, e))?;
-            return Ok(len);
+        if len > MULTIPART_ABOVE {
+            return self.put_multipart(file, key, len);
         }
+        let path = ObjPath::from(key);
+        let checksum = sha256
+            .map(|h| {
+                let raw = hex::decode(h).map_err(|_| {
+                    Error::Other(format!(
+                        "the manifest's sha256 of {} is not hex; export the stage again",
+                        file.display()
+                    ))
+                })?;
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                Ok::<_, Error>(HeaderValue::from_str(&b64).expect("base64 is a valid header"))
+            })
+            .transpose()?;
+        let mut opts = SignedUrlOptions::default();
+        if let Some(v) = &checksum {
+            opts = opts.with_signed_header(HeaderName::from_static(CHECKSUM_HEADER), v.clone());
+        }
+        let policy = crate::http::RetryPolicy::default();
+        let mut backoff = policy.base_backoff;
+        let mut last_err = String::new();
+        for attempt in 1..=policy.attempts {
+            crate::interrupt::check()?;
+            match self.put_once(&path, file, len, &opts, checksum.as_ref()) {
+                Ok((status, _)) if (200..300).contains(&status) => return Ok(len),
+                Ok((status, text))
+                    if crate::http::retryable(status) && attempt < policy.attempts =>
+                {
+                    last_err = format!("HTTP {status} {}", xml_field(&text, "Code").unwrap_or(""));
+                    tracing::warn!(
+                        key,
+                        status,
+                        attempt,
+                        "object storage answered {status}, retrying"
+                    );
+                }
+                Ok((status, text)) => return Err(self.refused(file, key, status, &text)),
+                Err(PutError::Local(e)) => return Err(e),
+                Err(PutError::Transport(detail)) => {
+                    // Errors name the object, never the presigned URL (signature, token).
+                    let shown = format!("s3://{}/{key}", self.cfg.bucket);
+                    if crate::http::is_tls(&detail) {
+                        return Err(Error::Tls {
+                            what: "object storage",
+                            url: shown,
+                            detail,
+                        });
+                    }
+                    tracing::warn!(key, attempt, "upload failed: {detail}, retrying");
+                    last_err = detail;
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+        Err(Error::Unreachable {
+            what: "object storage",
+            url: format!("s3://{}/{key}", self.cfg.bucket),
+            detail: format!(
+                "uploading {} gave up after {} attempts: {last_err}",
+                file.display(),
+                policy.attempts
+            ),
+        })
+    }
+
+    /// One presigned PUT of the whole file, streamed from disk in 1 MiB pieces.
+    fn put_once(
+        &self,
+        path: &ObjPath,
+        file: &Path,
+        len: u64,
+        opts: &SignedUrlOptions,
+        checksum: Option<&HeaderValue>,
+    ) -> std::result::Result<(u16, String), PutError> {
+        let key = path.as_ref();
+        let f = std::fs::File::open(file).map_err(|e| PutError::Local(Error::io(file, e)))?;
+        self.rt.block_on(async {
+            let url = self
+                .store
+                .signed_url_opts(reqwest::Method::PUT, path, URL_VALID, opts)
+                .await
+                .map_err(|e| PutError::Local(self.err(key, e)))?;
+            let stream =
+                tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(f), 1 << 20);
+            let mut req = self
+                .http
+                .put(url)
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(stream));
+            if let Some(v) = checksum {
+                req = req.header(CHECKSUM_HEADER, v.clone());
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| PutError::Transport(crate::http::describe(&e)))?;
+            let status = resp.status().as_u16();
+            Ok((status, resp.text().await.unwrap_or_default()))
+        })
+    }
+
+    /// The error for a PUT the store refused, with its S3 error code and what to do.
+    fn refused(&self, file: &Path, key: &str, status: u16, text: &str) -> Error {
+        let code = xml_field(text, "Code").unwrap_or("");
+        let message = xml_field(text, "Message").unwrap_or("");
+        let hint = if code == "BadDigest" || code.contains("Checksum") {
+            format!(
+                "the bytes of {} differ from the sha256 in the manifest; run `q2z verify` on the stage or copy the file again",
+                file.display()
+            )
+        } else {
+            "check the bucket, the endpoint and the access keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into()
+        };
+        Error::Other(format!(
+            "object storage refused PUT of s3://{}/{key} (HTTP {status} {code}: {}); {hint}",
+            self.cfg.bucket,
+            redact(message, self.cfg.secret_key.as_deref())
+        ))
+    }
+
+    /// Uploads a file above the single-PUT limit in parts.
+    fn put_multipart(&self, file: &Path, key: &str, len: u64) -> Result<u64> {
+        let path = ObjPath::from(key);
         self.rt.block_on(async {
             use std::io::Read;
             let upload = self
@@ -132,7 +268,7 @@ impl Uploader {
                 if n == 0 {
                     break;
                 }
-                w.wait_for_capacity(4).await.map_err(|e| self.err(key, e))?;
+                w.wait_for_capacity(2).await.map_err(|e| self.err(key, e))?;
                 w.write(&buf[..n]);
             }
             w.finish().await.map_err(|e| self.err(key, e))?;
@@ -148,6 +284,23 @@ impl Uploader {
             redact(&e.to_string(), self.cfg.secret_key.as_deref())
         ))
     }
+}
+
+/// Why one PUT attempt failed before the store answered.
+enum PutError {
+    /// On this side (file, signing): retrying does not help.
+    Local(Error),
+    /// On the wire: worth another attempt.
+    Transport(String),
+}
+
+const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
+/// The text of `<name>…</name>` in an S3 XML error body.
+fn xml_field<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
 }
 
 fn op_name(e: &object_store::Error) -> &'static str {
