@@ -442,14 +442,20 @@ fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
     let stored = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
         .join(standin("Q2Z_S3_BUCKET"))
         .join(&key);
-    assert!(std::fs::read(&stored).unwrap() == data, "stored bytes differ");
+    assert!(
+        std::fs::read(&stored).unwrap() == data,
+        "stored bytes differ"
+    );
     assert_eq!(up.size(&key).unwrap(), Some(data.len() as u64));
 
     // A checksum that does not match what is sent: the store refuses it, nothing is stored,
     // and the error names the file and what to do.
     let wrong = hex::encode(sha2::Sha256::digest(b"something else"));
     let key = up.key_for("bad.parquet");
-    let err = up.put_file(&file, &key, Some(&wrong)).unwrap_err().to_string();
+    let err = up
+        .put_file(&file, &key, Some(&wrong))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("chunk.parquet"), "{err}");
     assert!(err.contains("differ from the sha256"), "{err}");
     assert!(!err.contains(&standin("Q2Z_S3_SECRET_KEY")), "{err}");
