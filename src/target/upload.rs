@@ -165,7 +165,14 @@ impl Uploader {
                         "object storage answered {status}, retrying"
                     );
                 }
-                Ok((status, text)) => return Err(self.refused(file, key, status, &text)),
+                Ok((status, text)) => {
+                    if bad_digest(&text) {
+                        // Some stores (s3s-fs) keep the body they refused; a later run would
+                        // take an object of the right size for an uploaded file.
+                        let _ = self.rt.block_on(self.store.delete(&path));
+                    }
+                    return Err(self.refused(file, key, status, &text));
+                }
                 Err(PutError::Local(e)) => return Err(e),
                 Err(PutError::Transport(detail)) => {
                     // Errors name the object, never the presigned URL (signature, token).
@@ -235,7 +242,7 @@ impl Uploader {
     fn refused(&self, file: &Path, key: &str, status: u16, text: &str) -> Error {
         let code = xml_field(text, "Code").unwrap_or("");
         let message = xml_field(text, "Message").unwrap_or("");
-        let hint = if code == "BadDigest" || code.contains("Checksum") {
+        let hint = if bad_digest(text) {
             format!(
                 "the bytes of {} differ from the sha256 in the manifest; run `q2z verify` on the stage or copy the file again",
                 file.display()
@@ -295,6 +302,11 @@ enum PutError {
 }
 
 const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
+/// Whether an S3 error body says the body did not match its checksum.
+fn bad_digest(xml: &str) -> bool {
+    xml_field(xml, "Code").is_some_and(|c| c == "BadDigest" || c.contains("Checksum"))
+}
 
 /// The text of `<name>…</name>` in an S3 XML error body.
 fn xml_field<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
