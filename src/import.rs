@@ -489,7 +489,7 @@ fn bulk_import(
                             let key = up.key_for(&c.file);
                             let r = (|| {
                                 crate::interrupt::check()?;
-                                if up.size(&key)? != Some(c.bytes) {
+                                if !up.holds(&key, c.bytes, &c.sha256, &stage.join(&c.file))? {
                                     up.put_file(&stage.join(&c.file), &key, Some(&c.sha256))?;
                                 }
                                 Ok((c.file.clone(), key))

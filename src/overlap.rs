@@ -44,7 +44,7 @@ pub fn upload_while_exporting(
                 }
                 crate::interrupt::check()?;
                 let key = up.key_for(&c.file);
-                if up.size(&key)? != Some(c.bytes) {
+                if !up.holds(&key, c.bytes, &c.sha256, &stage.join(&c.file))? {
                     up.put_file(&stage.join(&c.file), &key, Some(&c.sha256))?;
                     if finished {
                         sent.after_export += 1;

@@ -447,6 +447,15 @@ fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
         "stored bytes differ"
     );
     assert_eq!(up.size(&key).unwrap(), Some(data.len() as u64));
+    // A rerun skips the object only if the store's SHA-256 of it is the manifest's.
+    let len = data.len() as u64;
+    assert!(up.holds(&key, len, &right, &file).unwrap());
+    let same_size_other_bytes = hex::encode(sha2::Sha256::digest(b"other bytes"));
+    assert!(!up.holds(&key, len, &same_size_other_bytes, &file).unwrap());
+    assert!(
+        !up.holds(&up.key_for("missing.parquet"), len, &right, &file)
+            .unwrap()
+    );
 
     // A checksum that does not match what is sent: the store refuses it, nothing is stored,
     // and the error names the file and what to do.

@@ -47,7 +47,8 @@ pub struct Uploader {
 
 /// Files above this size go up in parts (S3's limit for one PUT).
 const MULTIPART_ABOVE: u64 = 5 << 30;
-const PART: usize = 64 << 20;
+/// Part size: 10,000 parts (S3's most) carry 160 GiB; 3 parts in memory per file at most.
+const PART: usize = 16 << 20;
 /// How long a presigned PUT URL stays valid; one is made per attempt.
 const URL_VALID: Duration = Duration::from_secs(3600);
 
@@ -120,6 +121,43 @@ impl Uploader {
         }
     }
 
+    /// Whether `key` already holds this staged file: the same size and, where the store reports
+    /// the object's SHA-256 (every object q2z puts carries one), the same SHA-256.
+    pub fn holds(&self, key: &str, bytes: u64, sha256: &str, file: &Path) -> Result<bool> {
+        if self.size(key)? != Some(bytes) {
+            return Ok(false);
+        }
+        let want = checksum_header(sha256, file)?;
+        Ok(self.stored_sha256(key).is_none_or(|got| got == want))
+    }
+
+    /// The full-object SHA-256 the store keeps for `key` (HEAD with checksum mode), if it
+    /// reports one; composite multipart checksums and failures count as none.
+    fn stored_sha256(&self, key: &str) -> Option<HeaderValue> {
+        let mode = HeaderValue::from_static("ENABLED");
+        let opts = SignedUrlOptions::default()
+            .with_signed_header(HeaderName::from_static(CHECKSUM_MODE), mode.clone());
+        self.rt.block_on(async {
+            let url = self
+                .store
+                .signed_url_opts(reqwest::Method::HEAD, &ObjPath::from(key), URL_VALID, &opts)
+                .await
+                .ok()?;
+            let resp = self
+                .http
+                .head(url)
+                .header(CHECKSUM_MODE, mode)
+                .send()
+                .await
+                .ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let v = resp.headers().get(CHECKSUM_HEADER)?;
+            (!v.as_bytes().contains(&b'-')).then(|| v.clone())
+        })
+    }
+
     /// Uploads `file` to `key` and returns the bytes sent. `sha256` (hex, from the manifest)
     /// is sent as `x-amz-checksum-sha256` and signed, so the store refuses a body that differs.
     pub fn put_file(&self, file: &Path, key: &str, sha256: Option<&str>) -> Result<u64> {
@@ -130,19 +168,7 @@ impl Uploader {
             return self.put_multipart(file, key, len);
         }
         let path = ObjPath::from(key);
-        let checksum = sha256
-            .map(|h| {
-                let raw = hex::decode(h).map_err(|_| {
-                    Error::Other(format!(
-                        "the manifest's sha256 of {} is not hex; export the stage again",
-                        file.display()
-                    ))
-                })?;
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-                Ok::<_, Error>(HeaderValue::from_str(&b64).expect("base64 is a valid header"))
-            })
-            .transpose()?;
+        let checksum = sha256.map(|h| checksum_header(h, file)).transpose()?;
         let mut opts = SignedUrlOptions::default();
         if let Some(v) = &checksum {
             opts = opts.with_signed_header(HeaderName::from_static(CHECKSUM_HEADER), v.clone());
@@ -247,6 +273,8 @@ impl Uploader {
                 "the bytes of {} differ from the sha256 in the manifest; run `q2z verify` on the stage or copy the file again",
                 file.display()
             )
+        } else if crate::http::retryable(status) {
+            "the store kept failing or throttling after every retry; run the same command again later (what is uploaded stays)".into()
         } else {
             "check the bucket, the endpoint and the access keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into()
         };
@@ -302,6 +330,20 @@ enum PutError {
 }
 
 const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+const CHECKSUM_MODE: &str = "x-amz-checksum-mode";
+
+/// The manifest's hex SHA-256 of `file` as the base64 value of `x-amz-checksum-sha256`.
+fn checksum_header(sha256_hex: &str, file: &Path) -> Result<HeaderValue> {
+    use base64::Engine;
+    let raw = hex::decode(sha256_hex).map_err(|_| {
+        Error::Other(format!(
+            "the manifest's sha256 of {} is not hex; export the stage again",
+            file.display()
+        ))
+    })?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    Ok(HeaderValue::from_str(&b64).expect("base64 is a valid header value"))
+}
 
 /// Whether an S3 error body says the body did not match its checksum.
 fn bad_digest(xml: &str) -> bool {
