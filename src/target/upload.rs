@@ -173,6 +173,8 @@ impl Uploader {
         if let Some(v) = &checksum {
             opts = opts.with_signed_header(HeaderName::from_static(CHECKSUM_HEADER), v.clone());
         }
+        // Errors name the object, never the presigned URL (signature, token).
+        let shown = format!("s3://{}/{key}", self.cfg.bucket);
         let policy = crate::http::RetryPolicy::default();
         let mut backoff = policy.base_backoff;
         let mut last_err = String::new();
@@ -201,8 +203,6 @@ impl Uploader {
                 }
                 Err(PutError::Local(e)) => return Err(e),
                 Err(PutError::Transport(detail)) => {
-                    // Errors name the object, never the presigned URL (signature, token).
-                    let shown = format!("s3://{}/{key}", self.cfg.bucket);
                     if crate::http::is_tls(&detail) {
                         return Err(Error::Tls {
                             what: "object storage",
@@ -219,7 +219,7 @@ impl Uploader {
         }
         Err(Error::Unreachable {
             what: "object storage",
-            url: format!("s3://{}/{key}", self.cfg.bucket),
+            url: shown,
             detail: format!(
                 "uploading {} gave up after {} attempts: {last_err}",
                 file.display(),
