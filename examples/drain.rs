@@ -28,7 +28,7 @@ fn main() {
     let workers: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let page: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(256);
     let key = std::env::var("QDRANT_API_KEY").ok();
-    let client = QdrantRest::new(url, key.clone(), Default::default());
+    let client = QdrantRest::new(url, key.clone(), Default::default()).unwrap();
     let config = client.collection_config(coll).unwrap();
     let src: SharedSource = Arc::new(RestCollection {
         client: client.clone(),

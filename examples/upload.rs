@@ -4,7 +4,7 @@
 //! (`no-checksum`: no x-amz-checksum-sha256 header, the request shape of a plain PUT).
 //! Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 
-use q2z::target::upload::{StorageConfig, Uploader};
+use q2z::sink::object_store::{StorageConfig, Uploader};
 use std::time::Instant;
 
 fn main() {

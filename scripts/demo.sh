@@ -5,7 +5,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-cargo build --locked -p q2z -p qdrant-standin -p s3-standin
+# shellcheck source=scripts/toolchain.sh
+. scripts/toolchain.sh
+q2z_build
 scripts/standins.sh start --target-only >/dev/null
 trap 'scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1091

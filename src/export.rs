@@ -1,29 +1,28 @@
-//! The export half: source → transform → stage, resumable at chunk granularity (design §3).
+//! The export half: source → transform → stage, resumable at chunk granularity
+//! (docs/design.md §3).
 
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId};
 use crate::progress::Progress;
-use crate::source::SharedSource;
-use crate::stage::lock::StageLock;
+use crate::sink::milvus::schema::milvus_create_body;
+use crate::source::{SharedSource, scroll_checked};
+use crate::stage::Stage;
+use crate::stage::fsutil::write_atomic;
+use crate::stage::layout;
 use crate::stage::manifest::{
     Chunk, CollectionEntry, ExportState, Manifest, Range, SetAsideFile, SourceInfo, stage_err,
-    write_atomic,
 };
 use crate::stage::writer::ChunkWriter;
-use crate::target::schema::milvus_create_body;
 use crate::transform::batch::{Converted, arrow_schema, to_batch};
 use crate::transform::mapping::{CollectionMapping, IdKind, MappingOptions, default_mapping};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Knobs of an export run.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Staging directory.
-    pub stage: PathBuf,
-    /// Parallel scroll cursors.
+    /// Parallel scroll cursors (at least 1).
     pub workers: usize,
     /// Id ranges to plan (0: decided from the count and workers).
     pub ranges: usize,
@@ -48,7 +47,6 @@ pub struct ExportOptions {
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
-            stage: PathBuf::from("stage"),
             workers: 4,
             ranges: 0,
             page_size: 256,
@@ -95,7 +93,7 @@ pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
     let mut samples = Vec::new();
     let mut offset: Option<PointId> = None;
     loop {
-        let (pts, next) = src.scroll(offset.as_ref(), 10_000, false)?;
+        let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
         for p in &pts {
             if count.is_multiple_of(STRIDE) {
                 samples.push(p.id.clone());
@@ -157,20 +155,19 @@ fn row_bytes(m: &CollectionMapping) -> usize {
 
 /// Runs (or resumes) an export of `sources` into the stage directory.
 pub fn export(
+    stage: &Stage,
     sources: &[SharedSource],
     source_info: SourceInfo,
     opts: &ExportOptions,
 ) -> Result<Vec<CollectionReport>> {
-    let stage = opts.stage.as_path();
-    let _lock = StageLock::acquire(stage, "export")?;
     if opts.restart {
-        reset_stage(stage)?;
+        stage.reset()?;
     }
-    let mut manifest = match Manifest::load(stage)? {
+    let mut manifest = match stage.manifest()? {
         Some(m) => {
             if m.source != source_info {
                 return Err(stage_err(
-                    stage,
+                    stage.dir(),
                     format!(
                         "it holds an export from another source ({}); use another --stage, or --restart to throw it away",
                         serde_json::to_string(&m.source).unwrap_or_default()
@@ -183,72 +180,21 @@ pub fn export(
     };
     let mut reports = Vec::new();
     for src in sources {
-        reports.push(export_collection(src, &mut manifest, opts)?);
+        reports.push(export_collection(stage, src, &mut manifest, opts)?);
     }
     Ok(reports)
 }
 
-/// Removes what q2z wrote in a stage directory (manifest, import state, chunk files).
-fn reset_stage(stage: &Path) -> Result<()> {
-    if let Some(m) = Manifest::load(stage).ok().flatten() {
-        for name in m.collections.keys() {
-            let dir = stage.join(name);
-            if dir.is_dir() {
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            }
-        }
-    }
-    for f in ["manifest.json", "import-state.json"] {
-        let p = stage.join(f);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// Deletes temp files and chunk files the manifest does not list (a crash after the rename but
-/// before the manifest was saved): they would otherwise be imported twice.
-fn clean_collection_dir(dir: &Path, entry: &CollectionEntry, stage: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let known: std::collections::HashSet<PathBuf> = entry
-        .chunks
-        .iter()
-        .map(|c| &c.file)
-        .chain(
-            entry
-                .ranges
-                .iter()
-                .flat_map(|r| r.set_aside.iter().map(|f| &f.file)),
-        )
-        .map(|f| stage.join(f))
-        .collect();
-    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let p = e.map_err(|e| Error::io(dir, e))?.path();
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ours = name.ends_with(".tmp")
-            || (name.starts_with("part-") && name.ends_with(".parquet"))
-            || (name.starts_with("set-aside-") && name.ends_with(".jsonl"));
-        if ours && !known.contains(&p) {
-            tracing::info!(file = %p.display(), "removing an unrecorded file left by an interrupted run");
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-    }
-    Ok(())
-}
-
 fn export_collection(
+    stage: &Stage,
     src: &SharedSource,
     manifest: &mut Manifest,
     opts: &ExportOptions,
 ) -> Result<CollectionReport> {
-    let stage = opts.stage.as_path();
     let cfg = src.config().clone();
     let started = std::time::Instant::now();
     if !manifest.collections.contains_key(&cfg.name) {
+        stage.collection_dir(&cfg.name)?;
         let count = src.count()?;
         let scan = scan_ids(src)?;
         let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
@@ -280,11 +226,10 @@ fn export_collection(
             state: ExportState::Planned,
         };
         manifest.collections.insert(cfg.name.clone(), entry);
-        manifest.save(stage)?;
+        stage.save_manifest(manifest)?;
     }
     let entry = manifest.collections[&cfg.name].clone();
-    let dir = stage.join(&cfg.name);
-    clean_collection_dir(&dir, &entry, stage)?;
+    stage.clean_collection_dir(&cfg.name, &entry)?;
     if entry.state != ExportState::Exported {
         let pending: VecDeque<usize> = entry
             .ranges
@@ -321,7 +266,7 @@ fn export_collection(
                             return;
                         };
                         if let Err(e) =
-                            export_range(src, &cfg.name, idx, &shared, &dir, opts, &progress)
+                            export_range(stage, src, &cfg.name, idx, &shared, opts, &progress)
                         {
                             let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
                             fe.get_or_insert(e);
@@ -334,7 +279,7 @@ fn export_collection(
         progress.finish();
         *manifest = shared.into_inner().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            manifest.save(stage)?;
+            stage.save_manifest(manifest)?;
             return Err(e);
         }
         let e = manifest.collections.get_mut(&cfg.name).expect("planned");
@@ -346,13 +291,13 @@ fn export_collection(
                 e.source_count_at_start
             );
             if staged != now {
-                manifest.save(stage)?;
+                stage.save_manifest(manifest)?;
                 return Err(Error::Mismatch(format!("collection {}: {msg}", cfg.name)));
             }
             e.warnings.push(msg);
         }
         e.state = ExportState::Exported;
-        manifest.save(stage)?;
+        stage.save_manifest(manifest)?;
     }
     let e = &manifest.collections[&cfg.name];
     Ok(CollectionReport {
@@ -371,11 +316,11 @@ fn export_collection(
 /// Exports one range from its cursor to its end, chunk by chunk; each chunk is recorded in the
 /// manifest (with the cursor after it) only once its file is durable.
 fn export_range(
+    stage: &Stage,
     src: &SharedSource,
     name: &str,
     idx: usize,
     manifest: &Mutex<Manifest>,
-    dir: &Path,
     opts: &ExportOptions,
     progress: &Progress,
 ) -> Result<()> {
@@ -396,15 +341,16 @@ fn export_range(
     let mut cursor = range.cursor.clone().or(range.start.clone());
     let mut finished = range.cursor.is_none() && range.done;
     while !finished {
-        let file_name = format!("part-{idx:04}-{seq:06}.parquet");
-        let path = dir.join(&file_name);
+        let rel = layout::chunk_file(name, idx, seq);
+        let path = stage.file(&rel);
         let mut writer: Option<ChunkWriter> = None;
         let mut first: Option<PointId> = None;
         let mut last: Option<PointId> = None;
         let mut aside: Vec<String> = Vec::new();
         loop {
             crate::interrupt::check()?;
-            let (mut pts, mut next) = src.scroll(cursor.as_ref(), opts.page_size, true)?;
+            let (mut pts, mut next) =
+                scroll_checked(src.as_ref(), cursor.as_ref(), opts.page_size, true)?;
             if let Some(end) = &range.end {
                 if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
                     pts.truncate(cut);
@@ -413,13 +359,6 @@ fn export_range(
                 if next.as_ref().is_some_and(|n| n >= end) {
                     next = None;
                 }
-            }
-            if pts.is_empty() && next.is_some() {
-                return Err(Error::Protocol {
-                    what: "source",
-                    call: format!("scroll of {name}"),
-                    message: "an empty page with a next offset".into(),
-                });
             }
             if !pts.is_empty() {
                 first.get_or_insert_with(|| pts[0].id.clone());
@@ -460,7 +399,7 @@ fn export_range(
             None
         } else {
             let n = manifest_aside_count(manifest, name, idx);
-            Some(write_set_aside(dir, name, idx, n, aside)?)
+            Some(write_set_aside(stage, name, idx, n, aside)?)
         };
         let mut m = manifest.lock().unwrap_or_else(|e| e.into_inner());
         let e = m.collections.get_mut(name).expect("planned");
@@ -470,7 +409,7 @@ fn export_range(
         }
         if let (Some(w), Some(first), Some(last)) = (written, first, last) {
             e.chunks.push(Chunk {
-                file: format!("{name}/{file_name}"),
+                file: rel.clone(),
                 rows: w.rows,
                 bytes: w.bytes,
                 sha256: w.sha256,
@@ -484,7 +423,7 @@ fn export_range(
         }
         e.ranges[idx].cursor = cursor.clone();
         e.ranges[idx].done = finished;
-        m.save(&opts.stage)?;
+        stage.save_manifest(&m)?;
     }
     Ok(())
 }
@@ -497,19 +436,19 @@ fn manifest_aside_count(manifest: &Mutex<Manifest>, name: &str, idx: usize) -> u
 /// Writes the points set aside while staging one chunk of a range (named by the range and the
 /// count of earlier set-aside files, so a rerun after a crash rewrites the same file).
 fn write_set_aside(
-    dir: &Path,
+    stage: &Stage,
     name: &str,
     idx: usize,
     n: usize,
     lines: Vec<String>,
 ) -> Result<SetAsideFile> {
     use sha2::Digest;
-    let file_name = format!("set-aside-{idx:04}-{n:06}.jsonl");
+    let rel = layout::set_aside_file(name, idx, n);
     let mut text = lines.join("\n");
     text.push('\n');
-    write_atomic(&dir.join(&file_name), text.as_bytes())?;
+    write_atomic(&stage.file(&rel), text.as_bytes())?;
     Ok(SetAsideFile {
-        file: format!("{name}/{file_name}"),
+        file: rel,
         points: lines.len() as u64,
         sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
     })

@@ -1,7 +1,7 @@
 //! q2z: move Qdrant collections into Milvus / Zilliz Cloud through a Parquet staging directory.
 //!
-//! The data flow has one module per stage: [`source`] → [`transform`] → [`stage`] → [`target`]
-//! → [`verify`]; [`export`] and [`import`] drive the two halves.
+//! The data flow has one module per stage: [`source`] → [`transform`] → [`stage`] → [`sink`]
+//! → [`verify`]; [`export`] and [`import`] drive the two halves, [`migrate`] both at once.
 
 pub mod cli;
 pub mod error;
@@ -9,11 +9,11 @@ pub mod export;
 pub mod http;
 pub mod import;
 pub mod interrupt;
+pub mod migrate;
 pub mod model;
-pub mod overlap;
 pub mod progress;
+pub mod sink;
 pub mod source;
 pub mod stage;
-pub mod target;
 pub mod transform;
 pub mod verify;

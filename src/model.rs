@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A Qdrant point id: an unsigned integer or a UUID (kept as lowercase hyphenated text).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum PointId {
     /// Integer id (the full u64 range is valid in Qdrant).
@@ -42,6 +42,19 @@ impl PointId {
                 .map(|u| PointId::Uuid(u.hyphenated().to_string())),
             _ => None,
         }
+    }
+}
+
+/// Read back from a manifest: a number, or a UUID in any form Qdrant accepts (normalised);
+/// anything else is refused rather than turned into some other id.
+impl<'de> Deserialize<'de> for PointId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        PointId::from_json(&v).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{v} is not a Qdrant point id (an unsigned integer or a UUID)"
+            ))
+        })
     }
 }
 
@@ -164,11 +177,7 @@ impl Point {
     /// The point as Qdrant's REST API prints it (`unnamed`: the collection has one unnamed vector).
     pub fn to_qdrant_json(&self, unnamed: bool) -> Value {
         fn dense(v: &[f32]) -> Value {
-            Value::Array(
-                v.iter()
-                    .map(|x| crate::stage::reader::f32_json(*x))
-                    .collect(),
-            )
+            Value::Array(v.iter().map(|x| f32_json(*x)).collect())
         }
         fn one(v: &VectorValue) -> Value {
             match v {
@@ -190,4 +199,16 @@ impl Point {
         };
         serde_json::json!({"id": self.id.to_json(), "payload": Value::Object(self.payload.clone()), "vector": vector})
     }
+}
+
+/// A float32 as a JSON number without widening noise (`0.1f32` stays `0.1`).
+pub fn f32_json(x: f32) -> Value {
+    // serde_json prints an f32 with ryu's shortest round-trip text, as Qdrant's server does.
+    serde_json::to_string(&x)
+        .unwrap_or_default()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }

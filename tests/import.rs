@@ -417,7 +417,7 @@ fn migrate_uploads_chunks_while_the_export_is_still_running() {
 
 #[test]
 fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
-    use q2z::target::upload::{StorageConfig, Uploader};
+    use q2z::sink::object_store::{StorageConfig, Uploader};
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("chunk.parquet");

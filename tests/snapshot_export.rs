@@ -29,7 +29,6 @@ fn export_snapshot_with(
     .unwrap();
     let sources: Vec<SharedSource> = vec![Arc::new(snap)];
     let opts = ExportOptions {
-        stage,
         ranges,
         workers: 2,
         page_size: 40,
@@ -37,7 +36,14 @@ fn export_snapshot_with(
         compress_vectors,
         ..Default::default()
     };
-    let reports = export(&sources, SourceInfo::Snapshot { files: vec![] }, &opts).unwrap();
+    let stage = q2z::stage::Stage::open(&stage, "test").unwrap();
+    let reports = export(
+        &stage,
+        &sources,
+        SourceInfo::Snapshot { files: vec![] },
+        &opts,
+    )
+    .unwrap();
     assert_eq!(reports[0].staged_rows, reports[0].source_count_at_start);
     dir
 }

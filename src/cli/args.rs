@@ -140,6 +140,14 @@ pub enum MultivectorArg {
     Skip,
 }
 
+/// The staging directory.
+#[derive(Debug, Args, Clone)]
+pub struct StageArg {
+    /// Staging directory.
+    #[arg(long, default_value = "stage")]
+    pub stage: PathBuf,
+}
+
 /// `q2z plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -164,9 +172,8 @@ pub struct ExportArgs {
     pub mapping: MappingArgs,
     #[command(flatten)]
     pub tuning: ExportTuning,
-    /// Staging directory.
-    #[arg(long, default_value = "stage")]
-    pub stage: PathBuf,
+    #[command(flatten)]
+    pub stage: StageArg,
     /// Throw the stage's state away and start over.
     #[arg(long)]
     pub restart: bool,
@@ -178,20 +185,20 @@ pub struct ExportArgs {
 /// Export performance knobs.
 #[derive(Debug, Args, Clone)]
 pub struct ExportTuning {
-    /// Parallel scroll cursors.
-    #[arg(long, default_value_t = 4)]
-    pub workers: usize,
+    /// Parallel scroll cursors (1..=256).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Id ranges to plan (default: from the point count).
     #[arg(long, default_value_t = 0)]
     pub ranges: usize,
-    /// Points per scroll page.
-    #[arg(long, default_value_t = 256)]
-    pub page_size: usize,
-    /// Close a Parquet file once it reaches this many bytes.
-    #[arg(long, default_value_t = 1 << 30)]
+    /// Points per scroll page (1..=10000).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub page_size: u16,
+    /// Close a Parquet file once it reaches this many bytes (at least 1).
+    #[arg(long, default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_file_bytes: u64,
-    /// zstd compression level.
-    #[arg(long, default_value_t = 3)]
+    /// zstd compression level (1..=22).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
     /// Compression of the vector columns. Dense float vectors shrink only ~8% under zstd while
     /// compressing them takes a quarter of an offline export's time, so they are stored as they
@@ -214,7 +221,7 @@ pub enum VectorCompression {
 pub struct TargetArgs {
     /// Milvus REST URL (self-hosted: http://host:19530) or Zilliz cluster endpoint.
     #[arg(long, env = "MILVUS_URL")]
-    pub milvus_url: String,
+    pub milvus_url: Option<String>,
     /// Token: `user:password` for Milvus, or an API key for Zilliz (never logged; ZILLIZ_TOKEN
     /// is read when MILVUS_TOKEN is unset).
     #[arg(long, env = "MILVUS_TOKEN", hide_env_values = true)]
@@ -277,9 +284,8 @@ pub struct StorageArgs {
 /// `q2z import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Staging directory.
-    #[arg(long, default_value = "stage")]
-    pub stage: PathBuf,
+    #[command(flatten)]
+    pub stage: StageArg,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -293,9 +299,9 @@ pub struct ImportArgs {
     /// Drop an existing collection of the same name first.
     #[arg(long)]
     pub drop_existing: bool,
-    /// Bytes per upsert request.
-    #[arg(long, default_value_t = 8 << 20)]
-    pub batch_bytes: usize,
+    /// Bytes per upsert request (at least 1).
+    #[arg(long, default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_bytes: u64,
     /// Points compared field by field after the import.
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
@@ -320,9 +326,8 @@ pub struct MigrateArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Staging directory.
-    #[arg(long, default_value = "stage")]
-    pub stage: PathBuf,
+    #[command(flatten)]
+    pub stage: StageArg,
     /// bulk or upsert.
     #[arg(long, value_enum, default_value = "bulk")]
     pub mode: ModeArg,
@@ -340,21 +345,25 @@ pub struct MigrateArgs {
 /// `q2z verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Staging directory.
-    #[arg(long, default_value = "stage")]
-    pub stage: PathBuf,
-    /// Check only the staging directory (files present, sizes and sha256 as in the manifest).
+    #[command(flatten)]
+    pub stage: StageArg,
+    /// Check only the staging directory (files present, sizes and sha256 as in the manifest);
+    /// also what verify does when no --milvus-url is given.
     #[arg(long = "stage-only")]
     pub stage_only: bool,
     #[command(flatten)]
-    pub target: Option<TargetArgs>,
+    pub target: TargetArgs,
     /// The bucket used by a bulk import, for --repair to re-send chunks the same way.
     #[command(flatten)]
     pub storage: StorageArgs,
     /// Points compared field by field.
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
-    /// Delete and re-send the chunks whose counts differ (the same way they were imported).
+    /// Compare every staged row with the target, not only a sample.
+    #[arg(long)]
+    pub full: bool,
+    /// Delete exactly the staged ids of the chunks found bad (wrong counts, or rows whose
+    /// values differ) and send them again the way they were imported.
     #[arg(long)]
     pub repair: bool,
     /// Print a JSON report.
@@ -365,9 +374,8 @@ pub struct VerifyArgs {
 /// `q2z status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Staging directory.
-    #[arg(long, default_value = "stage")]
-    pub stage: PathBuf,
+    #[command(flatten)]
+    pub stage: StageArg,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,9 @@
-//! Command-line interface: argument parsing, output and exit codes (design §2).
+//! Command-line interface: argument parsing, output and exit codes; the work is done in the
+//! library.
 
 mod args;
 mod commands;
+mod output;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,6 +14,18 @@ pub use args::Cli;
 pub const EXIT_MISMATCH: u8 = 3;
 /// Exit code for an interrupted run.
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code for a usage error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A usage error found after parsing (a flag missing for what was asked): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+/// A usage error to return from a command.
+pub(crate) fn usage(message: &str) -> anyhow::Error {
+    UsageError(message.to_string()).into()
+}
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
@@ -24,9 +38,13 @@ pub fn main() -> ExitCode {
             let code = match e.downcast_ref::<crate::error::Error>() {
                 Some(crate::error::Error::Mismatch(_)) => EXIT_MISMATCH,
                 Some(crate::error::Error::Interrupted) => EXIT_INTERRUPTED,
+                _ if e.downcast_ref::<UsageError>().is_some() => EXIT_USAGE,
                 _ => 1,
             };
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                crate::http::strip_credentials(&format!("{e:#}"))
+            );
             ExitCode::from(code)
         }
     }
@@ -46,4 +64,80 @@ fn init_tracing(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    /// Every `q2z …` command line in README.md parses with these flags (a flag the README
+    /// shows must exist, and one it leaves out must not be required).
+    #[test]
+    fn every_readme_command_parses() {
+        let readme = include_str!("../../README.md");
+        let mut n = 0;
+        for cmd in readme_commands(readme) {
+            let words: Vec<String> = shell_words(&cmd);
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("README command does not parse: {cmd}\n{e}");
+            }
+            n += 1;
+        }
+        assert!(n >= 10, "found only {n} q2z commands in README.md");
+    }
+
+    /// The `q2z …` lines of the README's bash blocks, with `\` continuations joined and
+    /// leading `VAR=value` assignments and trailing comments removed.
+    pub(crate) fn readme_commands(readme: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut in_bash = false;
+        let mut cur = String::new();
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_bash = line.trim() == "```bash";
+                continue;
+            }
+            if !in_bash {
+                continue;
+            }
+            let l = line.split(" #").next().unwrap_or("").trim_end();
+            let l = if l.trim_start().starts_with('#') {
+                ""
+            } else {
+                l
+            };
+            if !cur.is_empty() {
+                cur.push(' ');
+                cur.push_str(l.trim().trim_end_matches('\\').trim());
+                if !l.ends_with('\\') {
+                    out.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let start = words
+                .iter()
+                .position(|w| !w.contains('=') || w.starts_with('-'));
+            if let Some(i) = start
+                && words[i] == "q2z"
+            {
+                cur = words[i..]
+                    .join(" ")
+                    .trim_end_matches('\\')
+                    .trim()
+                    .to_string();
+                if !l.ends_with('\\') {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+        out
+    }
+
+    fn shell_words(cmd: &str) -> Vec<String> {
+        cmd.split_whitespace()
+            .map(|w| w.trim_matches('\'').to_string())
+            .collect()
+    }
 }

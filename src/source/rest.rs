@@ -1,19 +1,20 @@
 //! Live source: a Qdrant server over its REST API.
 
 use crate::error::{Error, Result};
-use crate::http::{self, RetryPolicy};
-use crate::model::{CollectionConfig, Point, PointId, UNNAMED_VECTOR, VectorValue};
+use crate::http::retry::{Attempt, RetryPolicy, StatusRetry};
+use crate::http::{self, strip_credentials};
+use crate::model::{CollectionConfig, Point, PointId};
 use crate::source::config::parse_collection_config;
 use crate::source::scroll_json::parse_scroll_bytes;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A Qdrant server. The API key is sent as a header and never printed.
 #[derive(Clone)]
 pub struct QdrantRest {
     base: String,
+    shown: String,
     api_key: Option<String>,
     client: Client,
     policy: RetryPolicy,
@@ -22,7 +23,7 @@ pub struct QdrantRest {
 impl std::fmt::Debug for QdrantRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QdrantRest")
-            .field("base", &self.base)
+            .field("url", &self.shown)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .finish()
     }
@@ -32,18 +33,20 @@ const WHAT: &str = "Qdrant";
 
 impl QdrantRest {
     /// A client for `url` (e.g. `http://localhost:6333`).
-    pub fn new(url: &str, api_key: Option<String>, policy: RetryPolicy) -> QdrantRest {
-        QdrantRest {
-            base: url.trim_end_matches('/').to_string(),
+    pub fn new(url: &str, api_key: Option<String>, policy: RetryPolicy) -> Result<QdrantRest> {
+        let base = url.trim_end_matches('/').to_string();
+        Ok(QdrantRest {
+            shown: strip_credentials(&base),
+            base,
             api_key,
-            client: http::client(Duration::from_secs(120)),
+            client: http::client(Duration::from_secs(120))?,
             policy,
-        }
+        })
     }
 
     /// The server URL, without credentials (safe to log and to write in the manifest).
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
@@ -52,10 +55,7 @@ impl QdrantRest {
         let mut v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
             what: WHAT,
             call: call.clone(),
-            message: format!(
-                "not JSON ({e}): {}",
-                http::bytes_body::Body(bytes).snippet()
-            ),
+            message: format!("not JSON ({e}): {}", http::Body(bytes).snippet()),
         })?;
         match v.get_mut("result") {
             Some(r) => Ok(r.take()),
@@ -85,7 +85,7 @@ impl QdrantRest {
             }
             rb
         };
-        let (status, body) = http::send(WHAT, &self.base, &self.policy, &make)?;
+        let (status, body) = http::send(WHAT, &self.shown, &self.policy, &StatusRetry, &make)?;
         self.check_auth(status)?;
         if !(200..300).contains(&status) {
             let message = serde_json::from_slice::<Value>(&body.0)
@@ -111,7 +111,7 @@ impl QdrantRest {
         if status == 401 || status == 403 {
             return Err(Error::Auth {
                 what: WHAT,
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 status,
                 flag: "--api-key or QDRANT_API_KEY",
             });
@@ -157,7 +157,7 @@ impl QdrantRest {
             }
             Err(Error::Http { status: 404, .. }) => Err(Error::UnknownCollection {
                 name: name.to_string(),
-                source_desc: format!("Qdrant at {}", self.base),
+                source_desc: format!("Qdrant at {}", self.shown),
                 known: self
                     .list_collections()
                     .map(|l| l.join(", "))
@@ -242,7 +242,8 @@ impl QdrantRest {
     }
 
     /// Streams a collection snapshot to `dest`, resuming a partial download with a Range request
-    /// where the server allows it; checks the sha256 the server reported.
+    /// where the server allows it; a read that stalls for 2 minutes is retried from where it
+    /// stopped; checks the sha256 the server reported.
     pub fn download_snapshot(
         &self,
         name: &str,
@@ -250,7 +251,6 @@ impl QdrantRest {
         dest: &std::path::Path,
         checksum: Option<&str>,
     ) -> Result<()> {
-        use sha2::Digest;
         use std::io::{Read, Write};
         let url = format!(
             "{}/collections/{}/snapshots/{}",
@@ -258,13 +258,10 @@ impl QdrantRest {
             enc(name),
             enc(snapshot)
         );
-        let mut last = String::new();
-        for attempt in 1..=self.policy.attempts {
+        let call = format!("download snapshot {snapshot} of {name}");
+        self.policy.run(WHAT, &self.shown, |_| {
             let have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-            let mut rb = self
-                .client
-                .get(&url)
-                .timeout(Duration::from_secs(24 * 3600));
+            let mut rb = self.client.get(&url).timeout(Duration::from_secs(120));
             if let Some(k) = &self.api_key {
                 rb = rb.header("api-key", k);
             }
@@ -274,66 +271,79 @@ impl QdrantRest {
             let mut resp = match rb.send() {
                 Ok(r) => r,
                 Err(e) => {
-                    last = e.to_string();
-                    std::thread::sleep(self.policy.base_backoff * attempt);
-                    continue;
+                    return Attempt::Retry {
+                        why: format!("{call}: {}", http::describe(&e)),
+                        after: None,
+                    };
                 }
             };
             let status = resp.status().as_u16();
-            self.check_auth(status)?;
+            if let Err(e) = self.check_auth(status) {
+                return Attempt::Fail(e);
+            }
             if !(200..300).contains(&status) {
-                last = format!("HTTP {status}");
-                if status < 500 && status != 429 {
-                    return Err(Error::Http {
-                        what: WHAT,
-                        call: format!("download snapshot {snapshot}"),
-                        status,
-                        message: "download refused".into(),
-                    });
+                if http::retryable(status) {
+                    return Attempt::Retry {
+                        why: format!("{call}: HTTP {status}"),
+                        after: None,
+                    };
                 }
-                std::thread::sleep(self.policy.base_backoff * attempt);
-                continue;
+                return Attempt::Fail(Error::Http {
+                    what: WHAT,
+                    call: call.clone(),
+                    status,
+                    message: "download refused".into(),
+                });
             }
             let append = status == 206;
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = match std::fs::OpenOptions::new()
                 .create(true)
                 .append(append)
                 .write(true)
                 .truncate(!append)
                 .open(dest)
-                .map_err(|e| Error::io(dest, e))?;
+            {
+                Ok(f) => f,
+                Err(e) => return Attempt::Fail(Error::io(dest, e)),
+            };
             let mut buf = vec![0u8; 1 << 20];
-            let ok = loop {
+            let broke = loop {
+                if let Err(e) = crate::interrupt::check() {
+                    return Attempt::Fail(e);
+                }
                 match resp.read(&mut buf) {
-                    Ok(0) => break true,
-                    Ok(n) => f.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?,
-                    Err(e) => {
-                        last = e.to_string();
-                        break false;
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        if let Err(e) = f.write_all(&buf[..n]) {
+                            return Attempt::Fail(Error::io(dest, e));
+                        }
                     }
+                    Err(e) => break Some(e.to_string()),
                 }
             };
-            f.sync_all().map_err(|e| Error::io(dest, e))?;
-            if !ok {
-                continue;
+            if let Err(e) = f.sync_all() {
+                return Attempt::Fail(Error::io(dest, e));
+            }
+            if let Some(why) = broke {
+                return Attempt::Retry {
+                    why: format!("{call}: the download broke off ({why})"),
+                    after: None,
+                };
             }
             if let Some(want) = checksum {
-                let mut h = sha2::Sha256::new();
-                let mut rf = std::fs::File::open(dest).map_err(|e| Error::io(dest, e))?;
-                std::io::copy(&mut rf, &mut h).map_err(|e| Error::io(dest, e))?;
-                let got = hex::encode(h.finalize());
+                let got = match crate::stage::writer::sha256_file(dest) {
+                    Ok((h, _)) => h,
+                    Err(e) => return Attempt::Fail(e),
+                };
                 if got != want {
-                    std::fs::remove_file(dest).map_err(|e| Error::io(dest, e))?;
-                    last = format!("sha256 {got} differs from the server's {want}");
-                    continue;
+                    let _ = std::fs::remove_file(dest);
+                    return Attempt::Retry {
+                        why: format!("{call}: sha256 {got} differs from the server's {want}"),
+                        after: None,
+                    };
                 }
             }
-            return Ok(());
-        }
-        Err(Error::Unreachable {
-            what: WHAT,
-            url: self.base.clone(),
-            detail: format!("downloading snapshot {snapshot} failed: {last}"),
+            Attempt::Done(())
         })
     }
 }
@@ -348,95 +358,4 @@ fn enc(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Parses a scroll `result` object into points and the next offset.
-pub fn parse_scroll_result(collection: &str, r: Value) -> Result<(Vec<Point>, Option<PointId>)> {
-    let bad = |m: String| Error::Protocol {
-        what: WHAT,
-        call: format!("scroll of {collection}"),
-        message: m,
-    };
-    let next = match r.get("next_page_offset") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            Some(PointId::from_json(v).ok_or_else(|| bad(format!("bad next_page_offset {v}")))?)
-        }
-    };
-    let Some(Value::Array(points)) = r.get("points").cloned() else {
-        return Err(bad("no points array".into()));
-    };
-    let points = points
-        .into_iter()
-        .map(|p| point_from_json(collection, p))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((points, next))
-}
-
-/// Parses one point as Qdrant's REST API prints it.
-pub fn point_from_json(collection: &str, p: Value) -> Result<Point> {
-    let bad = |m: String| Error::Protocol {
-        what: WHAT,
-        call: format!("scroll of {collection}"),
-        message: m,
-    };
-    let Value::Object(mut obj) = p else {
-        return Err(bad("point is not an object".into()));
-    };
-    let idv = obj.remove("id").unwrap_or(Value::Null);
-    let id = PointId::from_json(&idv).ok_or_else(|| bad(format!("bad point id {idv}")))?;
-    let payload = match obj.remove("payload") {
-        Some(Value::Object(m)) => m,
-        _ => Default::default(),
-    };
-    let mut vectors = BTreeMap::new();
-    match obj.remove("vector") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(named)) => {
-            for (k, v) in named {
-                vectors.insert(
-                    k,
-                    vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?,
-                );
-            }
-        }
-        Some(v) => {
-            vectors.insert(
-                UNNAMED_VECTOR.to_string(),
-                vector_from_json(&v).ok_or_else(|| bad(format!("point {id}: bad vector")))?,
-            );
-        }
-    }
-    Ok(Point {
-        id,
-        vectors,
-        payload,
-    })
-}
-
-fn floats(v: &Value) -> Option<Vec<f32>> {
-    v.as_array()?
-        .iter()
-        .map(|x| x.as_f64().map(|f| f as f32))
-        .collect()
-}
-
-fn vector_from_json(v: &Value) -> Option<VectorValue> {
-    match v {
-        Value::Array(a) if a.first().is_some_and(Value::is_array) => Some(VectorValue::Multi(
-            a.iter().map(floats).collect::<Option<Vec<_>>>()?,
-        )),
-        Value::Array(_) => Some(VectorValue::Dense(floats(v)?)),
-        Value::Object(o) => {
-            let indices = o
-                .get("indices")?
-                .as_array()?
-                .iter()
-                .map(|x| x.as_u64().map(|n| n as u32))
-                .collect::<Option<Vec<_>>>()?;
-            let values = floats(o.get("values")?)?;
-            Some(VectorValue::Sparse { indices, values })
-        }
-        _ => None,
-    }
 }

@@ -495,10 +495,14 @@ pub fn from_edge_id(id: &EdgeId) -> PointId {
 }
 
 /// Converts an id to qdrant-edge's type.
-pub fn to_edge_id(id: &PointId) -> EdgeId {
+pub fn to_edge_id(id: &PointId) -> Result<EdgeId> {
     match id {
-        PointId::Num(n) => EdgeId::NumId(*n),
-        PointId::Uuid(s) => EdgeId::Uuid(uuid::Uuid::parse_str(s).unwrap_or_default()),
+        PointId::Num(n) => Ok(EdgeId::NumId(*n)),
+        PointId::Uuid(s) => uuid::Uuid::parse_str(s).map(EdgeId::Uuid).map_err(|_| {
+            Error::Other(format!(
+                "'{s}' is not a UUID, so it cannot be a scroll position; the stage's manifest is damaged: export again with --restart"
+            ))
+        }),
     }
 }
 
@@ -585,7 +589,7 @@ impl SnapshotCollection {
                 .with_payload(WithPayloadInterface::Bool(with_data))
                 .with_vector(WithVector::Bool(with_data));
             if let Some(o) = offset {
-                req = req.offset(to_edge_id(o));
+                req = req.offset(to_edge_id(o)?);
             }
             let (records, _) = s
                 .scroll(req.build())

@@ -1,63 +1,79 @@
-//! One run per stage directory: a lock file holding the owner's pid and command.
+//! One run per stage directory: an OS file lock (`flock`/`LockFileEx` through `std::fs::File`)
+//! held for the whole run. The lock ends with the process, so a run killed with -9 leaves
+//! nothing that blocks the next one; the file keeps the owner's pid and command for messages.
 
 use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
 
-/// Held while a run owns a stage directory; removed on drop.
+/// Held while a run owns a stage directory; released on drop or when the process ends.
 #[derive(Debug)]
 pub struct StageLock {
-    path: PathBuf,
+    _file: File,
 }
 
-const LOCK: &str = ".q2z.lock";
+/// Name of the lock file inside a stage directory.
+pub const LOCK: &str = ".q2z.lock";
 
 impl StageLock {
-    /// Takes the lock, or says which process holds it. A lock left by a dead process is taken over.
+    /// Takes the lock, or says which run holds it.
     pub fn acquire(dir: &Path, what: &str) -> Result<StageLock> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK);
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    let _ = writeln!(f, "{} {}", std::process::id(), what);
-                    return Ok(StageLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let pid: Option<u32> =
-                        text.split_whitespace().next().and_then(|p| p.parse().ok());
-                    let alive = pid.is_some_and(|p| {
-                        Path::new(&format!("/proc/{p}")).exists() && p != std::process::id()
-                    });
-                    if alive {
-                        return Err(Error::Stage {
-                            path: dir.to_path_buf(),
-                            message: format!(
-                                "another q2z run holds it (pid {}: {}); wait for it to finish or stop it",
-                                pid.unwrap_or(0),
-                                text.split_once(' ').map(|x| x.1.trim()).unwrap_or("")
-                            ),
-                        });
-                    }
-                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) => return Err(Error::io(&path, e)),
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut owner = String::new();
+                let _ = file.read_to_string(&mut owner);
+                let owner = owner.trim();
+                return Err(Error::Stage {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "another q2z run is using it ({}); wait for it to finish or stop it, then run this command again",
+                        if owner.is_empty() {
+                            "pid unknown"
+                        } else {
+                            owner
+                        }
+                    ),
+                });
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
-        Err(Error::Stage {
-            path: dir.to_path_buf(),
-            message: "could not take the lock file".into(),
-        })
+        // Informational only: the OS lock is what excludes.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "pid {} ({what})", std::process::id());
+        let _ = file.flush();
+        Ok(StageLock { _file: file })
     }
 }
 
-impl Drop for StageLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_while_the_first_is_held_and_taken_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StageLock::acquire(dir.path(), "export").unwrap();
+        let e = StageLock::acquire(dir.path(), "import")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another q2z run is using it"), "{e}");
+        assert!(
+            e.contains(&format!("pid {} (export)", std::process::id())),
+            "{e}"
+        );
+        drop(first);
+        let again = StageLock::acquire(dir.path(), "import");
+        assert!(again.is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! `manifest.json`: the contract between the export and the import half (design §4).
+//! `manifest.json`: the contract between the export and the import half (docs/design.md §4).
 
 use crate::error::{Error, Result};
 use crate::model::PointId;
@@ -6,12 +6,13 @@ use crate::transform::mapping::CollectionMapping;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Version of the staging format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-/// File name of the manifest inside a stage directory.
-pub const MANIFEST: &str = "manifest.json";
+use super::fsutil::write_atomic;
+pub use super::layout::MANIFEST;
+use super::layout::{is_safe_dir_name, is_staged_file_of};
 
 /// Where the staged data came from (never with credentials).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,12 +154,61 @@ impl Manifest {
                 ),
             ));
         }
-        serde_json::from_value(v).map(Some).map_err(|e| {
+        let m: Manifest = serde_json::from_value(v).map_err(|e| {
             stage_err(
                 dir,
-                format!("manifest.json does not match the staging format ({e})"),
+                format!("manifest.json does not match the staging format ({e}); the stage is damaged: copy it again, or export again with --restart"),
             )
-        })
+        })?;
+        m.validate().map_err(|e| stage_err(dir, format!("manifest.json {e}; the stage is damaged or was edited: copy it again, or export again with --restart")))?;
+        Ok(Some(m))
+    }
+
+    /// Checks what a damaged or edited manifest could turn into harm: every collection name is
+    /// a plain directory name, every file it lists is a q2z file inside that directory, chunk
+    /// ranges exist, and the mapping stays within Milvus's limits.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, e) in &self.collections {
+            if !is_safe_dir_name(name) {
+                return Err(format!(
+                    "names a collection '{}' that is not a plain directory name",
+                    name.escape_debug()
+                ));
+            }
+            let files = e.chunks.iter().map(|c| &c.file).chain(
+                e.ranges
+                    .iter()
+                    .flat_map(|r| r.set_aside.iter().map(|f| &f.file)),
+            );
+            for f in files {
+                if !is_staged_file_of(name, f) {
+                    return Err(format!(
+                        "lists a file '{}' that is not a staged file of collection '{name}'",
+                        f.escape_debug()
+                    ));
+                }
+            }
+            for c in &e.chunks {
+                if c.range >= e.ranges.len() {
+                    return Err(format!(
+                        "lists chunk {} of range {}, which the plan does not have",
+                        c.file, c.range
+                    ));
+                }
+            }
+            for (i, r) in e.ranges.iter().enumerate() {
+                if r.index != i {
+                    return Err(format!(
+                        "has range {} at position {i} of collection '{name}'",
+                        r.index
+                    ));
+                }
+            }
+            e.mapping
+                .check_limits()
+                .map_err(|m| format!("has a mapping for '{name}' that Milvus cannot take: {m}"))?;
+        }
+        Ok(())
     }
 
     /// Writes the manifest atomically (temp file, fsync, rename, fsync dir).
@@ -174,32 +224,4 @@ pub fn stage_err(dir: &Path, message: impl Into<String>) -> Error {
         path: dir.to_path_buf(),
         message: message.into(),
     }
-}
-
-/// Writes `bytes` to `path` through a temp file + fsync + rename, then fsyncs the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// The temp name used while a file is being written (`.<name>.tmp`).
-pub fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
-/// fsyncs a directory so that a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }

@@ -1,6 +1,7 @@
 //! Reads staged Parquet chunks back as Milvus rows (for upserts, verification and tests).
 
 use crate::error::{Error, Result};
+use crate::model::f32_json;
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
 use crate::transform::scalars::ScalarKind;
 use arrow::array::{Array, AsArray};
@@ -56,7 +57,9 @@ pub fn for_each_batch(
                     })?;
                     for (i, r) in rows.iter_mut().enumerate() {
                         let vals = list.value(i);
-                        let vals = vals.as_primitive::<Float32Type>();
+                        let vals = vals.as_primitive_opt::<Float32Type>().ok_or_else(|| {
+                            Error::format(ctx(), format!("'{}' is not list<float32>", v.field))
+                        })?;
                         r.insert(
                             v.field.clone(),
                             Value::Array(vals.values().iter().map(|x| f32_json(*x)).collect()),
@@ -69,7 +72,12 @@ pub fn for_each_batch(
                     })?;
                     for (i, r) in rows.iter_mut().enumerate() {
                         let vals = list.value(i);
-                        let bytes = vals.as_primitive::<UInt8Type>().values();
+                        let bytes = vals
+                            .as_primitive_opt::<UInt8Type>()
+                            .ok_or_else(|| {
+                                Error::format(ctx(), format!("'{}' is not list<uint8>", v.field))
+                            })?
+                            .values();
                         let floats = bytes
                             .chunks_exact(2)
                             .map(|b| f32_json(half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
@@ -147,16 +155,4 @@ fn cell_json(col: &dyn Array, i: usize, json: bool) -> std::result::Result<Value
             .map(Value::Array);
     }
     Err(format!("unexpected column type {}", col.data_type()))
-}
-
-/// A float32 as a JSON number without widening noise (`0.1f32` stays `0.1`).
-pub fn f32_json(x: f32) -> Value {
-    // serde_json prints an f32 with ryu's shortest round-trip text, as Qdrant's server does.
-    serde_json::to_string(&x)
-        .unwrap_or_default()
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
 }

@@ -2,7 +2,7 @@
 //! fsynced and renamed into place only when complete.
 
 use crate::error::{Error, Result};
-use crate::stage::manifest::{sync_dir, tmp_path};
+use crate::stage::fsutil::{sync_dir, tmp_path};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;

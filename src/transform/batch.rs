@@ -100,7 +100,7 @@ pub fn sparse_json(indices: &[u32], values: &[f32]) -> String {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(itoa_u32(*x).as_str());
+        s.push_str(&x.to_string());
     }
     s.push_str("],\"values\":[");
     for (i, x) in values.iter().enumerate() {
@@ -111,10 +111,6 @@ pub fn sparse_json(indices: &[u32], values: &[f32]) -> String {
     }
     s.push_str("]}");
     s
-}
-
-fn itoa_u32(x: u32) -> String {
-    x.to_string()
 }
 
 /// The dense values a point contributes to field `v`, after the multivector / missing policies.

@@ -1,4 +1,4 @@
-//! The Qdrant → Milvus mapping of one collection: defaults from the Qdrant config (design §5),
+//! The Qdrant → Milvus mapping of one collection: defaults from the Qdrant config (docs/design.md §5),
 //! overridable through the editable TOML mapping file.
 
 use crate::error::{Error, Result};
@@ -493,8 +493,17 @@ impl CollectionMapping {
                 self.target
             )));
         }
+        self.check_limits().map_err(err)?;
         for v in &self.vectors {
             let known = cfg.dense.contains_key(&v.source) || cfg.sparse.contains_key(&v.source);
+            if let (Some(d), Some(p)) = (v.dim, cfg.dense.get(&v.source))
+                && d != p.size
+            {
+                return Err(err(format!(
+                    "vector '{}' has dim = {d}, but the Qdrant collection stores {} values per vector; set dim = {}",
+                    v.source, p.size, p.size
+                )));
+            }
             if !known {
                 return Err(err(format!(
                     "vector '{}' does not exist in the Qdrant collection",
@@ -545,4 +554,42 @@ impl CollectionMapping {
         let _ = UNNAMED_VECTOR;
         Ok(())
     }
+
+    /// Checks the values Milvus bounds (dims, key length, partitions), so an edited mapping
+    /// file is refused with the limit instead of failing later (or allocating without bound).
+    pub fn check_limits(&self) -> std::result::Result<(), String> {
+        for v in &self.vectors {
+            match (v.kind, v.dim) {
+                (VectorKind::SparseFloatVector, _) => {}
+                (_, Some(d)) if (MIN_DIM..=MAX_DIM).contains(&d) => {}
+                (_, d) => {
+                    return Err(format!(
+                        "vector field '{}' has dim = {}; Milvus takes {MIN_DIM}..={MAX_DIM}",
+                        v.field,
+                        d.map_or("none".into(), |d| d.to_string())
+                    ));
+                }
+            }
+        }
+        if !(1..=65_535).contains(&self.id_max_length) {
+            return Err(format!(
+                "id_max_length = {} is outside 1..=65535",
+                self.id_max_length
+            ));
+        }
+        if let Some(n) = self.partitions_num
+            && !(1..=4096).contains(&n)
+        {
+            return Err(format!("partitions_num = {n} is outside 1..=4096"));
+        }
+        for s in &self.scalars {
+            s.check()?;
+        }
+        Ok(())
+    }
 }
+
+/// Smallest dense dimension Milvus accepts.
+pub const MIN_DIM: usize = 2;
+/// Largest dense dimension Milvus accepts (`proxy.maxDimension`).
+pub const MAX_DIM: usize = 32_768;

@@ -1,4 +1,4 @@
-//! Payload keys promoted to typed, nullable Milvus scalar fields (design §5): their types, their
+//! Payload keys promoted to typed, nullable Milvus scalar fields (docs/design.md §5): their types, their
 //! Arrow columns, and the checks that name the points whose values do not fit.
 
 use crate::error::{Error, Result};

@@ -1,15 +1,13 @@
 //! Field-by-field comparison of staged rows with the rows the target returns.
 
-use super::pick_sample;
 use crate::error::Result;
-use crate::stage::manifest::CollectionEntry;
-use crate::stage::reader::{Row, for_each_batch};
-use crate::target::milvus::Milvus;
+use crate::sink::milvus::Milvus;
+use crate::stage::StagedCollection;
+use crate::stage::reader::Row;
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::path::Path;
 
 /// Dense values of a JSON vector: a float array, or base64 little-endian float16 bytes.
 fn dense_values(v: &Value, kind: VectorKind) -> Option<Vec<f32>> {
@@ -119,7 +117,7 @@ pub fn compare_row(
 
 /// Scalar equality across the forms Milvus answers in: Int64 as text, JSON fields as text,
 /// numbers compared by value.
-fn same_scalar(s: &Value, t: &Value) -> bool {
+pub fn same_scalar(s: &Value, t: &Value) -> bool {
     match (s, t) {
         (Value::Number(a), Value::Number(b)) => {
             a.as_f64() == b.as_f64() && a.as_i64() == b.as_i64()
@@ -135,33 +133,48 @@ fn same_scalar(s: &Value, t: &Value) -> bool {
     }
 }
 
-fn short(v: &Value) -> String {
+/// A value's JSON text cut to 80 characters (never inside a character).
+pub fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 80 {
-        format!("{}…", &s[..80])
-    } else {
-        s
+    match s.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s,
     }
 }
 
-/// Samples staged rows, fetches them from the target and compares them.
-/// Returns (rows checked, mismatch descriptions, notes).
-pub fn sample_compare(
+/// What a comparison of staged rows with the target found.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Rows compared.
+    pub checked: usize,
+    /// One line per difference.
+    pub mismatches: Vec<String>,
+    /// Chunks holding a difference.
+    pub chunks: Vec<String>,
+    /// Notes that are not failures.
+    pub notes: Vec<String>,
+}
+
+/// Reads the picked rows (chunk index, sorted row positions) from the stage, fetches them from
+/// the target by id and compares them field by field.
+pub fn compare_rows(
     milvus: &Milvus,
-    stage: &Path,
-    entry: &CollectionEntry,
-    n: usize,
+    sc: StagedCollection,
+    picks: &[(usize, Vec<usize>)],
     upsert_mode: bool,
-) -> Result<(usize, Vec<String>, Vec<String>)> {
-    let m = &entry.mapping;
-    let mut checked = 0;
-    let mut mismatches = Vec::new();
+) -> Result<Comparison> {
+    let m = &sc.entry.mapping;
+    let mut out = Comparison::default();
     let mut dropped = 0usize;
-    for (ci, idx) in pick_sample(entry, n) {
+    for (ci, idx) in picks {
+        let Some(chunk) = sc.chunks().get(*ci) else {
+            continue;
+        };
         let mut rows: Vec<Row> = Vec::with_capacity(idx.len());
         let mut pos = 0usize;
         let mut want = idx.iter().peekable();
-        for_each_batch(&stage.join(&entry.chunks[ci].file), m, 4096, |batch| {
+        sc.for_each_batch(chunk, 4096, |batch| {
+            crate::interrupt::check()?;
             for r in batch {
                 if want.peek() == Some(&&pos) {
                     rows.push(r);
@@ -171,6 +184,7 @@ pub fn sample_compare(
             }
             Ok(())
         })?;
+        let before = out.mismatches.len();
         for group in rows.chunks(100) {
             let ids: Vec<Value> = group.iter().map(|r| r[&m.id_field].clone()).collect();
             let filter = format!("{} in {}", m.id_field, Value::Array(ids));
@@ -183,20 +197,27 @@ pub fn sample_compare(
                 }
             }
             for r in group {
-                checked += 1;
+                out.checked += 1;
                 let key = id_key(&r[&m.id_field]);
                 match by_id.get(&key) {
-                    None => mismatches.push(format!("id {key}: missing in the target")),
-                    Some(t) => mismatches.extend(compare_row(m, r, t, upsert_mode, &mut dropped)),
+                    None => out
+                        .mismatches
+                        .push(format!("id {key}: missing in the target")),
+                    Some(t) => {
+                        out.mismatches
+                            .extend(compare_row(m, r, t, upsert_mode, &mut dropped))
+                    }
                 }
             }
         }
+        if out.mismatches.len() > before {
+            out.chunks.push(chunk.file.clone());
+        }
     }
-    let mut notes = Vec::new();
     if dropped > 0 {
-        notes.push(format!("{dropped} null-valued payload keys in the sample were dropped by Milvus's insert API (upsert mode); --mode bulk keeps them"));
+        out.notes.push(format!("{dropped} null-valued payload keys in the compared rows were dropped by Milvus's insert API (upsert mode); --mode bulk keeps them"));
     }
-    Ok((checked, mismatches, notes))
+    Ok(out)
 }
 
 /// Id as text whatever its JSON form (Int64 may arrive as a string).
@@ -204,5 +225,36 @@ pub fn id_key(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scalars_compare_across_the_forms_milvus_answers_in() {
+        assert!(same_scalar(&json!(5), &json!("5")), "Int64 as text");
+        assert!(!same_scalar(&json!(5.5), &json!("5")));
+        assert!(same_scalar(&json!(1.5), &json!(1.5)));
+        assert!(!same_scalar(&json!(1), &json!(1.5)));
+        assert!(
+            same_scalar(&json!({"a": [1, null]}), &json!("{\"a\":[1,null]}")),
+            "JSON field as text"
+        );
+        assert!(same_scalar(&json!([1, 2]), &json!(["1", "2"])));
+        assert!(!same_scalar(&json!([1, 2]), &json!([1])));
+        assert!(same_scalar(&json!(null), &json!(null)));
+        assert!(!same_scalar(&json!("x"), &json!("y")));
+    }
+
+    #[test]
+    fn short_never_cuts_a_character() {
+        let v = json!("é".repeat(200));
+        let s = short(&v);
+        assert!(s.ends_with('…'));
+        assert_eq!(s.chars().count(), 81);
+        assert_eq!(short(&json!("ok")), "\"ok\"");
     }
 }

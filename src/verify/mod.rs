@@ -1,17 +1,40 @@
-//! Verify: counts (total and per chunk, by primary-key ranges) and a random sample compared
-//! field by field between the staging directory and the target; repair of bad chunks.
+//! Verify: counts (total and per chunk) and rows compared field by field (a random sample, or
+//! every row with `full`) between the staging directory and the target; [`repair`] re-sends
+//! exactly the chunks found bad.
 
 pub mod compare;
+pub mod repair;
 
 use crate::error::Result;
+use crate::sink::milvus::Milvus;
+use crate::stage::StagedCollection;
 use crate::stage::manifest::{Chunk, CollectionEntry};
-use crate::stage::reader::for_each_batch;
-use crate::target::milvus::Milvus;
-use crate::transform::mapping::{CollectionMapping, IdKind};
+use crate::transform::mapping::IdKind;
 use rand::seq::index::sample as sample_indices;
 use serde::Serialize;
 use serde_json::Value;
-use std::path::Path;
+
+/// How a collection is verified.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Rows compared field by field (spread over the chunks by size).
+    pub sample: usize,
+    /// Compare every row instead of a sample.
+    pub full: bool,
+    /// Count each chunk by its exact staged ids rather than by its key range (needed when the
+    /// target collection also holds rows that did not come from the stage).
+    pub exact_counts: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            sample: 1000,
+            full: false,
+            exact_counts: false,
+        }
+    }
+}
 
 /// A chunk whose count in the target differs from its staged rows.
 #[derive(Debug, Clone, Serialize)]
@@ -34,54 +57,74 @@ pub struct VerifyReport {
     pub bad_chunks: Vec<ChunkDiff>,
     pub sample_checked: usize,
     pub sample_mismatches: Vec<String>,
+    /// Chunks holding rows whose values differ (counts may be right).
+    pub chunks_with_differences: Vec<String>,
     /// Notes that are not failures (e.g. null keys dropped by the upsert API).
     pub notes: Vec<String>,
     pub ok: bool,
 }
 
-/// Filters that select exactly a chunk's rows in the target: one range filter for an Int64
-/// key; `id in [...]` batches for a VarChar key (string order differs from Qdrant's).
-pub fn chunk_filters(stage: &Path, m: &CollectionMapping, c: &Chunk) -> Result<Vec<String>> {
-    match (m.id_kind, &c.first_id, &c.last_id) {
-        (IdKind::Int64, first, last) => Ok(vec![format!(
-            "{} >= {} and {} <= {}",
-            m.id_field, first, m.id_field, last
-        )]),
-        (IdKind::VarChar, _, _) => {
-            let mut filters = Vec::new();
-            for_each_batch(&stage.join(&c.file), m, 500, |rows| {
-                let ids: Vec<Value> = rows.iter().map(|r| r[&m.id_field].clone()).collect();
-                filters.push(format!("{} in {}", m.id_field, Value::Array(ids)));
-                Ok(())
-            })?;
-            Ok(filters)
-        }
+impl VerifyReport {
+    /// Every chunk that repair should send again.
+    pub fn chunks_to_repair(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.bad_chunks.iter().map(|c| c.file.clone()).collect();
+        v.extend(self.chunks_with_differences.iter().cloned());
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
-/// Rows of a chunk in the target.
-pub fn chunk_count(milvus: &Milvus, stage: &Path, m: &CollectionMapping, c: &Chunk) -> Result<u64> {
+/// Ids per `in [...]` filter.
+const IDS_PER_FILTER: usize = 500;
+
+/// `field in [...]` filters over ids, `IDS_PER_FILTER` at a time.
+pub fn id_filters(field: &str, ids: &[Value]) -> Vec<String> {
+    ids.chunks(IDS_PER_FILTER)
+        .map(|g| format!("{field} in {}", Value::Array(g.to_vec())))
+        .collect()
+}
+
+/// Rows of a chunk in the target, counted by its exact staged ids.
+pub fn chunk_count_by_ids(milvus: &Milvus, sc: StagedCollection, c: &Chunk) -> Result<u64> {
+    let m = &sc.entry.mapping;
+    let ids = sc.chunk_ids(c)?;
     let mut n = 0;
-    for f in chunk_filters(stage, m, c)? {
+    for f in id_filters(&m.id_field, &ids) {
         n += milvus.count(&m.target, &f)?;
     }
     Ok(n)
 }
 
-/// Verifies one collection: total and per-chunk counts, then `sample` rows field by field.
+/// Rows of a chunk in the target: by its key range for an Int64 key (one query), by its
+/// exact ids otherwise (string order differs from Qdrant's) or when `exact` is asked for.
+pub fn chunk_count(milvus: &Milvus, sc: StagedCollection, c: &Chunk, exact: bool) -> Result<u64> {
+    let m = &sc.entry.mapping;
+    if m.id_kind == IdKind::Int64 && !exact {
+        let f = format!(
+            "{} >= {} and {} <= {}",
+            m.id_field, c.first_id, m.id_field, c.last_id
+        );
+        return milvus.count(&m.target, &f);
+    }
+    chunk_count_by_ids(milvus, sc, c)
+}
+
+/// Verifies one collection: total and per-chunk counts, then rows field by field.
 pub fn verify_collection(
     milvus: &Milvus,
-    stage: &Path,
-    entry: &CollectionEntry,
-    sample: usize,
+    sc: StagedCollection,
     upsert_mode: bool,
+    opts: &VerifyOptions,
 ) -> Result<VerifyReport> {
+    let entry = sc.entry;
     let m = &entry.mapping;
     let staged = entry.staged_rows();
     let target_count = milvus.count(&m.target, "")?;
     let mut bad = Vec::new();
     for c in &entry.chunks {
-        let t = chunk_count(milvus, stage, m, c)?;
+        crate::interrupt::check()?;
+        let t = chunk_count(milvus, sc, c, opts.exact_counts)?;
         if t != c.rows {
             bad.push(ChunkDiff {
                 file: c.file.clone(),
@@ -90,20 +133,25 @@ pub fn verify_collection(
             });
         }
     }
-    let (checked, mismatches, mut notes) =
-        compare::sample_compare(milvus, stage, entry, sample, upsert_mode)?;
+    let picks = if opts.full {
+        every_row(entry)
+    } else {
+        pick_sample(entry, opts.sample)
+    };
+    let cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode)?;
+    let mut notes = cmp.notes;
     let mut problems = Vec::new();
     let aside = entry.set_aside_points();
     if staged + aside != entry.source_count_at_start {
         problems.push("staged rows differ from the source count");
     }
-    if target_count != staged {
+    if target_count != staged && !opts.exact_counts {
         problems.push("target count differs from staged rows");
     }
     if aside > 0 {
         notes.push(format!("{aside} points with payloads over 64 KiB were set aside at export (listed in the stage's set-aside-*.jsonl files) and are not in the target"));
     }
-    let ok = problems.is_empty() && bad.is_empty() && mismatches.is_empty();
+    let ok = problems.is_empty() && bad.is_empty() && cmp.mismatches.is_empty();
     Ok(VerifyReport {
         collection: entry.mapping.source.clone(),
         target: m.target.clone(),
@@ -112,11 +160,22 @@ pub fn verify_collection(
         set_aside: aside,
         target_count,
         bad_chunks: bad,
-        sample_checked: checked,
-        sample_mismatches: mismatches,
+        sample_checked: cmp.checked,
+        sample_mismatches: cmp.mismatches,
+        chunks_with_differences: cmp.chunks,
         notes,
         ok,
     })
+}
+
+/// Every row of every chunk, as (chunk index, row positions).
+pub fn every_row(entry: &CollectionEntry) -> Vec<(usize, Vec<usize>)> {
+    entry
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| (ci, (0..c.rows as usize).collect()))
+        .collect()
 }
 
 /// Picks about `n` random (chunk, row) positions, proportional to chunk sizes.
@@ -125,11 +184,14 @@ pub fn pick_sample(entry: &CollectionEntry, n: usize) -> Vec<(usize, Vec<usize>)
     if total == 0 || n == 0 {
         return Vec::new();
     }
+    if n >= total {
+        return every_row(entry);
+    }
     let mut rng = rand::rng();
     let mut out = Vec::new();
     for (ci, c) in entry.chunks.iter().enumerate() {
         let rows = c.rows as usize;
-        let k = ((n * rows).div_ceil(total)).min(rows);
+        let k = ((n as u128 * rows as u128).div_ceil(total as u128) as usize).min(rows);
         if k > 0 {
             let mut idx = sample_indices(&mut rng, rows, k).into_vec();
             idx.sort_unstable();

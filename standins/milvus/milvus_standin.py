@@ -651,9 +651,12 @@ def create_import(st, body):
 
 def job_view(job):
     v = {k: x for k, x in job.items() if not k.startswith("_") and k not in ("finishedAt", "fileNames")}
-    v["details"] = [{"fileName": n, "fileSize": 0, "progress": job["progress"], "state": job["state"],
-                     "importedRows": job["importedRows"], "totalRows": job["totalRows"], "completeTime": job["completeTime"]}
-                    for n in job["fileNames"]]
+    # As Milvus's datacoord reports them: one entry per file group, named with Go's %v of the
+    # group's paths ("[a.parquet]"), and none before the pre-import has made the import tasks.
+    v["details"] = [] if job["state"] == "Pending" else [
+        {"fileName": "[" + n + "]", "fileSize": 0, "progress": job["progress"], "state": job["state"],
+         "importedRows": job["importedRows"], "totalRows": job["totalRows"], "completeTime": job["completeTime"]}
+        for n in job["fileNames"]]
     if not v.get("reason"):
         v.pop("reason", None)
     return v

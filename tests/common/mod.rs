@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod fake_http;
 pub mod target;
 #[allow(unused_imports)]
 pub use target::*;

@@ -1,4 +1,4 @@
-//! The Milvus `collections/create` request derived from a mapping (REST v2, reference §1.4).
+//! The Milvus `collections/create` request derived from a mapping (REST v2; docs/design.md §6).
 
 use crate::transform::mapping::{CollectionMapping, IdKind, VectorKind};
 use serde_json::{Map, Value, json};
@@ -41,4 +41,42 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
         body["params"] = json!({ "partitionsNum": n });
     }
     body
+}
+
+/// A collection as `collections/describe` shows it (the parts q2z checks).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CollectionDescription {
+    #[serde(default)]
+    pub fields: Vec<FieldDescription>,
+}
+
+/// One field of a described collection.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct FieldDescription {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+impl CollectionDescription {
+    /// The first field of a `collections/create` body that this collection lacks (by name and
+    /// type), as `(name, type)`.
+    pub fn missing_field(&self, create_body: &Value) -> Option<(String, String)> {
+        create_body["schema"]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f["fieldName"].as_str().unwrap_or_default().to_string(),
+                    f["dataType"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .find(|(name, ty)| {
+                !self
+                    .fields
+                    .iter()
+                    .any(|f| &f.name == name && &f.data_type == ty)
+            })
+    }
 }

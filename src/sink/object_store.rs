@@ -4,6 +4,7 @@
 //! files at once; what is already there is skipped.
 
 use crate::error::{Error, Result};
+use crate::http::retry::{Attempt, RetryLogic};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -175,56 +176,38 @@ impl Uploader {
         }
         // Errors name the object, never the presigned URL (signature, token).
         let shown = format!("s3://{}/{key}", self.cfg.bucket);
-        let policy = crate::http::RetryPolicy::default();
-        let mut backoff = policy.base_backoff;
-        let mut last_err = String::new();
-        for attempt in 1..=policy.attempts {
-            crate::interrupt::check()?;
+        let policy = crate::http::retry::RetryPolicy::default();
+        let logic = crate::http::retry::StatusRetry;
+        policy.run("object storage", &shown, |_| {
             match self.put_once(&path, file, len, &opts, checksum.as_ref()) {
-                Ok((status, _)) if (200..300).contains(&status) => return Ok(len),
-                Ok((status, text))
-                    if crate::http::retryable(status) && attempt < policy.attempts =>
-                {
-                    last_err = format!("HTTP {status} {}", xml_field(&text, "Code").unwrap_or(""));
-                    tracing::warn!(
-                        key,
-                        status,
-                        attempt,
-                        "object storage answered {status}, retrying"
-                    );
-                }
-                Ok((status, text)) => {
-                    if bad_digest(&text) {
-                        // Some stores (s3s-fs) keep the body they refused; a later run would
-                        // take an object of the right size for an uploaded file.
-                        let _ = self.rt.block_on(self.store.delete(&path));
+                Ok((status, _)) if (200..300).contains(&status) => Attempt::Done(len),
+                Ok((status, text)) => match logic.should_retry_response(status, text.as_bytes()) {
+                    Some(why) => Attempt::Retry {
+                        why: format!("{why} {}", xml_field(&text, "Code").unwrap_or("")),
+                        after: None,
+                    },
+                    None => {
+                        if bad_digest(&text) {
+                            // Some stores (s3s-fs) keep the body they refused; a later run
+                            // would take an object of the right size for an uploaded file.
+                            let _ = self.rt.block_on(self.store.delete(&path));
+                        }
+                        Attempt::Fail(self.refused(file, key, status, &text))
                     }
-                    return Err(self.refused(file, key, status, &text));
-                }
-                Err(PutError::Local(e)) => return Err(e),
-                Err(PutError::Transport(detail)) => {
-                    if crate::http::is_tls(&detail) {
-                        return Err(Error::Tls {
-                            what: "object storage",
-                            url: shown,
-                            detail,
-                        });
+                },
+                Err(PutError::Local(e)) => Attempt::Fail(e),
+                Err(PutError::Transport(detail)) if logic.is_retriable_error(&detail) => {
+                    Attempt::Retry {
+                        why: format!("uploading {}: {detail}", file.display()),
+                        after: None,
                     }
-                    tracing::warn!(key, attempt, "upload failed: {detail}, retrying");
-                    last_err = detail;
                 }
+                Err(PutError::Transport(detail)) => Attempt::Fail(Error::Tls {
+                    what: "object storage",
+                    url: shown.clone(),
+                    detail,
+                }),
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(policy.max_backoff);
-        }
-        Err(Error::Unreachable {
-            what: "object storage",
-            url: shown,
-            detail: format!(
-                "uploading {} gave up after {} attempts: {last_err}",
-                file.display(),
-                policy.attempts
-            ),
         })
     }
 

@@ -1,0 +1,267 @@
+//! What the commands print: reports as text or JSON, the plan preview, the stage's status.
+
+use crate::export::CollectionReport;
+use crate::sink::milvus::schema::milvus_create_body;
+use crate::stage::ledger::ImportState;
+use crate::stage::manifest::Manifest;
+use crate::transform::mapping::{CollectionMapping, NullPolicy, OversizePolicy};
+use crate::verify::VerifyReport;
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Prints verification reports; the exit code is 3 if any failed.
+pub fn reports(reports: &[VerifyReport], json: bool) -> Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reports)?);
+    } else {
+        for r in reports {
+            println!(
+                "{} → {}: source {} / staged {} / target {} rows; {} points compared field by field: {}",
+                r.collection,
+                r.target,
+                r.source_count_at_start,
+                r.staged_rows,
+                r.target_count,
+                r.sample_checked,
+                if r.sample_mismatches.is_empty() {
+                    "all equal".to_string()
+                } else {
+                    format!("{} differences", r.sample_mismatches.len())
+                }
+            );
+            for c in &r.bad_chunks {
+                println!(
+                    "  chunk {}: staged {} rows, target has {}",
+                    c.file, c.staged, c.target
+                );
+            }
+            for m in r.sample_mismatches.iter().take(20) {
+                println!("  {m}");
+            }
+            for n in &r.notes {
+                println!("  note: {n}");
+            }
+            println!(
+                "  verification: {}",
+                if r.ok {
+                    "PASSED"
+                } else if r.chunks_to_repair().is_empty() {
+                    "FAILED"
+                } else {
+                    "FAILED (run q2z verify --repair, with the import's bucket flags, to send the bad chunks again)"
+                }
+            );
+        }
+    }
+    Ok(if reports.iter().all(|r| r.ok) {
+        0
+    } else {
+        super::EXIT_MISMATCH
+    })
+}
+
+/// One line about an exported collection.
+pub fn export_line(r: &CollectionReport) -> String {
+    format!(
+        "{}: staged {} of {} points in {:.1}s{}",
+        r.collection,
+        r.staged_rows,
+        r.source_count_at_start,
+        r.seconds,
+        if r.set_aside > 0 {
+            format!(" ({} set aside: payload over 64 KiB)", r.set_aside)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Prints what an export did.
+pub fn export_reports(reports: &[CollectionReport], stage: &Path, json: bool) -> Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(0);
+    }
+    for r in reports {
+        println!(
+            "{}: staged {} of {} points in {} files ({} bytes) in {:.1}s → Milvus '{}'",
+            r.collection,
+            r.staged_rows,
+            r.source_count_at_start,
+            r.chunks,
+            r.bytes,
+            r.seconds,
+            r.target
+        );
+        if r.set_aside > 0 {
+            println!(
+                "  {} points with payloads over 64 KiB set aside whole in {}/{}/set-aside-*.jsonl (not imported; verify reports them)",
+                r.set_aside,
+                stage.display(),
+                r.collection
+            );
+        }
+        for w in &r.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    Ok(0)
+}
+
+/// The plan of one collection, as printed and as `--json`.
+#[derive(Debug, Serialize)]
+pub struct PlanView {
+    pub collection: String,
+    pub points: u64,
+    pub mapping: CollectionMapping,
+    pub milvus_create: serde_json::Value,
+    pub warnings: Vec<String>,
+    pub estimated_vector_bytes: u64,
+}
+
+impl PlanView {
+    /// The plan of a mapping for a collection of `points` points.
+    pub fn new(mapping: &CollectionMapping, points: u64, warnings: Vec<String>) -> PlanView {
+        let row = 64
+            + mapping
+                .vectors
+                .iter()
+                .map(|v| v.dim.map(|d| d * 4).unwrap_or(64))
+                .sum::<usize>() as u64;
+        PlanView {
+            collection: mapping.source.clone(),
+            points,
+            milvus_create: milvus_create_body(mapping),
+            mapping: mapping.clone(),
+            warnings,
+            estimated_vector_bytes: row.saturating_mul(points),
+        }
+    }
+}
+
+/// Prints the schema preview of one collection.
+pub fn print_plan(p: &PlanView) {
+    let m = &p.mapping;
+    println!(
+        "Qdrant collection '{}' ({} points) → Milvus collection '{}'",
+        m.source, p.points, m.target
+    );
+    println!("  {:<24} {:<22} from / index", "field", "Milvus type");
+    println!(
+        "  {:<24} {:<22} point id",
+        m.id_field,
+        format!("{:?} (primary)", m.id_kind)
+    );
+    for v in &m.vectors {
+        let src = if v.source.is_empty() {
+            "(unnamed vector)".to_string()
+        } else {
+            format!("vector '{}'", v.source)
+        };
+        let dim = v.dim.map(|d| format!("({d})")).unwrap_or_default();
+        println!(
+            "  {:<24} {:<22} {src}, {} {} {:?}",
+            v.field,
+            format!("{}{dim}", v.kind.milvus_name()),
+            v.metric,
+            v.index_type,
+            v.index_params
+        );
+    }
+    for f in &m.scalars {
+        let ty = match (f.element_type, f.max_length) {
+            (Some(e), _) => format!("Array<{}>", e.milvus_name()),
+            (None, Some(l)) => format!("{}({l})", f.kind.milvus_name()),
+            (None, None) => f.kind.milvus_name().to_string(),
+        };
+        println!(
+            "  {:<24} {:<22} payload key '{}'{}{}",
+            f.field,
+            ty,
+            f.key,
+            if f.nullable { ", nullable" } else { "" },
+            if f.partition_key {
+                ", partition key"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "  {:<24} {:<22} payload{} (nulls {}; clashing keys get a trailing '_'; over 64 KiB: {})",
+        "$meta",
+        "dynamic JSON",
+        if m.scalars.is_empty() {
+            ""
+        } else {
+            ", other keys"
+        },
+        match m.null_values {
+            NullPolicy::Keep => "kept",
+            NullPolicy::Drop => "dropped",
+        },
+        match m.oversize_payload {
+            OversizePolicy::Error => "stop",
+            OversizePolicy::SetAside => "set aside",
+        }
+    );
+    println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    for w in &p.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+/// Prints what is staged and, per target, where each chunk is.
+pub fn status(m: &Manifest, state: &ImportState, json: bool) -> Result<u8> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"manifest": m, "import": state}))?
+        );
+        return Ok(0);
+    }
+    for (name, e) in &m.collections {
+        let done = e.ranges.iter().filter(|r| r.done).count();
+        println!(
+            "{name}: export {:?}, {} of {} points staged in {} files, ranges {done}/{} done",
+            e.state,
+            e.staged_rows(),
+            e.source_count_at_start,
+            e.chunks.len(),
+            e.ranges.len()
+        );
+        for (target, colls) in &state.targets {
+            let Some(l) = colls.get(name) else { continue };
+            let mut by: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+            for c in &e.chunks {
+                let v = by.entry(format!("{:?}", l.state(&c.file))).or_default();
+                v.0 += 1;
+                v.1 += c.rows;
+            }
+            let parts: Vec<String> = by
+                .iter()
+                .map(|(k, (n, r))| format!("{k}: {n} files / {r} rows"))
+                .collect();
+            let jobs: std::collections::BTreeSet<&str> =
+                l.chunks.values().filter_map(|x| x.job.as_deref()).collect();
+            println!(
+                "  → {} '{}' ({}): {}; jobs {:?}; verified: {}",
+                crate::http::strip_credentials(target),
+                e.mapping.target,
+                l.mode
+                    .map_or("-".to_string(), |m| format!("{m:?}").to_lowercase()),
+                parts.join(", "),
+                jobs,
+                l.verified
+            );
+            for (f, x) in &l.chunks {
+                if let Some(err) = &x.last_error {
+                    println!("    {f}: last error: {err}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}

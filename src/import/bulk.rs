@@ -1,0 +1,378 @@
+//! Bulk import: upload the chunk files (several at once, each recorded as it lands), create
+//! import jobs of at most 1,000 files and 1 TB, poll them to the end. A job creation whose
+//! answer is lost is reconciled against the server's job list before anything is sent again.
+
+use super::ledger_book::LedgerBook;
+use super::{ImportOptions, settle_by_count};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::sink::milvus::{JobState, Milvus};
+use crate::sink::object_store::Uploader;
+use crate::stage::StagedCollection;
+use crate::stage::ledger::ChunkState;
+use crate::stage::manifest::Chunk;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Files per import job (Milvus and Zilliz Cloud accept at most 1,000–1,024).
+const JOB_MAX_FILES: usize = 1000;
+/// Bytes per import job (Zilliz Cloud: 1 TB per import).
+const JOB_MAX_BYTES: u64 = 1_000_000_000_000;
+/// Files uploaded at once.
+const UPLOAD_THREADS: usize = 4;
+/// How long a reconciliation waits for a new job to list its files.
+const RECONCILE_WAIT: Duration = Duration::from_secs(120);
+
+/// Splits files (name, bytes) into consecutive job groups under both limits.
+fn job_groups(files: &[(String, u64)], max_files: usize, max_bytes: u64) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0u64;
+    for (f, b) in files {
+        let full = out
+            .last()
+            .is_none_or(|g| g.len() >= max_files || bytes + b > max_bytes);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        if let Some(g) = out.last_mut() {
+            g.push(f.clone());
+        }
+        bytes += b;
+    }
+    out
+}
+
+/// Runs the bulk import of one collection to its end.
+pub fn import_all(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+    opts: &ImportOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let storage = opts.storage.clone().ok_or_else(|| Error::Other(
+        "bulk import needs the bucket Milvus reads from: pass --s3-endpoint, --s3-bucket and the keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or use --mode upsert".into(),
+    ))?;
+    let up = Uploader::s3(storage)?;
+    reconcile_submissions(milvus, sc, book)?;
+    // A chunk whose jobs failed in an earlier run is sent again: the rerun is the user's
+    // "try again" after fixing the cause.
+    for c in sc.chunks() {
+        let l = book.get().chunk(&c.file);
+        if l.state == ChunkState::Uploaded {
+            l.attempts = 0;
+        }
+    }
+    loop {
+        upload_pending(sc, &up, book)?;
+        submit_uploaded(milvus, sc, book)?;
+        let mut jobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (f, l) in &book.get().chunks {
+            if l.state == ChunkState::Importing
+                && let Some(j) = &l.job
+            {
+                jobs.entry(j.clone()).or_default().push(f.clone());
+            }
+        }
+        if jobs.is_empty() {
+            break;
+        }
+        poll_jobs(milvus, sc, book, jobs, opts, progress)?;
+        book.save()?;
+        if sc
+            .chunks()
+            .iter()
+            .all(|c| book.get().state(&c.file) == ChunkState::Imported)
+        {
+            break;
+        }
+    }
+    progress.set(sc.rows());
+    Ok(())
+}
+
+/// Chunks left `Submitting` (a run stopped, or a creation's answer was lost): the job that
+/// reads them is looked up on the server (files as Milvus reports them); without one, the
+/// target is counted.
+fn reconcile_submissions(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+) -> Result<()> {
+    let submitting: Vec<String> = book
+        .get()
+        .chunks
+        .iter()
+        .filter(|(_, l)| l.state == ChunkState::Submitting)
+        .map(|(f, _)| f.clone())
+        .collect();
+    if submitting.is_empty() {
+        return Ok(());
+    }
+    let known: BTreeSet<String> = book
+        .get()
+        .chunks
+        .values()
+        .filter_map(|l| l.job.clone())
+        .collect();
+    let target = &sc.entry.mapping.target;
+    for f in submitting {
+        let key = book.get().chunk(&f).key.clone().unwrap_or_default();
+        let found =
+            milvus.find_job_reading(target, std::slice::from_ref(&key), &known, RECONCILE_WAIT)?;
+        let state = match &found {
+            Some(id) => {
+                tracing::info!(file = %f, job = %id, "found the import job of an interrupted submission");
+                ChunkState::Importing
+            }
+            None => settle_by_count(milvus, sc, &f)?,
+        };
+        let l = book.get().chunk(&f);
+        l.state = state;
+        l.job = found;
+        book.save()?;
+    }
+    Ok(())
+}
+
+/// Uploads what is not in the bucket yet, several files at once; each file is recorded as
+/// uploaded as soon as it is there.
+fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) -> Result<()> {
+    let pending: Vec<&Chunk> = sc
+        .chunks()
+        .iter()
+        .filter(|c| book.get().state(&c.file) == ChunkState::Pending)
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let queue = std::sync::Mutex::new(pending.into_iter());
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(String, String)>>();
+    let mut first_err = None;
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..UPLOAD_THREADS {
+            let tx = tx.clone();
+            let queue = &queue;
+            s.spawn(move || {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some(c) = next else { return };
+                    let key = up.key_for(&c.file);
+                    let path = sc.chunk_path(c);
+                    let r = (|| {
+                        crate::interrupt::check()?;
+                        if !up.holds(&key, c.bytes, &c.sha256, &path)? {
+                            up.put_file(&path, &key, Some(&c.sha256))?;
+                        }
+                        Ok((c.file.clone(), key))
+                    })();
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            match r {
+                Ok((file, key)) => {
+                    let l = book.get().chunk(&file);
+                    l.key = Some(key);
+                    l.state = ChunkState::Uploaded;
+                    book.save()?;
+                }
+                Err(e) => {
+                    if let Ok(mut q) = queue.lock() {
+                        q.by_ref().for_each(drop);
+                    }
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Creates jobs for the uploaded chunks (at most 1,000 files and 1 TB each). Each group is
+/// marked `Submitting` before the request; an answer that is lost (timeout, 5xx, reset) is
+/// reconciled against the server's jobs instead of creating a second job.
+fn submit_uploaded(milvus: &Milvus, sc: StagedCollection, book: &mut LedgerBook) -> Result<()> {
+    let ready: Vec<(String, u64)> = sc
+        .chunks()
+        .iter()
+        .filter(|c| book.get().state(&c.file) == ChunkState::Uploaded)
+        .map(|c| (c.file.clone(), c.bytes))
+        .collect();
+    let target = &sc.entry.mapping.target;
+    for group in job_groups(&ready, JOB_MAX_FILES, JOB_MAX_BYTES) {
+        let known: BTreeSet<String> = book
+            .get()
+            .chunks
+            .values()
+            .filter_map(|l| l.job.clone())
+            .collect();
+        let mut keys = Vec::with_capacity(group.len());
+        for f in &group {
+            let l = book.get().chunk(f);
+            l.state = ChunkState::Submitting;
+            keys.push(l.key.clone().unwrap_or_default());
+        }
+        book.save()?;
+        let job = match milvus.import_create(target, &keys) {
+            Ok(job) => job,
+            Err(e @ (Error::Unreachable { .. } | Error::Http { .. } | Error::Protocol { .. })) => {
+                tracing::warn!(
+                    "the answer to an import-job creation was lost ({e}); looking for the job on the server"
+                );
+                match milvus.find_job_reading(target, &keys, &known, RECONCILE_WAIT)? {
+                    Some(job) => job,
+                    None => {
+                        // Nothing was created: the group goes back to the bucket state and is
+                        // sent by the next round (or the next run).
+                        for f in &group {
+                            book.get().chunk(f).state = ChunkState::Uploaded;
+                        }
+                        book.save()?;
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => {
+                for f in &group {
+                    book.get().chunk(f).state = ChunkState::Uploaded;
+                }
+                book.save()?;
+                return Err(e);
+            }
+        };
+        for f in &group {
+            let l = book.get().chunk(f);
+            l.job = Some(job.clone());
+            l.state = ChunkState::Importing;
+            l.attempts += 1;
+        }
+        book.save()?;
+        tracing::info!(job = %job, files = group.len(), "import job created");
+    }
+    Ok(())
+}
+
+/// Polls the running jobs until each ends; failed ones are sent again up to
+/// `max_attempts` jobs per chunk, then the run stops with the server's reason.
+fn poll_jobs(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+    mut jobs: BTreeMap<String, Vec<String>>,
+    opts: &ImportOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let target = &sc.entry.mapping.target;
+    let rows_of = |f: &str| sc.chunk(f).map_or(0, |c| c.rows);
+    let mut running: BTreeMap<String, u64> = BTreeMap::new();
+    let mut moved: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+    while !jobs.is_empty() {
+        crate::interrupt::check()?;
+        let mut finished = Vec::new();
+        for (job, files) in &jobs {
+            let d = match milvus.import_describe(job) {
+                Ok(d) => d,
+                Err(Error::Milvus { code: 2100, .. }) => {
+                    tracing::warn!(job = %job, "the target no longer knows this job (past its retention); settling by counting rows");
+                    for f in files {
+                        let st = settle_by_count(milvus, sc, f)?;
+                        book.get().chunk(f).state = st;
+                    }
+                    finished.push(job.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            running.insert(job.clone(), d.imported_rows);
+            let mark = format!("{:?}/{}/{}", d.state, d.progress, d.imported_rows);
+            let since = moved
+                .entry(job.clone())
+                .or_insert_with(|| (mark.clone(), Instant::now()));
+            if since.0 != mark {
+                *since = (mark, Instant::now());
+            } else if since.1.elapsed() > opts.stall_timeout && !d.state.is_final() {
+                return Err(Error::Other(format!(
+                    "import job {job} into {target} has made no progress for {} s (state {:?}). It is recorded in the stage's import ledger: run the same command later to keep waiting, or cancel it on the server and rerun",
+                    opts.stall_timeout.as_secs(),
+                    d.state
+                )));
+            }
+            match d.state {
+                JobState::Completed => {
+                    for f in files {
+                        book.get().chunk(f).state = ChunkState::Imported;
+                    }
+                    finished.push(job.clone());
+                }
+                JobState::Failed => {
+                    let reason = d
+                        .reason
+                        .clone()
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "no reason given".into());
+                    let mut exhausted = false;
+                    for f in files {
+                        let l = book.get().chunk(f);
+                        l.last_error = Some(reason.clone());
+                        exhausted |= l.attempts >= opts.max_attempts;
+                        // Back to the bucket state: this run or the next sends it again.
+                        l.state = ChunkState::Uploaded;
+                        l.job = None;
+                    }
+                    book.save()?;
+                    if exhausted {
+                        return Err(Error::Other(format!(
+                            "import job {job} failed for {target}: {reason}. Files: {}. Fix the cause and run the same command again (only these files are sent again)",
+                            files.join(", ")
+                        )));
+                    }
+                    tracing::warn!(job = %job, %reason, "import job failed; its files will be sent again");
+                    finished.push(job.clone());
+                }
+                _ => {}
+            }
+        }
+        for j in finished {
+            jobs.remove(&j);
+            running.remove(&j);
+        }
+        book.save()?;
+        let imported: u64 = sc
+            .chunks()
+            .iter()
+            .filter(|c| book.get().state(&c.file) == ChunkState::Imported)
+            .map(|c| rows_of(&c.file))
+            .sum();
+        progress.set(imported + running.values().sum::<u64>());
+        if !jobs.is_empty() {
+            std::thread::sleep(opts.poll_interval);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_groups;
+
+    #[test]
+    fn jobs_respect_file_and_byte_limits() {
+        let files: Vec<(String, u64)> = (0..7).map(|i| (format!("f{i}"), 400)).collect();
+        let g = job_groups(&files, 3, 1000);
+        let sizes: Vec<usize> = g.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 2, 1], "1,000 bytes allow two 400-byte files");
+        let g = job_groups(&files, 3, u64::MAX);
+        assert_eq!(g.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+        assert!(job_groups(&[], 3, 10).is_empty());
+        let big = [("huge".to_string(), 5000)];
+        assert_eq!(job_groups(&big, 3, 1000), [vec!["huge".to_string()]]);
+    }
+}

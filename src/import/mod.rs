@@ -1,0 +1,213 @@
+//! The import half: staging directory → target, resumable through the import ledger
+//! (docs/design.md §3: a file is never imported twice; job ids are recorded before
+//! polling). [`bulk`] uploads files and runs import jobs, [`upsert`] sends REST batches.
+
+pub mod bulk;
+pub mod ledger_book;
+pub mod upsert;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::sink::milvus::Milvus;
+use crate::sink::object_store::StorageConfig;
+use crate::stage::ledger::{ChunkState, CollectionLedger};
+use crate::stage::manifest::{ExportState, stage_err};
+use crate::stage::{Stage, StagedCollection};
+use crate::verify::{VerifyOptions, VerifyReport, verify_collection};
+use ledger_book::LedgerBook;
+use std::time::Duration;
+
+pub use crate::stage::ledger::ImportMode;
+
+/// Knobs of an import run.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub mode: ImportMode,
+    pub into_existing: bool,
+    pub drop_existing: bool,
+    pub batch_bytes: usize,
+    /// How the import is verified at its end.
+    pub verify: VerifyOptions,
+    pub collections: Vec<String>,
+    pub storage: Option<StorageConfig>,
+    pub quiet: bool,
+    pub poll_interval: Duration,
+    /// Jobs created for a chunk in one run before a failing job stops the run.
+    pub max_attempts: u32,
+    /// A job whose imported rows do not move for this long is reported as stuck.
+    pub stall_timeout: Duration,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            mode: ImportMode::Bulk,
+            into_existing: false,
+            drop_existing: false,
+            batch_bytes: 8 << 20,
+            verify: VerifyOptions::default(),
+            collections: Vec::new(),
+            storage: None,
+            quiet: false,
+            poll_interval: Duration::from_millis(500),
+            max_attempts: 3,
+            stall_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Imports every staged collection (or the chosen ones) and verifies each.
+pub fn import(stage: &Stage, milvus: &Milvus, opts: &ImportOptions) -> Result<Vec<VerifyReport>> {
+    let manifest = stage.require_manifest()?;
+    for c in &opts.collections {
+        if !manifest.collections.contains_key(c) {
+            return Err(stage_err(
+                stage.dir(),
+                format!(
+                    "holds no collection '{c}'; staged: {}",
+                    manifest
+                        .collections
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let mut reports = Vec::new();
+    for name in manifest.collections.keys() {
+        if !opts.collections.is_empty() && !opts.collections.contains(name) {
+            continue;
+        }
+        let sc = stage.collection(&manifest, name).expect("listed");
+        if sc.entry.state != ExportState::Exported {
+            return Err(stage_err(
+                stage.dir(),
+                format!(
+                    "collection '{name}' is not fully exported yet; run the same export command again to finish it"
+                ),
+            ));
+        }
+        stage.check_files(sc.entry)?;
+        let mut book = LedgerBook::open(stage, milvus.url(), milvus.db(), name)?;
+        book.get().forget_unknown(sc.entry);
+        reports.push(import_collection(milvus, sc, &mut book, opts)?);
+    }
+    Ok(reports)
+}
+
+/// Creates the target collection, or adopts it (`--into-existing`) or replaces it
+/// (`--drop-existing`); a collection this import created earlier is reused.
+fn ensure_collection(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    ledger: &mut CollectionLedger,
+    opts: &ImportOptions,
+) -> Result<()> {
+    let entry = sc.entry;
+    let target = &entry.mapping.target;
+    let exists = milvus.has_collection(target)?;
+    if exists && !ledger.created {
+        if opts.drop_existing {
+            milvus.drop_collection(target)?;
+        } else if opts.into_existing {
+            let d = milvus.describe(target)?;
+            if let Some((name, ty)) = d.missing_field(&entry.milvus_schema) {
+                return Err(Error::Mapping {
+                    collection: entry.mapping.source.clone(),
+                    message: format!(
+                        "--into-existing: the existing collection '{target}' has no field '{name}' of type {ty}; use --drop-existing or another target name"
+                    ),
+                });
+            }
+            ledger.created = true;
+            return Ok(());
+        } else {
+            return Err(Error::Mapping {
+                collection: entry.mapping.source.clone(),
+                message: format!(
+                    "the target already has a collection named '{target}'. Use --into-existing to append to it (same schema), --drop-existing to replace it, or set another `target` in the mapping file"
+                ),
+            });
+        }
+    }
+    if !milvus.has_collection(target)? {
+        milvus.create_collection(&entry.milvus_schema)?;
+    }
+    ledger.created = true;
+    Ok(())
+}
+
+fn import_collection(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+    opts: &ImportOptions,
+) -> Result<VerifyReport> {
+    let entry = sc.entry;
+    ensure_collection(milvus, sc, book.get(), opts)?;
+    {
+        let l = book.get();
+        // Once a collection got upserts, its null-valued keys are gone (a Milvus rule): keep
+        // saying so whatever mode later reruns use.
+        if l.mode != Some(ImportMode::Upsert) {
+            l.mode = Some(opts.mode);
+        }
+    }
+    book.save()?;
+    let progress = Progress::new(
+        &format!("import {}", sc.name),
+        sc.rows(),
+        "rows",
+        opts.quiet,
+    );
+    match opts.mode {
+        ImportMode::Upsert => upsert::import_all(milvus, sc, book, opts, &progress)?,
+        ImportMode::Bulk => bulk::import_all(milvus, sc, book, opts, &progress)?,
+    }
+    progress.finish();
+    milvus.flush(&entry.mapping.target)?;
+    milvus.load(&entry.mapping.target)?;
+    let upsert = book.get().mode == Some(ImportMode::Upsert);
+    let report = wait_and_verify(milvus, sc, upsert, &opts.verify)?;
+    book.get().verified = report.ok;
+    book.save()?;
+    Ok(report)
+}
+
+/// Imported rows may take a moment to become visible to a Strong count; poll briefly.
+fn wait_and_verify(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    upsert: bool,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport> {
+    for _ in 0..60 {
+        if milvus.count(&sc.entry.mapping.target, "")? >= sc.rows() {
+            break;
+        }
+        crate::interrupt::check()?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    verify_collection(milvus, sc, upsert, opts)
+}
+
+/// Settles a chunk whose job is unknown (forgotten after retention, or lost) by counting its
+/// staged ids in the target: all there → imported; none → send again; some → delete exactly
+/// those ids, send again.
+pub fn settle_by_count(milvus: &Milvus, sc: StagedCollection, file: &str) -> Result<ChunkState> {
+    let Some(c) = sc.chunk(file) else {
+        return Ok(ChunkState::Pending);
+    };
+    milvus.flush(&sc.entry.mapping.target)?;
+    let n = crate::verify::chunk_count_by_ids(milvus, sc, c)?;
+    if n == c.rows {
+        return Ok(ChunkState::Imported);
+    }
+    if n > 0 {
+        tracing::warn!(file = %c.file, found = n, rows = c.rows, "partial or doubled chunk in the target; deleting its rows before sending it again");
+        crate::verify::repair::delete_chunk_rows(milvus, sc, c)?;
+    }
+    Ok(ChunkState::Uploaded)
+}

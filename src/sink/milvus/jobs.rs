@@ -1,0 +1,310 @@
+//! Bulk-import jobs (`jobs/import/*`), on a Milvus endpoint or through the Zilliz Cloud
+//! control plane, with typed answers.
+
+use super::{Milvus, as_u64};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+/// Bulk imports through the Zilliz Cloud control plane (`api.cloud.zilliz.com`) from the
+/// user's own bucket (`objectUrls` + keys) or a Zilliz volume (`volumeName` + `dataPaths`).
+#[derive(Clone)]
+pub struct CloudImport {
+    /// Control-plane client (its token is the Zilliz API key).
+    pub api: Milvus,
+    /// Cluster id (`in01-…`).
+    pub cluster_id: String,
+    /// Prefix that turns an object key into the URL Zilliz reads (`s3://bucket/`); with a
+    /// volume, the volume's key prefix that is cut off to get the `dataPaths`.
+    pub url_base: String,
+    /// Import from this Zilliz volume instead of `objectUrls`.
+    pub volume: Option<String>,
+    /// Bucket credentials handed to the import job (never printed).
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+/// The state of an import job as Milvus and Zilliz report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Importing,
+    Completed,
+    Failed,
+    /// Anything else (`None`, or a state a later version adds): still running for q2z.
+    Other(String),
+}
+
+impl JobState {
+    /// Whether the job has ended (completed or failed).
+    pub fn is_final(&self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "Pending" => JobState::Pending,
+            "Importing" | "PreImporting" | "Sorting" | "IndexBuilding" => JobState::Importing,
+            "Completed" => JobState::Completed,
+            "Failed" => JobState::Failed,
+            _ => JobState::Other(s),
+        })
+    }
+}
+
+/// A job id: Milvus sends a numeric string (or a number), Zilliz `job-…`.
+fn job_id<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        v => Err(serde::de::Error::custom(format!(
+            "job id {v} is neither text nor a number"
+        ))),
+    }
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    Ok(as_u64(Some(&Value::deserialize(d)?)).unwrap_or(0))
+}
+
+/// One file of a job (`details[]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobFile {
+    /// As Milvus prints it: Go's `%v` of the file group, e.g. `[q2z/c/part-0000-000000.parquet]`.
+    #[serde(default, rename = "fileName")]
+    pub file_name: String,
+}
+
+impl JobFile {
+    /// The object keys of the file group (`[a b]` → `a`, `b`; a bare name stays as it is).
+    pub fn paths(&self) -> Vec<&str> {
+        let s = self.file_name.trim();
+        let s = s
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(s);
+        s.split_whitespace().collect()
+    }
+}
+
+/// `jobs/import/describe` (or `get_progress`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportJob {
+    #[serde(default, rename = "jobId", deserialize_with = "job_id")]
+    pub job_id: String,
+    pub state: JobState,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub progress: u64,
+    #[serde(default, rename = "importedRows", deserialize_with = "lenient_u64")]
+    pub imported_rows: u64,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub details: Vec<JobFile>,
+}
+
+impl ImportJob {
+    /// Whether the job reads any of these object keys (matched as whole keys, or as the key
+    /// relative to a volume's prefix).
+    pub fn reads_any(&self, keys: &[String]) -> bool {
+        self.details.iter().flat_map(JobFile::paths).any(|p| {
+            keys.iter()
+                .any(|k| p == k || k.ends_with(&format!("/{p}")) || p.ends_with(&format!("/{k}")))
+        })
+    }
+}
+
+/// One record of `jobs/import/list`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSummary {
+    #[serde(rename = "jobId", deserialize_with = "job_id")]
+    pub job_id: String,
+    #[serde(default)]
+    pub state: Option<JobState>,
+}
+
+impl Milvus {
+    /// Starts an import job over object keys; returns the job id. Never repeated after an
+    /// attempt that may have reached the server: the caller reconciles with
+    /// [`Milvus::find_job_reading`] instead (a second job would import the rows twice).
+    pub fn import_create(&self, name: &str, files: &[String]) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "jobId", deserialize_with = "job_id")]
+            job_id: String,
+        }
+        let d = match &self.cloud {
+            None => {
+                let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
+                self.post_with(
+                    "/v2/vectordb/jobs/import/create",
+                    json!({"collectionName": name, "files": groups}),
+                    false,
+                )?
+            }
+            Some(c) => {
+                let mut body = json!({
+                    "clusterId": c.cluster_id, "collectionName": name,
+                    "dbName": self.db.clone().unwrap_or_default(), "partitionName": "",
+                    "options": {},
+                });
+                if let Some(v) = &c.volume {
+                    let paths: Vec<Vec<&str>> = files
+                        .iter()
+                        .map(|f| vec![f.strip_prefix(c.url_base.as_str()).unwrap_or(f)])
+                        .collect();
+                    body["volumeName"] = json!(v);
+                    body["dataPaths"] = json!(paths);
+                } else {
+                    let urls: Vec<Vec<String>> = files
+                        .iter()
+                        .map(|f| vec![format!("{}{f}", c.url_base)])
+                        .collect();
+                    body["objectUrls"] = json!(urls);
+                }
+                if let (None, Some(a), Some(s)) = (&c.volume, &c.access_key, &c.secret_key) {
+                    body["accessKey"] = json!(a);
+                    body["secretKey"] = json!(s);
+                }
+                c.api
+                    .post_with("/v2/vectordb/jobs/import/create", body, false)?
+            }
+        };
+        Ok(Self::typed::<Created>("jobs/import/create", d)?.job_id)
+    }
+
+    /// Describes an import job (`describe`, falling back to `get_progress` on Milvus 2.4).
+    pub fn import_describe(&self, job: &str) -> Result<ImportJob> {
+        let d = if let Some(c) = &self.cloud {
+            c.api.call(
+                "jobs/import/describe",
+                json!({"jobId": job, "clusterId": c.cluster_id}),
+            )?
+        } else {
+            match self.call("jobs/import/describe", json!({"jobId": job})) {
+                Err(Error::Http { status: 404, .. }) => {
+                    self.call("jobs/import/get_progress", json!({"jobId": job}))?
+                }
+                r => r?,
+            }
+        };
+        let mut j: ImportJob = Self::typed("jobs/import/describe", d)?;
+        if j.job_id.is_empty() {
+            j.job_id = job.to_string();
+        }
+        Ok(j)
+    }
+
+    /// Import jobs of a collection.
+    pub fn import_list(&self, name: &str) -> Result<Vec<JobSummary>> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            records: Vec<JobSummary>,
+        }
+        let d = match &self.cloud {
+            Some(c) => c.api.call(
+                "jobs/import/list",
+                json!({"clusterId": c.cluster_id, "collectionName": name, "pageSize": 100, "currentPage": 1}),
+            )?,
+            None => self.call("jobs/import/list", json!({"collectionName": name}))?,
+        };
+        if d.is_null() {
+            return Ok(Vec::new());
+        }
+        Ok(Self::typed::<List>("jobs/import/list", d)?.records)
+    }
+
+    /// After a job creation whose answer was lost: the job of `name` that reads any of `keys`,
+    /// among those not in `known`. A job that lists no files yet (Milvus fills `details` only
+    /// after its pre-import) is waited for, up to `wait`; if it is still silent then, the
+    /// outcome stays unknown and an error says so (sending again could import twice).
+    pub fn find_job_reading(
+        &self,
+        name: &str,
+        keys: &[String],
+        known: &std::collections::BTreeSet<String>,
+        wait: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let start = std::time::Instant::now();
+        loop {
+            let mut silent = Vec::new();
+            let mut failed = None;
+            for j in self.import_list(name)? {
+                if known.contains(&j.job_id) {
+                    continue;
+                }
+                let d = match self.import_describe(&j.job_id) {
+                    Ok(d) => d,
+                    Err(Error::Milvus { code: 2100, .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                if d.reads_any(keys) {
+                    // A failed job of the same files (an earlier attempt) is taken only if no
+                    // other job holds them: adopting it would send rows that are already in.
+                    if d.state == JobState::Failed {
+                        failed.get_or_insert(d.job_id);
+                        continue;
+                    }
+                    return Ok(Some(d.job_id));
+                }
+                if d.details.is_empty() && !d.state.is_final() {
+                    silent.push(d.job_id);
+                }
+            }
+            if silent.is_empty() {
+                return Ok(failed);
+            }
+            if start.elapsed() >= wait {
+                return Err(Error::Other(format!(
+                    "an import job into {name} may have been created for these files, but Milvus does not yet say which files jobs {} read; run the same command again in a few minutes (sending the files now could import them twice)",
+                    silent.join(", ")
+                )));
+            }
+            crate::interrupt::check()?;
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_answers_parse_as_milvus_prints_them() {
+        let j: ImportJob = serde_json::from_value(json!({
+            "jobId": "4512", "collectionName": "c", "state": "Importing", "progress": 40,
+            "importedRows": "1200", "totalRows": 3000,
+            "details": [{"fileName": "[q2z/c/part-0000-000000.parquet]", "fileSize": 10}]
+        }))
+        .unwrap();
+        assert_eq!(j.state, JobState::Importing);
+        assert_eq!(j.imported_rows, 1200);
+        assert_eq!(j.details[0].paths(), ["q2z/c/part-0000-000000.parquet"]);
+        assert!(j.reads_any(&["q2z/c/part-0000-000000.parquet".into()]));
+        assert!(!j.reads_any(&["q2z/c/part-0000-000001.parquet".into()]));
+        let n: JobSummary =
+            serde_json::from_value(json!({"jobId": 77, "state": "Failed"})).unwrap();
+        assert_eq!(n.job_id, "77");
+        assert_eq!(n.state, Some(JobState::Failed));
+        let odd: ImportJob = serde_json::from_value(json!({"state": "None"})).unwrap();
+        assert_eq!(odd.state, JobState::Other("None".into()));
+        assert!(!odd.state.is_final());
+        let volume = JobFile {
+            file_name: "[c/part-0000-000000.parquet]".into(),
+        };
+        let j = ImportJob {
+            job_id: "1".into(),
+            state: JobState::Pending,
+            progress: 0,
+            imported_rows: 0,
+            reason: None,
+            details: vec![volume],
+        };
+        assert!(j.reads_any(&["vol-prefix/q2z/c/part-0000-000000.parquet".into()]));
+    }
+}

@@ -1,0 +1,339 @@
+//! Milvus REST v2 client (self-hosted Milvus ≥ 2.4 and Zilliz cluster endpoints).
+//! Errors arrive as HTTP 200 with a non-zero `code`; rate limits (8, 9, 1807, 10001), 408, 429
+//! and 5xx are retried by the one retry contract of [`crate::http::retry`].
+
+pub mod jobs;
+pub mod schema;
+
+use crate::error::{Error, Result};
+use crate::http::retry::{RetryLogic, RetryPolicy};
+use crate::http::{self, strip_credentials};
+use reqwest::blocking::Client;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub use jobs::{CloudImport, ImportJob, JobFile, JobState, JobSummary};
+
+/// A Milvus endpoint. The token is sent as `Authorization: Bearer` and never printed.
+#[derive(Clone)]
+pub struct Milvus {
+    base: String,
+    shown: String,
+    token: Option<String>,
+    db: Option<String>,
+    client: Client,
+    policy: RetryPolicy,
+    cloud: Option<Box<CloudImport>>,
+}
+
+impl std::fmt::Debug for Milvus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Milvus")
+            .field("url", &self.shown)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field(
+                "cloud_import",
+                &self.cloud.as_ref().map(|c| (&c.api.shown, &c.cluster_id)),
+            )
+            .finish()
+    }
+}
+
+const WHAT: &str = "Milvus";
+
+/// Milvus codes worth retrying: rate limits and quota pressure.
+fn retryable_code(code: i64) -> bool {
+    matches!(code, 8 | 9 | 1807 | 10001)
+}
+
+/// The `code` of a Milvus answer body (0 when absent or not JSON).
+fn body_code(body: &[u8]) -> i64 {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        code: i64,
+    }
+    serde_json::from_slice::<Head>(body)
+        .map(|h| h.code)
+        .unwrap_or(0)
+}
+
+/// Milvus's retry classification: the usual statuses, plus HTTP 200 with a rate-limit code.
+struct MilvusRetry {
+    /// Whether a request that may have reached the server may be sent again.
+    idempotent: bool,
+}
+
+impl RetryLogic for MilvusRetry {
+    fn is_retriable_error(&self, detail: &str) -> bool {
+        // A refused connection never reached the server; a timeout or reset may have.
+        !http::is_tls(detail) && (self.idempotent || detail.starts_with("connection failed"))
+    }
+    fn should_retry_response(&self, status: u16, body: &[u8]) -> Option<String> {
+        let code = body_code(body);
+        if (200..300).contains(&status) && retryable_code(code) {
+            return Some(format!("Milvus is rate limiting (code {code})"));
+        }
+        let passing = status == 429 || (self.idempotent && http::retryable(status));
+        passing.then(|| format!("HTTP {status}"))
+    }
+}
+
+impl Milvus {
+    /// A client for `url` (e.g. `http://localhost:19530`).
+    pub fn new(url: &str, token: Option<String>, db: Option<String>) -> Result<Milvus> {
+        let base = url.trim_end_matches('/').to_string();
+        Ok(Milvus {
+            shown: strip_credentials(&base),
+            base,
+            token,
+            db,
+            client: http::client(Duration::from_secs(120))?,
+            policy: RetryPolicy::default(),
+            cloud: None,
+        })
+    }
+
+    /// Runs import jobs through the Zilliz Cloud control plane instead of this endpoint.
+    pub fn with_cloud_import(mut self, c: CloudImport) -> Milvus {
+        self.cloud = Some(Box::new(c));
+        self
+    }
+
+    /// Uses another retry policy (tests shorten it).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Milvus {
+        self.policy = policy;
+        self
+    }
+
+    /// The endpoint URL without credentials.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// The database the client works in (`default` when none was given).
+    pub fn db(&self) -> &str {
+        self.db.as_deref().unwrap_or("default")
+    }
+
+    /// POSTs `body` to `/v2/vectordb/{path}` and returns `data`.
+    pub fn call(&self, path: &str, body: Value) -> Result<Value> {
+        self.post(&format!("/v2/vectordb/{path}"), body)
+    }
+
+    /// POSTs `body` to any path of this endpoint (e.g. `/v2/volumes/apply`) and returns `data`.
+    pub fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.post_with(path, body, true)
+    }
+
+    /// POSTs; `idempotent` false: an attempt that may have reached the server is not repeated
+    /// (the caller reconciles instead).
+    fn post_with(&self, path: &str, mut body: Value, idempotent: bool) -> Result<Value> {
+        if let (Some(db), Some(obj)) = (&self.db, body.as_object_mut()) {
+            obj.entry("dbName").or_insert_with(|| json!(db));
+        }
+        let url = format!("{}{path}", self.base);
+        let make = || {
+            let mut rb = self
+                .client
+                .post(&url)
+                .header("Accept-Type-Allow-Int64", "true")
+                .json(&body);
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            if let Some(db) = &self.db {
+                rb = rb.header("DB-Name", db);
+            }
+            rb
+        };
+        let logic = MilvusRetry { idempotent };
+        let (status, raw) = http::send(WHAT, &self.shown, &self.policy, &logic, &make)?;
+        if status == 401 || status == 403 {
+            return Err(Error::Auth {
+                what: WHAT,
+                url: self.shown.clone(),
+                status,
+                flag: "--token (user:password for Milvus, an API key for Zilliz) or MILVUS_TOKEN",
+            });
+        }
+        if status == 404 {
+            return Err(Error::Http { what: WHAT, call: path.into(), status, message: "no such route: the server is older than Milvus 2.4 (REST v2 is required) or the URL is not a Milvus endpoint".into() });
+        }
+        if !(200..300).contains(&status) {
+            return Err(Error::Http {
+                what: WHAT,
+                call: path.into(),
+                status,
+                message: raw.snippet(),
+            });
+        }
+        let v: Value = serde_json::from_slice(&raw.0).map_err(|e| Error::Protocol {
+            what: WHAT,
+            call: path.into(),
+            message: format!("not JSON ({e}): {}", raw.snippet()),
+        })?;
+        let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
+        if code == 0 || code == 200 {
+            return Ok(v.get("data").cloned().unwrap_or(Value::Null));
+        }
+        let message = v
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Err(Error::Milvus {
+            call: path.into(),
+            code,
+            message,
+        })
+    }
+
+    /// Decodes a typed answer.
+    fn typed<T: serde::de::DeserializeOwned>(call: &str, v: Value) -> Result<T> {
+        serde_json::from_value(v).map_err(|e| Error::Protocol {
+            what: WHAT,
+            call: call.into(),
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
+    /// Whether a collection exists.
+    pub fn has_collection(&self, name: &str) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Has {
+            #[serde(default)]
+            has: bool,
+        }
+        let d = self.call("collections/has", json!({"collectionName": name}))?;
+        Ok(Self::typed::<Has>("collections/has", d)?.has)
+    }
+
+    /// Creates a collection from a `collections/create` body.
+    pub fn create_collection(&self, body: &Value) -> Result<()> {
+        self.call("collections/create", body.clone()).map(|_| ())
+    }
+
+    /// Drops a collection.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.call("collections/drop", json!({"collectionName": name}))
+            .map(|_| ())
+    }
+
+    /// The fields of a collection (`collections/describe`).
+    pub fn describe(&self, name: &str) -> Result<schema::CollectionDescription> {
+        let d = self.call("collections/describe", json!({"collectionName": name}))?;
+        Self::typed("collections/describe", d)
+    }
+
+    /// Loads a collection and waits until it is loaded.
+    pub fn load(&self, name: &str) -> Result<()> {
+        #[derive(Deserialize)]
+        struct LoadState {
+            #[serde(default, rename = "loadState")]
+            load_state: String,
+        }
+        self.call("collections/load", json!({"collectionName": name}))?;
+        for _ in 0..600 {
+            let s = self.call(
+                "collections/get_load_state",
+                json!({"collectionName": name}),
+            )?;
+            if Self::typed::<LoadState>("collections/get_load_state", s)?.load_state
+                == "LoadStateLoaded"
+            {
+                return Ok(());
+            }
+            crate::interrupt::check()?;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(Error::Other(format!(
+            "collection {name} did not finish loading in 2 minutes; check the target's query nodes, then run the same command again"
+        )))
+    }
+
+    /// Flushes a collection (absent on Milvus 2.4.0: a 404 is ignored).
+    pub fn flush(&self, name: &str) -> Result<()> {
+        match self.call("collections/flush", json!({"collectionName": name})) {
+            Err(Error::Http { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Upserts rows; returns the upserted count.
+    pub fn upsert(&self, name: &str, rows: &[serde_json::Map<String, Value>]) -> Result<u64> {
+        let d = self.call(
+            "entities/upsert",
+            json!({"collectionName": name, "data": rows}),
+        )?;
+        Ok(as_u64(d.get("upsertCount")).unwrap_or(rows.len() as u64))
+    }
+
+    /// `count(*)` with Strong consistency, optionally filtered.
+    pub fn count(&self, name: &str, filter: &str) -> Result<u64> {
+        let d = self.call("entities/query", json!({"collectionName": name, "filter": filter, "outputFields": ["count(*)"], "consistencyLevel": "Strong"}))?;
+        d.get(0)
+            .and_then(|r| as_u64(r.get("count(*)")))
+            .ok_or_else(|| Error::Protocol {
+                what: WHAT,
+                call: "entities/query count(*)".into(),
+                message: format!("no count in {}", crate::verify::compare::short(&d)),
+            })
+    }
+
+    /// Rows matching a filter (all output fields).
+    pub fn query(&self, name: &str, filter: &str, limit: usize) -> Result<Vec<Value>> {
+        let d = self.call("entities/query", json!({"collectionName": name, "filter": filter, "outputFields": ["*"], "limit": limit, "consistencyLevel": "Strong"}))?;
+        Ok(d.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Deletes the rows matching a filter.
+    pub fn delete(&self, name: &str, filter: &str) -> Result<()> {
+        self.call(
+            "entities/delete",
+            json!({"collectionName": name, "filter": filter}),
+        )
+        .map(|_| ())
+    }
+}
+
+/// Reads a number that may come as a JSON number or a string (Accept-Type-Allow-Int64).
+pub fn as_u64(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milvus_retries_rate_limits_in_200_answers_and_never_repeats_an_ambiguous_create() {
+        let read = MilvusRetry { idempotent: true };
+        let create = MilvusRetry { idempotent: false };
+        let limited = br#"{"code":8,"message":"rate limit exceeded"}"#;
+        assert!(read.should_retry_response(200, limited).is_some());
+        assert!(
+            create.should_retry_response(200, limited).is_some(),
+            "a refused request created nothing"
+        );
+        assert!(
+            read.should_retry_response(200, br#"{"code":1100,"message":"bad"}"#)
+                .is_none()
+        );
+        assert!(read.should_retry_response(503, b"").is_some());
+        assert!(
+            create.should_retry_response(503, b"").is_none(),
+            "a 503 may come after the job was made"
+        );
+        assert!(create.should_retry_response(429, b"").is_some());
+        assert!(read.is_retriable_error("timed out"));
+        assert!(!create.is_retriable_error("timed out"));
+        assert!(create.is_retriable_error("connection failed: Connection refused"));
+        assert!(!read.is_retriable_error("connection failed: invalid peer certificate"));
+    }
+}

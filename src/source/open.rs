@@ -1,0 +1,257 @@
+//! Opening the collections a run reads: snapshot files (offline), a live server, or a live
+//! server's snapshots downloaded first (`--via-snapshot`). Scratch space is only ever used
+//! through directories q2z creates inside it, and only those are removed.
+
+use crate::error::{Error, Result};
+use crate::http::retry::RetryPolicy;
+use crate::source::rest::QdrantRest;
+use crate::source::snapshot::open_snapshot;
+use crate::source::{RestCollection, SharedSource};
+use crate::stage::layout::is_safe_dir_name;
+use crate::stage::manifest::{SnapshotFile, SourceInfo};
+use crate::stage::writer::sha256_file;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where to read from.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSpec {
+    /// A live server's REST URL.
+    pub qdrant_url: Option<String>,
+    /// Its API key (never printed).
+    pub api_key: Option<String>,
+    /// Snapshot files (offline).
+    pub snapshots: Vec<PathBuf>,
+    /// With `qdrant_url`: snapshot each collection on the server and read the download.
+    pub via_snapshot: bool,
+    /// Keep the server-side snapshots afterwards.
+    pub keep_snapshot: bool,
+    /// Collection name for a single snapshot file.
+    pub snapshot_name: Option<String>,
+    /// Collections to take (empty: all).
+    pub collections: Vec<String>,
+    /// Directory under which snapshots are unpacked and downloaded.
+    pub scratch: PathBuf,
+}
+
+/// The opened collections, their description for the manifest, and the scratch directory
+/// (removed when dropped if q2z created it and left it empty).
+pub struct OpenedSources {
+    pub sources: Vec<SharedSource>,
+    pub info: SourceInfo,
+    _scratch: Scratch,
+}
+
+/// A scratch directory; removed on drop only if this run created it and it is empty.
+struct Scratch {
+    dir: PathBuf,
+    created: bool,
+}
+
+impl Scratch {
+    fn new(dir: &Path) -> Result<Scratch> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(Scratch {
+            dir: dir.to_path_buf(),
+            created,
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.created {
+            // `remove_dir` fails on a directory that is not empty: nothing else is touched.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// Opens the collections `spec` names.
+pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
+    if !spec.snapshots.is_empty() {
+        let scratch = Scratch::new(&spec.scratch)?;
+        let (sources, info) = open_snapshot_files(spec)?;
+        return Ok(OpenedSources {
+            sources,
+            info,
+            _scratch: scratch,
+        });
+    }
+    let Some(url) = &spec.qdrant_url else {
+        return Err(Error::Other(
+            "say where to read from: --qdrant-url URL (live server) or --snapshot FILE (offline)"
+                .into(),
+        ));
+    };
+    let client = QdrantRest::new(url, spec.api_key.clone(), RetryPolicy::default())?;
+    let names = if spec.collections.is_empty() {
+        client.list_collections()?
+    } else {
+        spec.collections.clone()
+    };
+    if spec.via_snapshot {
+        let scratch = Scratch::new(&spec.scratch)?;
+        let (sources, info) = via_snapshot(&client, &names, spec.keep_snapshot, &spec.scratch)?;
+        return Ok(OpenedSources {
+            sources,
+            info,
+            _scratch: scratch,
+        });
+    }
+    let mut sources: Vec<SharedSource> = Vec::new();
+    for n in names {
+        let config = client.collection_config(&n)?;
+        sources.push(Arc::new(RestCollection {
+            client: client.clone(),
+            config,
+        }));
+    }
+    let info = SourceInfo::Rest {
+        url: client.url().to_string(),
+    };
+    Ok(OpenedSources {
+        sources,
+        info,
+        _scratch: Scratch {
+            dir: PathBuf::new(),
+            created: false,
+        },
+    })
+}
+
+fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceInfo)> {
+    if spec.snapshot_name.is_some() && spec.snapshots.len() > 1 {
+        return Err(Error::Other(
+            "--as names one collection; give one --snapshot with it".into(),
+        ));
+    }
+    for f in &spec.snapshots {
+        if !f.is_file() {
+            return Err(Error::Snapshot {
+                path: f.clone(),
+                message: "no such file; check the path given to --snapshot".into(),
+            });
+        }
+    }
+    let mut sources: Vec<SharedSource> = Vec::new();
+    let mut files = Vec::new();
+    for f in &spec.snapshots {
+        // The checksum (recorded in the manifest) is read on a second core while the
+        // snapshot unpacks on the first.
+        let (hashed, opened) = std::thread::scope(|s| {
+            let h = s.spawn(|| sha256_file(f));
+            let c = open_snapshot(f, spec.snapshot_name.as_deref(), &spec.scratch);
+            (h.join(), c)
+        });
+        let c = opened?;
+        let (sha256, bytes) = hashed.map_err(|_| Error::Snapshot {
+            path: f.clone(),
+            message: "hashing it failed unexpectedly".into(),
+        })??;
+        if !spec.collections.is_empty() && !spec.collections.contains(&c.name) {
+            continue;
+        }
+        files.push(SnapshotFile {
+            file: f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256,
+            bytes,
+        });
+        sources.push(Arc::new(c));
+    }
+    Ok((sources, SourceInfo::Snapshot { files }))
+}
+
+/// The local file name for a snapshot the server named: its name if that is a plain file
+/// name, else a neutral one (a server's name never chooses where q2z writes).
+fn local_snapshot_name(server_name: &str) -> String {
+    if is_safe_dir_name(server_name) {
+        server_name.to_string()
+    } else {
+        "collection.snapshot".to_string()
+    }
+}
+
+/// Point-in-time export: snapshot each collection on the server, download it into a directory
+/// of q2z's own under `scratch`, open it offline.
+fn via_snapshot(
+    client: &QdrantRest,
+    names: &[String],
+    keep: bool,
+    scratch: &Path,
+) -> Result<(Vec<SharedSource>, SourceInfo)> {
+    let mut sources: Vec<SharedSource> = Vec::new();
+    let mut files = Vec::new();
+    for n in names {
+        client.collection_config(n)?;
+        let (snap, size, checksum) = client.create_snapshot(n)?;
+        tracing::info!(collection = %n, snapshot = %snap.escape_debug(), size, "server snapshot created; downloading");
+        let download = tempfile::Builder::new()
+            .prefix(&format!("q2z-download-{}-", std::process::id()))
+            .tempdir_in(scratch)
+            .map_err(|e| Error::io(scratch, e))?;
+        let dest = download.path().join(local_snapshot_name(&snap));
+        let r = client.download_snapshot(n, &snap, &dest, checksum.as_deref());
+        if !keep && let Err(e) = client.delete_snapshot(n, &snap) {
+            tracing::warn!(
+                "could not delete the server snapshot {} of {n}: {e}",
+                snap.escape_debug()
+            );
+        }
+        r?;
+        let (sha256, bytes) = sha256_file(&dest)?;
+        let c = open_snapshot(&dest, Some(n), scratch)?;
+        drop(download);
+        files.push(SnapshotFile {
+            file: format!("{}#{snap}", client.url()),
+            sha256,
+            bytes,
+        });
+        sources.push(Arc::new(c));
+    }
+    Ok((sources, SourceInfo::Snapshot { files }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_snapshot_name_never_picks_the_path() {
+        assert_eq!(
+            local_snapshot_name("docs-1-2026.snapshot"),
+            "docs-1-2026.snapshot"
+        );
+        for evil in ["/tmp/x", "../../etc/passwd", "a/b", ".hidden", ""] {
+            assert_eq!(local_snapshot_name(evil), "collection.snapshot", "{evil}");
+        }
+    }
+
+    #[test]
+    fn scratch_removes_only_an_empty_directory_it_created() {
+        let base = tempfile::tempdir().unwrap();
+        let mine = base.path().join("new");
+        drop(Scratch::new(&mine).unwrap());
+        assert!(!mine.exists(), "created and empty: removed");
+        let users = base.path().join("users");
+        std::fs::create_dir(&users).unwrap();
+        std::fs::write(users.join("keep.txt"), b"x").unwrap();
+        drop(Scratch::new(&users).unwrap());
+        assert!(
+            users.join("keep.txt").exists(),
+            "the user's directory and files stay"
+        );
+        let created_then_used = base.path().join("used");
+        let s = Scratch::new(&created_then_used).unwrap();
+        std::fs::write(created_then_used.join("other.txt"), b"x").unwrap();
+        drop(s);
+        assert!(
+            created_then_used.join("other.txt").exists(),
+            "never removed with content"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Repair: the chunks that verification found bad (wrong counts, or rows whose values differ)
+//! get exactly their staged ids deleted from the target and are sent again the way they were
+//! imported. Everything is checked before the first delete; nothing runs while a job does.
+
+use super::{VerifyOptions, VerifyReport, id_filters, verify_collection};
+use crate::error::{Error, Result};
+use crate::import::ledger_book::LedgerBook;
+use crate::import::{ImportMode, ImportOptions, import};
+use crate::sink::milvus::Milvus;
+use crate::stage::manifest::Chunk;
+use crate::stage::{Stage, StagedCollection};
+
+/// Deletes exactly a chunk's staged ids from the target (rows of the same collection that did
+/// not come from this chunk are left alone).
+pub fn delete_chunk_rows(milvus: &Milvus, sc: StagedCollection, c: &Chunk) -> Result<()> {
+    let m = &sc.entry.mapping;
+    let ids = sc.chunk_ids(c)?;
+    for f in id_filters(&m.id_field, &ids) {
+        milvus.delete(&m.target, &f)?;
+    }
+    Ok(())
+}
+
+/// What repair did, per collection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Repaired {
+    pub collection: String,
+    pub chunks: Vec<String>,
+}
+
+/// Verifies every collection this stage imported into `milvus`; for those found bad, deletes
+/// the bad chunks' ids, marks them to be sent again in the ledger, and re-imports them with
+/// `import_opts` (the mode each collection was imported with). Returns the final reports and
+/// what was repaired.
+pub fn verify_and_repair(
+    stage: &Stage,
+    milvus: &Milvus,
+    verify: &VerifyOptions,
+    import_opts: &ImportOptions,
+) -> Result<(Vec<VerifyReport>, Vec<Repaired>)> {
+    let manifest = stage.require_manifest()?;
+    let ledger = stage.ledger()?;
+    let mut reports = Vec::new();
+    let mut repaired = Vec::new();
+    for name in manifest.collections.keys() {
+        let sc = stage.collection(&manifest, name).expect("listed");
+        let Some(l) = ledger.get(milvus.url(), milvus.db(), name) else {
+            tracing::info!(collection = %name, "not imported into this target; skipped");
+            continue;
+        };
+        let busy: Vec<&String> = l
+            .chunks
+            .iter()
+            .filter(|(_, c)| c.in_flight())
+            .map(|(f, _)| f)
+            .collect();
+        if !busy.is_empty() {
+            return Err(Error::Other(format!(
+                "collection {name}: {} chunks are still held by import jobs ({}, …); finish them first by running the same q2z import again, then repair",
+                busy.len(),
+                busy[0]
+            )));
+        }
+        let mode = l.mode.unwrap_or_default();
+        let r = verify_collection(milvus, sc, mode == ImportMode::Upsert, verify)?;
+        let files = r.chunks_to_repair();
+        if files.is_empty() {
+            reports.push(r);
+            continue;
+        }
+        if mode == ImportMode::Bulk && import_opts.storage.is_none() {
+            return Err(Error::Other(format!(
+                "collection {name} was bulk-imported: pass the same --s3-endpoint / --s3-bucket (and keys) to --repair so the bad chunks are sent again as files"
+            )));
+        }
+        // Every check before the first delete: the files that will be sent again are whole.
+        stage.check_files(sc.entry)?;
+        let mut book = LedgerBook::open(stage, milvus.url(), milvus.db(), name)?;
+        for f in &files {
+            let Some(c) = sc.chunk(f) else { continue };
+            delete_chunk_rows(milvus, sc, c)?;
+            book.get().chunk(f).resend();
+            book.save()?;
+            tracing::info!(chunk = %f, "repair: deleted the chunk's staged ids; sending it again");
+        }
+        repaired.push(Repaired {
+            collection: name.clone(),
+            chunks: files,
+        });
+        let mut o = import_opts.clone();
+        o.mode = mode;
+        o.collections = vec![name.clone()];
+        o.verify = verify.clone();
+        reports.extend(import(stage, milvus, &o)?);
+    }
+    Ok((reports, repaired))
+}
