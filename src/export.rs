@@ -191,117 +191,23 @@ fn export_collection(
     manifest: &mut Manifest,
     opts: &ExportOptions,
 ) -> Result<CollectionReport> {
-    let cfg = src.config().clone();
+    let name = src.config().name.clone();
     let started = std::time::Instant::now();
-    if !manifest.collections.contains_key(&cfg.name) {
-        stage.collection_dir(&cfg.name)?;
-        let count = src.count()?;
-        let scan = scan_ids(src)?;
-        let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
-            Some(m) => {
-                m.validate(&cfg)?;
-                if m.id_kind == IdKind::Int64 && scan.id_kind == IdKind::VarChar {
-                    return Err(Error::Mapping { collection: cfg.name.clone(), message: "the mapping file says id_kind = Int64 but the collection has UUIDs or ids above 2^63-1; set id_kind = \"VarChar\"".into() });
-                }
-                (m.clone(), Vec::new())
-            }
-            None => default_mapping(&cfg, scan.id_kind, &opts.mapping)?,
-        };
-        if scan.count != count {
-            warnings.push(format!("the id scan saw {} points, the exact count said {count}: the collection is being written to; use --via-snapshot for a point-in-time export", scan.count));
-        }
-        let n = if opts.ranges > 0 {
-            opts.ranges
-        } else {
-            (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize
-        };
-        let entry = CollectionEntry {
-            qdrant_config: src.raw_config(),
-            milvus_schema: milvus_create_body(&mapping),
-            mapping,
-            warnings,
-            source_count_at_start: count,
-            ranges: plan_ranges(&scan.samples, n),
-            chunks: Vec::new(),
-            state: ExportState::Planned,
-        };
-        manifest.collections.insert(cfg.name.clone(), entry);
+    if !manifest.collections.contains_key(&name) {
+        stage.collection_dir(&name)?;
+        let entry = plan_collection(src, opts)?;
+        manifest.collections.insert(name.clone(), entry);
         stage.save_manifest(manifest)?;
     }
-    let entry = manifest.collections[&cfg.name].clone();
-    stage.clean_collection_dir(&cfg.name, &entry)?;
+    let entry = manifest.collections[&name].clone();
+    stage.clean_collection_dir(&name, &entry)?;
     if entry.state != ExportState::Exported {
-        let pending: VecDeque<usize> = entry
-            .ranges
-            .iter()
-            .filter(|r| !r.done)
-            .map(|r| r.index)
-            .collect();
-        let progress = Progress::new(
-            &format!("export {}", cfg.name),
-            entry.source_count_at_start,
-            "points",
-            opts.quiet,
-        );
-        progress.inc(entry.staged_rows());
-        let shared = Mutex::new(std::mem::replace(
-            manifest,
-            Manifest::new(manifest.source.clone()),
-        ));
-        {
-            let mut m = shared.lock().unwrap_or_else(|e| e.into_inner());
-            m.collections.get_mut(&cfg.name).expect("planned").state = ExportState::Exporting;
-        }
-        let queue = Mutex::new(pending);
-        let first_err: Mutex<Option<Error>> = Mutex::new(None);
-        let threads = opts.workers.max(1).min(entry.ranges.len().max(1));
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
-                            return;
-                        }
-                        let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                            return;
-                        };
-                        if let Err(e) =
-                            export_range(stage, src, &cfg.name, idx, &shared, opts, &progress)
-                        {
-                            let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
-                            fe.get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        progress.finish();
-        *manifest = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            stage.save_manifest(manifest)?;
-            return Err(e);
-        }
-        let e = manifest.collections.get_mut(&cfg.name).expect("planned");
-        let staged = e.staged_rows() + e.set_aside_points();
-        if staged != e.source_count_at_start {
-            let now = src.count()?;
-            let msg = format!(
-                "staged {staged} points, the source had {} when the export began and has {now} now: it changed during the export. Use --via-snapshot (or --snapshot) for a point-in-time copy",
-                e.source_count_at_start
-            );
-            if staged != now {
-                stage.save_manifest(manifest)?;
-                return Err(Error::Mismatch(format!("collection {}: {msg}", cfg.name)));
-            }
-            e.warnings.push(msg);
-        }
-        e.state = ExportState::Exported;
-        stage.save_manifest(manifest)?;
+        run_ranges(stage, src, manifest, &entry, opts)?;
+        check_complete(stage, src, manifest)?;
     }
-    let e = &manifest.collections[&cfg.name];
+    let e = &manifest.collections[&name];
     Ok(CollectionReport {
-        collection: cfg.name.clone(),
+        collection: name.clone(),
         target: e.mapping.target.clone(),
         source_count_at_start: e.source_count_at_start,
         staged_rows: e.staged_rows(),
@@ -311,6 +217,131 @@ fn export_collection(
         seconds: started.elapsed().as_secs_f64(),
         warnings: e.warnings.clone(),
     })
+}
+
+/// The plan of a collection not staged yet: exact count, id scan, mapping, id ranges.
+fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<CollectionEntry> {
+    let cfg = src.config();
+    let count = src.count()?;
+    let scan = scan_ids(src)?;
+    let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
+        Some(m) => {
+            m.validate(cfg)?;
+            if m.id_kind == IdKind::Int64 && scan.id_kind == IdKind::VarChar {
+                return Err(Error::Mapping { collection: cfg.name.clone(), message: "the mapping file says id_kind = Int64 but the collection has UUIDs or ids above 2^63-1; set id_kind = \"VarChar\"".into() });
+            }
+            (m.clone(), Vec::new())
+        }
+        None => default_mapping(cfg, scan.id_kind, &opts.mapping)?,
+    };
+    if scan.count != count {
+        warnings.push(format!("the id scan saw {} points, the exact count said {count}: the collection is being written to; use --via-snapshot for a point-in-time export", scan.count));
+    }
+    let n = if opts.ranges > 0 {
+        opts.ranges
+    } else {
+        (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize
+    };
+    Ok(CollectionEntry {
+        qdrant_config: src.raw_config(),
+        milvus_schema: milvus_create_body(&mapping),
+        mapping,
+        warnings,
+        source_count_at_start: count,
+        ranges: plan_ranges(&scan.samples, n),
+        chunks: Vec::new(),
+        state: ExportState::Planned,
+    })
+}
+
+/// Exports the ranges not done yet, `opts.workers` at a time; the first error stops the rest
+/// (the manifest keeps what was recorded).
+fn run_ranges(
+    stage: &Stage,
+    src: &SharedSource,
+    manifest: &mut Manifest,
+    entry: &CollectionEntry,
+    opts: &ExportOptions,
+) -> Result<()> {
+    let name = &src.config().name;
+    let pending: VecDeque<usize> = entry
+        .ranges
+        .iter()
+        .filter(|r| !r.done)
+        .map(|r| r.index)
+        .collect();
+    let progress = Progress::new(
+        &format!("export {name}"),
+        entry.source_count_at_start,
+        "points",
+        opts.quiet,
+    );
+    progress.inc(entry.staged_rows());
+    let shared = Mutex::new(std::mem::replace(
+        manifest,
+        Manifest::new(manifest.source.clone()),
+    ));
+    if let Some(e) = shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .collections
+        .get_mut(name)
+    {
+        e.state = ExportState::Exporting;
+    }
+    let queue = Mutex::new(pending);
+    let first_err: Mutex<Option<Error>> = Mutex::new(None);
+    let threads = opts.workers.max(1).min(entry.ranges.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        return;
+                    };
+                    if let Err(e) = export_range(stage, src, name, idx, &shared, opts, &progress) {
+                        let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
+                        fe.get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    *manifest = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        stage.save_manifest(manifest)?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Staged + set aside must equal the source's count at the start (or now, with a warning);
+/// then the collection is marked exported.
+fn check_complete(stage: &Stage, src: &SharedSource, manifest: &mut Manifest) -> Result<()> {
+    let name = &src.config().name;
+    let Some(e) = manifest.collections.get_mut(name) else {
+        return Ok(());
+    };
+    let staged = e.staged_rows() + e.set_aside_points();
+    if staged != e.source_count_at_start {
+        let now = src.count()?;
+        let msg = format!(
+            "staged {staged} points, the source had {} when the export began and has {now} now: it changed during the export. Use --via-snapshot (or --snapshot) for a point-in-time copy",
+            e.source_count_at_start
+        );
+        if staged != now {
+            stage.save_manifest(manifest)?;
+            return Err(Error::Mismatch(format!("collection {name}: {msg}")));
+        }
+        e.warnings.push(msg);
+    }
+    e.state = ExportState::Exported;
+    stage.save_manifest(manifest)
 }
 
 /// Exports one range from its cursor to its end, chunk by chunk; each chunk is recorded in the
@@ -336,70 +367,26 @@ fn export_range(
             .unwrap_or(0);
         (e.ranges[idx].clone(), e.mapping.clone(), seq)
     };
-    let schema = arrow_schema(&mapping);
-    let rb = row_bytes(&mapping);
+    let job = RangeJob {
+        src,
+        schema: arrow_schema(&mapping),
+        mapping: &mapping,
+        end: range.end.clone(),
+        opts,
+        progress,
+    };
     let mut cursor = range.cursor.clone().or(range.start.clone());
     let mut finished = range.cursor.is_none() && range.done;
     while !finished {
         let rel = layout::chunk_file(name, idx, seq);
-        let path = stage.file(&rel);
-        let mut writer: Option<ChunkWriter> = None;
-        let mut first: Option<PointId> = None;
-        let mut last: Option<PointId> = None;
-        let mut aside: Vec<String> = Vec::new();
-        loop {
-            crate::interrupt::check()?;
-            let (mut pts, mut next) =
-                scroll_checked(src.as_ref(), cursor.as_ref(), opts.page_size, true)?;
-            if let Some(end) = &range.end {
-                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
-                    pts.truncate(cut);
-                    next = None;
-                }
-                if next.as_ref().is_some_and(|n| n >= end) {
-                    next = None;
-                }
-            }
-            if !pts.is_empty() {
-                first.get_or_insert_with(|| pts[0].id.clone());
-                last = Some(pts[pts.len() - 1].id.clone());
-                for c in convert(&pts, &mapping, &schema)? {
-                    aside.extend(c.set_aside);
-                    if c.batch.num_rows() == 0 {
-                        continue;
-                    }
-                    let w = match &mut writer {
-                        Some(w) => w,
-                        None => writer.insert(ChunkWriter::create(
-                            &path,
-                            schema.clone(),
-                            rb,
-                            opts.zstd_level,
-                            opts.compress_vectors,
-                        )?),
-                    };
-                    w.write(&c.batch)?;
-                }
-                progress.inc(pts.len() as u64);
-            }
-            cursor = next;
-            let full = writer
-                .as_ref()
-                .is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
-            if cursor.is_none() || full {
-                break;
-            }
-        }
+        let part = job.stage_chunk(&stage.file(&rel), cursor.take())?;
+        cursor = part.cursor_after.clone();
         finished = cursor.is_none();
-        let written = match writer {
-            Some(w) => Some(w.finish()?),
-            None => None,
-        };
-        let aside_file = if aside.is_empty() {
+        let aside_file = if part.aside.is_empty() {
             None
         } else {
             let n = manifest_aside_count(manifest, name, idx);
-            Some(write_set_aside(stage, name, idx, n, aside)?)
+            Some(write_set_aside(stage, name, idx, n, part.aside)?)
         };
         let mut m = manifest.lock().unwrap_or_else(|e| e.into_inner());
         let e = m.collections.get_mut(name).expect("planned");
@@ -407,9 +394,9 @@ fn export_range(
             tracing::warn!(collection = name, file = %f.file, points = f.points, "points with payloads over 64 KiB set aside");
             e.ranges[idx].set_aside.push(f);
         }
-        if let (Some(w), Some(first), Some(last)) = (written, first, last) {
+        if let (Some(w), Some(first), Some(last)) = (part.written, part.first, part.last) {
             e.chunks.push(Chunk {
-                file: rel.clone(),
+                file: rel,
                 rows: w.rows,
                 bytes: w.bytes,
                 sha256: w.sha256,
@@ -426,6 +413,94 @@ fn export_range(
         stage.save_manifest(&m)?;
     }
     Ok(())
+}
+
+/// What a range's worker reads with.
+struct RangeJob<'a> {
+    src: &'a SharedSource,
+    mapping: &'a CollectionMapping,
+    schema: arrow::datatypes::SchemaRef,
+    /// First id after the range (`None`: to the end).
+    end: Option<PointId>,
+    opts: &'a ExportOptions,
+    progress: &'a Progress,
+}
+
+/// One chunk's worth of a range, staged but not yet recorded.
+struct StagedPart {
+    written: Option<crate::stage::writer::WrittenFile>,
+    first: Option<PointId>,
+    last: Option<PointId>,
+    /// Points set aside (JSON lines).
+    aside: Vec<String>,
+    /// Where the next chunk starts (`None`: the range is done).
+    cursor_after: Option<PointId>,
+}
+
+impl RangeJob<'_> {
+    /// Scrolls from `cursor` until the range ends or the file reaches `max_file_bytes`,
+    /// writing the rows to `path` (durable when this returns).
+    fn stage_chunk(
+        &self,
+        path: &std::path::Path,
+        mut cursor: Option<PointId>,
+    ) -> Result<StagedPart> {
+        let opts = self.opts;
+        let mut writer: Option<ChunkWriter> = None;
+        let mut part = StagedPart {
+            written: None,
+            first: None,
+            last: None,
+            aside: Vec::new(),
+            cursor_after: None,
+        };
+        loop {
+            crate::interrupt::check()?;
+            let (mut pts, mut next) =
+                scroll_checked(self.src.as_ref(), cursor.as_ref(), opts.page_size, true)?;
+            if let Some(end) = &self.end {
+                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
+                    pts.truncate(cut);
+                    next = None;
+                }
+                if next.as_ref().is_some_and(|n| n >= end) {
+                    next = None;
+                }
+            }
+            if let (Some(f), Some(l)) = (pts.first(), pts.last()) {
+                part.first.get_or_insert_with(|| f.id.clone());
+                part.last = Some(l.id.clone());
+                for c in convert(&pts, self.mapping, &self.schema)? {
+                    part.aside.extend(c.set_aside);
+                    if c.batch.num_rows() == 0 {
+                        continue;
+                    }
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => writer.insert(ChunkWriter::create(
+                            path,
+                            self.schema.clone(),
+                            row_bytes(self.mapping),
+                            opts.zstd_level,
+                            opts.compress_vectors,
+                        )?),
+                    };
+                    w.write(&c.batch)?;
+                }
+                self.progress.inc(pts.len() as u64);
+            }
+            cursor = next;
+            let full = writer
+                .as_ref()
+                .is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
+            if cursor.is_none() || full {
+                break;
+            }
+        }
+        part.cursor_after = cursor;
+        part.written = writer.map(ChunkWriter::finish).transpose()?;
+        Ok(part)
+    }
 }
 
 fn manifest_aside_count(manifest: &Mutex<Manifest>, name: &str, idx: usize) -> usize {

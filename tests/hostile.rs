@@ -142,31 +142,42 @@ fn bad_flags_are_usage_errors() {
     let a = Area::new();
     let stage = a.s();
     let before = a.outside();
-    for (args, says) in [
+    for (args, says, want) in [
         (
             vec!["export", "--snapshot", "x", "--workers", "0"],
             "--workers",
+            2,
         ),
         (
             vec!["export", "--snapshot", "x", "--page-size", "0"],
             "--page-size",
+            2,
         ),
         (
             vec!["export", "--snapshot", "x", "--zstd-level", "99"],
             "--zstd-level",
+            2,
         ),
         (
             vec!["export", "--snapshot", "x", "--max-file-bytes", "0"],
             "--max-file-bytes",
+            2,
         ),
-        (vec!["import", "--stage", "s"], "--milvus-url"),
+        (vec!["import", "--stage", "s"], "--milvus-url", 2),
         (
             vec!["export", "--snapshot", "x", "--promote", "k:Float128"],
             "unknown type",
+            1,
         ),
         (
             vec!["export", "--snapshot", "x", "--manhattan-as", "L3"],
             "--manhattan-as",
+            2,
+        ),
+        (
+            vec!["export", "--snapshot", "no-such.snapshot"],
+            "check the path given to --snapshot",
+            1,
         ),
     ] {
         let mut full = args.clone();
@@ -174,7 +185,7 @@ fn bad_flags_are_usage_errors() {
             full.extend(["--stage", stage.as_str()]);
         }
         let (code, text) = q2z(&full);
-        assert_eq!(code, 2, "{full:?}: {text}");
+        assert_eq!(code, want, "{full:?}: {text}");
         assert!(text.contains(says), "{full:?} should name {says}: {text}");
     }
     assert_eq!(a.outside(), before);

@@ -285,9 +285,9 @@ fn parse_promote(s: &str) -> Result<(String, Option<ScalarType>)> {
     match s.rsplit_once(':') {
         Some((key, ty)) if !key.is_empty() => match ScalarKind::parse(ty) {
             Some(t) => Ok((key.to_string(), Some(t))),
-            None => Err(usage(&format!(
+            None => anyhow::bail!(
                 "--promote {s}: unknown type '{ty}'; use Int64, Double, Bool, VarChar, JSON or Array<Int64|Double|Bool|VarChar>"
-            ))),
+            ),
         },
         _ => Ok((s.to_string(), None)),
     }

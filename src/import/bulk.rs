@@ -6,12 +6,12 @@ use super::ledger_book::LedgerBook;
 use super::{ImportOptions, settle_by_count};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::sink::milvus::{JobState, Milvus};
+use crate::sink::milvus::{ImportJob, JobState, Milvus};
 use crate::sink::object_store::Uploader;
 use crate::stage::StagedCollection;
 use crate::stage::ledger::ChunkState;
 use crate::stage::manifest::Chunk;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Files per import job (Milvus and Zilliz Cloud accept at most 1,000–1,024).
@@ -110,12 +110,7 @@ fn reconcile_submissions(
     if submitting.is_empty() {
         return Ok(());
     }
-    let known: BTreeSet<String> = book
-        .get()
-        .chunks
-        .values()
-        .filter_map(|l| l.job.clone())
-        .collect();
+    let known = book.get().known_jobs();
     let target = &sc.entry.mapping.target;
     for f in submitting {
         let key = book.get().chunk(&f).key.clone().unwrap_or_default();
@@ -208,12 +203,7 @@ fn submit_uploaded(milvus: &Milvus, sc: StagedCollection, book: &mut LedgerBook)
         .collect();
     let target = &sc.entry.mapping.target;
     for group in job_groups(&ready, JOB_MAX_FILES, JOB_MAX_BYTES) {
-        let known: BTreeSet<String> = book
-            .get()
-            .chunks
-            .values()
-            .filter_map(|l| l.job.clone())
-            .collect();
+        let known = book.get().known_jobs();
         let mut keys = Vec::with_capacity(group.len());
         for f in &group {
             let l = book.get().chunk(f);
@@ -270,10 +260,8 @@ fn poll_jobs(
     opts: &ImportOptions,
     progress: &Progress,
 ) -> Result<()> {
-    let target = &sc.entry.mapping.target;
-    let rows_of = |f: &str| sc.chunk(f).map_or(0, |c| c.rows);
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    let mut moved: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+    let mut stall = StallWatch::default();
     while !jobs.is_empty() {
         crate::interrupt::check()?;
         let mut finished = Vec::new();
@@ -292,52 +280,9 @@ fn poll_jobs(
                 Err(e) => return Err(e),
             };
             running.insert(job.clone(), d.imported_rows);
-            let mark = format!("{:?}/{}/{}", d.state, d.progress, d.imported_rows);
-            let since = moved
-                .entry(job.clone())
-                .or_insert_with(|| (mark.clone(), Instant::now()));
-            if since.0 != mark {
-                *since = (mark, Instant::now());
-            } else if since.1.elapsed() > opts.stall_timeout && !d.state.is_final() {
-                return Err(Error::Other(format!(
-                    "import job {job} into {target} has made no progress for {} s (state {:?}). It is recorded in the stage's import ledger: run the same command later to keep waiting, or cancel it on the server and rerun",
-                    opts.stall_timeout.as_secs(),
-                    d.state
-                )));
-            }
-            match d.state {
-                JobState::Completed => {
-                    for f in files {
-                        book.get().chunk(f).state = ChunkState::Imported;
-                    }
-                    finished.push(job.clone());
-                }
-                JobState::Failed => {
-                    let reason = d
-                        .reason
-                        .clone()
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "no reason given".into());
-                    let mut exhausted = false;
-                    for f in files {
-                        let l = book.get().chunk(f);
-                        l.last_error = Some(reason.clone());
-                        exhausted |= l.attempts >= opts.max_attempts;
-                        // Back to the bucket state: this run or the next sends it again.
-                        l.state = ChunkState::Uploaded;
-                        l.job = None;
-                    }
-                    book.save()?;
-                    if exhausted {
-                        return Err(Error::Other(format!(
-                            "import job {job} failed for {target}: {reason}. Files: {}. Fix the cause and run the same command again (only these files are sent again)",
-                            files.join(", ")
-                        )));
-                    }
-                    tracing::warn!(job = %job, %reason, "import job failed; its files will be sent again");
-                    finished.push(job.clone());
-                }
-                _ => {}
+            stall.check(&d, &sc.entry.mapping.target, opts.stall_timeout)?;
+            if job_ended(&d, files, sc, book, opts)? {
+                finished.push(job.clone());
             }
         }
         for j in finished {
@@ -349,7 +294,7 @@ fn poll_jobs(
             .chunks()
             .iter()
             .filter(|c| book.get().state(&c.file) == ChunkState::Imported)
-            .map(|c| rows_of(&c.file))
+            .map(|c| c.rows)
             .sum();
         progress.set(imported + running.values().sum::<u64>());
         if !jobs.is_empty() {
@@ -357,6 +302,80 @@ fn poll_jobs(
         }
     }
     Ok(())
+}
+
+/// Records a job's end in the ledger: completed → imported; failed → back to the bucket
+/// state (an error once a chunk's jobs failed `max_attempts` times). Returns whether it ended.
+fn job_ended(
+    d: &ImportJob,
+    files: &[String],
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+    opts: &ImportOptions,
+) -> Result<bool> {
+    match d.state {
+        JobState::Completed => {
+            for f in files {
+                book.get().chunk(f).state = ChunkState::Imported;
+            }
+            Ok(true)
+        }
+        JobState::Failed => {
+            let reason = d
+                .reason
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "no reason given".into());
+            let mut exhausted = false;
+            for f in files {
+                let l = book.get().chunk(f);
+                l.last_error = Some(reason.clone());
+                exhausted |= l.attempts >= opts.max_attempts;
+                // Back to the bucket state: this run or the next sends it again.
+                l.state = ChunkState::Uploaded;
+                l.job = None;
+            }
+            book.save()?;
+            if exhausted {
+                return Err(Error::Other(format!(
+                    "import job {} failed for {}: {reason}. Files: {}. Fix the cause and run the same command again (only these files are sent again)",
+                    d.job_id,
+                    sc.entry.mapping.target,
+                    files.join(", ")
+                )));
+            }
+            tracing::warn!(job = %d.job_id, %reason, "import job failed; its files will be sent again");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Notices a job whose state, progress and imported rows stay the same for too long.
+#[derive(Default)]
+struct StallWatch {
+    last: BTreeMap<String, (String, Instant)>,
+}
+
+impl StallWatch {
+    fn check(&mut self, d: &ImportJob, target: &str, limit: std::time::Duration) -> Result<()> {
+        let mark = format!("{:?}/{}/{}", d.state, d.progress, d.imported_rows);
+        let since = self
+            .last
+            .entry(d.job_id.clone())
+            .or_insert_with(|| (mark.clone(), Instant::now()));
+        if since.0 != mark {
+            *since = (mark, Instant::now());
+        } else if since.1.elapsed() > limit && !d.state.is_final() {
+            return Err(Error::Other(format!(
+                "import job {} into {target} has made no progress for {} s (state {:?}). It is recorded in the stage's import ledger: run the same command later to keep waiting, or cancel it on the server and rerun",
+                d.job_id,
+                limit.as_secs(),
+                d.state
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -251,7 +251,6 @@ impl QdrantRest {
         dest: &std::path::Path,
         checksum: Option<&str>,
     ) -> Result<()> {
-        use std::io::{Read, Write};
         let url = format!(
             "{}/collections/{}/snapshots/{}",
             self.base,
@@ -260,91 +259,80 @@ impl QdrantRest {
         );
         let call = format!("download snapshot {snapshot} of {name}");
         self.policy.run(WHAT, &self.shown, |_| {
-            let have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-            let mut rb = self.client.get(&url).timeout(Duration::from_secs(120));
-            if let Some(k) = &self.api_key {
-                rb = rb.header("api-key", k);
+            match self.download_once(&url, dest, &call) {
+                Ok(Attempt::Done(())) => {}
+                Ok(other) => return other,
+                Err(e) => return Attempt::Fail(e),
             }
-            if have > 0 {
-                rb = rb.header("Range", format!("bytes={have}-"));
-            }
-            let mut resp = match rb.send() {
-                Ok(r) => r,
-                Err(e) => {
-                    return Attempt::Retry {
-                        why: format!("{call}: {}", http::describe(&e)),
-                        after: None,
-                    };
-                }
+            let Some(want) = checksum else {
+                return Attempt::Done(());
             };
-            let status = resp.status().as_u16();
-            if let Err(e) = self.check_auth(status) {
-                return Attempt::Fail(e);
-            }
-            if !(200..300).contains(&status) {
-                if http::retryable(status) {
-                    return Attempt::Retry {
-                        why: format!("{call}: HTTP {status}"),
-                        after: None,
-                    };
-                }
-                return Attempt::Fail(Error::Http {
-                    what: WHAT,
-                    call: call.clone(),
-                    status,
-                    message: "download refused".into(),
-                });
-            }
-            let append = status == 206;
-            let mut f = match std::fs::OpenOptions::new()
-                .create(true)
-                .append(append)
-                .write(true)
-                .truncate(!append)
-                .open(dest)
-            {
-                Ok(f) => f,
-                Err(e) => return Attempt::Fail(Error::io(dest, e)),
-            };
-            let mut buf = vec![0u8; 1 << 20];
-            let broke = loop {
-                if let Err(e) = crate::interrupt::check() {
-                    return Attempt::Fail(e);
-                }
-                match resp.read(&mut buf) {
-                    Ok(0) => break None,
-                    Ok(n) => {
-                        if let Err(e) = f.write_all(&buf[..n]) {
-                            return Attempt::Fail(Error::io(dest, e));
-                        }
-                    }
-                    Err(e) => break Some(e.to_string()),
-                }
-            };
-            if let Err(e) = f.sync_all() {
-                return Attempt::Fail(Error::io(dest, e));
-            }
-            if let Some(why) = broke {
-                return Attempt::Retry {
-                    why: format!("{call}: the download broke off ({why})"),
-                    after: None,
-                };
-            }
-            if let Some(want) = checksum {
-                let got = match crate::stage::writer::sha256_file(dest) {
-                    Ok((h, _)) => h,
-                    Err(e) => return Attempt::Fail(e),
-                };
-                if got != want {
+            match crate::stage::writer::sha256_file(dest) {
+                Ok((got, _)) if got == want => Attempt::Done(()),
+                Ok((got, _)) => {
                     let _ = std::fs::remove_file(dest);
-                    return Attempt::Retry {
+                    Attempt::Retry {
                         why: format!("{call}: sha256 {got} differs from the server's {want}"),
                         after: None,
-                    };
+                    }
                 }
+                Err(e) => Attempt::Fail(e),
             }
-            Attempt::Done(())
         })
+    }
+
+    /// One download attempt: appends to what `dest` holds when the server answers a Range
+    /// request with 206, else rewrites it.
+    fn download_once(&self, url: &str, dest: &std::path::Path, call: &str) -> Result<Attempt<()>> {
+        use std::io::{Read, Write};
+        let have = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        let mut rb = self.client.get(url).timeout(Duration::from_secs(120));
+        if let Some(k) = &self.api_key {
+            rb = rb.header("api-key", k);
+        }
+        if have > 0 {
+            rb = rb.header("Range", format!("bytes={have}-"));
+        }
+        let retry = |why: String| Ok(Attempt::Retry { why, after: None });
+        let mut resp = match rb.send() {
+            Ok(r) => r,
+            Err(e) => return retry(format!("{call}: {}", http::describe(&e))),
+        };
+        let status = resp.status().as_u16();
+        self.check_auth(status)?;
+        if !(200..300).contains(&status) {
+            if http::retryable(status) {
+                return retry(format!("{call}: HTTP {status}"));
+            }
+            return Err(Error::Http {
+                what: WHAT,
+                call: call.to_string(),
+                status,
+                message: "download refused".into(),
+            });
+        }
+        let append = status == 206;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(dest)
+            .map_err(|e| Error::io(dest, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let broke = loop {
+            crate::interrupt::check()?;
+            match resp.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => f.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?,
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        f.sync_all().map_err(|e| Error::io(dest, e))?;
+        match broke {
+            Some(why) => retry(format!("{call}: the download broke off ({why})")),
+            None => Ok(Attempt::Done(())),
+        }
     }
 }
 

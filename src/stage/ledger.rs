@@ -109,6 +109,11 @@ impl CollectionLedger {
         self.chunks.entry(file.to_string()).or_default()
     }
 
+    /// The job ids the ledger knows for this collection.
+    pub fn known_jobs(&self) -> std::collections::BTreeSet<String> {
+        self.chunks.values().filter_map(|l| l.job.clone()).collect()
+    }
+
     /// The state of a chunk (pending when unknown).
     pub fn state(&self, file: &str) -> ChunkState {
         self.chunks.get(file).map(|l| l.state).unwrap_or_default()

@@ -260,13 +260,7 @@ impl<'a> StagedCollection<'a> {
 
     /// The staged ids of a chunk, as JSON values of the primary key.
     pub fn chunk_ids(&self, c: &Chunk) -> Result<Vec<serde_json::Value>> {
-        let mut ids = Vec::with_capacity(c.rows as usize);
-        let id = &self.entry.mapping.id_field;
-        self.for_each_batch(c, 4096, |rows| {
-            ids.extend(rows.into_iter().filter_map(|mut r| r.remove(id)));
-            Ok(())
-        })?;
-        Ok(ids)
+        reader::read_ids(&self.chunk_path(c), &self.entry.mapping.id_field)
     }
 }
 

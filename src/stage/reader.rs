@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::model::f32_json;
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
 use crate::transform::scalars::ScalarKind;
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Float64Type, Int64Type, UInt8Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
@@ -30,99 +30,125 @@ pub fn for_each_batch(
         .map_err(|e| Error::format(ctx(), e))?;
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(ctx(), e))?;
-        let n = batch.num_rows();
-        let mut rows: Vec<Row> = (0..n).map(|_| Map::new()).collect();
-        let id = batch
-            .column_by_name(&m.id_field)
-            .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", m.id_field)))?;
-        if let Some(a) = id.as_primitive_opt::<Int64Type>() {
-            for (i, r) in rows.iter_mut().enumerate() {
-                r.insert(m.id_field.clone(), Value::from(a.value(i)));
-            }
-        } else if let Some(a) = id.as_string_opt::<i32>() {
-            for (i, r) in rows.iter_mut().enumerate() {
-                r.insert(m.id_field.clone(), Value::from(a.value(i)));
-            }
-        } else {
-            return Err(Error::format(ctx(), "id column is neither Int64 nor Utf8"));
-        }
-        for v in &m.vectors {
-            let col = batch
-                .column_by_name(&v.field)
-                .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", v.field)))?;
-            match v.kind {
-                VectorKind::FloatVector => {
-                    let list = col.as_list_opt::<i32>().ok_or_else(|| {
-                        Error::format(ctx(), format!("'{}' is not list<float32>", v.field))
-                    })?;
-                    for (i, r) in rows.iter_mut().enumerate() {
-                        let vals = list.value(i);
-                        let vals = vals.as_primitive_opt::<Float32Type>().ok_or_else(|| {
-                            Error::format(ctx(), format!("'{}' is not list<float32>", v.field))
-                        })?;
-                        r.insert(
-                            v.field.clone(),
-                            Value::Array(vals.values().iter().map(|x| f32_json(*x)).collect()),
-                        );
-                    }
-                }
-                VectorKind::Float16Vector => {
-                    let list = col.as_list_opt::<i32>().ok_or_else(|| {
-                        Error::format(ctx(), format!("'{}' is not list<uint8>", v.field))
-                    })?;
-                    for (i, r) in rows.iter_mut().enumerate() {
-                        let vals = list.value(i);
-                        let bytes = vals
-                            .as_primitive_opt::<UInt8Type>()
-                            .ok_or_else(|| {
-                                Error::format(ctx(), format!("'{}' is not list<uint8>", v.field))
-                            })?
-                            .values();
-                        let floats = bytes
-                            .chunks_exact(2)
-                            .map(|b| f32_json(half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
-                            .collect();
-                        r.insert(v.field.clone(), Value::Array(floats));
-                    }
-                }
-                VectorKind::SparseFloatVector => {
-                    let s = col.as_string_opt::<i32>().ok_or_else(|| {
-                        Error::format(ctx(), format!("'{}' is not utf8", v.field))
-                    })?;
-                    for (i, r) in rows.iter_mut().enumerate() {
-                        let parsed: Value = serde_json::from_str(s.value(i))
-                            .map_err(|e| Error::format(ctx(), e))?;
-                        r.insert(v.field.clone(), parsed);
-                    }
-                }
-            }
-        }
-        for f in &m.scalars {
-            let col = batch
-                .column_by_name(&f.field)
-                .ok_or_else(|| Error::format(ctx(), format!("no column '{}'", f.field)))?;
-            let json = f.kind == ScalarKind::Json;
-            for (i, r) in rows.iter_mut().enumerate() {
-                let v = cell_json(col.as_ref(), i, json).map_err(|e| Error::format(ctx(), e))?;
-                r.insert(f.field.clone(), v);
-            }
-        }
-        if let Some(meta) = batch.column_by_name(META) {
-            let s = meta
-                .as_string_opt::<i32>()
-                .ok_or_else(|| Error::format(ctx(), "$meta is not utf8"))?;
-            for (i, r) in rows.iter_mut().enumerate() {
-                if s.is_null(i) {
-                    return Err(Error::format(ctx(), format!("row {i}: null $meta")));
-                }
-                let parsed: Value =
-                    serde_json::from_str(s.value(i)).map_err(|e| Error::format(ctx(), e))?;
-                r.insert(META.to_string(), parsed);
-            }
-        }
-        f(rows)?;
+        f(rows_of(&batch, m).map_err(|e| Error::format(ctx(), e))?)?;
     }
     Ok(())
+}
+
+/// The rows of one record batch.
+fn rows_of(batch: &RecordBatch, m: &CollectionMapping) -> std::result::Result<Vec<Row>, String> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column '{name}'"))
+    };
+    let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
+    put_ids(&mut rows, column(&m.id_field)?.as_ref(), &m.id_field)?;
+    for v in &m.vectors {
+        put_vectors(&mut rows, column(&v.field)?.as_ref(), &v.field, v.kind)?;
+    }
+    for f in &m.scalars {
+        let col = column(&f.field)?;
+        let json = f.kind == ScalarKind::Json;
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.insert(f.field.clone(), cell_json(col.as_ref(), i, json)?);
+        }
+    }
+    if let Some(meta) = batch.column_by_name(META) {
+        let s = meta.as_string_opt::<i32>().ok_or("$meta is not utf8")?;
+        for (i, r) in rows.iter_mut().enumerate() {
+            if s.is_null(i) {
+                return Err(format!("row {i}: null $meta"));
+            }
+            let parsed: Value = serde_json::from_str(s.value(i)).map_err(|e| e.to_string())?;
+            r.insert(META.to_string(), parsed);
+        }
+    }
+    Ok(rows)
+}
+
+/// The primary key: Int64 or Utf8.
+fn put_ids(rows: &mut [Row], id: &dyn Array, field: &str) -> std::result::Result<(), String> {
+    if let Some(a) = id.as_primitive_opt::<Int64Type>() {
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.insert(field.to_string(), Value::from(a.value(i)));
+        }
+    } else if let Some(a) = id.as_string_opt::<i32>() {
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.insert(field.to_string(), Value::from(a.value(i)));
+        }
+    } else {
+        return Err("id column is neither Int64 nor Utf8".into());
+    }
+    Ok(())
+}
+
+/// A vector column: dense as float arrays (float16 decoded from its bytes), sparse as JSON.
+fn put_vectors(
+    rows: &mut [Row],
+    col: &dyn Array,
+    field: &str,
+    kind: VectorKind,
+) -> std::result::Result<(), String> {
+    let not = |what: &str| format!("'{field}' is not {what}");
+    match kind {
+        VectorKind::FloatVector | VectorKind::Float16Vector => {
+            let list = col.as_list_opt::<i32>().ok_or_else(|| not("a list"))?;
+            for (i, r) in rows.iter_mut().enumerate() {
+                let vals = list.value(i);
+                let floats: Vec<Value> = if kind == VectorKind::FloatVector {
+                    let v = vals
+                        .as_primitive_opt::<Float32Type>()
+                        .ok_or_else(|| not("list<float32>"))?;
+                    v.values().iter().map(|x| f32_json(*x)).collect()
+                } else {
+                    let v = vals
+                        .as_primitive_opt::<UInt8Type>()
+                        .ok_or_else(|| not("list<uint8>"))?;
+                    v.values()
+                        .chunks_exact(2)
+                        .map(|b| f32_json(half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
+                        .collect()
+                };
+                r.insert(field.to_string(), Value::Array(floats));
+            }
+        }
+        VectorKind::SparseFloatVector => {
+            let s = col.as_string_opt::<i32>().ok_or_else(|| not("utf8"))?;
+            for (i, r) in rows.iter_mut().enumerate() {
+                let parsed: Value = serde_json::from_str(s.value(i)).map_err(|e| e.to_string())?;
+                r.insert(field.to_string(), parsed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The primary keys of a chunk file, read from its id column alone.
+pub fn read_ids(path: &Path, id_field: &str) -> Result<Vec<Value>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let ctx = || path.display().to_string();
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(ctx(), e))?;
+    let schema = builder.parquet_schema();
+    let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == id_field) else {
+        return Err(Error::format(ctx(), format!("no column '{id_field}'")));
+    };
+    let mask = parquet::arrow::ProjectionMask::leaves(schema, [idx]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::format(ctx(), e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::format(ctx(), e))?;
+        let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
+        put_ids(&mut rows, batch.column(0).as_ref(), id_field)
+            .map_err(|e| Error::format(ctx(), e))?;
+        out.extend(rows.into_iter().filter_map(|mut r| r.remove(id_field)));
+    }
+    Ok(out)
 }
 
 /// One cell of a promoted scalar column as JSON (`null` for a null cell; `json`: the text is
