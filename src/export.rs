@@ -133,6 +133,7 @@ pub fn plan_ranges(samples: &[PointId], n: usize) -> Vec<Range> {
     for (i, start) in bounds.iter().enumerate() {
         ranges.push(Range {
             set_aside: Vec::new(),
+            zero_cosine: 0,
             index: i,
             start: start.clone(),
             end: bounds.get(i + 1).cloned().flatten(),
@@ -178,11 +179,58 @@ pub fn export(
         }
         None => Manifest::new(source_info),
     };
+    check_distinct(sources, &manifest, opts)?;
     let mut reports = Vec::new();
     for src in sources {
         reports.push(export_collection(stage, src, &mut manifest, opts)?);
     }
     Ok(reports)
+}
+
+/// Refuses, before anything is written, sources that would stage into one place: the same
+/// collection twice (e.g. the snapshots of two cluster nodes), or two collections whose target
+/// names are the same once sanitised (`Docs-2024.v1` and `Docs_2024_v1`).
+fn check_distinct(
+    sources: &[SharedSource],
+    manifest: &Manifest,
+    opts: &ExportOptions,
+) -> Result<()> {
+    let mut targets: BTreeMap<String, String> = manifest
+        .collections
+        .iter()
+        .map(|(n, e)| (e.mapping.target.clone(), n.clone()))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    for src in sources {
+        let name = &src.config().name;
+        if !names.insert(name.clone()) {
+            return Err(Error::Mapping {
+                collection: name.clone(),
+                message: "given twice: two sources hold this collection (a file given twice, or the snapshots of several cluster nodes, which q2z cannot merge yet). Give each collection once; to stage two files of different collections, name them with --as".into(),
+            });
+        }
+        let target = match opts.mapping_overrides.get(name) {
+            Some(m) => m.target.clone(),
+            None => match manifest.collections.get(name) {
+                Some(e) => e.mapping.target.clone(),
+                None => crate::transform::mapping::default_target(name, &opts.mapping),
+            },
+        };
+        match targets.get(&target) {
+            Some(other) if other != name => {
+                return Err(Error::Mapping {
+                    collection: name.clone(),
+                    message: format!(
+                        "its target collection '{target}' is also the target of '{other}'; give one of them another `target` in the mapping file (q2z plan --mapping-out), or export them into separate stages"
+                    ),
+                });
+            }
+            _ => {
+                targets.insert(target, name.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn export_collection(
@@ -327,6 +375,10 @@ fn check_complete(stage: &Stage, src: &SharedSource, manifest: &mut Manifest) ->
     let Some(e) = manifest.collections.get_mut(name) else {
         return Ok(());
     };
+    let zero: u64 = e.ranges.iter().map(|r| r.zero_cosine).sum();
+    if zero > 0 {
+        e.warnings.push(format!("{zero} points have an all-zero vector in a COSINE field (a missing named vector is staged as zeros): Milvus cannot rank them by COSINE. Set missing_vector = \"error\" in the mapping to refuse points without the vector, or exclude the vector"));
+    }
     let staged = e.staged_rows() + e.set_aside_points();
     if staged != e.source_count_at_start {
         let now = src.count()?;
@@ -410,6 +462,7 @@ fn export_range(
         }
         e.ranges[idx].cursor = cursor.clone();
         e.ranges[idx].done = finished;
+        e.ranges[idx].zero_cosine += part.zero_cosine;
         stage.save_manifest(&m)?;
     }
     Ok(())
@@ -433,6 +486,8 @@ struct StagedPart {
     last: Option<PointId>,
     /// Points set aside (JSON lines).
     aside: Vec<String>,
+    /// Points with an all-zero vector in a COSINE field.
+    zero_cosine: u64,
     /// Where the next chunk starts (`None`: the range is done).
     cursor_after: Option<PointId>,
 }
@@ -452,6 +507,7 @@ impl RangeJob<'_> {
             first: None,
             last: None,
             aside: Vec::new(),
+            zero_cosine: 0,
             cursor_after: None,
         };
         loop {
@@ -472,6 +528,7 @@ impl RangeJob<'_> {
                 part.last = Some(l.id.clone());
                 for c in convert(&pts, self.mapping, &self.schema)? {
                     part.aside.extend(c.set_aside);
+                    part.zero_cosine += c.zero_cosine;
                     if c.batch.num_rows() == 0 {
                         continue;
                     }

@@ -637,3 +637,112 @@ fn two_runs_on_one_stage_the_second_waits_for_the_first_to_end_even_by_kill_9() 
     ]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn values_milvus_refuses_stop_the_export_or_are_set_aside() {
+    // The real first page of fx_named as the whole collection, with one sparse value made
+    // negative (Qdrant accepts it; Milvus import refuses it).
+    let mut page = page0();
+    page["result"]["next_page_offset"] = Value::Null;
+    let n = page["result"]["points"].as_array().unwrap().len();
+    let bad_id = page["result"]["points"][3]["id"].clone();
+    page["result"]["points"][3]["vector"]["keywords"]["values"][0] = json!(-0.25);
+    let info = fixture_json("fx_named.collection_info.json");
+    let fake = serve(move |r: &Req| match r.path.as_str() {
+        "/collections/fx_named" => Resp::json(200, &info),
+        p if p.ends_with("/count") => {
+            Resp::json(200, &json!({"result": {"count": n}, "status": "ok"}))
+        }
+        p if p.ends_with("/scroll") => Resp::json(200, &page),
+        _ => Resp::json(404, &json!({})),
+    });
+    let a = Area::new();
+    let (code, text) = q2z(&[
+        "export",
+        "--qdrant-url",
+        &fake.url,
+        "-c",
+        "fx_named",
+        "--stage",
+        &a.s(),
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("{bad_id}: sparse vector 'keywords' holds -0.25"))
+            && text.contains("--invalid-values set-aside"),
+        "names the point, the value and the fix: {text}"
+    );
+    let (code, text) = q2z(&[
+        "export",
+        "--qdrant-url",
+        &fake.url,
+        "-c",
+        "fx_named",
+        "--stage",
+        &a.s(),
+        "--restart",
+        "--invalid-values",
+        "set-aside",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.stage().join("manifest.json")).unwrap())
+            .unwrap();
+    let e = &m["collections"]["fx_named"];
+    let staged: u64 = e["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        staged as usize,
+        n - 1,
+        "the point is not in the Parquet files"
+    );
+    let aside = e["ranges"][0]["set_aside"][0]["file"].as_str().unwrap();
+    let line = std::fs::read_to_string(a.stage().join(aside)).unwrap();
+    assert!(
+        line.contains("\"q2z_reason\"") && line.contains("-0.25"),
+        "{line}"
+    );
+}
+
+#[test]
+fn sources_that_would_stage_into_one_place_are_refused_before_writing() {
+    let a = Area::new();
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        &snapshot("fx_empty"),
+        &snapshot("fx_empty"),
+        "--stage",
+        &a.s(),
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("given twice"), "{text}");
+    assert!(!a.stage().join("manifest.json").exists(), "nothing staged");
+    let dir = a.root.path().join("snaps");
+    std::fs::create_dir(&dir).unwrap();
+    let (x, y) = (
+        dir.join("Docs-2024.snapshot"),
+        dir.join("Docs_2024.snapshot"),
+    );
+    std::fs::copy(snapshot("fx_empty"), &x).unwrap();
+    std::fs::copy(snapshot("fx_empty"), &y).unwrap();
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        x.to_str().unwrap(),
+        y.to_str().unwrap(),
+        "--stage",
+        &a.s(),
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("target collection 'Docs_2024' is also the target of 'Docs-2024'")
+            && text.contains("mapping file"),
+        "{text}"
+    );
+    assert!(!a.stage().join("manifest.json").exists(), "nothing staged");
+}

@@ -111,6 +111,11 @@ pub struct MappingArgs {
     /// whole (Qdrant JSON in the stage's `set-aside-*.jsonl`, reported by export and verify).
     #[arg(long, value_enum, default_value = "error")]
     pub oversize_payload: OversizeArg,
+    /// Points holding values Milvus refuses (NaN or infinite vector values, negative sparse
+    /// values, sparse index 2^32-1 or repeated, an id over the key length): stop with their ids,
+    /// or set them aside whole with the reason (like oversized payloads).
+    #[arg(long, value_enum, default_value = "error")]
+    pub invalid_values: OversizeArg,
 }
 
 /// `--null-values`.

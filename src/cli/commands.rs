@@ -10,8 +10,8 @@ use crate::sink::object_store::StorageConfig;
 use crate::source::open::{OpenedSources, SourceSpec, open_sources};
 use crate::stage::Stage;
 use crate::transform::mapping::{
-    CollectionMapping, MappingOptions, MultivectorPolicy, NullPolicy, OversizePolicy,
-    default_mapping,
+    CollectionMapping, InvalidPolicy, MappingOptions, MultivectorPolicy, NullPolicy,
+    OversizePolicy, default_mapping,
 };
 use crate::transform::scalars::{ScalarKind, ScalarType};
 use crate::verify::VerifyOptions;
@@ -254,6 +254,10 @@ fn mapping_options(
         oversize_payload: match a.oversize_payload {
             OversizeArg::Error => OversizePolicy::Error,
             OversizeArg::SetAside => OversizePolicy::SetAside,
+        },
+        invalid_values: match a.invalid_values {
+            OversizeArg::Error => InvalidPolicy::Error,
+            OversizeArg::SetAside => InvalidPolicy::SetAside,
         },
     };
     let mut overrides = BTreeMap::new();

@@ -44,9 +44,16 @@ pub struct Range {
     pub cursor: Option<PointId>,
     /// All points of the range are staged.
     pub done: bool,
-    /// Files of points set aside (payload too large for `$meta`), in order.
+    /// Files of points set aside (payload too large for `$meta`, or values Milvus refuses).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_aside: Vec<SetAsideFile>,
+    /// Points staged with an all-zero vector in a COSINE field (reported as a warning).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub zero_cosine: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A JSON-lines file of whole Qdrant points that could not be staged as rows.

@@ -3,9 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId, VectorValue};
+use crate::transform::checks;
 use crate::transform::mapping::{
-    CollectionMapping, IdKind, META, MissingVector, MultivectorPolicy, NullPolicy, OversizePolicy,
-    VectorField, VectorKind,
+    CollectionMapping, IdKind, InvalidPolicy, META, MissingVector, MultivectorPolicy, NullPolicy,
+    OversizePolicy, VectorField, VectorKind,
 };
 use crate::transform::scalars::scalar_column;
 use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringBuilder, UInt8Array};
@@ -90,6 +91,8 @@ pub struct Converted {
     pub batch: RecordBatch,
     /// One Qdrant-JSON line per point set aside.
     pub set_aside: Vec<String>,
+    /// Points staged with an all-zero vector in a COSINE field.
+    pub zero_cosine: u64,
 }
 
 /// Sparse vector as the JSON text Milvus import reads.
@@ -151,20 +154,44 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
     let mut kept: Vec<&Point> = Vec::with_capacity(points.len());
     let mut set_aside = Vec::new();
     let mut oversize = Vec::new();
+    let mut refused = Vec::new();
+    let mut zero_cosine = 0u64;
+    let unnamed = m.vectors.iter().any(|v| v.source.is_empty());
     for p in points {
+        if let Some(why) = checks::refusal(p, m) {
+            if m.invalid_values == InvalidPolicy::SetAside {
+                let mut line = p.to_qdrant_json(unnamed);
+                line["q2z_reason"] = why.into();
+                set_aside.push(line.to_string());
+            } else {
+                refused.push(format!("{}: {why}", p.id));
+            }
+            continue;
+        }
+        zero_cosine += u64::from(checks::zero_cosine(p, m));
         let meta = Value::Object(meta_object(&p.payload, m, &statics));
         let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
         if text.len() <= MAX_META_BYTES {
             metas.push(text);
             kept.push(p);
         } else if m.oversize_payload == OversizePolicy::SetAside {
-            let unnamed = m.vectors.iter().any(|v| v.source.is_empty());
             let mut line = p.to_qdrant_json(unnamed);
             line["q2z_reason"] = format!("$meta is {} bytes, over 65,536", text.len()).into();
             set_aside.push(line.to_string());
         } else {
             oversize.push(format!("{} ({} bytes)", p.id, text.len()));
         }
+    }
+    if !refused.is_empty() {
+        let n = refused.len();
+        refused.truncate(10);
+        return Err(Error::Mapping {
+            collection: m.source.clone(),
+            message: format!(
+                "{n} point(s) hold values Milvus refuses: {}. Fix them in Qdrant, or rerun with --invalid-values set-aside to stage them apart (kept whole as Qdrant JSON in the stage, with the reason, and reported by verify)",
+                refused.join("; ")
+            ),
+        });
     }
     if !oversize.is_empty() {
         let n = oversize.len();
@@ -284,7 +311,11 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
     cols.push(Arc::new(b.finish()));
     let batch = RecordBatch::try_new(schema.clone(), cols)
         .map_err(|e| Error::format(format!("collection {}", m.source), e))?;
-    Ok(Converted { batch, set_aside })
+    Ok(Converted {
+        batch,
+        set_aside,
+        zero_cosine,
+    })
 }
 
 fn dim_err(m: &CollectionMapping, p: &Point, v: &VectorField, got: usize) -> Error {

@@ -85,6 +85,19 @@ pub enum OversizePolicy {
     SetAside,
 }
 
+/// What happens to a point holding a value Milvus refuses (a NaN or infinite vector value, a
+/// negative sparse value, a sparse index of 2^32-1 or a repeated one, an id over the key
+/// length): see [`crate::transform::checks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidPolicy {
+    /// Stop the export and name the points and the value. Default.
+    #[default]
+    Error,
+    /// Stage the point whole, as Qdrant JSON, in the set-aside files (with the reason).
+    SetAside,
+}
+
 /// One Milvus vector field and where its data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VectorField {
@@ -150,6 +163,9 @@ pub struct CollectionMapping {
     /// Points whose `$meta` exceeds 64 KiB: `error` or `set-aside`.
     #[serde(default)]
     pub oversize_payload: OversizePolicy,
+    /// Points holding a value Milvus refuses: `error` or `set-aside`.
+    #[serde(default)]
+    pub invalid_values: InvalidPolicy,
     /// Partitions of a partition-key collection (Milvus default 16 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions_num: Option<u32>,
@@ -192,6 +208,13 @@ pub struct MappingOptions {
     pub null_values: NullPolicy,
     /// Oversized-payload policy.
     pub oversize_payload: OversizePolicy,
+    /// Policy for values Milvus refuses.
+    pub invalid_values: InvalidPolicy,
+}
+
+/// The target collection name of a Qdrant collection without a mapping-file entry.
+pub fn default_target(name: &str, opts: &MappingOptions) -> String {
+    sanitize_name(&format!("{}{}", opts.target_prefix, name))
 }
 
 /// Makes a name valid for Milvus (`^[A-Za-z_][A-Za-z0-9_]*$`, at most 255 chars).
@@ -225,7 +248,7 @@ pub fn default_mapping(
         message: m,
     };
     let mut warnings = Vec::new();
-    let target = sanitize_name(&format!("{}{}", opts.target_prefix, cfg.name));
+    let target = default_target(&cfg.name, opts);
     if target != format!("{}{}", opts.target_prefix, cfg.name) {
         warnings.push(format!("collection name '{}' is not valid in Milvus; the target is '{target}' (set `target` in the mapping file to choose)", cfg.name));
     }
@@ -360,6 +383,7 @@ pub fn default_mapping(
         max_vector_fields: max,
         null_values: opts.null_values,
         oversize_payload: opts.oversize_payload,
+        invalid_values: opts.invalid_values,
         partitions_num: None,
         scalars,
     };

@@ -1,5 +1,6 @@
 //! Transform: Qdrant config → Milvus mapping, points → Arrow batches.
 
 pub mod batch;
+pub mod checks;
 pub mod mapping;
 pub mod scalars;
