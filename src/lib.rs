@@ -17,3 +17,6 @@ pub mod source;
 pub mod stage;
 pub mod transform;
 pub mod verify;
+
+#[cfg(test)]
+mod fuzz;

@@ -182,26 +182,23 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Removes `user:password@` from a URL (and from any URL inside a text) before it is logged,
-/// stored or shown.
+/// stored or shown. After each removal the same `://` is looked at again, so no
+/// `scheme://user:pw@` survives even where a removal joins two pieces into a new one.
 pub fn strip_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(s) = rest.find("://") {
-        let (head, tail) = rest.split_at(s + 3);
-        out.push_str(head);
-        let end = tail
+    let mut s = text.to_string();
+    let mut from = 0;
+    while let Some(i) = s[from..].find("://") {
+        let colon = from + i;
+        let start = colon + 3;
+        let end = s[start..]
             .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        out.push_str(
-            authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host),
-        );
-        rest = &tail[end..];
+            .map_or(s.len(), |e| start + e);
+        match s[start..end].rfind('@') {
+            Some(at) => s.replace_range(start..start + at + 1, ""),
+            None => from = colon + 1,
+        }
     }
-    out.push_str(rest);
-    out
+    s
 }
 
 /// Raw bytes of a response body.

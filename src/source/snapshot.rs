@@ -38,7 +38,7 @@ pub struct SnapshotCollection {
 
 /// What kind of snapshot a tar holds.
 #[derive(Debug, PartialEq, Eq)]
-enum Layout {
+pub(crate) enum Layout {
     /// `config.json` plus one directory per shard.
     Collection(BTreeSet<u32>),
     /// `segments/...` at the top.
@@ -113,7 +113,7 @@ fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf>
 }
 
 /// Lists and validates the entries of the outer tar and tells its layout.
-fn inspect(file: &Path) -> Result<Layout> {
+pub(crate) fn inspect(file: &Path) -> Result<Layout> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
     let len = f.metadata().map_err(|e| Error::io(file, e))?.len();
     // Entries are listed by seeking past their data, so a cut-off file shows as an entry whose
