@@ -746,3 +746,128 @@ fn sources_that_would_stage_into_one_place_are_refused_before_writing() {
     );
     assert!(!a.stage().join("manifest.json").exists(), "nothing staged");
 }
+
+/// A fake Qdrant serving the whole real fx_named collection (points.jsonl) with working scroll
+/// offsets, as Qdrant orders them.
+fn fake_fx_named() -> common::fake_http::Fake {
+    let info = fixture_json("fx_named.collection_info.json");
+    let mut points = common::fixture_points("fx_named");
+    points.sort_by_key(|p| p["id"].as_u64().unwrap());
+    serve(move |r: &Req| match r.path.as_str() {
+        "/collections/fx_named" => Resp::json(200, &info),
+        p if p.ends_with("/count") => Resp::json(
+            200,
+            &json!({"result": {"count": points.len()}, "status": "ok"}),
+        ),
+        p if p.ends_with("/scroll") => {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            let from = body["offset"].as_u64().unwrap_or(0);
+            let limit = body["limit"].as_u64().unwrap() as usize;
+            let mut page: Vec<Value> = points
+                .iter()
+                .filter(|p| p["id"].as_u64().unwrap() >= from)
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            let next = if page.len() > limit {
+                page.pop().map(|p| p["id"].clone())
+            } else {
+                None
+            };
+            if body["with_vector"] == json!(false) {
+                for p in &mut page {
+                    p.as_object_mut().unwrap().remove("vector");
+                    p.as_object_mut().unwrap().remove("payload");
+                }
+            }
+            Resp::json(
+                200,
+                &json!({"result": {"points": page, "next_page_offset": next}, "status": "ok"}),
+            )
+        }
+        _ => Resp::json(404, &json!({})),
+    })
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_the_rerun_finishes_exactly() {
+    use std::os::unix::process::CommandExt;
+    let fake = fake_fx_named();
+    let a = Area::new();
+    let args = [
+        "export",
+        "--qdrant-url",
+        &fake.url,
+        "-c",
+        "fx_named",
+        "--stage",
+        &a.s(),
+        "--ranges",
+        "1",
+        "--page-size",
+        "4",
+        "--max-file-bytes",
+        "6000",
+    ];
+    // No file may grow past 7 KB: chunk files stay under it (about 4 KB each), the manifest
+    // (about 5 KB, plus 350 bytes a chunk) outgrows it after some chunks.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_q2z"));
+    let limited = cmd
+        .args(args)
+        .env("Q2Z_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit only, between fork and exec.
+    let out = unsafe {
+        limited.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 7_000,
+                rlim_max: 7_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean failure, not a signal: {text}"
+    );
+    assert!(
+        text.contains("manifest.json") || text.contains(".parquet"),
+        "names the file: {text}"
+    );
+    // What the manifest records is whole: every listed file has its sha256.
+    let (code, check) = q2z(&["verify", "--stage", &a.s(), "--stage-only"]);
+    assert_eq!(code, 0, "{check}");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.stage().join("manifest.json")).unwrap())
+            .unwrap();
+    let before = m["collections"]["fx_named"]["chunks"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        before > 0,
+        "the limit was hit mid-way, after some chunks: {check}"
+    );
+    // The rerun with space finishes: every point exactly once.
+    let (code, text) = q2z(&args);
+    assert_eq!(code, 0, "{text}");
+    let (rows, mapping, total) = common::staged_rows(&a.stage(), "fx_named");
+    assert_eq!(total, 297);
+    common::assert_rows_match(&common::fixture_points("fx_named"), &rows, &mapping);
+    let leftovers: Vec<_> = std::fs::read_dir(a.stage().join("fx_named"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -31,6 +31,13 @@ pub(crate) fn usage(message: &str) -> anyhow::Error {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // A file-size limit (ulimit -f) then makes a write fail with EFBIG, reported like a full
+    // disk, instead of killing the process with SIGXFSZ in the middle of a file.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     crate::interrupt::install();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
