@@ -597,3 +597,38 @@ fn convert(
         .map(|c| to_batch(c, m, schema))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::plan_ranges;
+    use crate::model::PointId;
+
+    #[test]
+    fn ranges_cover_everything_once_in_order() {
+        let samples: Vec<PointId> = (0..10).map(|i| PointId::Num(i * 1000)).collect();
+        let r = plan_ranges(&samples, 4);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[0].start, None, "the first range starts at the beginning");
+        assert_eq!(r[3].end, None, "the last range runs to the end");
+        for w in r.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "no gap, no overlap");
+            assert!(w[0].start < w[1].start);
+        }
+        assert!(
+            r.iter()
+                .enumerate()
+                .all(|(i, x)| x.index == i && !x.done && x.cursor.is_none())
+        );
+        // More ranges than samples, or none asked: never an empty or repeated range.
+        let few = plan_ranges(&samples[..2], 8);
+        assert_eq!(few.len(), 2);
+        assert_eq!(plan_ranges(&[], 4).len(), 1);
+        assert_eq!(plan_ranges(&samples, 0).len(), 1);
+        let same = vec![PointId::Num(5); 10];
+        let r = plan_ranges(&same, 4);
+        assert!(
+            r.windows(2).all(|w| w[0].start != w[1].start),
+            "duplicate bounds are merged"
+        );
+    }
+}

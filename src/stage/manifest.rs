@@ -232,3 +232,35 @@ pub fn stage_err(dir: &Path, message: impl Into<String>) -> Error {
         message: message.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_format_asks_for_an_upgrade_and_a_damaged_one_for_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            Manifest::load(dir.path()).unwrap().is_none(),
+            "no manifest: nothing staged"
+        );
+        let m = Manifest::new(SourceInfo::Rest {
+            url: "http://h".into(),
+        });
+        m.save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            br#"{"format_version": 99, "whatever": true}"#,
+        )
+        .unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("newer q2z") && e.contains("upgrade"), "{e}");
+        std::fs::write(dir.path().join(MANIFEST), b"{").unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("not valid JSON") && e.contains("--restart"),
+            "{e}"
+        );
+    }
+}

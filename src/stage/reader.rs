@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::f32_json;
+use crate::transform::columns::{ColumnKind, columns};
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
 use crate::transform::scalars::ScalarKind;
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -35,33 +36,37 @@ pub fn for_each_batch(
     Ok(())
 }
 
-/// The rows of one record batch.
+/// The rows of one record batch, column by column as [`columns`] lays them out (`$meta` may
+/// be absent in files of other writers: rows then have none).
 fn rows_of(batch: &RecordBatch, m: &CollectionMapping) -> std::result::Result<Vec<Row>, String> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("no column '{name}'"))
-    };
     let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
-    put_ids(&mut rows, column(&m.id_field)?.as_ref(), &m.id_field)?;
-    for v in &m.vectors {
-        put_vectors(&mut rows, column(&v.field)?.as_ref(), &v.field, v.kind)?;
-    }
-    for f in &m.scalars {
-        let col = column(&f.field)?;
-        let json = f.kind == ScalarKind::Json;
-        for (i, r) in rows.iter_mut().enumerate() {
-            r.insert(f.field.clone(), cell_json(col.as_ref(), i, json)?);
-        }
-    }
-    if let Some(meta) = batch.column_by_name(META) {
-        let s = meta.as_string_opt::<i32>().ok_or("$meta is not utf8")?;
-        for (i, r) in rows.iter_mut().enumerate() {
-            if s.is_null(i) {
-                return Err(format!("row {i}: null $meta"));
+    for c in columns(m) {
+        let Some(col) = batch.column_by_name(c.name) else {
+            if matches!(c.kind, ColumnKind::Meta) {
+                continue;
             }
-            let parsed: Value = serde_json::from_str(s.value(i)).map_err(|e| e.to_string())?;
-            r.insert(META.to_string(), parsed);
+            return Err(format!("no column '{}'", c.name));
+        };
+        match c.kind {
+            ColumnKind::Id(_) => put_ids(&mut rows, col.as_ref(), c.name)?,
+            ColumnKind::Vector(v) => put_vectors(&mut rows, col.as_ref(), c.name, v.kind)?,
+            ColumnKind::Scalar(f) => {
+                let json = f.kind == ScalarKind::Json;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    r.insert(c.name.to_string(), cell_json(col.as_ref(), i, json)?);
+                }
+            }
+            ColumnKind::Meta => {
+                let s = col.as_string_opt::<i32>().ok_or("$meta is not utf8")?;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    if s.is_null(i) {
+                        return Err(format!("row {i}: null $meta"));
+                    }
+                    let parsed: Value =
+                        serde_json::from_str(s.value(i)).map_err(|e| e.to_string())?;
+                    r.insert(META.to_string(), parsed);
+                }
+            }
         }
     }
     Ok(rows)

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId, VectorValue};
 use crate::transform::checks;
+use crate::transform::columns::columns;
 use crate::transform::mapping::{
     CollectionMapping, IdKind, InvalidPolicy, META, MissingVector, MultivectorPolicy, NullPolicy,
     OversizePolicy, VectorField, VectorKind,
@@ -19,28 +20,9 @@ use std::sync::Arc;
 /// Largest `$meta` JSON Milvus accepts on insert (`common.JSONMaxLength`).
 pub const MAX_META_BYTES: usize = 65_536;
 
-/// Arrow schema of the staged files of a collection.
+/// Arrow schema of the staged files of a collection (see [`crate::transform::columns`]).
 pub fn arrow_schema(m: &CollectionMapping) -> SchemaRef {
-    let mut fields = vec![match m.id_kind {
-        IdKind::Int64 => Field::new(&m.id_field, DataType::Int64, false),
-        IdKind::VarChar => Field::new(&m.id_field, DataType::Utf8, false),
-    }];
-    for v in &m.vectors {
-        let dt = match v.kind {
-            VectorKind::FloatVector => {
-                DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
-            }
-            VectorKind::Float16Vector => {
-                DataType::List(Arc::new(Field::new("item", DataType::UInt8, true)))
-            }
-            VectorKind::SparseFloatVector => DataType::Utf8,
-        };
-        fields.push(Field::new(&v.field, dt, false));
-    }
-    for f in &m.scalars {
-        fields.push(Field::new(&f.field, f.arrow_type(), f.nullable));
-    }
-    fields.push(Field::new(META, DataType::Utf8, false));
+    let fields: Vec<Field> = columns(m).iter().map(|c| c.arrow_field()).collect();
     Arc::new(Schema::new(fields))
 }
 

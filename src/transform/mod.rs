@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod checks;
+pub mod columns;
 pub mod mapping;
 pub mod scalars;

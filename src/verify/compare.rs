@@ -249,6 +249,77 @@ mod tests {
         assert!(!same_scalar(&json!("x"), &json!("y")));
     }
 
+    fn mapping() -> CollectionMapping {
+        use crate::model::{CollectionConfig, DenseParams, Distance, SparseParams};
+        use std::collections::BTreeMap;
+        let mut dense = BTreeMap::new();
+        dense.insert(
+            "d".to_string(),
+            DenseParams {
+                size: 2,
+                distance: Distance::Dot,
+                datatype: Default::default(),
+                multivector: None,
+                hnsw_m: None,
+                hnsw_ef_construct: None,
+            },
+        );
+        let mut sparse = BTreeMap::new();
+        sparse.insert("s".to_string(), SparseParams { modifier: None });
+        let cfg = CollectionConfig {
+            name: "c".into(),
+            dense,
+            sparse,
+            hnsw_m: None,
+            hnsw_ef_construct: None,
+            shard_number: 1,
+            payload_schema: BTreeMap::new(),
+            raw: Value::Null,
+        };
+        let opts = crate::transform::mapping::MappingOptions::default();
+        crate::transform::mapping::default_mapping(
+            &cfg,
+            crate::transform::mapping::IdKind::Int64,
+            &opts,
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn rows_compare_field_by_field_in_the_forms_milvus_answers() {
+        let m = mapping();
+        let staged: Row = serde_json::from_value(json!({
+            "id": 7, "d": [0.5, 0.25], "s": {"indices": [3, 1], "values": [0.5, 0.25]},
+            "$meta": {"a": 1, "n": null}
+        }))
+        .unwrap();
+        let same: Map<String, Value> = serde_json::from_value(json!({
+            "id": "7", "d": [0.5, 0.25], "s": {"1": 0.25, "3": 0.5}, "a": 1, "n": null
+        }))
+        .unwrap();
+        let mut dropped = 0;
+        assert!(compare_row(&m, &staged, &same, false, &mut dropped).is_empty());
+        let mut other = same.clone();
+        other.insert("d".into(), json!([0.5, 0.75]));
+        other.insert("a".into(), json!(2));
+        let diffs = compare_row(&m, &staged, &other, false, &mut dropped);
+        assert_eq!(diffs.len(), 2, "{diffs:?}");
+        assert!(
+            diffs[0].contains("field 'd' differs") && diffs[1].contains("[\"a\"]"),
+            "{diffs:?}"
+        );
+        // Upserts drop null-valued keys (a Milvus rule): not a difference in upsert mode.
+        let mut no_null = same.clone();
+        no_null.remove("n");
+        assert_eq!(
+            compare_row(&m, &staged, &no_null, false, &mut dropped).len(),
+            1
+        );
+        assert!(compare_row(&m, &staged, &no_null, true, &mut dropped).is_empty());
+        assert_eq!(dropped, 1);
+    }
+
     #[test]
     fn short_never_cuts_a_character() {
         let v = json!("é".repeat(200));

@@ -1,24 +1,18 @@
 //! The Milvus `collections/create` request derived from a mapping (REST v2; docs/design.md §6).
 
-use crate::transform::mapping::{CollectionMapping, IdKind, VectorKind};
+use crate::transform::columns::columns;
+use crate::transform::mapping::CollectionMapping;
 use serde_json::{Map, Value, json};
 
 /// The body of `POST /v2/vectordb/collections/create` for a mapping: autoID off, dynamic field
 /// on, an index for every vector field (so the server also loads the collection).
 pub fn milvus_create_body(m: &CollectionMapping) -> Value {
-    let mut fields = vec![match m.id_kind {
-        IdKind::Int64 => json!({"fieldName": m.id_field, "dataType": "Int64", "isPrimary": true}),
-        IdKind::VarChar => {
-            json!({"fieldName": m.id_field, "dataType": "VarChar", "isPrimary": true, "elementTypeParams": {"max_length": m.id_max_length}})
-        }
-    }];
+    let fields: Vec<Value> = columns(m)
+        .iter()
+        .filter_map(|c| c.milvus_field(m))
+        .collect();
     let mut indexes = Vec::new();
     for v in &m.vectors {
-        let mut f = json!({"fieldName": v.field, "dataType": v.kind.milvus_name()});
-        if v.kind != VectorKind::SparseFloatVector {
-            f["elementTypeParams"] = json!({"dim": v.dim.unwrap_or(0)});
-        }
-        fields.push(f);
         let params: Map<String, Value> = v
             .index_params
             .iter()
@@ -30,7 +24,6 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
         }
         indexes.push(idx);
     }
-    fields.extend(m.scalars.iter().map(|s| s.milvus_field()));
     let mut body = json!({
         "collectionName": m.target,
         "description": m.description,
