@@ -206,7 +206,8 @@ fn check_distinct(
         if !names.insert(name.clone()) {
             return Err(Error::Mapping {
                 collection: name.clone(),
-                message: "given twice: two sources hold this collection (a file given twice, or the snapshots of several cluster nodes, which q2z cannot merge yet). Give each collection once; to stage two files of different collections, name them with --as".into(),
+                message: "given twice: two sources hold this collection. Give each collection once"
+                    .into(),
             });
         }
         let target = match opts.mapping_overrides.get(name) {
@@ -282,6 +283,7 @@ fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<Collectio
         }
         None => default_mapping(cfg, scan.id_kind, &opts.mapping)?,
     };
+    warnings.extend(src.notes());
     if scan.count != count {
         warnings.push(format!("the id scan saw {} points, the exact count said {count}: the collection is being written to; use --via-snapshot for a point-in-time export", scan.count));
     }

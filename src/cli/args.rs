@@ -61,9 +61,16 @@ pub struct SourceArgs {
     /// With --via-snapshot: keep the server-side snapshot.
     #[arg(long)]
     pub keep_snapshot: bool,
-    /// Collection name for a single --snapshot (default: derived from the file name).
+    /// Collection name of the --snapshot files, which are then all one collection (default:
+    /// the name in Qdrant's file names, `<collection>-<peer id>-<date>.snapshot` or
+    /// `<collection>-shard-<id>-<date>.snapshot`; files of one collection are merged shard by
+    /// shard, each shard read once).
     #[arg(long = "as", value_name = "NAME")]
     pub snapshot_name: Option<String>,
+    /// With --snapshot: export the shards that are there when some are in none of the files
+    /// (the manifest and the export say which are missing).
+    #[arg(long)]
+    pub allow_missing_shards: bool,
     /// Collections to take (default: all).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,

@@ -310,6 +310,7 @@ fn sources(a: &SourceArgs, stage: Option<&Stage>) -> Result<OpenedSources> {
         via_snapshot: a.via_snapshot,
         keep_snapshot: a.keep_snapshot,
         snapshot_name: a.snapshot_name.clone(),
+        allow_missing_shards: a.allow_missing_shards,
         collections: a.collections.clone(),
         scratch,
     })?)
@@ -330,7 +331,14 @@ fn plan(a: PlanArgs) -> Result<u8> {
             }
             None => default_mapping(cfg, scan.id_kind, &opts)?,
         };
-        out.push(output::PlanView::new(&mapping, scan.count, warnings));
+        let mut warnings = warnings;
+        warnings.extend(s.notes());
+        out.push(output::PlanView::new(
+            &mapping,
+            scan.count,
+            warnings,
+            s.shard_origins(),
+        ));
         file.collection.push(mapping);
     }
     if a.json {

@@ -119,11 +119,19 @@ pub struct PlanView {
     pub milvus_create: serde_json::Value,
     pub warnings: Vec<String>,
     pub estimated_vector_bytes: u64,
+    /// Which file each shard is read from (snapshot sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
 }
 
 impl PlanView {
     /// The plan of a mapping for a collection of `points` points.
-    pub fn new(mapping: &CollectionMapping, points: u64, warnings: Vec<String>) -> PlanView {
+    pub fn new(
+        mapping: &CollectionMapping,
+        points: u64,
+        warnings: Vec<String>,
+        shards: Vec<String>,
+    ) -> PlanView {
         let row = 64
             + mapping
                 .vectors
@@ -137,6 +145,7 @@ impl PlanView {
             mapping: mapping.clone(),
             warnings,
             estimated_vector_bytes: row.saturating_mul(points),
+            shards,
         }
     }
 }
@@ -208,6 +217,9 @@ pub fn print_plan(p: &PlanView) {
         }
     );
     println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    for s in &p.shards {
+        println!("  {s}");
+    }
     for w in &p.warnings {
         println!("  warning: {w}");
     }

@@ -1,5 +1,6 @@
 //! Sources of Qdrant points: a live server over REST, or snapshot files (offline).
 
+pub mod cluster;
 pub mod config;
 pub mod mapped_pages;
 pub mod open;
@@ -21,6 +22,14 @@ pub trait CollectionSource: Send + Sync {
     }
     /// Exact point count.
     fn count(&self) -> Result<u64>;
+    /// Which file each shard is read from (`shard N ← file`), for sources made of files.
+    fn shard_origins(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// What opening the source decided that the user should know (kept in the manifest).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// One page in Qdrant's id order from `offset` (inclusive); `with_data` false reads ids only.
     fn scroll(
         &self,
@@ -60,6 +69,12 @@ impl CollectionSource for snapshot::SnapshotCollection {
     }
     fn raw_config(&self) -> serde_json::Value {
         self.config_json.clone()
+    }
+    fn shard_origins(&self) -> Vec<String> {
+        self.shard_origins.clone()
+    }
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
     fn count(&self) -> Result<u64> {
         snapshot::SnapshotCollection::count(self)

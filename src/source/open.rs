@@ -4,8 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::http::retry::RetryPolicy;
+use crate::source::cluster::ShardOptions;
 use crate::source::rest::QdrantRest;
-use crate::source::snapshot::open_snapshot;
+use crate::source::snapshot::{SnapshotInput, open_snapshot, open_snapshots, parse_file_name};
 use crate::source::{RestCollection, SharedSource};
 use crate::stage::layout::is_safe_dir_name;
 use crate::stage::manifest::{SnapshotFile, SourceInfo};
@@ -26,8 +27,10 @@ pub struct SourceSpec {
     pub via_snapshot: bool,
     /// Keep the server-side snapshots afterwards.
     pub keep_snapshot: bool,
-    /// Collection name for a single snapshot file.
+    /// Collection name for the snapshot files (all of them one collection).
     pub snapshot_name: Option<String>,
+    /// Export what is there when some shards are in no file.
+    pub allow_missing_shards: bool,
     /// Collections to take (empty: all).
     pub collections: Vec<String>,
     /// Directory under which snapshots are unpacked and downloaded.
@@ -121,12 +124,12 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
     })
 }
 
-fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceInfo)> {
-    if spec.snapshot_name.is_some() && spec.snapshots.len() > 1 {
-        return Err(Error::Other(
-            "--as names one collection; give one --snapshot with it".into(),
-        ));
-    }
+/// The snapshot files grouped by collection: by `--as` (all files are one collection), else by
+/// the name in Qdrant's file names (`<collection>-<peer id>-<date>.snapshot`,
+/// `<collection>-shard-<id>-<date>.snapshot`), in the order given.
+fn group_by_collection(spec: &SourceSpec) -> Result<Vec<(String, Vec<SnapshotInput>)>> {
+    let mut groups: Vec<(String, Vec<SnapshotInput>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for f in &spec.snapshots {
         if !f.is_file() {
             return Err(Error::Snapshot {
@@ -134,33 +137,67 @@ fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceIn
                 message: "no such file; check the path given to --snapshot".into(),
             });
         }
+        let canonical = std::fs::canonicalize(f).map_err(|e| Error::io(f, e))?;
+        if !seen.insert(canonical) {
+            return Err(Error::Snapshot {
+                path: f.clone(),
+                message: "given twice; give each snapshot file once".into(),
+            });
+        }
+        let name = match &spec.snapshot_name {
+            Some(n) => n.clone(),
+            None => parse_file_name(f).0,
+        };
+        let input = SnapshotInput::new(f);
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, g)) => g.push(input),
+            None => groups.push((name, vec![input])),
+        }
     }
+    Ok(groups)
+}
+
+fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceInfo)> {
     let mut sources: Vec<SharedSource> = Vec::new();
     let mut files = Vec::new();
-    for f in &spec.snapshots {
-        // The checksum (recorded in the manifest) is read on a second core while the
-        // snapshot unpacks on the first.
+    for (name, inputs) in group_by_collection(spec)? {
+        if !spec.collections.is_empty() && !spec.collections.contains(&name) {
+            continue;
+        }
+        // The checksums (recorded in the manifest) are read on a second core while the
+        // snapshots unpack on the first.
         let (hashed, opened) = std::thread::scope(|s| {
-            let h = s.spawn(|| sha256_file(f));
-            let c = open_snapshot(f, spec.snapshot_name.as_deref(), &spec.scratch);
+            let h = s.spawn(|| {
+                inputs
+                    .iter()
+                    .map(|i| sha256_file(&i.path))
+                    .collect::<Result<Vec<_>>>()
+            });
+            let opts = ShardOptions {
+                allow_missing: spec.allow_missing_shards,
+            };
+            let c = open_snapshots(&inputs, &name, &spec.scratch, opts);
             (h.join(), c)
         });
         let c = opened?;
-        let (sha256, bytes) = hashed.map_err(|_| Error::Snapshot {
-            path: f.clone(),
+        let hashes = hashed.map_err(|_| Error::Snapshot {
+            path: inputs[0].path.clone(),
             message: "hashing it failed unexpectedly".into(),
         })??;
-        if !spec.collections.is_empty() && !spec.collections.contains(&c.name) {
-            continue;
+        for (input, (sha256, bytes)) in inputs.iter().zip(hashes) {
+            files.push(SnapshotFile {
+                file: input
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256,
+                bytes,
+            });
         }
-        files.push(SnapshotFile {
-            file: f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            sha256,
-            bytes,
-        });
+        for n in &c.notes {
+            tracing::warn!(collection = %name, "{n}");
+        }
         sources.push(Arc::new(c));
     }
     Ok((sources, SourceInfo::Snapshot { files }))

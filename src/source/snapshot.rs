@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::model::CollectionConfig;
 use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
+use crate::source::cluster::{Inspected, ShardOptions, plan_shards};
 use crate::source::config::parse_collection_config;
 use crate::source::mapped_pages::{make_segments_cold, release_under};
 use qdrant_edge::{
@@ -30,38 +31,74 @@ pub struct SnapshotCollection {
     pub config: CollectionConfig,
     /// Loaded shards, in shard-id order.
     pub shards: Vec<EdgeShard>,
-    /// The snapshot file.
+    /// Which file each loaded shard was read from (`shard N ← file`), for `plan`.
+    pub shard_origins: Vec<String>,
+    /// What the merge of several files decided (replicas not read, shards allowed missing).
+    pub notes: Vec<String>,
+    /// The (first) snapshot file.
     pub file: PathBuf,
     /// Scratch directory the snapshot is unpacked in (removed on drop).
     work: tempfile::TempDir,
 }
 
 /// What kind of snapshot a tar holds.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Layout {
     /// `config.json` plus one directory per shard.
-    Collection(BTreeSet<u32>),
+    Collection {
+        /// The collection's `config.json`.
+        config: Value,
+        /// Every shard directory, with or without data on the node that took the snapshot.
+        shards: BTreeMap<u32, ShardDir>,
+    },
     /// `segments/...` at the top.
     Shard,
 }
 
-/// Derives a collection name from a snapshot file name
-/// (`<name>-<peer>-<yyyy>-<mm>-<dd>-<hh>-<mm>-<ss>.snapshot`, or `<name>.<anything>`).
+/// A shard directory of a collection snapshot.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ShardDir {
+    /// Segments of this shard are in the file (the node held a replica).
+    pub has_data: bool,
+    /// `replica_state.json`'s `is_local`, when present.
+    pub is_local: Option<bool>,
+    /// Peers that hold the shard, per `replica_state.json`.
+    pub peers: Vec<u64>,
+}
+
+impl ShardDir {
+    /// Whether the file holds this shard's points.
+    pub fn local(&self) -> bool {
+        self.is_local.unwrap_or(true) && self.has_data
+    }
+}
+
+/// Derives a collection name from a snapshot file name, as Qdrant names them:
+/// `<name>-<peer id>-<yyyy>-<mm>-<dd>-<hh>-<mm>-<ss>.snapshot` (collection snapshot of one
+/// node), `<name>-shard-<id>-<date>.snapshot` (shard snapshot), or else `<name>.<anything>`.
 pub fn name_from_file(path: &Path) -> String {
+    parse_file_name(path).0
+}
+
+/// The collection name and, for a shard snapshot, the shard id a file name carries.
+pub fn parse_file_name(path: &Path) -> (String, Option<u32>) {
     let file = path
         .file_name()
         .and_then(|f| f.to_str())
         .unwrap_or("collection");
     let stem = file.strip_suffix(".snapshot").unwrap_or(file);
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     let parts: Vec<&str> = stem.rsplitn(8, '-').collect();
-    if parts.len() == 8
-        && parts[..7]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return parts[7].to_string();
+    if parts.len() == 8 && parts[..7].iter().all(|p| digits(p)) {
+        let rest = parts[7];
+        if let Some(name) = rest.strip_suffix("-shard")
+            && !name.is_empty()
+        {
+            return (name.to_string(), parts[6].parse().ok());
+        }
+        return (rest.to_string(), None);
     }
-    stem.split('.').next().unwrap_or(stem).to_string()
+    (stem.split('.').next().unwrap_or(stem).to_string(), None)
 }
 
 fn snap_err(path: &Path, message: impl Into<String>) -> Error {
@@ -126,13 +163,13 @@ pub(crate) fn inspect(file: &Path) -> Result<Layout> {
             format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API"),
         )
     })?;
-    let mut has_config = false;
+    let mut config: Option<Value> = None;
     let mut has_segments = false;
-    let mut shards = BTreeSet::new();
+    let mut shards: BTreeMap<u32, ShardDir> = BTreeMap::new();
     let mut rocksdb = false;
     let mut n = 0usize;
     for entry in entries {
-        let entry = entry.map_err(|e| {
+        let mut entry = entry.map_err(|e| {
             snap_err(
                 file,
                 format!(
@@ -153,13 +190,32 @@ pub(crate) fn inspect(file: &Path) -> Result<Layout> {
             .next()
             .map(|c| c.as_os_str().to_string_lossy().into_owned());
         match first.as_deref() {
-            Some("config.json") if p.components().count() == 1 => has_config = true,
+            Some("config.json") if p.components().count() == 1 => {
+                config = Some(read_small_json(file, &mut entry, "config.json")?);
+            }
             Some("segments") => has_segments = true,
             Some(d) if d.bytes().all(|b| b.is_ascii_digit()) && p.components().count() > 1 => {
-                shards.insert(
-                    d.parse::<u32>()
-                        .map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?,
-                );
+                let id = d
+                    .parse::<u32>()
+                    .map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?;
+                let dir = shards.entry(id).or_default();
+                let second = p
+                    .components()
+                    .nth(1)
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned());
+                match second.as_deref() {
+                    Some("segments") => dir.has_data = true,
+                    Some("replica_state.json") if p.components().count() == 2 => {
+                        let v = read_small_json(file, &mut entry, "replica_state.json")?;
+                        dir.is_local = v.get("is_local").and_then(Value::as_bool);
+                        dir.peers = v
+                            .get("peers")
+                            .and_then(Value::as_object)
+                            .map(|m| m.keys().filter_map(|k| k.parse().ok()).collect())
+                            .unwrap_or_default();
+                    }
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -184,8 +240,8 @@ pub(crate) fn inspect(file: &Path) -> Result<Layout> {
             "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot",
         ));
     }
-    if has_config && !shards.is_empty() {
-        Ok(Layout::Collection(shards))
+    if let (Some(config), false) = (config, shards.is_empty()) {
+        Ok(Layout::Collection { config, shards })
     } else if has_segments {
         Ok(Layout::Shard)
     } else {
@@ -194,6 +250,16 @@ pub(crate) fn inspect(file: &Path) -> Result<Layout> {
             "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory",
         ))
     }
+}
+
+/// Reads a small JSON file of a snapshot (config, replica state), at most 1 MiB.
+fn read_small_json(file: &Path, entry: &mut dyn Read, what: &str) -> Result<Value> {
+    let mut text = Vec::new();
+    entry
+        .take(1 << 20)
+        .read_to_end(&mut text)
+        .map_err(|e| snap_err(file, format!("reading {what} failed: {e}")))?;
+    serde_json::from_slice(&text).map_err(|e| snap_err(file, format!("{what} is not JSON: {e}")))
 }
 
 /// Unpacks a tar into `dest`, refusing links and entries that would escape it.
@@ -339,26 +405,167 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Opens a snapshot file: validates it, unpacks it under `scratch` and loads every shard.
+/// One snapshot file to read, with the shard id a shard snapshot's name carries.
+#[derive(Debug, Clone)]
+pub struct SnapshotInput {
+    pub path: PathBuf,
+    pub shard: Option<u32>,
+}
+
+impl SnapshotInput {
+    /// A file, with the shard id its name says (`<collection>-shard-<id>-<date>.snapshot`).
+    pub fn new(path: &Path) -> SnapshotInput {
+        SnapshotInput {
+            path: path.to_path_buf(),
+            shard: parse_file_name(path).1,
+        }
+    }
+}
+
+/// Opens one snapshot file: validates it, unpacks it under `scratch` and loads every shard.
 pub fn open_snapshot(
     file: &Path,
     name: Option<&str>,
     scratch: &Path,
 ) -> Result<SnapshotCollection> {
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| name_from_file(file));
+    open_snapshots(
+        &[SnapshotInput::new(file)],
+        &name,
+        scratch,
+        ShardOptions::default(),
+    )
+}
+
+/// Opens the snapshot files of one collection (one file, or the node and shard snapshots of a
+/// cluster): plans which file each shard is read from (see [`crate::source::cluster`]),
+/// unpacks only the files that hold a chosen shard, and loads the shards on all cores.
+pub fn open_snapshots(
+    inputs: &[SnapshotInput],
+    name: &str,
+    scratch: &Path,
+    opts: ShardOptions,
+) -> Result<SnapshotCollection> {
     let t0 = std::time::Instant::now();
-    let layout = inspect(file)?;
-    tracing::debug!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot inspected");
+    let layouts = inputs
+        .iter()
+        .map(|i| inspect(&i.path))
+        .collect::<Result<Vec<_>>>()?;
+    let inspected: Vec<Inspected> = inputs
+        .iter()
+        .zip(&layouts)
+        .map(|(i, layout)| Inspected {
+            path: &i.path,
+            shard: i.shard,
+            layout,
+        })
+        .collect();
+    let plan = plan_shards(name, &inspected, opts)?;
+    tracing::debug!(
+        collection = name,
+        secs = t0.elapsed().as_secs_f32(),
+        "snapshots inspected"
+    );
+    let used: BTreeSet<usize> = plan.chosen.values().copied().collect();
+    check_space(inputs, &used, scratch)?;
+    remove_stale_work_dirs(scratch);
+    let work = tempfile::Builder::new()
+        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
+        .tempdir_in(scratch)
+        .map_err(|e| Error::io(scratch, e))?;
+    // (shard id, file index, directory, inside a collection snapshot)
+    let mut dirs: Vec<(u32, usize, PathBuf, bool)> = Vec::new();
+    for &i in &used {
+        let file = &inputs[i].path;
+        let ids: Vec<u32> = plan
+            .chosen
+            .iter()
+            .filter(|(_, f)| **f == i)
+            .map(|(id, _)| *id)
+            .collect();
+        let base = work.path().join(format!("f{i}"));
+        match &layouts[i] {
+            Layout::Collection { shards, .. } => {
+                let f = File::open(file).map_err(|e| Error::io(file, e))?;
+                unpack_safe(file, &mut BufReader::new(f), &base)?;
+                for id in shards.keys().filter(|id| !ids.contains(id)) {
+                    // A replica read from another file: its space is given back at once.
+                    let _ = std::fs::remove_dir_all(base.join(id.to_string()));
+                }
+                dirs.extend(
+                    ids.iter()
+                        .map(|id| (*id, i, base.join(id.to_string()), true)),
+                );
+            }
+            Layout::Shard => {
+                let dir = base.join("shard");
+                EdgeShard::unpack_snapshot(file, &dir)
+                    .map_err(|e| snap_err(file, format!("qdrant-edge could not unpack it: {e}")))?;
+                dirs.extend(ids.first().map(|id| (*id, i, dir, false)));
+            }
+        }
+        tracing::info!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot unpacked");
+    }
+    // Shards are independent: finish and load them on all cores.
+    use rayon::prelude::*;
+    let shards = dirs
+        .par_iter()
+        .map(|(_, i, dir, nested)| {
+            let file = &inputs[*i].path;
+            if *nested {
+                unpack_segments(file, dir)?;
+            }
+            make_segments_cold(dir)?;
+            EdgeShard::load(dir, None)
+                .map_err(|e| snap_err(file, format!("qdrant-edge could not load it: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(
+        collection = name,
+        shards = shards.len(),
+        secs = t0.elapsed().as_secs_f32(),
+        "snapshots loaded"
+    );
+    let config_json = layouts
+        .iter()
+        .find_map(|l| match l {
+            Layout::Collection { config, .. } => Some(config.clone()),
+            Layout::Shard => None,
+        })
+        .unwrap_or_else(|| edge_config_to_qdrant(&shards[0].config()));
+    let config = parse_collection_config(name, &config_json)?;
+    let shard_origins = dirs
+        .iter()
+        .map(|(id, i, _, _)| format!("shard {id} ← {}", inputs[*i].path.display()))
+        .collect();
+    Ok(SnapshotCollection {
+        name: name.to_string(),
+        config_json,
+        config,
+        shards,
+        shard_origins,
+        notes: plan.notes,
+        file: inputs[0].path.clone(),
+        work,
+    })
+}
+
+/// Unpacked data takes about the snapshots' size (sparse files stay sparse); keep a margin.
+fn check_space(inputs: &[SnapshotInput], used: &BTreeSet<usize>, scratch: &Path) -> Result<()> {
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
-    // Unpacked data takes about the snapshot's size (sparse files stay sparse); keep a margin.
-    let size = std::fs::metadata(file)
-        .map_err(|e| Error::io(file, e))?
-        .len();
+    let mut size = 0u64;
+    for &i in used {
+        let f = &inputs[i].path;
+        size += std::fs::metadata(f).map_err(|e| Error::io(f, e))?.len();
+    }
     let needed = size + size / 5 + (64 << 20);
     if let Ok(free) = fs4::available_space(scratch)
         && free < needed
     {
         return Err(snap_err(
-            file,
+            &inputs[0].path,
             format!(
                 "unpacking needs about {} MB free in {}, which has {} MB; free some space or point --scratch at a larger disk",
                 needed >> 20,
@@ -367,64 +574,7 @@ pub fn open_snapshot(
             ),
         ));
     }
-    remove_stale_work_dirs(scratch);
-    let work = tempfile::Builder::new()
-        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
-        .tempdir_in(scratch)
-        .map_err(|e| Error::io(scratch, e))?;
-    let name = name
-        .map(str::to_string)
-        .unwrap_or_else(|| name_from_file(file));
-    let edge_err = |e: qdrant_edge::OperationError| {
-        snap_err(file, format!("qdrant-edge could not load it: {e}"))
-    };
-    let mut shards = Vec::new();
-    let mut config_json = None;
-    match layout {
-        Layout::Collection(ids) => {
-            let raw = work.path().join("raw");
-            let f = File::open(file).map_err(|e| Error::io(file, e))?;
-            unpack_safe(file, &mut BufReader::new(f), &raw)?;
-            let cfg_path = raw.join("config.json");
-            let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            config_json = Some(
-                serde_json::from_str(&text)
-                    .map_err(|e| snap_err(file, format!("config.json is not JSON: {e}")))?,
-            );
-            tracing::info!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot unpacked");
-            // Shards are independent: finish and load them on all cores.
-            use rayon::prelude::*;
-            shards = ids
-                .par_iter()
-                .map(|id| {
-                    let dir = raw.join(id.to_string());
-                    unpack_segments(file, &dir)?;
-                    make_segments_cold(&dir)?;
-                    EdgeShard::load(&dir, None).map_err(edge_err)
-                })
-                .collect::<Result<Vec<_>>>()?;
-        }
-        Layout::Shard => {
-            let dir = work.path().join("shard-0");
-            EdgeShard::unpack_snapshot(file, &dir).map_err(edge_err)?;
-            make_segments_cold(&dir)?;
-            shards.push(EdgeShard::load(&dir, None).map_err(edge_err)?);
-        }
-    }
-    tracing::info!(file = %file.display(), shards = shards.len(), secs = t0.elapsed().as_secs_f32(), "snapshot loaded");
-    let config_json = match config_json {
-        Some(c) => c,
-        None => edge_config_to_qdrant(&shards[0].config()),
-    };
-    let config = parse_collection_config(&name, &config_json)?;
-    Ok(SnapshotCollection {
-        name,
-        config_json,
-        config,
-        shards,
-        file: file.to_path_buf(),
-        work,
-    })
+    Ok(())
 }
 
 /// Renders a qdrant-edge shard config in the shape of Qdrant's collection `config` object.
@@ -558,6 +708,8 @@ impl SnapshotCollection {
             config_json,
             config,
             shards,
+            shard_origins: Vec::new(),
+            notes: Vec::new(),
             file: work.path().to_path_buf(),
             work,
         })

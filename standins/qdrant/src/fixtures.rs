@@ -53,6 +53,20 @@ fn build(
     points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
 ) -> Result<(), String> {
+    let coll = build_shards(name, create, shards, points, deleted)?;
+    let served = store::Served { coll, origin: None };
+    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
+        .map_err(|e| e.to_string())
+}
+
+/// Builds a collection's shards in real Qdrant storage (point `i` goes to shard `i % shards`).
+fn build_shards(
+    name: &str,
+    create: Value,
+    shards: usize,
+    points: impl IntoIterator<Item = Value>,
+    deleted: Vec<Value>,
+) -> Result<SnapshotCollection, String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cfg = store::edge_config_from_create(&create)?;
     let mut edge = Vec::new();
@@ -98,10 +112,36 @@ fn build(
     }
     let mut config_json = q2z::source::snapshot::edge_config_to_qdrant(&cfg);
     config_json["params"]["shard_number"] = json!(shards);
-    let coll = SnapshotCollection::from_shards(name, config_json, edge, work)
-        .map_err(|e| e.to_string())?;
+    SnapshotCollection::from_shards(name, config_json, edge, work).map_err(|e| e.to_string())
+}
+
+/// Peers of the generated cluster, and the shards each holds (4 shards, each on 2 nodes).
+pub const CLUSTER_NODES: [(u64, &[u32]); 3] =
+    [(1111, &[0, 1]), (2222, &[1, 2, 3]), (3333, &[2, 3, 0])];
+
+/// A 4-shard collection with replication 2, as the collection snapshots of three nodes
+/// (`cluster/gen_cluster-<peer>-<date>.snapshot`), plus the whole collection in one file
+/// (`cluster/whole/gen_cluster.collection.snapshot`) to compare with.
+fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
+    let dir = out.join("cluster");
+    std::fs::create_dir_all(dir.join("whole")).map_err(|e| e.to_string())?;
+    let pts: Vec<Value> = (1..=1000u64)
+        .map(|i| json!({"id": i, "vector": dense(rng, 6), "payload": payload(rng, i)}))
+        .collect();
+    let create = json!({"vectors": {"size": 6, "distance": "Dot"}});
+    let coll = build_shards("gen_cluster", create, 4, pts, vec![])?;
+    let mut holders: Vec<Vec<u64>> = vec![Vec::new(); 4];
+    for (peer, shards) in CLUSTER_NODES {
+        for s in shards {
+            holders[*s as usize].push(peer);
+        }
+    }
+    for (peer, _) in CLUSTER_NODES {
+        let f = dir.join(format!("gen_cluster-{peer}-2026-11-29-10-00-00.snapshot"));
+        store::write_node_snapshot(&coll, peer, &holders, &f).map_err(|e| e.to_string())?;
+    }
     let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
+    store::write_collection_snapshot(&served, &dir.join("whole/gen_cluster.collection.snapshot"))
         .map_err(|e| e.to_string())
 }
 
@@ -228,6 +268,7 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
         pts,
         vec![],
     )?;
+    build_cluster(out, &mut rng)?;
     // Empty.
     build(
         out,

@@ -210,5 +210,57 @@ pub fn write_collection_snapshot(s: &Served, out: &Path) -> std::io::Result<()> 
         .sync_all()
 }
 
+/// Writes the collection snapshot of one node of a cluster, as Qdrant does: every shard
+/// directory with `replica_state.json` and `shard_config.json`, segments only for the shards
+/// this node holds. `holders[i]` are the peers holding shard `i`.
+pub fn write_node_snapshot(
+    coll: &SnapshotCollection,
+    peer: u64,
+    holders: &[Vec<u64>],
+    out: &Path,
+) -> std::io::Result<()> {
+    let f = std::fs::File::create(out)?;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(f));
+    let append = |b: &mut tar::Builder<_>, name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, bytes)
+    };
+    let mut cfg = coll.config_json.clone();
+    cfg["uuid"] = Value::Null;
+    append(&mut b, "config.json", &serde_json::to_vec(&cfg)?)?;
+    for (i, shard) in coll.shards.iter().enumerate() {
+        let local = holders[i].contains(&peer);
+        let peers: serde_json::Map<String, Value> = holders[i]
+            .iter()
+            .map(|p| (p.to_string(), Value::from("Active")))
+            .collect();
+        let state = serde_json::json!({"is_local": local, "this_peer_id": peer, "peers": peers});
+        append(
+            &mut b,
+            &format!("{i}/replica_state.json"),
+            &serde_json::to_vec(&state)?,
+        )?;
+        append(
+            &mut b,
+            &format!("{i}/shard_config.json"),
+            br#"{"type":"ReplicaSet"}"#,
+        )?;
+        if local {
+            shard
+                .flush()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let d = shard.path().join("segments");
+            append_dir(&mut b, &d, &Path::new(&i.to_string()).join("segments"))?;
+        }
+    }
+    b.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+}
+
 /// All served collections by name.
 pub type Collections = HashMap<String, Served>;

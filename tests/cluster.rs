@@ -1,0 +1,138 @@
+//! Collections of a multi-node Qdrant cluster, offline: the collection snapshots of three nodes
+//! (4 shards, replication 2, written with qdrant-edge by the stand-in's generator) are merged
+//! shard by shard — every point exactly once, whatever the order of the files — and a shard no
+//! file holds is named with the peers that hold it.
+
+mod common;
+
+use common::{staged_rows, standin};
+use std::path::PathBuf;
+
+fn cluster_dir() -> PathBuf {
+    PathBuf::from(standin("Q2Z_GEN_FIXTURES")).join("cluster")
+}
+
+fn node(peer: u64) -> String {
+    cluster_dir()
+        .join(format!("gen_cluster-{peer}-2026-11-29-10-00-00.snapshot"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn q2z(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(common::q2z_bin())
+        .args(args)
+        .env("Q2Z_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn node_snapshots_in_any_order_stage_every_point_once() {
+    let whole = tempfile::tempdir().unwrap();
+    let file = cluster_dir().join("whole/gen_cluster.collection.snapshot");
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--stage",
+        whole.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (expected, _, total) = staged_rows(whole.path(), "gen_cluster");
+    assert_eq!(total, 1000);
+    let peers = [1111u64, 2222, 3333];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for order in orders {
+        let files: Vec<String> = order.iter().map(|i| node(peers[*i])).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "export",
+            "--stage",
+            dir.path().to_str().unwrap(),
+            "--snapshot",
+        ];
+        args.extend(files.iter().map(String::as_str));
+        let (code, text) = q2z(&args);
+        assert_eq!(code, 0, "{order:?}: {text}");
+        let (rows, _, total) = staged_rows(dir.path(), "gen_cluster");
+        assert_eq!(
+            total, 1000,
+            "{order:?}: every point once (staged_rows refuses an id twice)"
+        );
+        assert_eq!(
+            rows, expected,
+            "{order:?}: the same rows as the whole collection"
+        );
+        let m = q2z::stage::manifest::Manifest::load(dir.path())
+            .unwrap()
+            .unwrap();
+        let w = m.collections["gen_cluster"].warnings.join("\n");
+        assert_eq!(
+            w.matches("is not read").count(),
+            4,
+            "each shard's second replica is named: {w}"
+        );
+    }
+}
+
+#[test]
+fn a_shard_in_no_file_is_named_with_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().to_str().unwrap();
+    let (code, text) = q2z(&["export", "--snapshot", &node(1111), "--stage", stage]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("2 of 4 shards are in none of the files given")
+            && text.contains("shard 2 (held by peer 2222, 3333)")
+            && text.contains("shard 3 (held by peer 2222, 3333)")
+            && text.contains("--allow-missing-shards"),
+        "{text}"
+    );
+    assert!(!dir.path().join("manifest.json").exists(), "nothing staged");
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        &node(1111),
+        "--stage",
+        stage,
+        "--allow-missing-shards",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (_, _, total) = staged_rows(dir.path(), "gen_cluster");
+    assert_eq!(total, 500, "shards 0 and 1 hold points i % 4 == 0, 1");
+    let m = q2z::stage::manifest::Manifest::load(dir.path())
+        .unwrap()
+        .unwrap();
+    assert!(
+        m.collections["gen_cluster"]
+            .warnings
+            .iter()
+            .any(|w| w.contains("exported without them"))
+    );
+}
+
+#[test]
+fn plan_shows_which_file_each_shard_comes_from() {
+    let (code, text) = q2z(&["plan", "--snapshot", &node(2222), &node(1111), &node(3333)]);
+    assert_eq!(code, 0, "{text}");
+    for (shard, peer) in [(0, 1111), (1, 2222), (2, 2222), (3, 2222)] {
+        assert!(
+            text.contains(&format!("shard {shard} ← {}", node(peer))),
+            "shard {shard}: {text}"
+        );
+    }
+}
