@@ -871,3 +871,47 @@ fn a_full_disk_fails_cleanly_and_the_rerun_finishes_exactly() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn via_snapshot_refuses_a_collection_with_shards_on_other_nodes() {
+    let info = fixture_json("fx_named.collection_info.json");
+    let fake = serve(move |r: &Req| match r.path.as_str() {
+        "/collections/fx_named" => Resp::json(200, &info),
+        "/collections/fx_named/cluster" => Resp::json(
+            200,
+            &json!({"result": {
+            "peer_id": 111, "shard_count": 2,
+            "local_shards": [{"shard_id": 0, "points_count": 10, "state": "Active"}],
+            "remote_shards": [{"shard_id": 1, "peer_id": 222, "state": "Active"}],
+            "shard_transfers": []}, "status": "ok"}),
+        ),
+        _ => Resp::json(
+            500,
+            &json!({"status": {"error": "no snapshot must be taken"}}),
+        ),
+    });
+    let a = Area::new();
+    let (code, text) = q2z(&[
+        "export",
+        "--qdrant-url",
+        &fake.url,
+        "-c",
+        "fx_named",
+        "--via-snapshot",
+        "--stage",
+        &a.s(),
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("shard 1 on peer 222") && text.contains("give all the files to --snapshot"),
+        "{text}"
+    );
+    assert!(
+        fake.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| !r.path.contains("/snapshots")),
+        "no snapshot was asked for"
+    );
+}

@@ -204,9 +204,11 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         let mut reports = Vec::new();
         for name in manifest.collections.keys() {
             let sc = stage.collection(&manifest, name).expect("listed");
-            let upsert =
-                ledger.get(m.url(), m.db(), name).and_then(|l| l.mode) == Some(ImportMode::Upsert);
-            reports.push(crate::verify::verify_collection(&m, sc, upsert, &vopts)?);
+            let l = ledger.get(m.url(), m.db(), name);
+            let upsert = l.and_then(|l| l.mode) == Some(ImportMode::Upsert);
+            let mut o = vopts.clone();
+            o.exact_counts = l.is_some_and(|l| l.shared);
+            reports.push(crate::verify::verify_collection(&m, sc, upsert, &o)?);
         }
         reports
     };

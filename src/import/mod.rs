@@ -122,6 +122,7 @@ fn ensure_collection(
                 });
             }
             ledger.created = true;
+            ledger.shared = true;
             return Ok(());
         } else {
             return Err(Error::Mapping {
@@ -170,7 +171,9 @@ fn import_collection(
     milvus.flush(&entry.mapping.target)?;
     milvus.load(&entry.mapping.target)?;
     let upsert = book.get().mode == Some(ImportMode::Upsert);
-    let report = wait_and_verify(milvus, sc, upsert, &opts.verify)?;
+    let mut vopts = opts.verify.clone();
+    vopts.exact_counts |= book.get().shared;
+    let report = wait_and_verify(milvus, sc, upsert, &vopts)?;
     book.get().verified = report.ok;
     book.save()?;
     Ok(report)

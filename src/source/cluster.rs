@@ -50,20 +50,28 @@ fn params(config: &Value) -> Value {
     p
 }
 
-/// Plans the shards of collection `name` over `files` (in the order the user gave them).
-pub(crate) fn plan_shards(
-    name: &str,
-    files: &[Inspected],
-    opts: ShardOptions,
-) -> Result<ShardPlan> {
+/// What the files say about the collection's shards.
+struct Survey {
+    /// The first collection config seen, and the file it came from.
+    config: Option<(usize, Value)>,
+    /// Shard id → files holding its points, in the order given.
+    holders: BTreeMap<u32, Vec<usize>>,
+    /// Shard id → peers holding it (from `replica_state.json`).
+    peers: BTreeMap<u32, BTreeSet<u64>>,
+}
+
+/// Reads the files' layouts: which hold which shards; configs must agree.
+fn survey(name: &str, files: &[Inspected]) -> Result<Survey> {
     let show = |i: usize| files[i].path.display().to_string();
-    let mut config: Option<(usize, Value)> = None;
-    let mut holders: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    let mut peers: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    let mut sv = Survey {
+        config: None,
+        holders: BTreeMap::new(),
+        peers: BTreeMap::new(),
+    };
     for (i, f) in files.iter().enumerate() {
         match f.layout {
             Layout::Collection { config: c, shards } => {
-                match &config {
+                match &sv.config {
                     Some((j, first)) if params(first) != params(c) => {
                         return Err(err(
                             name,
@@ -75,15 +83,15 @@ pub(crate) fn plan_shards(
                         ));
                     }
                     Some(_) => {}
-                    None => config = Some((i, c.clone())),
+                    None => sv.config = Some((i, c.clone())),
                 }
                 for (id, dir) in shards {
-                    peers
+                    sv.peers
                         .entry(*id)
                         .or_default()
                         .extend(dir.peers.iter().copied());
                     if dir.local() {
-                        holders.entry(*id).or_default().push(i);
+                        sv.holders.entry(*id).or_default().push(i);
                     }
                 }
             }
@@ -101,46 +109,44 @@ pub(crate) fn plan_shards(
                         ));
                     }
                 };
-                holders.entry(id).or_default().push(i);
+                sv.holders.entry(id).or_default().push(i);
             }
         }
     }
-    let expected: BTreeSet<u32> = match &config {
-        Some((_, c))
-            if c.pointer("/params/sharding_method").and_then(Value::as_str) != Some("custom") =>
-        {
-            let n = c
-                .pointer("/params/shard_number")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
-            (0..n as u32).collect()
-        }
-        // Custom sharding (shard keys) or shard snapshots alone: the shards the files name.
-        _ => peers.keys().chain(holders.keys()).copied().collect(),
-    };
-    let mut chosen = BTreeMap::new();
-    let mut notes = Vec::new();
-    for (id, h) in &holders {
-        chosen.insert(*id, h[0]);
-        if h.len() > 1 {
-            let others: Vec<String> = h[1..].iter().map(|i| show(*i)).collect();
-            notes.push(format!(
-                "shard {id}: read from {}; its replica in {} is not read (the first file given that holds a shard is read; give another order to read another replica)",
-                show(h[0]),
-                others.join(", ")
-            ));
+    Ok(sv)
+}
+
+impl Survey {
+    /// The shards the collection has: `0..shard_number` for auto sharding; for custom sharding
+    /// (shard keys) or shard snapshots alone, the shards the files name.
+    fn expected(&self) -> BTreeSet<u32> {
+        match &self.config {
+            Some((_, c))
+                if c.pointer("/params/sharding_method").and_then(Value::as_str)
+                    != Some("custom") =>
+            {
+                let n = c
+                    .pointer("/params/shard_number")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
+                (0..n as u32).collect()
+            }
+            _ => self
+                .peers
+                .keys()
+                .chain(self.holders.keys())
+                .copied()
+                .collect(),
         }
     }
-    let missing: Vec<u32> = expected
-        .iter()
-        .filter(|id| !chosen.contains_key(id))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        let held_by: Vec<String> = missing
+
+    /// `shard N (held by peer …)` for each missing shard.
+    fn describe_missing(&self, missing: &[u32]) -> String {
+        missing
             .iter()
             .map(|id| {
-                let p: Vec<String> = peers
+                let p: Vec<String> = self
+                    .peers
                     .get(id)
                     .into_iter()
                     .flatten()
@@ -152,12 +158,44 @@ pub(crate) fn plan_shards(
                     format!("shard {id} (held by peer {})", p.join(", "))
                 }
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Plans the shards of collection `name` over `files` (in the order the user gave them).
+pub(crate) fn plan_shards(
+    name: &str,
+    files: &[Inspected],
+    opts: ShardOptions,
+) -> Result<ShardPlan> {
+    let show = |i: usize| files[i].path.display().to_string();
+    let sv = survey(name, files)?;
+    let mut chosen = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (id, h) in &sv.holders {
+        chosen.insert(*id, h[0]);
+        if h.len() > 1 {
+            let others: Vec<String> = h[1..].iter().map(|i| show(*i)).collect();
+            notes.push(format!(
+                "shard {id}: read from {}; its replica in {} is not read (the first file given that holds a shard is read; give another order to read another replica)",
+                show(h[0]),
+                others.join(", ")
+            ));
+        }
+    }
+    let expected = sv.expected();
+    let missing: Vec<u32> = expected
+        .iter()
+        .filter(|id| !chosen.contains_key(id))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
         let what = format!(
             "{} of {} shards are in none of the files given: {}",
             missing.len(),
             expected.len(),
-            held_by.join("; ")
+            sv.describe_missing(&missing)
         );
         if !opts.allow_missing {
             return Err(err(

@@ -225,6 +225,21 @@ fn via_snapshot(
     let mut files = Vec::new();
     for n in names {
         client.collection_config(n)?;
+        if let Some(remote) = client.remote_shards(n)?
+            && !remote.is_empty()
+        {
+            let held: Vec<String> = remote
+                .iter()
+                .map(|(s, p)| format!("shard {s} on peer {p}"))
+                .collect();
+            return Err(Error::Mapping {
+                collection: n.clone(),
+                message: format!(
+                    "some of its shards live on other nodes ({}), and a snapshot taken through this node holds only its own. Take a collection snapshot on every node (POST /collections/{n}/snapshots on each) and give all the files to --snapshot (q2z merges them shard by shard), or export live without --via-snapshot",
+                    held.join(", ")
+                ),
+            });
+        }
         let (snap, size, checksum) = client.create_snapshot(n)?;
         tracing::info!(collection = %n, snapshot = %snap.escape_debug(), size, "server snapshot created; downloading");
         let download = tempfile::Builder::new()

@@ -203,6 +203,37 @@ impl QdrantRest {
         parse_scroll_bytes(name, &bytes)
     }
 
+    /// The shards of a collection that live on other peers than the one answering
+    /// (`GET /collections/{name}/cluster`), as (shard id, peer id); `None` where the server has
+    /// no such endpoint.
+    pub fn remote_shards(&self, name: &str) -> Result<Option<Vec<(u64, u64)>>> {
+        let r = match self.call(
+            reqwest::Method::GET,
+            &format!("/collections/{}/cluster", enc(name)),
+            None,
+        ) {
+            Ok(r) => r,
+            Err(Error::Http { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let local: Vec<u64> = r
+            .get("local_shards")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("shard_id").and_then(Value::as_u64))
+            .collect();
+        Ok(Some(
+            r.get("remote_shards")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| Some((s.get("shard_id")?.as_u64()?, s.get("peer_id")?.as_u64()?)))
+                .filter(|(id, _)| !local.contains(id))
+                .collect(),
+        ))
+    }
+
     /// Creates a collection snapshot on the server; returns (name, size, sha256).
     pub fn create_snapshot(&self, name: &str) -> Result<(String, u64, Option<String>)> {
         let r = self.call(

@@ -475,53 +475,13 @@ pub fn open_snapshots(
         .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir_in(scratch)
         .map_err(|e| Error::io(scratch, e))?;
-    // (shard id, file index, directory, inside a collection snapshot)
-    let mut dirs: Vec<(u32, usize, PathBuf, bool)> = Vec::new();
-    for &i in &used {
-        let file = &inputs[i].path;
-        let ids: Vec<u32> = plan
-            .chosen
-            .iter()
-            .filter(|(_, f)| **f == i)
-            .map(|(id, _)| *id)
-            .collect();
-        let base = work.path().join(format!("f{i}"));
-        match &layouts[i] {
-            Layout::Collection { shards, .. } => {
-                let f = File::open(file).map_err(|e| Error::io(file, e))?;
-                unpack_safe(file, &mut BufReader::new(f), &base)?;
-                for id in shards.keys().filter(|id| !ids.contains(id)) {
-                    // A replica read from another file: its space is given back at once.
-                    let _ = std::fs::remove_dir_all(base.join(id.to_string()));
-                }
-                dirs.extend(
-                    ids.iter()
-                        .map(|id| (*id, i, base.join(id.to_string()), true)),
-                );
-            }
-            Layout::Shard => {
-                let dir = base.join("shard");
-                EdgeShard::unpack_snapshot(file, &dir)
-                    .map_err(|e| snap_err(file, format!("qdrant-edge could not unpack it: {e}")))?;
-                dirs.extend(ids.first().map(|id| (*id, i, dir, false)));
-            }
-        }
-        tracing::info!(file = %file.display(), secs = t0.elapsed().as_secs_f32(), "snapshot unpacked");
-    }
-    // Shards are independent: finish and load them on all cores.
-    use rayon::prelude::*;
-    let shards = dirs
-        .par_iter()
-        .map(|(_, i, dir, nested)| {
-            let file = &inputs[*i].path;
-            if *nested {
-                unpack_segments(file, dir)?;
-            }
-            make_segments_cold(dir)?;
-            EdgeShard::load(dir, None)
-                .map_err(|e| snap_err(file, format!("qdrant-edge could not load it: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let dirs = unpack_chosen(inputs, &layouts, &plan.chosen, work.path())?;
+    tracing::info!(
+        collection = name,
+        secs = t0.elapsed().as_secs_f32(),
+        "snapshots unpacked"
+    );
+    let shards = load_shards(inputs, &dirs)?;
     tracing::info!(
         collection = name,
         shards = shards.len(),
@@ -538,7 +498,7 @@ pub fn open_snapshots(
     let config = parse_collection_config(name, &config_json)?;
     let shard_origins = dirs
         .iter()
-        .map(|(id, i, _, _)| format!("shard {id} ← {}", inputs[*i].path.display()))
+        .map(|u| format!("shard {} ← {}", u.shard, inputs[u.file].path.display()))
         .collect();
     Ok(SnapshotCollection {
         name: name.to_string(),
@@ -550,6 +510,80 @@ pub fn open_snapshots(
         file: inputs[0].path.clone(),
         work,
     })
+}
+
+/// A chosen shard's unpacked directory.
+struct Unpacked {
+    shard: u32,
+    /// Index of the file it came from.
+    file: usize,
+    dir: PathBuf,
+    /// From a collection snapshot (segments still to be laid out for `EdgeShard::load`).
+    nested: bool,
+}
+
+/// Unpacks the files that hold a chosen shard, each once, into `work/f<i>`; shard directories
+/// of replicas read from another file are removed at once.
+fn unpack_chosen(
+    inputs: &[SnapshotInput],
+    layouts: &[Layout],
+    chosen: &BTreeMap<u32, usize>,
+    work: &Path,
+) -> Result<Vec<Unpacked>> {
+    let used: BTreeSet<usize> = chosen.values().copied().collect();
+    let mut dirs = Vec::new();
+    for &i in &used {
+        let file = &inputs[i].path;
+        let ids: Vec<u32> = chosen
+            .iter()
+            .filter(|(_, f)| **f == i)
+            .map(|(id, _)| *id)
+            .collect();
+        let base = work.join(format!("f{i}"));
+        match &layouts[i] {
+            Layout::Collection { shards, .. } => {
+                let f = File::open(file).map_err(|e| Error::io(file, e))?;
+                unpack_safe(file, &mut BufReader::new(f), &base)?;
+                for id in shards.keys().filter(|id| !ids.contains(id)) {
+                    let _ = std::fs::remove_dir_all(base.join(id.to_string()));
+                }
+                dirs.extend(ids.iter().map(|id| Unpacked {
+                    shard: *id,
+                    file: i,
+                    dir: base.join(id.to_string()),
+                    nested: true,
+                }));
+            }
+            Layout::Shard => {
+                let dir = base.join("shard");
+                EdgeShard::unpack_snapshot(file, &dir)
+                    .map_err(|e| snap_err(file, format!("qdrant-edge could not unpack it: {e}")))?;
+                dirs.extend(ids.first().map(|id| Unpacked {
+                    shard: *id,
+                    file: i,
+                    dir,
+                    nested: false,
+                }));
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// Loads the unpacked shards on all cores (shards are independent).
+fn load_shards(inputs: &[SnapshotInput], dirs: &[Unpacked]) -> Result<Vec<EdgeShard>> {
+    use rayon::prelude::*;
+    dirs.par_iter()
+        .map(|u| {
+            let file = &inputs[u.file].path;
+            if u.nested {
+                unpack_segments(file, &u.dir)?;
+            }
+            make_segments_cold(&u.dir)?;
+            EdgeShard::load(&u.dir, None)
+                .map_err(|e| snap_err(file, format!("qdrant-edge could not load it: {e}")))
+        })
+        .collect()
 }
 
 /// Unpacked data takes about the snapshots' size (sparse files stay sparse); keep a margin.

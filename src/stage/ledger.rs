@@ -84,6 +84,10 @@ pub struct CollectionLedger {
     pub chunks: BTreeMap<String, ChunkLedger>,
     #[serde(default)]
     pub verified: bool,
+    /// The target collection held rows before this import (`--into-existing`): chunks are then
+    /// counted by their exact ids, never by key range.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     /// How the rows were sent (`None` before the first import).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ImportMode>,

@@ -62,7 +62,9 @@ pub fn verify_and_repair(
             )));
         }
         let mode = l.mode.unwrap_or_default();
-        let r = verify_collection(milvus, sc, mode == ImportMode::Upsert, verify)?;
+        let mut vopts = verify.clone();
+        vopts.exact_counts |= l.shared;
+        let r = verify_collection(milvus, sc, mode == ImportMode::Upsert, &vopts)?;
         let files = r.chunks_to_repair();
         if files.is_empty() {
             reports.push(r);

@@ -768,6 +768,15 @@ def make_handler(st):
                 r = route(st, self.path, body, allow)
                 if r is None:
                     return self.send(404, {"message": "404 page not found"})
+                lose_for = st.faults.get("lose_import_answer_for")
+                if self.path.endswith("/jobs/import/create") and lose_for and lose_for == body.get("collectionName"):
+                    with st.lock:
+                        st.faults.pop("lose_import_answer_for", None)
+                    # The job exists, but its answer is lost on the way (a proxy timing out).
+                    return self.send(503, {"message": "upstream request timeout"})
+                if self.path.endswith("/jobs/import/create") and st.fault("lose_import_answer"):
+                    # The job exists, but its answer is lost on the way (a proxy timing out).
+                    return self.send(503, {"message": "upstream request timeout"})
                 self.send(200, r)
             except ApiError as e:
                 self.send(e.http, {"code": e.code, "message": e.message})

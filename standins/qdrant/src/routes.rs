@@ -91,6 +91,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         .route("/collections/{name}/points", axum::routing::put(upsert))
         .route("/collections/{name}/points/scroll", post(scroll))
         .route("/collections/{name}/points/count", post(count))
+        .route("/collections/{name}/cluster", get(cluster_info))
         .route(
             "/collections/{name}/snapshots",
             get(list_snapshots).post(create_snapshot),
@@ -343,6 +344,32 @@ async fn count(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Respo
         }
     }
     ok(json!({"count": n}), t)
+}
+
+/// `GET /collections/{name}/cluster`, as a single-node Qdrant 1.19 answers: every shard local.
+async fn cluster_info(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    let t = Instant::now();
+    let colls = s.colls.read().expect("lock");
+    let Some(sv) = colls.get(&name) else {
+        return not_found(&name, t);
+    };
+    let mut local = Vec::new();
+    for (i, sh) in sv.coll.shards.iter().enumerate() {
+        let n = sh
+            .count(CountRequestBuilder::new().exact(true).build())
+            .unwrap_or(0);
+        local.push(json!({"shard_id": i, "points_count": n, "state": "Active"}));
+    }
+    ok(
+        json!({
+            "peer_id": 7448892124437184u64,
+            "shard_count": sv.coll.shards.len(),
+            "local_shards": local,
+            "remote_shards": [],
+            "shard_transfers": []
+        }),
+        t,
+    )
 }
 
 async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes) -> Response {
