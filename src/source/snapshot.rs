@@ -149,64 +149,45 @@ fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf>
     Ok(p)
 }
 
-/// Lists and validates the entries of the outer tar and tells its layout.
-pub(crate) fn inspect(file: &Path) -> Result<Layout> {
-    let f = File::open(file).map_err(|e| Error::io(file, e))?;
-    let len = f.metadata().map_err(|e| Error::io(file, e))?.len();
-    // Entries are listed by seeking past their data, so a cut-off file shows as an entry whose
-    // data ends past the end of the file.
-    let mut data_end = 0u64;
-    let mut ar = tar::Archive::new(f);
-    let entries = ar.entries_with_seek().map_err(|e| {
-        snap_err(
-            file,
-            format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API"),
-        )
-    })?;
-    let mut config: Option<Value> = None;
-    let mut has_segments = false;
-    let mut shards: BTreeMap<u32, ShardDir> = BTreeMap::new();
-    let mut rocksdb = false;
-    let mut n = 0usize;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            snap_err(
-                file,
-                format!(
-                    "truncated or corrupt tar ({e}); copy the snapshot again and check its sha256"
-                ),
-            )
-        })?;
-        n += 1;
-        data_end = data_end
-            .max(entry.raw_file_position() + entry.header().entry_size().unwrap_or(u64::MAX));
-        let p = checked_entry(file, &entry)?;
+/// The entries of a snapshot tar, as far as telling its layout goes.
+#[derive(Default)]
+struct Listing {
+    config: Option<Value>,
+    has_segments: bool,
+    shards: BTreeMap<u32, ShardDir>,
+    rocksdb: bool,
+    entries: usize,
+}
+
+impl Listing {
+    /// Takes note of one entry (reads `config.json` and `replica_state.json`, both small).
+    fn note(&mut self, file: &Path, p: &Path, entry: &mut dyn Read) -> Result<()> {
+        self.entries += 1;
         let s = p.to_string_lossy();
         if s.contains("db_backup") || s.ends_with(".sst") || s.contains("/rocksdb") {
-            rocksdb = true;
+            self.rocksdb = true;
         }
-        let first = p
+        let parts: Vec<String> = p
             .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned());
-        match first.as_deref() {
-            Some("config.json") if p.components().count() == 1 => {
-                config = Some(read_small_json(file, &mut entry, "config.json")?);
-            }
-            Some("segments") => has_segments = true,
-            Some(d) if d.bytes().all(|b| b.is_ascii_digit()) && p.components().count() > 1 => {
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        match parts
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["config.json"] => self.config = Some(read_small_json(file, entry, "config.json")?),
+            ["segments", ..] => self.has_segments = true,
+            [d, rest @ ..] if !rest.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
                 let id = d
                     .parse::<u32>()
                     .map_err(|_| snap_err(file, format!("bad shard directory '{d}'")))?;
-                let dir = shards.entry(id).or_default();
-                let second = p
-                    .components()
-                    .nth(1)
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned());
-                match second.as_deref() {
-                    Some("segments") => dir.has_data = true,
-                    Some("replica_state.json") if p.components().count() == 2 => {
-                        let v = read_small_json(file, &mut entry, "replica_state.json")?;
+                let dir = self.shards.entry(id).or_default();
+                match rest {
+                    ["segments", ..] => dir.has_data = true,
+                    ["replica_state.json"] => {
+                        let v = read_small_json(file, entry, "replica_state.json")?;
                         dir.is_local = v.get("is_local").and_then(Value::as_bool);
                         dir.peers = v
                             .get("peers")
@@ -219,37 +200,73 @@ pub(crate) fn inspect(file: &Path) -> Result<Layout> {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The layout the entries show.
+    fn layout(self, file: &Path) -> Result<Layout> {
+        if self.entries == 0 {
+            return Err(snap_err(
+                file,
+                "empty or not a tar archive; pass a file written by Qdrant's snapshot API",
+            ));
+        }
+        if self.rocksdb {
+            return Err(snap_err(file, ROCKSDB));
+        }
+        match (self.config, self.shards.is_empty(), self.has_segments) {
+            (Some(config), false, _) => Ok(Layout::Collection {
+                config,
+                shards: self.shards,
+            }),
+            (_, _, true) => Ok(Layout::Shard),
+            _ => Err(snap_err(
+                file,
+                "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory",
+            )),
+        }
+    }
+}
+
+/// The refusal of pre-1.18 snapshots.
+const ROCKSDB: &str = "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot";
+
+fn corrupt_tar(file: &Path, e: impl std::fmt::Display) -> Error {
+    snap_err(
+        file,
+        format!("truncated or corrupt tar ({e}); copy the snapshot again and check its sha256"),
+    )
+}
+
+/// Lists a snapshot tar by seeking past each entry's data, checks every entry path, and tells
+/// its layout (a collection snapshot with its shard directories, or a shard snapshot).
+pub(crate) fn inspect(file: &Path) -> Result<Layout> {
+    let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let len = f.metadata().map_err(|e| Error::io(file, e))?.len();
+    // A cut-off file shows as an entry whose data ends past the end of the file.
+    let mut data_end = 0u64;
+    let mut ar = tar::Archive::new(f);
+    let entries = ar.entries_with_seek().map_err(|e| {
+        snap_err(
+            file,
+            format!("not a tar archive ({e}); pass a file written by Qdrant's snapshot API"),
+        )
+    })?;
+    let mut listing = Listing::default();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt_tar(file, e))?;
+        data_end = data_end
+            .max(entry.raw_file_position() + entry.header().entry_size().unwrap_or(u64::MAX));
+        let p = checked_entry(file, &entry)?;
+        listing.note(file, &p, &mut entry)?;
     }
     if data_end > len {
-        return Err(snap_err(
+        return Err(corrupt_tar(
             file,
-            format!(
-                "truncated or corrupt tar (an entry runs to byte {data_end}, the file has {len}); copy the snapshot again and check its sha256"
-            ),
+            format!("an entry runs to byte {data_end}, the file has {len}"),
         ));
     }
-    if n == 0 {
-        return Err(snap_err(
-            file,
-            "empty or not a tar archive; pass a file written by Qdrant's snapshot API",
-        ));
-    }
-    if rocksdb {
-        return Err(snap_err(
-            file,
-            "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot",
-        ));
-    }
-    if let (Some(config), false) = (config, shards.is_empty()) {
-        Ok(Layout::Collection { config, shards })
-    } else if has_segments {
-        Ok(Layout::Shard)
-    } else {
-        Err(snap_err(
-            file,
-            "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory",
-        ))
-    }
+    listing.layout(file)
 }
 
 /// Reads a small JSON file of a snapshot (config, replica state), at most 1 MiB.
@@ -271,14 +288,7 @@ fn unpack_safe(file: &Path, reader: &mut dyn Read, dest: &Path) -> Result<()> {
         .entries()
         .map_err(|e| snap_err(file, format!("not a tar archive ({e})")))?
     {
-        let mut entry = entry.map_err(|e| {
-            snap_err(
-                file,
-                format!(
-                    "truncated or corrupt tar ({e}); copy the snapshot again and check its sha256"
-                ),
-            )
-        })?;
+        let mut entry = entry.map_err(|e| corrupt_tar(file, e))?;
         let p = checked_entry(file, &entry)?;
         // A collection snapshot packs each segment as `<shard>/segments/<id>.tar`: unpack it
         // straight from the outer stream instead of writing the inner tar and reading it back.
@@ -350,10 +360,7 @@ fn unpack_segments(file: &Path, shard_dir: &Path) -> Result<()> {
         if inner.is_dir() {
             for sub in ["db_backup", "payload_index_db_backup"] {
                 if inner.join(sub).exists() {
-                    return Err(snap_err(
-                        file,
-                        "this snapshot holds RocksDB storage (Qdrant before 1.18), which cannot be read offline. Export it live with --qdrant-url, or upgrade Qdrant to 1.18 or newer and take a new snapshot",
-                    ));
+                    return Err(snap_err(file, ROCKSDB));
                 }
             }
             let files = inner.join("files");

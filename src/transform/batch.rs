@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId, VectorValue};
 use crate::transform::checks;
-use crate::transform::columns::columns;
+use crate::transform::columns::{ColumnKind, columns};
 use crate::transform::mapping::{
     CollectionMapping, IdKind, InvalidPolicy, META, MissingVector, MultivectorPolicy, NullPolicy,
     OversizePolicy, VectorField, VectorKind,
@@ -129,66 +129,84 @@ fn dense_of<'a>(
     }
 }
 
-/// Converts points to one record batch. Points must already be in the staged order.
-pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> Result<Converted> {
+/// Points of a slice sorted out: the ones staged (with their `$meta` text), the ones set
+/// aside, and the count of all-zero COSINE vectors; points that must stop the export are errors.
+struct Sorted<'a> {
+    kept: Vec<&'a Point>,
+    metas: Vec<String>,
+    set_aside: Vec<String>,
+    zero_cosine: u64,
+}
+
+fn sort_points<'a>(points: &'a [Point], m: &CollectionMapping) -> Result<Sorted<'a>> {
     let statics = m.static_fields();
-    let mut metas = Vec::with_capacity(points.len());
-    let mut kept: Vec<&Point> = Vec::with_capacity(points.len());
-    let mut set_aside = Vec::new();
+    let mut out = Sorted {
+        kept: Vec::with_capacity(points.len()),
+        metas: Vec::with_capacity(points.len()),
+        set_aside: Vec::new(),
+        zero_cosine: 0,
+    };
     let mut oversize = Vec::new();
     let mut refused = Vec::new();
-    let mut zero_cosine = 0u64;
     let unnamed = m.vectors.iter().any(|v| v.source.is_empty());
+    let aside = |p: &Point, why: String| {
+        let mut line = p.to_qdrant_json(unnamed);
+        line["q2z_reason"] = why.into();
+        line.to_string()
+    };
     for p in points {
         if let Some(why) = checks::refusal(p, m) {
             if m.invalid_values == InvalidPolicy::SetAside {
-                let mut line = p.to_qdrant_json(unnamed);
-                line["q2z_reason"] = why.into();
-                set_aside.push(line.to_string());
+                out.set_aside.push(aside(p, why));
             } else {
                 refused.push(format!("{}: {why}", p.id));
             }
             continue;
         }
-        zero_cosine += u64::from(checks::zero_cosine(p, m));
+        out.zero_cosine += u64::from(checks::zero_cosine(p, m));
         let meta = Value::Object(meta_object(&p.payload, m, &statics));
         let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
         if text.len() <= MAX_META_BYTES {
-            metas.push(text);
-            kept.push(p);
+            out.metas.push(text);
+            out.kept.push(p);
         } else if m.oversize_payload == OversizePolicy::SetAside {
-            let mut line = p.to_qdrant_json(unnamed);
-            line["q2z_reason"] = format!("$meta is {} bytes, over 65,536", text.len()).into();
-            set_aside.push(line.to_string());
+            out.set_aside.push(aside(
+                p,
+                format!("$meta is {} bytes, over 65,536", text.len()),
+            ));
         } else {
             oversize.push(format!("{} ({} bytes)", p.id, text.len()));
         }
     }
+    let named = |list: &mut Vec<String>, sep: &str| {
+        let n = list.len();
+        list.truncate(10);
+        (n, list.join(sep))
+    };
     if !refused.is_empty() {
-        let n = refused.len();
-        refused.truncate(10);
+        let (n, which) = named(&mut refused, "; ");
         return Err(Error::Mapping {
             collection: m.source.clone(),
             message: format!(
-                "{n} point(s) hold values Milvus refuses: {}. Fix them in Qdrant, or rerun with --invalid-values set-aside to stage them apart (kept whole as Qdrant JSON in the stage, with the reason, and reported by verify)",
-                refused.join("; ")
+                "{n} point(s) hold values Milvus refuses: {which}. Fix them in Qdrant, or rerun with --invalid-values set-aside to stage them apart (kept whole as Qdrant JSON in the stage, with the reason, and reported by verify)"
             ),
         });
     }
     if !oversize.is_empty() {
-        let n = oversize.len();
-        oversize.truncate(10);
+        let (n, which) = named(&mut oversize, ", ");
         return Err(Error::Mapping {
             collection: m.source.clone(),
             message: format!(
-                "{n} point(s) have a payload over Milvus's 65,536-byte limit for the dynamic field as JSON: {}. Rerun with --oversize-payload set-aside to stage them apart (kept whole as Qdrant JSON in the stage, reported by verify), or promote the large keys to typed fields (--promote KEY:VarChar, up to 65,535 bytes each)",
-                oversize.join(", ")
+                "{n} point(s) have a payload over Milvus's 65,536-byte limit for the dynamic field as JSON: {which}. Rerun with --oversize-payload set-aside to stage them apart (kept whole as Qdrant JSON in the stage, reported by verify), or promote the large keys to typed fields (--promote KEY:VarChar, up to 65,535 bytes each)"
             ),
         });
     }
-    let points = kept.as_slice();
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    cols.push(match m.id_kind {
+    Ok(out)
+}
+
+/// The primary-key column.
+fn id_column(points: &[&Point], m: &CollectionMapping) -> Result<ArrayRef> {
+    Ok(match m.id_kind {
         IdKind::Int64 => {
             let mut ids = Vec::with_capacity(points.len());
             for p in points {
@@ -197,7 +215,9 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
                     other => {
                         return Err(Error::Mapping {
                             collection: m.source.clone(),
-                            message: format!("point id {other} does not fit the Int64 primary key; plan again so that the key becomes VarChar (q2z export --restart)"),
+                            message: format!(
+                                "point id {other} does not fit the Int64 primary key; plan again so that the key becomes VarChar (q2z export --restart)"
+                            ),
                         });
                     }
                 }
@@ -211,92 +231,121 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
             }
             Arc::new(b.finish())
         }
-    });
-    for (vi, v) in m.vectors.iter().enumerate() {
-        let field = schema.field(vi + 1);
-        let item = match field.data_type() {
-            DataType::List(f) => Some(f.clone()),
-            _ => None,
-        };
-        cols.push(match v.kind {
-            VectorKind::FloatVector => {
-                let dim = v.dim.unwrap_or(0);
-                let mut vals: Vec<f32> = Vec::with_capacity(points.len() * dim);
-                for p in points {
-                    match dense_of(p, v, m)? {
-                        Some(d) if d.len() == dim => vals.extend_from_slice(d),
-                        Some(d) => return Err(dim_err(m, p, v, d.len())),
-                        None => vals.extend(std::iter::repeat_n(0.0f32, dim)),
+    })
+}
+
+fn list_err(m: &CollectionMapping, v: &VectorField) -> Error {
+    Error::format(
+        format!("collection {}", m.source),
+        format!("the staged schema has no list type for '{}'", v.field),
+    )
+}
+
+/// A vector column (`item`: the list item field of its Arrow type).
+fn vector_column(
+    points: &[&Point],
+    v: &VectorField,
+    m: &CollectionMapping,
+    item: Option<Arc<Field>>,
+) -> Result<ArrayRef> {
+    Ok(match v.kind {
+        VectorKind::FloatVector => {
+            let dim = v.dim.unwrap_or(0);
+            let mut vals: Vec<f32> = Vec::with_capacity(points.len() * dim);
+            for p in points {
+                match dense_of(p, v, m)? {
+                    Some(d) if d.len() == dim => vals.extend_from_slice(d),
+                    Some(d) => return Err(dim_err(m, p, v, d.len())),
+                    None => vals.extend(std::iter::repeat_n(0.0f32, dim)),
+                }
+            }
+            let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim, points.len()));
+            Arc::new(ListArray::new(
+                item.clone().ok_or_else(|| list_err(m, v))?,
+                offsets,
+                Arc::new(Float32Array::from(vals)),
+                None,
+            ))
+        }
+        VectorKind::Float16Vector => {
+            let dim = v.dim.unwrap_or(0);
+            let mut bytes: Vec<u8> = Vec::with_capacity(points.len() * dim * 2);
+            for p in points {
+                match dense_of(p, v, m)? {
+                    Some(d) if d.len() == dim => {
+                        for x in d {
+                            bytes.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+                        }
+                    }
+                    Some(d) => return Err(dim_err(m, p, v, d.len())),
+                    None => bytes.extend(std::iter::repeat_n(0u8, dim * 2)),
+                }
+            }
+            let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim * 2, points.len()));
+            Arc::new(ListArray::new(
+                item.clone().ok_or_else(|| list_err(m, v))?,
+                offsets,
+                Arc::new(UInt8Array::from(bytes)),
+                None,
+            ))
+        }
+        VectorKind::SparseFloatVector => {
+            let mut b = StringBuilder::with_capacity(points.len(), points.len() * 64);
+            for p in points {
+                match p.vectors.get(&v.source) {
+                    Some(VectorValue::Sparse { indices, values }) => {
+                        b.append_value(sparse_json(indices, values))
+                    }
+                    None if m.missing_vector == MissingVector::Zeros => b.append_value("{}"),
+                    _ => {
+                        return Err(Error::Mapping {
+                            collection: m.source.clone(),
+                            message: format!(
+                                "point {} has no sparse vector '{}' (missing_vector = error)",
+                                p.id, v.source
+                            ),
+                        });
                     }
                 }
-                let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(dim, points.len()));
-                Arc::new(ListArray::new(
-                    item.expect("list field"),
-                    offsets,
-                    Arc::new(Float32Array::from(vals)),
-                    None,
-                ))
             }
-            VectorKind::Float16Vector => {
-                let dim = v.dim.unwrap_or(0);
-                let mut bytes: Vec<u8> = Vec::with_capacity(points.len() * dim * 2);
-                for p in points {
-                    match dense_of(p, v, m)? {
-                        Some(d) if d.len() == dim => {
-                            for x in d {
-                                bytes.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
-                            }
-                        }
-                        Some(d) => return Err(dim_err(m, p, v, d.len())),
-                        None => bytes.extend(std::iter::repeat_n(0u8, dim * 2)),
-                    }
-                }
-                let offsets =
-                    OffsetBuffer::from_lengths(std::iter::repeat_n(dim * 2, points.len()));
-                Arc::new(ListArray::new(
-                    item.expect("list field"),
-                    offsets,
-                    Arc::new(UInt8Array::from(bytes)),
-                    None,
-                ))
+            Arc::new(b.finish())
+        }
+    })
+}
+
+/// Converts points to one record batch, column by column as [`columns`] lays them out.
+/// Points must already be in the staged order.
+pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> Result<Converted> {
+    let sorted = sort_points(points, m)?;
+    let points = sorted.kept.as_slice();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (i, c) in columns(m).iter().enumerate() {
+        cols.push(match c.kind {
+            ColumnKind::Id(_) => id_column(points, m)?,
+            ColumnKind::Vector(v) => {
+                let item = match schema.field(i).data_type() {
+                    DataType::List(f) => Some(f.clone()),
+                    _ => None,
+                };
+                vector_column(points, v, m, item)?
             }
-            VectorKind::SparseFloatVector => {
-                let mut b = StringBuilder::with_capacity(points.len(), points.len() * 64);
-                for p in points {
-                    match p.vectors.get(&v.source) {
-                        Some(VectorValue::Sparse { indices, values }) => {
-                            b.append_value(sparse_json(indices, values))
-                        }
-                        None if m.missing_vector == MissingVector::Zeros => b.append_value("{}"),
-                        _ => {
-                            return Err(Error::Mapping {
-                                collection: m.source.clone(),
-                                message: format!(
-                                    "point {} has no sparse vector '{}' (missing_vector = error)",
-                                    p.id, v.source
-                                ),
-                            });
-                        }
-                    }
+            ColumnKind::Scalar(f) => scalar_column(&m.source, f, points)?,
+            ColumnKind::Meta => {
+                let bytes = sorted.metas.iter().map(String::len).sum();
+                let mut b = StringBuilder::with_capacity(points.len(), bytes);
+                for text in &sorted.metas {
+                    b.append_value(text);
                 }
                 Arc::new(b.finish())
             }
         });
     }
-    for f in &m.scalars {
-        cols.push(scalar_column(&m.source, f, points)?);
-    }
-    let mut b = StringBuilder::with_capacity(points.len(), metas.iter().map(String::len).sum());
-    for text in &metas {
-        b.append_value(text);
-    }
-    cols.push(Arc::new(b.finish()));
     let batch = RecordBatch::try_new(schema.clone(), cols)
         .map_err(|e| Error::format(format!("collection {}", m.source), e))?;
     Ok(Converted {
         batch,
-        set_aside,
-        zero_cosine,
+        set_aside: sorted.set_aside,
+        zero_cosine: sorted.zero_cosine,
     })
 }
 

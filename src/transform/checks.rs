@@ -92,38 +92,10 @@ pub fn zero_cosine(p: &Point, m: &CollectionMapping) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CollectionConfig, DenseParams, Distance, SparseParams};
-    use crate::transform::mapping::{MappingOptions, default_mapping};
     use std::collections::BTreeMap;
 
     fn mapping(id_kind: IdKind) -> CollectionMapping {
-        let mut dense = BTreeMap::new();
-        dense.insert(
-            "d".to_string(),
-            DenseParams {
-                size: 2,
-                distance: Distance::Cosine,
-                datatype: Default::default(),
-                multivector: None,
-                hnsw_m: None,
-                hnsw_ef_construct: None,
-            },
-        );
-        let mut sparse = BTreeMap::new();
-        sparse.insert("s".to_string(), SparseParams { modifier: None });
-        let cfg = CollectionConfig {
-            name: "c".into(),
-            dense,
-            sparse,
-            hnsw_m: None,
-            hnsw_ef_construct: None,
-            shard_number: 1,
-            payload_schema: BTreeMap::new(),
-            raw: serde_json::Value::Null,
-        };
-        default_mapping(&cfg, id_kind, &MappingOptions::default())
-            .unwrap()
-            .0
+        crate::transform::mapping::test_mapping(crate::model::Distance::Cosine, id_kind)
     }
 
     fn point(id: PointId, d: Option<Vec<f32>>, s: Option<(Vec<u32>, Vec<f32>)>) -> Point {

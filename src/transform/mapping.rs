@@ -617,3 +617,36 @@ impl CollectionMapping {
 pub const MIN_DIM: usize = 2;
 /// Largest dense dimension Milvus accepts (`proxy.maxDimension`).
 pub const MAX_DIM: usize = 32_768;
+
+/// A mapping for unit tests: dense vector `d` (2 dims, `distance`) and sparse vector `s`.
+#[cfg(test)]
+pub(crate) fn test_mapping(distance: crate::model::Distance, id_kind: IdKind) -> CollectionMapping {
+    use crate::model::{DenseParams, SparseParams};
+    let mut dense = BTreeMap::new();
+    dense.insert(
+        "d".to_string(),
+        DenseParams {
+            size: 2,
+            distance,
+            datatype: Default::default(),
+            multivector: None,
+            hnsw_m: None,
+            hnsw_ef_construct: None,
+        },
+    );
+    let mut sparse = BTreeMap::new();
+    sparse.insert("s".to_string(), SparseParams { modifier: None });
+    let cfg = CollectionConfig {
+        name: "c".into(),
+        dense,
+        sparse,
+        hnsw_m: None,
+        hnsw_ef_construct: None,
+        shard_number: 1,
+        payload_schema: BTreeMap::new(),
+        raw: serde_json::Value::Null,
+    };
+    default_mapping(&cfg, id_kind, &MappingOptions::default())
+        .expect("test mapping")
+        .0
+}

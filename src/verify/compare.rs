@@ -250,40 +250,10 @@ mod tests {
     }
 
     fn mapping() -> CollectionMapping {
-        use crate::model::{CollectionConfig, DenseParams, Distance, SparseParams};
-        use std::collections::BTreeMap;
-        let mut dense = BTreeMap::new();
-        dense.insert(
-            "d".to_string(),
-            DenseParams {
-                size: 2,
-                distance: Distance::Dot,
-                datatype: Default::default(),
-                multivector: None,
-                hnsw_m: None,
-                hnsw_ef_construct: None,
-            },
-        );
-        let mut sparse = BTreeMap::new();
-        sparse.insert("s".to_string(), SparseParams { modifier: None });
-        let cfg = CollectionConfig {
-            name: "c".into(),
-            dense,
-            sparse,
-            hnsw_m: None,
-            hnsw_ef_construct: None,
-            shard_number: 1,
-            payload_schema: BTreeMap::new(),
-            raw: Value::Null,
-        };
-        let opts = crate::transform::mapping::MappingOptions::default();
-        crate::transform::mapping::default_mapping(
-            &cfg,
+        crate::transform::mapping::test_mapping(
+            crate::model::Distance::Dot,
             crate::transform::mapping::IdKind::Int64,
-            &opts,
         )
-        .unwrap()
-        .0
     }
 
     #[test]
