@@ -212,6 +212,100 @@ pub struct MappingOptions {
     pub invalid_values: InvalidPolicy,
 }
 
+/// The Milvus field of one dense Qdrant vector (`None`: left out as asked); `Err` carries the
+/// message.
+fn dense_field(
+    cfg: &CollectionConfig,
+    name: &String,
+    p: &crate::model::DenseParams,
+    opts: &MappingOptions,
+    used: &mut std::collections::BTreeSet<String>,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<Option<VectorField>, String> {
+    if opts
+        .exclude_vectors
+        .iter()
+        .any(|e| e == name || (name.is_empty() && e == "vector"))
+    {
+        return Ok(None);
+    }
+    let label = if name.is_empty() {
+        "(unnamed)"
+    } else {
+        name.as_str()
+    };
+    let metric = match p.distance {
+        Distance::Cosine => "COSINE".to_string(),
+        Distance::Dot => "IP".to_string(),
+        Distance::Euclid => "L2".to_string(),
+        Distance::Manhattan => match &opts.manhattan_as {
+            Some(m) => {
+                warnings.push(format!("vector {label}: Manhattan distance has no Milvus metric; using {m} as asked (search results will rank differently)"));
+                m.to_uppercase()
+            }
+            None => {
+                return Err(format!(
+                    "vector {label} uses Manhattan distance, which Milvus does not have. Choose a metric with --manhattan-as L2|IP|COSINE, or leave it out with --exclude-vector {}",
+                    if name.is_empty() { "vector" } else { name }
+                ));
+            }
+        },
+    };
+    let kind = match p.datatype {
+        Datatype::Float32 => VectorKind::FloatVector,
+        Datatype::Float16 => VectorKind::Float16Vector,
+        Datatype::Uint8 => {
+            warnings.push(format!("vector {label}: uint8 values are staged as FloatVector (Milvus Int8Vector is signed); values are exact"));
+            VectorKind::FloatVector
+        }
+    };
+    if !(2..=32768).contains(&p.size) {
+        return Err(format!(
+            "vector {label} has dimension {}; Milvus accepts 2..32768. Leave it out with --exclude-vector",
+            p.size
+        ));
+    }
+    let is_mv = p.multivector.is_some();
+    if is_mv {
+        match opts.multivector {
+            MultivectorPolicy::Ask => {
+                return Err(format!(
+                    "vector {label} is a multivector, which Milvus before 2.6 cannot store. Choose --multivector first (keep each point's first vector) or --multivector skip (leave the field out)"
+                ));
+            }
+            MultivectorPolicy::Skip => {
+                warnings.push(format!("vector {label}: multivector left out as asked"));
+                return Ok(None);
+            }
+            MultivectorPolicy::First => warnings.push(format!(
+                "vector {label}: multivector reduced to each point's first vector as asked (lossy)"
+            )),
+        }
+    }
+    let field = unique_field(
+        if name.is_empty() { "vector" } else { name },
+        used,
+        warnings,
+    );
+    let (index_type, index_params) =
+        dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
+    Ok(Some(VectorField {
+        source: name.clone(),
+        field,
+        kind,
+        dim: Some(p.size),
+        metric,
+        index_type,
+        index_params,
+        multivector: if is_mv {
+            opts.multivector
+        } else {
+            MultivectorPolicy::Ask
+        },
+        is_multivector: is_mv,
+    }))
+}
+
 /// The target collection name of a Qdrant collection without a mapping-file entry.
 pub fn default_target(name: &str, opts: &MappingOptions) -> String {
     sanitize_name(&format!("{}{}", opts.target_prefix, name))
@@ -255,86 +349,9 @@ pub fn default_mapping(
     let mut vectors = Vec::new();
     let mut used = std::collections::BTreeSet::from(["id".to_string(), META.to_string()]);
     for (name, p) in &cfg.dense {
-        if opts
-            .exclude_vectors
-            .iter()
-            .any(|e| e == name || (name.is_empty() && e == "vector"))
-        {
-            continue;
+        if let Some(v) = dense_field(cfg, name, p, opts, &mut used, &mut warnings).map_err(err)? {
+            vectors.push(v);
         }
-        let label = if name.is_empty() {
-            "(unnamed)"
-        } else {
-            name.as_str()
-        };
-        let metric = match p.distance {
-            Distance::Cosine => "COSINE".to_string(),
-            Distance::Dot => "IP".to_string(),
-            Distance::Euclid => "L2".to_string(),
-            Distance::Manhattan => match &opts.manhattan_as {
-                Some(m) => {
-                    warnings.push(format!("vector {label}: Manhattan distance has no Milvus metric; using {m} as asked (search results will rank differently)"));
-                    m.to_uppercase()
-                }
-                None => {
-                    return Err(err(format!(
-                        "vector {label} uses Manhattan distance, which Milvus does not have. Choose a metric with --manhattan-as L2|IP|COSINE, or leave it out with --exclude-vector {}",
-                        if name.is_empty() { "vector" } else { name }
-                    )));
-                }
-            },
-        };
-        let kind = match p.datatype {
-            Datatype::Float32 => VectorKind::FloatVector,
-            Datatype::Float16 => VectorKind::Float16Vector,
-            Datatype::Uint8 => {
-                warnings.push(format!("vector {label}: uint8 values are staged as FloatVector (Milvus Int8Vector is signed); values are exact"));
-                VectorKind::FloatVector
-            }
-        };
-        if !(2..=32768).contains(&p.size) {
-            return Err(err(format!(
-                "vector {label} has dimension {}; Milvus accepts 2..32768. Leave it out with --exclude-vector",
-                p.size
-            )));
-        }
-        let is_mv = p.multivector.is_some();
-        if is_mv {
-            match opts.multivector {
-                MultivectorPolicy::Ask => {
-                    return Err(err(format!(
-                        "vector {label} is a multivector, which Milvus before 2.6 cannot store. Choose --multivector first (keep each point's first vector) or --multivector skip (leave the field out)"
-                    )));
-                }
-                MultivectorPolicy::Skip => {
-                    warnings.push(format!("vector {label}: multivector left out as asked"));
-                    continue;
-                }
-                MultivectorPolicy::First => warnings.push(format!("vector {label}: multivector reduced to each point's first vector as asked (lossy)")),
-            }
-        }
-        let field = unique_field(
-            if name.is_empty() { "vector" } else { name },
-            &mut used,
-            &mut warnings,
-        );
-        let (index_type, index_params) =
-            dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
-        vectors.push(VectorField {
-            source: name.clone(),
-            field,
-            kind,
-            dim: Some(p.size),
-            metric,
-            index_type,
-            index_params,
-            multivector: if is_mv {
-                opts.multivector
-            } else {
-                MultivectorPolicy::Ask
-            },
-            is_multivector: is_mv,
-        });
     }
     for (name, p) in &cfg.sparse {
         if opts.exclude_vectors.iter().any(|e| e == name) {
