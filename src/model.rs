@@ -212,3 +212,12 @@ pub fn f32_json(x: f32) -> Value {
         .map(Value::Number)
         .unwrap_or(Value::Null)
 }
+
+/// A value's JSON text cut to 80 characters (never inside a character).
+pub fn short_json(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s,
+    }
+}

@@ -188,7 +188,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         let mut iopts = import_options(ModeArg::Bulk, storage(&a.storage), a.sample, a.json);
         iopts.verify = vopts.clone();
         let (reports, repaired) =
-            crate::verify::repair::verify_and_repair(&stage, &m, &vopts, &iopts)?;
+            crate::import::repair::verify_and_repair(&stage, &m, &vopts, &iopts)?;
         for r in &repaired {
             eprintln!(
                 "repair: {}: deleted the staged ids of {} chunks and sent them again: {}",

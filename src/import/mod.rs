@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod ledger_book;
+pub mod repair;
 pub mod upsert;
 
 use crate::error::{Error, Result};
@@ -210,7 +211,22 @@ pub fn settle_by_count(milvus: &Milvus, sc: StagedCollection, file: &str) -> Res
     }
     if n > 0 {
         tracing::warn!(file = %c.file, found = n, rows = c.rows, "partial or doubled chunk in the target; deleting its rows before sending it again");
-        crate::verify::repair::delete_chunk_rows(milvus, sc, c)?;
+        delete_chunk_rows(milvus, sc, c)?;
     }
     Ok(ChunkState::Uploaded)
+}
+
+/// Deletes exactly a chunk's staged ids from the target (rows of the same collection that did
+/// not come from this chunk are left alone).
+pub fn delete_chunk_rows(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    c: &crate::stage::manifest::Chunk,
+) -> Result<()> {
+    let m = &sc.entry.mapping;
+    let ids = sc.chunk_ids(c)?;
+    for f in crate::verify::id_filters(&m.id_field, &ids) {
+        milvus.delete(&m.target, &f)?;
+    }
+    Ok(())
 }

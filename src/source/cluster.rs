@@ -6,10 +6,41 @@
 //! names the peers holding it (or, with `allow_missing`, a note).
 
 use crate::error::{Error, Result};
-use crate::source::snapshot::Layout;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// What kind of snapshot a tar holds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Layout {
+    /// `config.json` plus one directory per shard.
+    Collection {
+        /// The collection's `config.json`.
+        config: Value,
+        /// Every shard directory, with or without data on the node that took the snapshot.
+        shards: BTreeMap<u32, ShardDir>,
+    },
+    /// `segments/...` at the top.
+    Shard,
+}
+
+/// A shard directory of a collection snapshot.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ShardDir {
+    /// Segments of this shard are in the file (the node held a replica).
+    pub has_data: bool,
+    /// `replica_state.json`'s `is_local`, when present.
+    pub is_local: Option<bool>,
+    /// Peers that hold the shard, per `replica_state.json`.
+    pub peers: Vec<u64>,
+}
+
+impl ShardDir {
+    /// Whether the file holds this shard's points.
+    pub fn local(&self) -> bool {
+        self.is_local.unwrap_or(true) && self.has_data
+    }
+}
 
 /// How shards are chosen across files.
 #[derive(Debug, Clone, Copy, Default)]
@@ -221,7 +252,6 @@ pub(crate) fn plan_shards(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::snapshot::ShardDir;
     use serde_json::json;
 
     fn node(shards: &[(u32, bool)], n: u64) -> Layout {

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::model::CollectionConfig;
 use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
-use crate::source::cluster::{Inspected, ShardOptions, plan_shards};
+use crate::source::cluster::{Inspected, Layout, ShardDir, ShardOptions, plan_shards};
 use crate::source::config::parse_collection_config;
 use crate::source::mapped_pages::{make_segments_cold, release_under};
 use qdrant_edge::{
@@ -39,38 +39,6 @@ pub struct SnapshotCollection {
     pub file: PathBuf,
     /// Scratch directory the snapshot is unpacked in (removed on drop).
     work: tempfile::TempDir,
-}
-
-/// What kind of snapshot a tar holds.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Layout {
-    /// `config.json` plus one directory per shard.
-    Collection {
-        /// The collection's `config.json`.
-        config: Value,
-        /// Every shard directory, with or without data on the node that took the snapshot.
-        shards: BTreeMap<u32, ShardDir>,
-    },
-    /// `segments/...` at the top.
-    Shard,
-}
-
-/// A shard directory of a collection snapshot.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct ShardDir {
-    /// Segments of this shard are in the file (the node held a replica).
-    pub has_data: bool,
-    /// `replica_state.json`'s `is_local`, when present.
-    pub is_local: Option<bool>,
-    /// Peers that hold the shard, per `replica_state.json`.
-    pub peers: Vec<u64>,
-}
-
-impl ShardDir {
-    /// Whether the file holds this shard's points.
-    pub fn local(&self) -> bool {
-        self.is_local.unwrap_or(true) && self.has_data
-    }
 }
 
 /// Derives a collection name from a snapshot file name, as Qdrant names them:

@@ -1,6 +1,7 @@
 //! Field-by-field comparison of staged rows with the rows the target returns.
 
 use crate::error::Result;
+use crate::model::short_json as short;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
 use crate::stage::reader::Row;
@@ -130,15 +131,6 @@ pub fn same_scalar(s: &Value, t: &Value) -> bool {
             serde_json::from_str::<Value>(b).is_ok_and(|v| same_scalar(a, &v))
         }
         (a, b) => a == b,
-    }
-}
-
-/// A value's JSON text cut to 80 characters (never inside a character).
-pub fn short(v: &Value) -> String {
-    let s = v.to_string();
-    match s.char_indices().nth(80) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s,
     }
 }
 

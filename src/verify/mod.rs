@@ -1,9 +1,8 @@
 //! Verify: counts (total and per chunk) and rows compared field by field (a random sample, or
-//! every row with `full`) between the staging directory and the target; [`repair`] re-sends
-//! exactly the chunks found bad.
+//! every row with `full`) between the staging directory and the target
+//! (`crate::import::repair` re-sends exactly the chunks found bad).
 
 pub mod compare;
-pub mod repair;
 
 use crate::error::Result;
 use crate::sink::milvus::Milvus;

@@ -278,7 +278,7 @@ impl Milvus {
             .ok_or_else(|| Error::Protocol {
                 what: WHAT,
                 call: "entities/query count(*)".into(),
-                message: format!("no count in {}", crate::verify::compare::short(&d)),
+                message: format!("no count in {}", crate::model::short_json(&d)),
             })
     }
 

@@ -2,24 +2,12 @@
 //! get exactly their staged ids deleted from the target and are sent again the way they were
 //! imported. Everything is checked before the first delete; nothing runs while a job does.
 
-use super::{VerifyOptions, VerifyReport, id_filters, verify_collection};
+use super::ledger_book::LedgerBook;
+use super::{ImportMode, ImportOptions, delete_chunk_rows, import};
 use crate::error::{Error, Result};
-use crate::import::ledger_book::LedgerBook;
-use crate::import::{ImportMode, ImportOptions, import};
 use crate::sink::milvus::Milvus;
-use crate::stage::manifest::Chunk;
-use crate::stage::{Stage, StagedCollection};
-
-/// Deletes exactly a chunk's staged ids from the target (rows of the same collection that did
-/// not come from this chunk are left alone).
-pub fn delete_chunk_rows(milvus: &Milvus, sc: StagedCollection, c: &Chunk) -> Result<()> {
-    let m = &sc.entry.mapping;
-    let ids = sc.chunk_ids(c)?;
-    for f in id_filters(&m.id_field, &ids) {
-        milvus.delete(&m.target, &f)?;
-    }
-    Ok(())
-}
+use crate::stage::Stage;
+use crate::verify::{VerifyOptions, VerifyReport, verify_collection};
 
 /// What repair did, per collection.
 #[derive(Debug, Clone, serde::Serialize)]
