@@ -124,6 +124,7 @@ export Q2Z_S3_ACCESS_KEY=$ak
 export Q2Z_S3_SECRET_KEY=$sk
 export Q2Z_S3_ROOT=$RUN/s3
 export Q2Z_GEN_FIXTURES=$CACHE/gen
+export Q2Z_STANDIN_BIN=$BIN
 export Q2Z_FIXTURES=$SHARED_FIXTURES
 export Q2Z_M23_NETNS=$(cat "$RUN/netns" 2>/dev/null || echo none)
 export Q2Z_M23_PYTHON=$VENV23/bin/python

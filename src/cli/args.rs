@@ -246,7 +246,11 @@ pub struct TargetArgs {
     #[arg(long, env = "ZILLIZ_CLUSTER_ID")]
     pub zilliz_cluster_id: Option<String>,
     /// Zilliz Cloud control-plane URL (`https://api.cloud.zilliz.com.cn` in China).
-    #[arg(long, default_value = "https://api.cloud.zilliz.com")]
+    #[arg(
+        long,
+        env = "ZILLIZ_CLOUD_URL",
+        default_value = "https://api.cloud.zilliz.com"
+    )]
     pub zilliz_cloud_url: String,
     /// Zilliz Cloud API key for the control plane (default: the --token value; never logged).
     #[arg(long, env = "ZILLIZ_API_KEY", hide_env_values = true)]
