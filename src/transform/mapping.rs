@@ -212,6 +212,33 @@ pub struct MappingOptions {
     pub invalid_values: InvalidPolicy,
 }
 
+/// The Milvus metric of a Qdrant distance (Manhattan only as `--manhattan-as` says).
+fn metric_of(
+    distance: Distance,
+    label: &str,
+    name: &str,
+    opts: &MappingOptions,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<String, String> {
+    Ok(match distance {
+        Distance::Cosine => "COSINE".to_string(),
+        Distance::Dot => "IP".to_string(),
+        Distance::Euclid => "L2".to_string(),
+        Distance::Manhattan => match &opts.manhattan_as {
+            Some(m) => {
+                warnings.push(format!("vector {label}: Manhattan distance has no Milvus metric; using {m} as asked (search results will rank differently)"));
+                m.to_uppercase()
+            }
+            None => {
+                return Err(format!(
+                    "vector {label} uses Manhattan distance, which Milvus does not have. Choose a metric with --manhattan-as L2|IP|COSINE, or leave it out with --exclude-vector {}",
+                    if name.is_empty() { "vector" } else { name }
+                ));
+            }
+        },
+    })
+}
+
 /// The Milvus field of one dense Qdrant vector (`None`: left out as asked); `Err` carries the
 /// message.
 fn dense_field(
@@ -234,23 +261,7 @@ fn dense_field(
     } else {
         name.as_str()
     };
-    let metric = match p.distance {
-        Distance::Cosine => "COSINE".to_string(),
-        Distance::Dot => "IP".to_string(),
-        Distance::Euclid => "L2".to_string(),
-        Distance::Manhattan => match &opts.manhattan_as {
-            Some(m) => {
-                warnings.push(format!("vector {label}: Manhattan distance has no Milvus metric; using {m} as asked (search results will rank differently)"));
-                m.to_uppercase()
-            }
-            None => {
-                return Err(format!(
-                    "vector {label} uses Manhattan distance, which Milvus does not have. Choose a metric with --manhattan-as L2|IP|COSINE, or leave it out with --exclude-vector {}",
-                    if name.is_empty() { "vector" } else { name }
-                ));
-            }
-        },
-    };
+    let metric = metric_of(p.distance, label, name, opts, warnings)?;
     let kind = match p.datatype {
         Datatype::Float32 => VectorKind::FloatVector,
         Datatype::Float16 => VectorKind::Float16Vector,
