@@ -263,7 +263,7 @@ fn export_collection(
         set_aside: e.set_aside_points(),
         chunks: e.chunks.len(),
         bytes: e.chunks.iter().map(|c| c.bytes).sum(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
         warnings: e.warnings.clone(),
     })
 }

@@ -159,3 +159,62 @@ fn a_lost_job_creation_answer_creates_no_second_job() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(target_count("lost_gen_ints"), expected("gen_ints"));
 }
+
+#[test]
+fn a_foreign_parquet_file_is_refused_with_its_name_not_a_panic() {
+    use arrow::array::{Int64Array, ListArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "foreign_", &["gen_ints"], &["--ranges", "1"]);
+    // The first chunk replaced by a file of another writer: vectors as list<int32>. The
+    // manifest is made to agree with it, as a careless copy could.
+    let mpath = dir.path().join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    let file = m["collections"]["gen_ints"]["chunks"][0]["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new(
+            "vector",
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            false,
+        ),
+        Field::new("$meta", DataType::Utf8, false),
+    ]));
+    let vectors = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(
+        (0..8).map(Some).collect::<Vec<_>>(),
+    )]);
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(vectors),
+            Arc::new(StringArray::from(vec!["{}"])),
+        ],
+    )
+    .unwrap();
+    let path = dir.path().join(&file);
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    m["collections"]["gen_ints"]["chunks"][0]["sha256"] = json!(sha);
+    m["collections"]["gen_ints"]["chunks"][0]["bytes"] = json!(bytes.len());
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let (code, out, err) = import(dir.path(), "upsert", &["--drop-existing", "-c", "gen_ints"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&file) && err.contains("'vector' is not list<float32>"),
+        "names the file and the column: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -440,7 +440,7 @@ pub fn open_snapshots(
     let plan = plan_shards(name, &inspected, opts)?;
     tracing::debug!(
         collection = name,
-        secs = t0.elapsed().as_secs_f32(),
+        secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots inspected"
     );
     let used: BTreeSet<usize> = plan.chosen.values().copied().collect();
@@ -453,14 +453,14 @@ pub fn open_snapshots(
     let dirs = unpack_chosen(inputs, &layouts, &plan.chosen, work.path())?;
     tracing::info!(
         collection = name,
-        secs = t0.elapsed().as_secs_f32(),
+        secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots unpacked"
     );
     let shards = load_shards(inputs, &dirs)?;
     tracing::info!(
         collection = name,
         shards = shards.len(),
-        secs = t0.elapsed().as_secs_f32(),
+        secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots loaded"
     );
     let config_json = layouts
