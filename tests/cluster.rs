@@ -82,9 +82,9 @@ fn node_snapshots_in_any_order_stage_every_point_once() {
             .unwrap();
         let w = m.collections["gen_cluster"].warnings.join("\n");
         assert_eq!(
-            w.matches("is not read").count(),
+            w.matches("its replicas agree").count(),
             4,
-            "each shard's second replica is named: {w}"
+            "each shard's replicas are counted and compared: {w}"
         );
     }
 }
@@ -135,4 +135,51 @@ fn plan_shows_which_file_each_shard_comes_from() {
             "shard {shard}: {text}"
         );
     }
+}
+
+#[test]
+fn unequal_replicas_are_named_and_the_fuller_one_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().to_str().unwrap();
+    let (stale, a, b, c) = (node(4444), node(1111), node(2222), node(3333));
+    let (code, text) = q2z(&["export", "--stage", stage, "--snapshot", &stale, &a, &b, &c]);
+    assert_eq!(code, 0, "{text}");
+    let (_, _, total) = staged_rows(dir.path(), "gen_cluster");
+    assert_eq!(total, 1000, "the stale replica is not the one read");
+    let m = q2z::stage::manifest::Manifest::load(dir.path())
+        .unwrap()
+        .unwrap();
+    let w = m.collections["gen_cluster"].warnings.join("\n");
+    assert!(
+        w.contains(&format!("shard 1: its replicas differ (250 points in {a}, 250 points in {b}, 225 points in {stale})"))
+            && w.contains(&format!("read the one with the most points, from {a}")),
+        "{w}"
+    );
+    // --replicas first reads the first file given, as documented (and says so).
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().to_str().unwrap();
+    let (code, text) = q2z(&[
+        "export",
+        "--stage",
+        stage,
+        "--replicas",
+        "first",
+        "--snapshot",
+        &stale,
+        &a,
+        &b,
+        &c,
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (_, _, total) = staged_rows(dir.path(), "gen_cluster");
+    assert_eq!(total, 975);
+    let m = q2z::stage::manifest::Manifest::load(dir.path())
+        .unwrap()
+        .unwrap();
+    assert!(
+        m.collections["gen_cluster"]
+            .warnings
+            .iter()
+            .any(|w| w.contains("--replicas first"))
+    );
 }

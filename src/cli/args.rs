@@ -71,6 +71,11 @@ pub struct SourceArgs {
     /// (the manifest and the export say which are missing).
     #[arg(long)]
     pub allow_missing_shards: bool,
+    /// With --snapshot files of several nodes: which replica of a shard is read. `compare`
+    /// loads every replica, names those whose point counts differ and reads the one with the
+    /// most points; `first` reads the first file given that holds the shard (faster).
+    #[arg(long, value_enum, default_value = "compare")]
+    pub replicas: ReplicaArg,
     /// Collections to take (default: all).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,
@@ -123,6 +128,15 @@ pub struct MappingArgs {
     /// or set them aside whole with the reason (like oversized payloads).
     #[arg(long, value_enum, default_value = "error")]
     pub invalid_values: OversizeArg,
+}
+
+/// `--replicas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplicaArg {
+    /// Count every replica; read the one with the most points.
+    Compare,
+    /// Read the first file's replica.
+    First,
 }
 
 /// `--null-values`.

@@ -313,6 +313,7 @@ fn sources(a: &SourceArgs, stage: Option<&Stage>) -> Result<OpenedSources> {
         keep_snapshot: a.keep_snapshot,
         snapshot_name: a.snapshot_name.clone(),
         allow_missing_shards: a.allow_missing_shards,
+        first_replica: a.replicas == ReplicaArg::First,
         collections: a.collections.clone(),
         scratch,
     })?)

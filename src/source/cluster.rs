@@ -47,6 +47,10 @@ impl ShardDir {
 pub struct ShardOptions {
     /// Export the shards that are there when some are in no file (the manifest says which).
     pub allow_missing: bool,
+    /// Read each shard from the first file given that holds it, without loading its replicas
+    /// to compare their point counts (faster; by default every replica is counted and the one
+    /// with the most points is read).
+    pub first_replica: bool,
 }
 
 /// One file as inspected: its path, the shard id a shard snapshot carries, its layout.
@@ -60,6 +64,8 @@ pub(crate) struct Inspected<'a> {
 #[derive(Debug, PartialEq)]
 pub(crate) struct ShardPlan {
     pub chosen: BTreeMap<u32, usize>,
+    /// Every file holding each shard, the chosen one first.
+    pub replicas: BTreeMap<u32, Vec<usize>>,
     pub notes: Vec<String>,
 }
 
@@ -206,10 +212,10 @@ pub(crate) fn plan_shards(
     let mut notes = Vec::new();
     for (id, h) in &sv.holders {
         chosen.insert(*id, h[0]);
-        if h.len() > 1 {
+        if h.len() > 1 && opts.first_replica {
             let others: Vec<String> = h[1..].iter().map(|i| show(*i)).collect();
             notes.push(format!(
-                "shard {id}: read from {}; its replica in {} is not read (the first file given that holds a shard is read; give another order to read another replica)",
+                "shard {id}: read from {}; its replica in {} is not read (--replicas first: the first file given that holds a shard is read; give another order to read another replica)",
                 show(h[0]),
                 others.join(", ")
             ));
@@ -246,7 +252,11 @@ pub(crate) fn plan_shards(
             "none of the files given holds any point data of this collection".into(),
         ));
     }
-    Ok(ShardPlan { chosen, notes })
+    Ok(ShardPlan {
+        chosen,
+        replicas: sv.holders,
+        notes,
+    })
 }
 
 #[cfg(test)]
@@ -290,8 +300,13 @@ mod tests {
                 layout: &b,
             },
         ];
-        let p = plan_shards("c", &files, ShardOptions::default()).unwrap();
+        let first = ShardOptions {
+            first_replica: true,
+            ..Default::default()
+        };
+        let p = plan_shards("c", &files, first).unwrap();
         assert_eq!(p.chosen, BTreeMap::from([(0, 0), (1, 0), (2, 1), (3, 1)]));
+        assert_eq!(p.replicas[&1], [0, 1]);
         assert_eq!(p.notes.len(), 1);
         assert!(
             p.notes[0].starts_with("shard 1: read from a.snapshot"),
@@ -337,6 +352,7 @@ mod tests {
             &files,
             ShardOptions {
                 allow_missing: true,
+                ..Default::default()
             },
         )
         .unwrap();

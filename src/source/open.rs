@@ -31,6 +31,8 @@ pub struct SourceSpec {
     pub snapshot_name: Option<String>,
     /// Export what is there when some shards are in no file.
     pub allow_missing_shards: bool,
+    /// Read each shard from the first file holding it, without comparing replicas.
+    pub first_replica: bool,
     /// Collections to take (empty: all).
     pub collections: Vec<String>,
     /// Directory under which snapshots are unpacked and downloaded.
@@ -175,6 +177,7 @@ fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceIn
             });
             let opts = ShardOptions {
                 allow_missing: spec.allow_missing_shards,
+                first_replica: spec.first_replica,
             };
             let c = open_snapshots(&inputs, &name, &spec.scratch, opts);
             (h.join(), c)

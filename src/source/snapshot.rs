@@ -443,20 +443,28 @@ pub fn open_snapshots(
         secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots inspected"
     );
-    let used: BTreeSet<usize> = plan.chosen.values().copied().collect();
+    // Every replica is loaded to compare point counts, unless the first file's is asked for.
+    let to_load: BTreeMap<u32, Vec<usize>> = if opts.first_replica {
+        plan.chosen.iter().map(|(id, f)| (*id, vec![*f])).collect()
+    } else {
+        plan.replicas.clone()
+    };
+    let used: BTreeSet<usize> = to_load.values().flatten().copied().collect();
     check_space(inputs, &used, scratch)?;
     remove_stale_work_dirs(scratch);
     let work = tempfile::Builder::new()
         .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir_in(scratch)
         .map_err(|e| Error::io(scratch, e))?;
-    let dirs = unpack_chosen(inputs, &layouts, &plan.chosen, work.path())?;
+    let dirs = unpack_chosen(inputs, &layouts, &to_load, work.path())?;
     tracing::info!(
         collection = name,
         secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots unpacked"
     );
-    let shards = load_shards(inputs, &dirs)?;
+    let loaded = load_shards(inputs, &dirs)?;
+    let mut notes = plan.notes;
+    let (dirs, shards) = pick_replicas(inputs, dirs, loaded, &mut notes)?;
     tracing::info!(
         collection = name,
         shards = shards.len(),
@@ -481,7 +489,7 @@ pub fn open_snapshots(
         config,
         shards,
         shard_origins,
-        notes: plan.notes,
+        notes,
         file: inputs[0].path.clone(),
         work,
     })
@@ -502,16 +510,16 @@ struct Unpacked {
 fn unpack_chosen(
     inputs: &[SnapshotInput],
     layouts: &[Layout],
-    chosen: &BTreeMap<u32, usize>,
+    chosen: &BTreeMap<u32, Vec<usize>>,
     work: &Path,
 ) -> Result<Vec<Unpacked>> {
-    let used: BTreeSet<usize> = chosen.values().copied().collect();
+    let used: BTreeSet<usize> = chosen.values().flatten().copied().collect();
     let mut dirs = Vec::new();
     for &i in &used {
         let file = &inputs[i].path;
         let ids: Vec<u32> = chosen
             .iter()
-            .filter(|(_, f)| **f == i)
+            .filter(|(_, f)| f.contains(&i))
             .map(|(id, _)| *id)
             .collect();
         let base = work.join(format!("f{i}"));
@@ -543,6 +551,52 @@ fn unpack_chosen(
         }
     }
     Ok(dirs)
+}
+
+/// Keeps one loaded replica per shard: the one with the most points (ties: the first file
+/// given), naming replicas whose counts differ. Returns the kept shards in shard order.
+fn pick_replicas(
+    inputs: &[SnapshotInput],
+    dirs: Vec<Unpacked>,
+    loaded: Vec<EdgeShard>,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<Unpacked>, Vec<EdgeShard>)> {
+    let mut by_shard: BTreeMap<u32, Vec<(Unpacked, EdgeShard, u64)>> = BTreeMap::new();
+    for (u, s) in dirs.into_iter().zip(loaded) {
+        let file = &inputs[u.file].path;
+        let n = s
+            .count(CountRequestBuilder::new().exact(true).build())
+            .map_err(|e| snap_err(file, format!("count failed: {e}")))? as u64;
+        by_shard.entry(u.shard).or_default().push((u, s, n));
+    }
+    let (mut kept_dirs, mut kept) = (Vec::new(), Vec::new());
+    for (id, mut reps) in by_shard {
+        // Files were given in order; a stable sort keeps the first among equals.
+        reps.sort_by_key(|r| (std::cmp::Reverse(r.2), r.0.file));
+        if reps.len() > 1 {
+            let counts: Vec<String> = reps
+                .iter()
+                .map(|(u, _, n)| format!("{n} points in {}", inputs[u.file].path.display()))
+                .collect();
+            if reps.iter().all(|r| r.2 == reps[0].2) {
+                notes.push(format!(
+                    "shard {id}: its replicas agree ({}); read from {}",
+                    counts.join(", "),
+                    inputs[reps[0].0.file].path.display()
+                ));
+            } else {
+                notes.push(format!(
+                    "shard {id}: its replicas differ ({}); read the one with the most points, from {} (--replicas first reads the first file given instead)",
+                    counts.join(", "),
+                    inputs[reps[0].0.file].path.display()
+                ));
+            }
+        }
+        let (u, s, _) = reps.swap_remove(0);
+        kept_dirs.push(u);
+        kept.push(s);
+    }
+    Ok((kept_dirs, kept))
 }
 
 /// Loads the unpacked shards on all cores (shards are independent).

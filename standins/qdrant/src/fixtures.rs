@@ -120,7 +120,8 @@ pub const CLUSTER_NODES: [(u64, &[u32]); 3] =
     [(1111, &[0, 1]), (2222, &[1, 2, 3]), (3333, &[2, 3, 0])];
 
 /// A 4-shard collection with replication 2, as the collection snapshots of three nodes
-/// (`cluster/gen_cluster-<peer>-<date>.snapshot`), plus the whole collection in one file
+/// (`cluster/gen_cluster-<peer>-<date>.snapshot`), a fourth node (4444) holding a stale replica
+/// of shard 1 (25 points fewer), and the whole collection in one file
 /// (`cluster/whole/gen_cluster.collection.snapshot`) to compare with.
 fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
     let dir = out.join("cluster");
@@ -129,6 +130,12 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .map(|i| json!({"id": i, "vector": dense(rng, 6), "payload": payload(rng, i)}))
         .collect();
     let create = json!({"vectors": {"size": 6, "distance": "Dot"}});
+    // A stale replica of shard 1 (ids ≡ 2 mod 4) on a fourth node: 25 of its points missing.
+    let stale_ids: Vec<Value> = (901..=1000u64)
+        .filter(|i| i % 4 == 2)
+        .map(|i| json!(i))
+        .collect();
+    let stale = build_shards("gen_cluster", create.clone(), 4, pts.clone(), stale_ids)?;
     let coll = build_shards("gen_cluster", create, 4, pts, vec![])?;
     let mut holders: Vec<Vec<u64>> = vec![Vec::new(); 4];
     for (peer, shards) in CLUSTER_NODES {
@@ -140,6 +147,10 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         let f = dir.join(format!("gen_cluster-{peer}-2026-11-29-10-00-00.snapshot"));
         store::write_node_snapshot(&coll, peer, &holders, &f).map_err(|e| e.to_string())?;
     }
+    let mut with_stale = holders.clone();
+    with_stale[1].push(4444);
+    let f = dir.join("gen_cluster-4444-2026-11-29-10-00-00.snapshot");
+    store::write_node_snapshot(&stale, 4444, &with_stale, &f).map_err(|e| e.to_string())?;
     let served = store::Served { coll, origin: None };
     store::write_collection_snapshot(&served, &dir.join("whole/gen_cluster.collection.snapshot"))
         .map_err(|e| e.to_string())
