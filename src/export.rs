@@ -301,6 +301,7 @@ fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<Collectio
         ranges: plan_ranges(&scan.samples, n),
         chunks: Vec::new(),
         state: ExportState::Planned,
+        shards: src.shard_origins(),
     })
 }
 

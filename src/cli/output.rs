@@ -244,6 +244,9 @@ pub fn status(m: &Manifest, state: &ImportState, json: bool) -> Result<u8> {
             e.chunks.len(),
             e.ranges.len()
         );
+        for sh in &e.shards {
+            println!("  {sh}");
+        }
         for (target, colls) in &state.targets {
             let Some(l) = colls.get(name) else { continue };
             let mut by: BTreeMap<String, (usize, u64)> = BTreeMap::new();

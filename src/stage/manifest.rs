@@ -105,6 +105,9 @@ pub struct CollectionEntry {
     pub ranges: Vec<Range>,
     pub chunks: Vec<Chunk>,
     pub state: ExportState,
+    /// Which snapshot file each shard was read from (`shard N ← file`), for snapshot sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
 }
 
 impl CollectionEntry {
