@@ -8,7 +8,12 @@ use std::path::PathBuf;
 ///
 /// Exit codes: 0 ok, 1 failure, 2 usage, 3 verification mismatch, 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "q2z", version, about, long_about = None)]
+#[command(
+    name = "q2z",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("Q2Z_COMMIT"), ", built ", env!("Q2Z_BUILD_DATE"), ")"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// More log detail (-v debug, -vv trace). Q2Z_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

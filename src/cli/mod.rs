@@ -78,6 +78,17 @@ mod tests {
     use super::Cli;
     use clap::Parser;
 
+    #[test]
+    fn version_names_the_commit_and_build_date() {
+        use clap::CommandFactory;
+        let v = Cli::command().render_version();
+        assert!(
+            v.starts_with(&format!("q2z {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{v}"
+        );
+        assert!(v.contains(", built "), "{v}");
+    }
+
     /// Every `q2z …` command line in README.md parses with these flags (a flag the README
     /// shows must exist, and one it leaves out must not be required).
     #[test]
