@@ -45,6 +45,18 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Show what is staged, uploaded, imported and verified.
     Status(StatusArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: q2z completions bash > /etc/bash_completion.d/q2z
+    Completions(CompletionsArgs),
+}
+
+/// `q2z completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Where to read Qdrant data from.

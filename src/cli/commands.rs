@@ -28,6 +28,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Import(a) => import_cmd(*a),
         Command::Migrate(a) => migrate(*a),
         Command::Verify(a) => verify_cmd(*a),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            clap_complete::generate(a.shell, &mut Cli::command(), "q2z", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 

@@ -79,6 +79,30 @@ mod tests {
     use clap::Parser;
 
     #[test]
+    fn completions_cover_every_command() {
+        use clap::CommandFactory;
+        let mut out = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "q2z",
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        for c in [
+            "plan",
+            "export",
+            "import",
+            "migrate",
+            "verify",
+            "status",
+            "--allow-missing-shards",
+        ] {
+            assert!(text.contains(c), "{c} missing from the bash completions");
+        }
+    }
+
+    #[test]
     fn version_names_the_commit_and_build_date() {
         use clap::CommandFactory;
         let v = Cli::command().render_version();
