@@ -77,6 +77,22 @@ fn tree(root: &Path, except: &Path) -> BTreeMap<PathBuf, u64> {
     out
 }
 
+/// `q2z export --qdrant-url URL -c fx_named --stage <area's stage> EXTRA...`.
+fn export_fx_named(url: &str, a: &Area, extra: &[&str]) -> (i32, String) {
+    let stage = a.s();
+    let mut args = vec![
+        "export",
+        "--qdrant-url",
+        url,
+        "-c",
+        "fx_named",
+        "--stage",
+        &stage,
+    ];
+    args.extend_from_slice(extra);
+    q2z(&args)
+}
+
 /// A work area: `root` with a user's file in it, and `root/stage`.
 struct Area {
     root: tempfile::TempDir,
@@ -657,33 +673,18 @@ fn values_milvus_refuses_stop_the_export_or_are_set_aside() {
         _ => Resp::json(404, &json!({})),
     });
     let a = Area::new();
-    let (code, text) = q2z(&[
-        "export",
-        "--qdrant-url",
-        &fake.url,
-        "-c",
-        "fx_named",
-        "--stage",
-        &a.s(),
-    ]);
+    let (code, text) = export_fx_named(&fake.url, &a, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!("{bad_id}: sparse vector 'keywords' holds -0.25"))
             && text.contains("--invalid-values set-aside"),
         "names the point, the value and the fix: {text}"
     );
-    let (code, text) = q2z(&[
-        "export",
-        "--qdrant-url",
+    let (code, text) = export_fx_named(
         &fake.url,
-        "-c",
-        "fx_named",
-        "--stage",
-        &a.s(),
-        "--restart",
-        "--invalid-values",
-        "set-aside",
-    ]);
+        &a,
+        &["--restart", "--invalid-values", "set-aside"],
+    );
     assert_eq!(code, 0, "{text}");
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(a.stage().join("manifest.json")).unwrap())
@@ -891,16 +892,7 @@ fn via_snapshot_refuses_a_collection_with_shards_on_other_nodes() {
         ),
     });
     let a = Area::new();
-    let (code, text) = q2z(&[
-        "export",
-        "--qdrant-url",
-        &fake.url,
-        "-c",
-        "fx_named",
-        "--via-snapshot",
-        "--stage",
-        &a.s(),
-    ]);
+    let (code, text) = export_fx_named(&fake.url, &a, &["--via-snapshot"]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("shard 1 on peer 222") && text.contains("give all the files to --snapshot"),

@@ -76,7 +76,6 @@ fn init_tracing(verbose: u8) {
 #[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::Parser;
 
     #[test]
     fn completions_cover_every_command() {
@@ -111,75 +110,5 @@ mod tests {
             "{v}"
         );
         assert!(v.contains(", built "), "{v}");
-    }
-
-    /// Every `q2z …` command line in README.md parses with these flags (a flag the README
-    /// shows must exist, and one it leaves out must not be required).
-    #[test]
-    fn every_readme_command_parses() {
-        let readme = include_str!("../../README.md");
-        let mut n = 0;
-        for cmd in readme_commands(readme) {
-            let words: Vec<String> = shell_words(&cmd);
-            if let Err(e) = Cli::try_parse_from(&words) {
-                panic!("README command does not parse: {cmd}\n{e}");
-            }
-            n += 1;
-        }
-        assert!(n >= 10, "found only {n} q2z commands in README.md");
-    }
-
-    /// The `q2z …` lines of the README's bash blocks, with `\` continuations joined and
-    /// leading `VAR=value` assignments and trailing comments removed.
-    pub(crate) fn readme_commands(readme: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut in_bash = false;
-        let mut cur = String::new();
-        for line in readme.lines() {
-            if line.starts_with("```") {
-                in_bash = line.trim() == "```bash";
-                continue;
-            }
-            if !in_bash {
-                continue;
-            }
-            let l = line.split(" #").next().unwrap_or("").trim_end();
-            let l = if l.trim_start().starts_with('#') {
-                ""
-            } else {
-                l
-            };
-            if !cur.is_empty() {
-                cur.push(' ');
-                cur.push_str(l.trim().trim_end_matches('\\').trim());
-                if !l.ends_with('\\') {
-                    out.push(std::mem::take(&mut cur));
-                }
-                continue;
-            }
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let start = words
-                .iter()
-                .position(|w| !w.contains('=') || w.starts_with('-'));
-            if let Some(i) = start
-                && words[i] == "q2z"
-            {
-                cur = words[i..]
-                    .join(" ")
-                    .trim_end_matches('\\')
-                    .trim()
-                    .to_string();
-                if !l.ends_with('\\') {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-        }
-        out
-    }
-
-    fn shell_words(cmd: &str) -> Vec<String> {
-        cmd.split_whitespace()
-            .map(|w| w.trim_matches('\'').to_string())
-            .collect()
     }
 }

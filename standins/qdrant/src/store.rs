@@ -198,12 +198,26 @@ pub fn write_collection_snapshot(s: &Served, out: &Path) -> std::io::Result<()> 
     h.set_cksum();
     b.append_data(&mut h, "config.json", &text[..])?;
     for (i, shard) in s.coll.shards.iter().enumerate() {
-        shard
-            .flush()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let d = shard.path().join("segments");
-        append_dir(&mut b, &d, &Path::new(&i.to_string()).join("segments"))?;
+        append_segments(&mut b, i, shard)?;
     }
+    finish(b)
+}
+
+/// Appends shard `i`'s segments as `<i>/segments/...` (flushed first).
+fn append_segments<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    i: usize,
+    shard: &EdgeShard,
+) -> std::io::Result<()> {
+    shard
+        .flush()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let d = shard.path().join("segments");
+    append_dir(b, &d, &Path::new(&i.to_string()).join("segments"))
+}
+
+/// Finishes a snapshot tar and syncs it to disk.
+fn finish(b: tar::Builder<std::io::BufWriter<std::fs::File>>) -> std::io::Result<()> {
     b.into_inner()?
         .into_inner()
         .map_err(|e| e.into_error())?
@@ -249,17 +263,10 @@ pub fn write_node_snapshot(
             br#"{"type":"ReplicaSet"}"#,
         )?;
         if local {
-            shard
-                .flush()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let d = shard.path().join("segments");
-            append_dir(&mut b, &d, &Path::new(&i.to_string()).join("segments"))?;
+            append_segments(&mut b, i, shard)?;
         }
     }
-    b.into_inner()?
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()
+    finish(b)
 }
 
 /// All served collections by name.
