@@ -157,6 +157,12 @@ fn page0() -> Value {
 fn bad_flags_are_usage_errors() {
     let a = Area::new();
     let stage = a.s();
+    let typo = a
+        .root
+        .path()
+        .join("typo-stage")
+        .to_string_lossy()
+        .into_owned();
     let before = a.outside();
     for (args, says, want) in [
         (
@@ -180,6 +186,17 @@ fn bad_flags_are_usage_errors() {
             2,
         ),
         (vec!["import", "--stage", "s"], "--milvus-url", 2),
+        (
+            vec![
+                "import",
+                "--stage",
+                typo.as_str(),
+                "--milvus-url",
+                "http://127.0.0.1:9",
+            ],
+            "does not exist",
+            1,
+        ),
         (
             vec!["export", "--snapshot", "x", "--promote", "k:Float128"],
             "unknown type",

@@ -140,7 +140,7 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
     opts.batch_bytes = usize::try_from(a.batch_bytes).unwrap_or(usize::MAX);
     opts.verify.exact_counts = a.into_existing;
     opts.collections = a.collections.clone();
-    let stage = Stage::open(&a.stage.stage, "import")?;
+    let stage = Stage::open_existing(&a.stage.stage, "import")?;
     let reports = import(&stage, &m, &opts)?;
     output::reports(&reports, a.json)
 }
@@ -183,7 +183,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         return Ok(0);
     }
     let m = milvus(&a.target)?;
-    let stage = Stage::open(&a.stage.stage, "verify")?;
+    let stage = Stage::open_existing(&a.stage.stage, "verify")?;
     let vopts = VerifyOptions {
         sample: a.sample,
         full: a.full,

@@ -36,6 +36,18 @@ impl Stage {
         })
     }
 
+    /// Opens an existing staging directory for a run that changes it (import, verify): a
+    /// mistyped `--stage` is an error, not a new empty directory.
+    pub fn open_existing(dir: &Path, what: &str) -> Result<Stage> {
+        if !dir.is_dir() {
+            return Err(stage_err(
+                dir,
+                "does not exist; give the --stage directory that q2z export wrote",
+            ));
+        }
+        Stage::open(dir, what)
+    }
+
     /// Opens an existing directory to read only (`status`, `verify --stage-only`): no lock is
     /// taken, as every file q2z writes there is replaced atomically.
     pub fn open_read(dir: &Path) -> Result<Stage> {
