@@ -333,7 +333,7 @@ fn job_ended(
                 exhausted |= l.attempts >= opts.max_attempts;
                 // Back to the bucket state: this run or the next sends it again.
                 l.state = ChunkState::Uploaded;
-                l.job = None;
+                l.retire_job();
             }
             book.save()?;
             if exhausted {

@@ -51,6 +51,10 @@ pub struct ChunkLedger {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Jobs that held the chunk before (failed, or superseded by a repair): never adopted again
+    /// when a lost job creation is reconciled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_jobs: Vec<String>,
 }
 
 impl ChunkLedger {
@@ -71,8 +75,15 @@ impl ChunkLedger {
         } else {
             ChunkState::Pending
         };
-        self.job = None;
+        self.retire_job();
         self.attempts = 0;
+    }
+
+    /// Forgets the current job, remembering it as past.
+    pub fn retire_job(&mut self) {
+        if let Some(j) = self.job.take() {
+            self.past_jobs.push(j);
+        }
     }
 }
 
@@ -115,7 +126,11 @@ impl CollectionLedger {
 
     /// The job ids the ledger knows for this collection.
     pub fn known_jobs(&self) -> std::collections::BTreeSet<String> {
-        self.chunks.values().filter_map(|l| l.job.clone()).collect()
+        self.chunks
+            .values()
+            .flat_map(|l| l.job.iter().chain(&l.past_jobs))
+            .cloned()
+            .collect()
     }
 
     /// The state of a chunk (pending when unknown).
@@ -235,6 +250,7 @@ mod tests {
             job: Some("1".into()),
             attempts: 3,
             last_error: None,
+            past_jobs: vec![],
         };
         assert!(l.in_flight());
         l.resend();
@@ -242,6 +258,10 @@ mod tests {
             (l.state, l.job.clone(), l.attempts),
             (ChunkState::Uploaded, None, 0)
         );
+        assert_eq!(l.past_jobs, ["1"], "the old job is never adopted again");
+        let mut s = CollectionLedger::default();
+        s.chunks.insert("f".into(), l);
+        assert!(s.known_jobs().contains("1"));
         let mut p = ChunkLedger::default();
         p.resend();
         assert_eq!(p.state, ChunkState::Pending);
