@@ -138,7 +138,6 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
     opts.into_existing = a.into_existing;
     opts.drop_existing = a.drop_existing;
     opts.batch_bytes = usize::try_from(a.batch_bytes).unwrap_or(usize::MAX);
-    opts.verify.exact_counts = a.into_existing;
     opts.collections = a.collections.clone();
     let stage = Stage::open_existing(&a.stage.stage, "import")?;
     let reports = import(&stage, &m, &opts)?;
@@ -210,10 +209,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         for name in manifest.collections.keys() {
             let sc = stage.collection(&manifest, name).expect("listed");
             let l = ledger.get(m.url(), m.db(), name);
-            let upsert = l.and_then(|l| l.mode) == Some(ImportMode::Upsert);
-            let mut o = vopts.clone();
-            o.exact_counts = l.is_some_and(|l| l.shared);
-            reports.push(crate::verify::verify_collection(&m, sc, upsert, &o)?);
+            reports.push(crate::verify::verify_imported(&m, sc, l, &vopts)?);
         }
         reports
     };

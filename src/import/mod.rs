@@ -14,7 +14,7 @@ use crate::sink::object_store::StorageConfig;
 use crate::stage::ledger::{ChunkState, CollectionLedger};
 use crate::stage::manifest::{ExportState, stage_err};
 use crate::stage::{Stage, StagedCollection};
-use crate::verify::{VerifyOptions, VerifyReport, verify_collection};
+use crate::verify::{VerifyOptions, VerifyReport, verify_imported};
 use ledger_book::LedgerBook;
 use std::time::Duration;
 
@@ -171,10 +171,7 @@ fn import_collection(
     progress.finish();
     milvus.flush(&entry.mapping.target)?;
     milvus.load(&entry.mapping.target)?;
-    let upsert = book.get().mode == Some(ImportMode::Upsert);
-    let mut vopts = opts.verify.clone();
-    vopts.exact_counts |= book.get().shared;
-    let report = wait_and_verify(milvus, sc, upsert, &vopts)?;
+    let report = wait_and_verify(milvus, sc, book.get(), &opts.verify)?;
     book.get().verified = report.ok;
     book.save()?;
     Ok(report)
@@ -184,7 +181,7 @@ fn import_collection(
 fn wait_and_verify(
     milvus: &Milvus,
     sc: StagedCollection,
-    upsert: bool,
+    ledger: &CollectionLedger,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport> {
     for _ in 0..60 {
@@ -194,7 +191,7 @@ fn wait_and_verify(
         crate::interrupt::check()?;
         std::thread::sleep(Duration::from_millis(500));
     }
-    verify_collection(milvus, sc, upsert, opts)
+    verify_imported(milvus, sc, Some(ledger), opts)
 }
 
 /// Settles a chunk whose job is unknown (forgotten after retention, or lost) by counting its

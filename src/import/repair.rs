@@ -7,7 +7,7 @@ use super::{ImportMode, ImportOptions, delete_chunk_rows, import};
 use crate::error::{Error, Result};
 use crate::sink::milvus::Milvus;
 use crate::stage::Stage;
-use crate::verify::{VerifyOptions, VerifyReport, verify_collection};
+use crate::verify::{VerifyOptions, VerifyReport, verify_imported};
 
 /// What repair did, per collection.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -50,9 +50,7 @@ pub fn verify_and_repair(
             )));
         }
         let mode = l.mode.unwrap_or_default();
-        let mut vopts = verify.clone();
-        vopts.exact_counts |= l.shared;
-        let r = verify_collection(milvus, sc, mode == ImportMode::Upsert, &vopts)?;
+        let r = verify_imported(milvus, sc, Some(l), verify)?;
         let files = r.chunks_to_repair();
         if files.is_empty() {
             reports.push(r);

@@ -44,7 +44,7 @@ pub struct SourceSpec {
 pub struct OpenedSources {
     pub sources: Vec<SharedSource>,
     pub info: SourceInfo,
-    _scratch: Scratch,
+    _scratch: Option<Scratch>,
 }
 
 /// A scratch directory; removed on drop only if this run created it and it is empty.
@@ -81,7 +81,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
         return Ok(OpenedSources {
             sources,
             info,
-            _scratch: scratch,
+            _scratch: Some(scratch),
         });
     }
     let Some(url) = &spec.qdrant_url else {
@@ -102,7 +102,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
         return Ok(OpenedSources {
             sources,
             info,
-            _scratch: scratch,
+            _scratch: Some(scratch),
         });
     }
     let mut sources: Vec<SharedSource> = Vec::new();
@@ -119,10 +119,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
     Ok(OpenedSources {
         sources,
         info,
-        _scratch: Scratch {
-            dir: PathBuf::new(),
-            created: false,
-        },
+        _scratch: None,
     })
 }
 

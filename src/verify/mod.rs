@@ -7,6 +7,7 @@ pub mod compare;
 use crate::error::Result;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
+use crate::stage::ledger::{CollectionLedger, ImportMode};
 use crate::stage::manifest::{Chunk, CollectionEntry};
 use crate::transform::mapping::IdKind;
 use rand::seq::index::sample as sample_indices;
@@ -107,6 +108,21 @@ pub fn chunk_count(milvus: &Milvus, sc: StagedCollection, c: &Chunk, exact: bool
         return milvus.count(&m.target, &f);
     }
     chunk_count_by_ids(milvus, sc, c)
+}
+
+/// Verifies a collection the way its import ledger says it was imported: upserts drop
+/// null-valued keys (a Milvus rule), and a target that also holds other rows (`shared`) is
+/// counted by exact ids.
+pub fn verify_imported(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    ledger: Option<&CollectionLedger>,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let mut o = opts.clone();
+    o.exact_counts |= ledger.is_some_and(|l| l.shared);
+    let upsert = ledger.and_then(|l| l.mode) == Some(ImportMode::Upsert);
+    verify_collection(milvus, sc, upsert, &o)
 }
 
 /// Verifies one collection: total and per-chunk counts, then rows field by field.
