@@ -6,6 +6,7 @@ use super::ledger_book::LedgerBook;
 use super::{ImportOptions, settle_by_count};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::sink::milvus::jobs::CREATE_WINDOW;
 use crate::sink::milvus::{ImportJob, JobState, Milvus};
 use crate::sink::object_store::Uploader;
 use crate::stage::StagedCollection;
@@ -22,6 +23,12 @@ const JOB_MAX_BYTES: u64 = 1_000_000_000_000;
 const UPLOAD_THREADS: usize = 4;
 /// How long a reconciliation waits for a new job to list its files.
 const RECONCILE_WAIT: Duration = Duration::from_secs(120);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// Splits files (name, bytes) into consecutive job groups under both limits.
 fn job_groups(files: &[(String, u64)], max_files: usize, max_bytes: u64) -> Vec<Vec<String>> {
@@ -113,9 +120,14 @@ fn reconcile_submissions(
     let known = book.get().known_jobs();
     let target = &sc.entry.mapping.target;
     for f in submitting {
-        let key = book.get().chunk(&f).key.clone().unwrap_or_default();
-        let found =
-            milvus.find_job_reading(target, std::slice::from_ref(&key), &known, RECONCILE_WAIT)?;
+        let (key, since) = {
+            let l = book.get().chunk(&f);
+            (
+                l.key.clone().unwrap_or_default(),
+                l.submitted_at.unwrap_or(0),
+            )
+        };
+        let found = find_created_job(milvus, target, std::slice::from_ref(&key), &known, since)?;
         let state = match &found {
             Some(id) => {
                 tracing::info!(file = %f, job = %id, "found the import job of an interrupted submission");
@@ -129,6 +141,26 @@ fn reconcile_submissions(
         book.save()?;
     }
     Ok(())
+}
+
+/// The job a creation request sent at `since` (Unix seconds) made for any of `keys`, if any.
+/// A request still on its way (its sender was killed, or its answer lost) can leave its job a
+/// moment later, so "no job" is the answer only once the request's window has passed.
+fn find_created_job(
+    milvus: &Milvus,
+    target: &str,
+    keys: &[String],
+    known: &std::collections::BTreeSet<String>,
+    since: u64,
+) -> Result<Option<String>> {
+    loop {
+        let found = milvus.find_job_reading(target, keys, known, RECONCILE_WAIT)?;
+        if found.is_some() || unix_now() >= since + CREATE_WINDOW.as_secs() {
+            return Ok(found);
+        }
+        crate::interrupt::check()?;
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// Uploads what is not in the bucket yet, several files at once; each file is recorded as
@@ -208,16 +240,18 @@ fn submit_uploaded(milvus: &Milvus, sc: StagedCollection, book: &mut LedgerBook)
         for f in &group {
             let l = book.get().chunk(f);
             l.state = ChunkState::Submitting;
+            l.submitted_at = Some(unix_now());
             keys.push(l.key.clone().unwrap_or_default());
         }
         book.save()?;
+        let sent = unix_now();
         let job = match milvus.import_create(target, &keys) {
             Ok(job) => job,
             Err(e @ (Error::Unreachable { .. } | Error::Http { .. } | Error::Protocol { .. })) => {
                 tracing::warn!(
                     "the answer to an import-job creation was lost ({e}); looking for the job on the server"
                 );
-                match milvus.find_job_reading(target, &keys, &known, RECONCILE_WAIT)? {
+                match find_created_job(milvus, target, &keys, &known, sent)? {
                     Some(job) => job,
                     None => {
                         // Nothing was created: the group goes back to the bucket state and is

@@ -55,6 +55,9 @@ pub struct ChunkLedger {
     /// when a lost job creation is reconciled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_jobs: Vec<String>,
+    /// When (Unix seconds) the chunk was last marked `Submitting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<u64>,
 }
 
 impl ChunkLedger {
@@ -251,6 +254,7 @@ mod tests {
             attempts: 3,
             last_error: None,
             past_jobs: vec![],
+            submitted_at: None,
         };
         assert!(l.in_flight());
         l.resend();

@@ -6,6 +6,12 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
+/// How long a job-creation request may take before the client gives up on it.
+pub const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// After this long from its sending, a job-creation request that left no job never will: a
+/// server creates the job while it answers the request.
+pub const CREATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Bulk imports through the Zilliz Cloud control plane (`api.cloud.zilliz.com`) from the
 /// user's own bucket (`objectUrls` + keys) or a Zilliz volume (`volumeName` + `dataPaths`).
 #[derive(Clone)]

@@ -140,6 +140,11 @@ impl Milvus {
                 .post(&url)
                 .header("Accept-Type-Allow-Int64", "true")
                 .json(&body);
+            if !idempotent {
+                // A request that may create something has a short life, so that after it the
+                // caller knows for sure whether the server acted on it (see CREATE_WINDOW).
+                rb = rb.timeout(jobs::CREATE_TIMEOUT);
+            }
             if let Some(t) = &self.token {
                 rb = rb.bearer_auth(t);
             }
