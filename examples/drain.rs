@@ -34,8 +34,8 @@ fn main() {
         client: client.clone(),
         config,
     });
-    let scan = scan_ids(&src).unwrap();
-    let ranges = plan_ranges(&scan.samples, workers * 4);
+    let scan = scan_ids(&src, src.count().unwrap()).unwrap();
+    let ranges = plan_ranges(&scan, workers * 4);
     let http = reqwest::blocking::Client::new();
     let queue = std::sync::Mutex::new(ranges);
     let bytes = std::sync::atomic::AtomicU64::new(0);

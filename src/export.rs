@@ -10,7 +10,8 @@ use crate::stage::Stage;
 use crate::stage::fsutil::write_atomic;
 use crate::stage::layout;
 use crate::stage::manifest::{
-    Chunk, CollectionEntry, ExportState, Manifest, Range, SetAsideFile, SourceInfo, stage_err,
+    Chunk, CollectionEntry, ExportState, Manifest, Part, PartShare, Range, SetAsideFile,
+    SourceInfo, SplitBy, stage_err,
 };
 use crate::stage::writer::ChunkWriter;
 use crate::transform::batch::{Converted, arrow_schema, to_batch};
@@ -42,6 +43,8 @@ pub struct ExportOptions {
     pub mapping_overrides: BTreeMap<String, CollectionMapping>,
     /// No progress bars.
     pub quiet: bool,
+    /// Take only this share of the work (`--part I/N`; docs/design.md §9).
+    pub part: Option<Part>,
 }
 
 impl Default for ExportOptions {
@@ -57,6 +60,7 @@ impl Default for ExportOptions {
             mapping: MappingOptions::default(),
             mapping_overrides: BTreeMap::new(),
             quiet: false,
+            part: None,
         }
     }
 }
@@ -76,6 +80,12 @@ pub struct CollectionReport {
     pub warnings: Vec<String>,
 }
 
+/// An id scan keeps every id of a small collection, and at most every 1000th of a large one
+/// (about 10,000 boundary candidates, at most 1 in 1000 ids in memory).
+fn scan_stride(count_hint: u64) -> u64 {
+    (count_hint / 10_000).clamp(1, 1000)
+}
+
 /// Result of an id scan: exact count, key type and range boundaries.
 #[derive(Debug, Clone)]
 pub struct IdScan {
@@ -83,11 +93,14 @@ pub struct IdScan {
     pub id_kind: IdKind,
     /// Every `stride`-th id in Qdrant order (boundary candidates).
     pub samples: Vec<PointId>,
+    /// Ids between two samples.
+    pub stride: u64,
 }
 
-/// Reads every id once (no payload, no vectors) to decide the key type exactly.
-pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
-    const STRIDE: u64 = 1000;
+/// Reads every id once (no payload, no vectors) to decide the key type exactly; `count_hint`
+/// (the collection's point count) sets how many ids are kept as range boundaries.
+pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
+    let stride = scan_stride(count_hint);
     let mut count = 0u64;
     let mut varchar = false;
     let mut samples = Vec::new();
@@ -95,7 +108,7 @@ pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
     loop {
         let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
         for p in &pts {
-            if count.is_multiple_of(STRIDE) {
+            if count.is_multiple_of(stride) {
                 samples.push(p.id.clone());
             }
             count += 1;
@@ -118,30 +131,37 @@ pub fn scan_ids(src: &SharedSource) -> Result<IdScan> {
             IdKind::Int64
         },
         samples,
+        stride,
     })
 }
 
-/// Splits the sampled ids into `n` ranges covering everything.
-pub fn plan_ranges(samples: &[PointId], n: usize) -> Vec<Range> {
+/// Splits the sampled ids into `n` ranges covering everything; each range knows how many
+/// points the scan counted in it.
+pub fn plan_ranges(scan: &IdScan, n: usize) -> Vec<Range> {
+    let samples = &scan.samples;
     let n = n.max(1).min(samples.len().max(1));
-    let mut bounds: Vec<Option<PointId>> = vec![None];
-    for i in 1..n {
-        bounds.push(Some(samples[i * samples.len() / n].clone()));
-    }
-    bounds.dedup();
-    let mut ranges = Vec::new();
-    for (i, start) in bounds.iter().enumerate() {
-        ranges.push(Range {
-            set_aside: Vec::new(),
-            zero_cosine: 0,
-            index: i,
-            start: start.clone(),
-            end: bounds.get(i + 1).cloned().flatten(),
-            cursor: None,
-            done: false,
-        });
-    }
-    ranges
+    // Sample k is the id at scan position k * stride, so a range from sample a to sample b
+    // holds exactly (b - a) * stride points of the scan.
+    let mut starts: Vec<usize> = (0..n).map(|i| i * samples.len() / n).collect();
+    starts.dedup();
+    let pos = |k: usize| (k as u64 * scan.stride).min(scan.count);
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            let next = starts.get(i + 1).copied();
+            Range {
+                set_aside: Vec::new(),
+                zero_cosine: 0,
+                index: i,
+                start: (i > 0).then(|| samples[k].clone()),
+                end: next.map(|k| samples[k].clone()),
+                cursor: None,
+                done: false,
+                planned_points: Some(next.map_or(scan.count, pos) - pos(k)),
+            }
+        })
+        .collect()
 }
 
 /// Estimated staged bytes of one row (vectors + payload), for row-group sizing.
@@ -175,9 +195,26 @@ pub fn export(
                     ),
                 ));
             }
+            if m.part != opts.part {
+                let held = m
+                    .part
+                    .map_or("a whole export".to_string(), |p| format!("part {p}"));
+                let asked = opts
+                    .part
+                    .map_or("a whole export".to_string(), |p| format!("part {p}"));
+                return Err(stage_err(
+                    stage.dir(),
+                    format!(
+                        "it holds {held}, and this run asks for {asked}; give each part its own --stage and the same --part on every rerun"
+                    ),
+                ));
+            }
             m
         }
-        None => Manifest::new(source_info),
+        None => Manifest {
+            part: opts.part,
+            ..Manifest::new(source_info)
+        },
     };
     check_distinct(sources, &manifest, opts)?;
     let mut reports = Vec::new();
@@ -272,7 +309,7 @@ fn export_collection(
 fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<CollectionEntry> {
     let cfg = src.config();
     let count = src.count()?;
-    let scan = scan_ids(src)?;
+    let scan = scan_ids(src, count)?;
     let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
         Some(m) => {
             m.validate(cfg)?;
@@ -289,20 +326,95 @@ fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<Collectio
     }
     let n = if opts.ranges > 0 {
         opts.ranges
+    } else if let Some(p) = opts.part.filter(|_| src.shard_split().is_none()) {
+        // The same on every machine, whatever its flags: the parts must share one plan. Eight
+        // ranges per part (each at least ~1024 points), and at least one per part.
+        (p.of * 8).min((count / 1024).max(p.of as u64) as usize)
     } else {
-        (count / 50_000).clamp(1, (opts.workers * 4) as u64) as usize
+        // Every worker has a range from the first page on (once each range holds a few pages);
+        // more ranges for large collections.
+        let few_pages = (count / (4 * opts.page_size.max(1) as u64)).max(1);
+        (count / 50_000)
+            .clamp(opts.workers as u64, (opts.workers * 4) as u64)
+            .min(few_pages) as usize
+    };
+    let mut ranges = plan_ranges(&scan, n);
+    let share = opts
+        .part
+        .map(|p| take_share(&cfg.name, p, src, &mut ranges));
+    let source_count_at_start = match &share {
+        Some(s) if s.by == SplitBy::Ranges => ranges.iter().filter_map(|r| r.planned_points).sum(),
+        _ => count,
     };
     Ok(CollectionEntry {
         qdrant_config: src.raw_config(),
         milvus_schema: milvus_create_body(&mapping),
         mapping,
         warnings,
-        source_count_at_start: count,
-        ranges: plan_ranges(&scan.samples, n),
+        source_count_at_start,
+        ranges,
         chunks: Vec::new(),
         state: ExportState::Planned,
         shards: src.shard_origins(),
+        share,
     })
+}
+
+/// A part's share of a collection: its shards when the source was opened with only this
+/// part's shards, else every N-th range of the whole plan (`ranges` keeps only those,
+/// renumbered). The fingerprint covers the whole plan, so parts of different plans are told
+/// apart when merged.
+fn take_share(name: &str, part: Part, src: &SharedSource, ranges: &mut Vec<Range>) -> PartShare {
+    use sha2::Digest;
+    let (by, units, all, bounds) = match src.shard_split() {
+        Some((mine, all)) => (
+            SplitBy::Shards,
+            mine.into_iter().map(u64::from).collect(),
+            all.into_iter().map(u64::from).collect(),
+            Vec::new(),
+        ),
+        None => {
+            let all: Vec<u64> = (0..ranges.len() as u64).collect();
+            let bounds: Vec<Option<PointId>> = ranges.iter().map(|r| r.end.clone()).collect();
+            ranges.retain(|r| part.owns(r.index));
+            let units = ranges.iter().map(|r| r.index as u64).collect();
+            for (i, r) in ranges.iter_mut().enumerate() {
+                r.index = i;
+            }
+            (SplitBy::Ranges, units, all, bounds)
+        }
+    };
+    let plan = serde_json::json!({"collection": name, "by": by, "all": all, "bounds": bounds});
+    PartShare {
+        by,
+        units,
+        all,
+        fingerprint: hex::encode(sha2::Sha256::digest(plan.to_string().as_bytes())),
+    }
+}
+
+/// Points in the given id ranges now (ids only), for a part whose staged rows differ from its
+/// plan's count.
+fn count_in_ranges(src: &SharedSource, ranges: &[Range]) -> Result<u64> {
+    let mut n = 0;
+    for r in ranges {
+        let mut offset = r.start.clone();
+        loop {
+            let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
+            let inside = pts
+                .iter()
+                .take_while(|p| r.end.as_ref().is_none_or(|e| &p.id < e))
+                .count();
+            n += inside as u64;
+            match next {
+                Some(x) if inside == pts.len() && r.end.as_ref().is_none_or(|e| &x < e) => {
+                    offset = Some(x)
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Exports the ranges not done yet, `opts.workers` at a time; the first error stops the rest
@@ -384,7 +496,10 @@ fn check_complete(stage: &Stage, src: &SharedSource, manifest: &mut Manifest) ->
     }
     let staged = e.staged_rows() + e.set_aside_points();
     if staged != e.source_count_at_start {
-        let now = src.count()?;
+        let now = match &e.share {
+            Some(s) if s.by == SplitBy::Ranges => count_in_ranges(src, &e.ranges)?,
+            _ => src.count()?,
+        };
         let msg = format!(
             "staged {staged} points, the source had {} when the export began and has {now} now: it changed during the export. Use --via-snapshot (or --snapshot) for a point-in-time copy",
             e.source_count_at_start
@@ -603,13 +718,22 @@ fn convert(
 
 #[cfg(test)]
 mod tests {
-    use super::plan_ranges;
+    use super::{IdScan, plan_ranges};
     use crate::model::PointId;
+
+    fn scan(n: u64) -> IdScan {
+        IdScan {
+            count: n,
+            id_kind: crate::transform::mapping::IdKind::Int64,
+            samples: (0..n).step_by(1000).map(PointId::Num).collect(),
+            stride: 1000,
+        }
+    }
 
     #[test]
     fn ranges_cover_everything_once_in_order() {
-        let samples: Vec<PointId> = (0..10).map(|i| PointId::Num(i * 1000)).collect();
-        let r = plan_ranges(&samples, 4);
+        let s = scan(10_000);
+        let r = plan_ranges(&s, 4);
         assert_eq!(r.len(), 4);
         assert_eq!(r[0].start, None, "the first range starts at the beginning");
         assert_eq!(r[3].end, None, "the last range runs to the end");
@@ -622,16 +746,19 @@ mod tests {
                 .enumerate()
                 .all(|(i, x)| x.index == i && !x.done && x.cursor.is_none())
         );
-        // More ranges than samples, or none asked: never an empty or repeated range.
-        let few = plan_ranges(&samples[..2], 8);
-        assert_eq!(few.len(), 2);
-        assert_eq!(plan_ranges(&[], 4).len(), 1);
-        assert_eq!(plan_ranges(&samples, 0).len(), 1);
-        let same = vec![PointId::Num(5); 10];
-        let r = plan_ranges(&same, 4);
-        assert!(
-            r.windows(2).all(|w| w[0].start != w[1].start),
-            "duplicate bounds are merged"
+        assert_eq!(
+            r.iter()
+                .map(|x| x.planned_points.unwrap())
+                .collect::<Vec<_>>(),
+            [2000, 3000, 2000, 3000],
+            "each range knows its points exactly"
         );
+        // More ranges than samples, or none asked: never an empty or repeated range.
+        let few = plan_ranges(&scan(1500), 8);
+        assert_eq!(few.len(), 2);
+        assert_eq!(few[1].planned_points, Some(500));
+        assert_eq!(plan_ranges(&scan(0), 4).len(), 1);
+        assert_eq!(plan_ranges(&scan(0), 4)[0].planned_points, Some(0));
+        assert_eq!(plan_ranges(&s, 0).len(), 1);
     }
 }

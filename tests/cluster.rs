@@ -183,3 +183,163 @@ fn unequal_replicas_are_named_and_the_fuller_one_is_read() {
             .any(|w| w.contains("--replicas first"))
     );
 }
+
+/// Runs `export --part I/N` for every I at once (as N machines would), returns the stages.
+fn export_parts(base: &std::path::Path, n: usize, files: &[String]) -> Vec<String> {
+    let dirs: Vec<String> = (0..n)
+        .map(|i| {
+            base.join(format!("n{n}-part{i}"))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let children: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut args = vec![
+                "export".to_string(),
+                "--stage".into(),
+                d.clone(),
+                "--part".into(),
+                format!("{i}/{n}"),
+                "--snapshot".into(),
+            ];
+            args.extend(files.iter().cloned());
+            std::process::Command::new(common::q2z_bin())
+                .args(args)
+                .env("Q2Z_LOG", "warn")
+                .output()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.unwrap();
+        assert!(
+            out.status.success(),
+            "part {i}/{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dirs
+}
+
+fn merge(parts: &[String], into: &std::path::Path) -> (i32, String) {
+    let mut args = vec!["stage", "merge"];
+    args.extend(parts.iter().map(String::as_str));
+    args.extend(["--into", into.to_str().unwrap()]);
+    q2z(&args)
+}
+
+#[test]
+fn parts_of_node_snapshots_merge_into_the_rows_of_one_run() {
+    let whole = tempfile::tempdir().unwrap();
+    let file = cluster_dir().join("whole/gen_cluster.collection.snapshot");
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--stage",
+        whole.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (expected, _, _) = staged_rows(whole.path(), "gen_cluster");
+    let files: Vec<String> = [1111u64, 2222, 3333].iter().map(|p| node(*p)).collect();
+    let base = tempfile::tempdir().unwrap();
+    let mut stages = std::collections::BTreeMap::new();
+    for n in [1usize, 3, 4] {
+        let parts = export_parts(base.path(), n, &files);
+        let mut shards_seen = Vec::new();
+        for p in &parts {
+            let m = q2z::stage::manifest::Manifest::load(std::path::Path::new(p))
+                .unwrap()
+                .unwrap();
+            let share = m.collections["gen_cluster"].share.clone().unwrap();
+            assert_eq!(share.by, q2z::stage::manifest::SplitBy::Shards, "n={n}");
+            assert_eq!(share.all, [0, 1, 2, 3]);
+            assert_eq!(
+                m.collections["gen_cluster"].shards.len(),
+                share.units.len(),
+                "n={n}: a part reads only its own shards"
+            );
+            shards_seen.extend(share.units);
+        }
+        shards_seen.sort();
+        assert_eq!(shards_seen, [0, 1, 2, 3], "n={n}: each shard in one part");
+        let into = base.path().join(format!("merged-{n}"));
+        let (code, text) = merge(&parts, &into);
+        assert_eq!(code, 0, "n={n}: {text}");
+        let (rows, _, total) = staged_rows(&into, "gen_cluster");
+        assert_eq!(total, 1000, "n={n}: every point once");
+        assert_eq!(rows, expected, "n={n}: the rows of one whole run");
+        // Merging again finishes or repeats nothing; the stage stays the same.
+        let (code, text) = merge(&parts, &into);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("(0 linked, 0 copied, ") && text.contains(" already there)"),
+            "{text}"
+        );
+        stages.insert(n, parts);
+    }
+    // The merged stage imports like a whole export (bulk import, then verification).
+    common::milvus_post(
+        "collections/drop",
+        serde_json::json!({"collectionName": "gen_cluster"}),
+    );
+    let merged = base.path().join("merged-3");
+    let (code, out, err) = common::import(&merged, "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(common::target_count("gen_cluster"), 1000);
+    // Parts of different splits, a part twice, a whole export: refused, nothing written.
+    let mixed = [
+        stages[&3][0].clone(),
+        stages[&4][1].clone(),
+        stages[&3][2].clone(),
+    ];
+    let (code, text) = merge(&mixed, &base.path().join("mixed"));
+    assert!(code != 0 && text.contains("different splits"), "{text}");
+    let twice = [
+        stages[&3][0].clone(),
+        stages[&3][0].clone(),
+        stages[&3][2].clone(),
+    ];
+    let (code, text) = merge(&twice, &base.path().join("twice"));
+    assert!(code != 0 && text.contains("given twice"), "{text}");
+    let other = base.path().join("copy-of-part0");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(
+        std::path::Path::new(&stages[&3][0]).join("manifest.json"),
+        other.join("manifest.json"),
+    )
+    .unwrap();
+    let again = [
+        stages[&3][0].clone(),
+        other.to_string_lossy().into_owned(),
+        stages[&3][2].clone(),
+    ];
+    let (code, text) = merge(&again, &base.path().join("again"));
+    assert!(code != 0 && text.contains("is part 0/3 again"), "{text}");
+    let (code, text) = merge(
+        &[whole.path().to_string_lossy().into_owned()],
+        &base.path().join("whole"),
+    );
+    assert!(code != 0 && text.contains("whole export"), "{text}");
+    for d in ["mixed", "twice", "again"] {
+        assert!(
+            !base.path().join(d).join("manifest.json").exists(),
+            "{d}: nothing merged"
+        );
+    }
+    // A part rerun with another --part is refused (its stage holds the other part).
+    let (code, text) = q2z(&[
+        "export",
+        "--stage",
+        &stages[&3][0],
+        "--part",
+        "1/3",
+        "--snapshot",
+        &files[0],
+        &files[1],
+        &files[2],
+    ]);
+    assert!(code != 0 && text.contains("holds part 0/3"), "{text}");
+}

@@ -268,3 +268,90 @@ fn tls_failure_names_the_fix_without_retrying() {
         "a TLS failure is not retried with backoff"
     );
 }
+
+#[test]
+fn parts_of_a_live_export_merge_into_the_rows_of_one_run_even_after_kill_9() {
+    let url = standin("Q2Z_QDRANT_URL");
+    let base = tempfile::tempdir().unwrap();
+    let part_dir = |i: usize| base.path().join(format!("part-{i}"));
+    let args = |i: usize| -> Vec<String> {
+        [
+            "export",
+            "--qdrant-url",
+            &url,
+            "-c",
+            "gen_kill",
+            "--page-size",
+            "20",
+            "--max-file-bytes",
+            "6000",
+            "--part",
+            &format!("{i}/3"),
+            "--stage",
+            part_dir(i).to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 40}}));
+    // Part 1 is killed mid-way while the others run beside it, then run again.
+    let spawn = |i: usize| {
+        Command::new(q2z_bin())
+            .args(args(i))
+            .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
+            .env("Q2Z_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<_> = (0..3).map(spawn).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = children[1].try_wait().unwrap().is_none();
+    children[1].kill().unwrap();
+    for c in &mut children {
+        c.wait().unwrap();
+    }
+    assert!(killed, "part 1 finished before the kill; make it slower");
+    let m = q2z::stage::manifest::Manifest::load(&part_dir(1))
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        m.collections["gen_kill"].state,
+        q2z::stage::manifest::ExportState::Exported,
+        "killed mid-way"
+    );
+    let into = base.path().join("merged");
+    let parts: Vec<String> = (0..3)
+        .map(|i| part_dir(i).to_string_lossy().into_owned())
+        .collect();
+    let merge = |parts: &[String]| {
+        let mut a = vec!["stage", "merge"];
+        a.extend(parts.iter().map(String::as_str));
+        a.extend(["--into", into.to_str().unwrap()]);
+        run_q2z(&a)
+    };
+    let (code, _, err) = merge(&parts);
+    assert_ne!(code, 0, "an unfinished part is not merged");
+    assert!(err.contains("part 1/3 is not finished"), "{err}");
+    let a1 = args(1);
+    let (code, out, err) = run_q2z(&a1.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = merge(&parts[..2]);
+    assert!(code != 0 && err.contains("part 2/3 missing"), "{err}");
+    let (code, out, err) = merge(&parts);
+    assert_eq!(code, 0, "{out}{err}");
+    let m = q2z::stage::manifest::Manifest::load(&part_dir(0))
+        .unwrap()
+        .unwrap();
+    let share = m.collections["gen_kill"].share.clone().unwrap();
+    assert_eq!(share.by, q2z::stage::manifest::SplitBy::Ranges);
+    assert!(!share.units.is_empty() && share.units.len() < share.all.len());
+    let (rows, mapping, total) = staged_rows(&into, "gen_kill");
+    assert_eq!(total as usize, rows.len(), "no point staged twice");
+    assert_rows_match(&scroll_all("gen_kill"), &rows, &mapping);
+    // The merged stage is a whole export: the status shows every range done.
+    let (code, out, _) = run_q2z(&["status", "--stage", into.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1500 of 1500 points staged"), "{out}");
+}

@@ -1,5 +1,6 @@
 //! Flags of every command.
 
+use crate::stage::manifest::Part;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -45,10 +46,38 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Show what is staged, uploaded, imported and verified.
     Status(StatusArgs),
+    /// Work on staging directories: join the parts of `export --part I/N`.
+    #[command(subcommand)]
+    Stage(StageCommand),
     /// Print a shell completion script.
     ///
     /// Example: q2z completions bash > /etc/bash_completion.d/q2z
     Completions(CompletionsArgs),
+}
+
+/// `q2z stage …`.
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// Join the part stages of one `export --part I/N` plan into one stage to import: checks
+    /// that they come from one plan, are all there and disjoint, then links (or copies) their
+    /// files under new names. Run it again after an interruption.
+    ///
+    /// Example: q2z stage merge part-0 part-1 part-2 --into ./stage
+    Merge(MergeArgs),
+}
+
+/// `q2z stage merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The part stages (every part of the plan, in any order).
+    #[arg(required = true, num_args = 1..)]
+    pub parts: Vec<PathBuf>,
+    /// The stage to write (new, or one an earlier merge of the same parts wrote).
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `q2z completions`.
@@ -220,9 +249,18 @@ pub struct ExportArgs {
     /// Throw the stage's state away and start over.
     #[arg(long)]
     pub restart: bool,
+    /// Take part I of N (I from 0, e.g. `--part $JOB_COMPLETION_INDEX/8`): whole shards of
+    /// snapshot files when a collection has at least N, else every N-th id range of one plan.
+    /// Each part writes its own --stage; `q2z stage merge` joins them for the import.
+    #[arg(long, value_name = "I/N", value_parser = parse_part)]
+    pub part: Option<Part>,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_part(s: &str) -> Result<Part, String> {
+    Part::parse(s)
 }
 
 /// Export performance knobs.

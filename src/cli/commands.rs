@@ -9,6 +9,7 @@ use crate::sink::milvus::{CloudImport, Milvus};
 use crate::sink::object_store::StorageConfig;
 use crate::source::open::{OpenedSources, SourceSpec, open_sources};
 use crate::stage::Stage;
+use crate::stage::manifest::Part;
 use crate::transform::mapping::{
     CollectionMapping, InvalidPolicy, MappingOptions, MultivectorPolicy, NullPolicy,
     OversizePolicy, default_mapping,
@@ -28,6 +29,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Import(a) => import_cmd(*a),
         Command::Migrate(a) => migrate(*a),
         Command::Verify(a) => verify_cmd(*a),
+        Command::Stage(StageCommand::Merge(a)) => {
+            let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
+            output::merge_reports(&reports, &a.into, a.json)
+        }
         Command::Completions(a) => {
             use clap::CommandFactory;
             clap_complete::generate(a.shell, &mut Cli::command(), "q2z", &mut std::io::stdout());
@@ -147,7 +152,7 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
 fn migrate(a: MigrateArgs) -> Result<u8> {
     let (mapping, overrides) = mapping_options(&a.mapping)?;
     let stage = Stage::open(&a.stage.stage, "migrate")?;
-    let opened = sources(&a.source, Some(&stage))?;
+    let opened = sources(&a.source, Some(&stage), None)?;
     let eopts = export_options(&a.tuning, false, mapping, overrides, a.json);
     let (m, storage) = milvus_for_import(&a.target, &a.storage, a.mode)?;
     let mut iopts = import_options(a.mode, storage, a.sample, a.json);
@@ -301,7 +306,7 @@ fn parse_promote(s: &str) -> Result<(String, Option<ScalarType>)> {
 }
 
 /// Opens the sources the flags name; scratch space defaults to `.scratch` in the stage.
-fn sources(a: &SourceArgs, stage: Option<&Stage>) -> Result<OpenedSources> {
+fn sources(a: &SourceArgs, stage: Option<&Stage>, part: Option<Part>) -> Result<OpenedSources> {
     let scratch: PathBuf = a.scratch.clone().unwrap_or_else(|| match stage {
         Some(s) => s.default_scratch(),
         None => std::env::temp_dir(),
@@ -316,17 +321,18 @@ fn sources(a: &SourceArgs, stage: Option<&Stage>) -> Result<OpenedSources> {
         allow_missing_shards: a.allow_missing_shards,
         first_replica: a.replicas == ReplicaArg::First,
         collections: a.collections.clone(),
+        part,
         scratch,
     })?)
 }
 
 fn plan(a: PlanArgs) -> Result<u8> {
     let (opts, overrides) = mapping_options(&a.mapping)?;
-    let opened = sources(&a.source, None)?;
+    let opened = sources(&a.source, None, None)?;
     let mut out = Vec::new();
     let mut file = MappingFile::default();
     for s in &opened.sources {
-        let scan = scan_ids(s)?;
+        let scan = scan_ids(s, s.count()?)?;
         let cfg = s.config();
         let (mapping, warnings) = match overrides.get(&cfg.name) {
             Some(m) => {
@@ -381,14 +387,18 @@ fn export_options(
         mapping,
         mapping_overrides: overrides,
         quiet,
+        part: None,
     }
 }
 
 fn export_cmd(a: ExportArgs) -> Result<u8> {
     let (mapping, overrides) = mapping_options(&a.mapping)?;
     let stage = Stage::open(&a.stage.stage, "export")?;
-    let opened = sources(&a.source, Some(&stage))?;
-    let opts = export_options(&a.tuning, a.restart, mapping, overrides, a.json);
+    let opened = sources(&a.source, Some(&stage), a.part)?;
+    let opts = ExportOptions {
+        part: a.part,
+        ..export_options(&a.tuning, a.restart, mapping, overrides, a.json)
+    };
     let reports = export(&stage, &opened.sources, opened.info.clone(), &opts)?;
     drop(opened);
     output::export_reports(&reports, stage.dir(), a.json)

@@ -110,6 +110,37 @@ pub fn export_reports(reports: &[CollectionReport], stage: &Path, json: bool) ->
     Ok(0)
 }
 
+/// Prints what `stage merge` did.
+pub fn merge_reports(
+    reports: &[crate::stage::merge::MergeReport],
+    into: &Path,
+    json: bool,
+) -> Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(0);
+    }
+    for r in reports {
+        println!(
+            "{}: {} rows in {} files merged by {} into {} ({} linked, {} copied, {} already there) → Milvus '{}'",
+            r.collection,
+            r.rows,
+            r.chunks,
+            r.split_by,
+            into.display(),
+            r.linked,
+            r.copied,
+            r.kept,
+            r.target
+        );
+    }
+    println!(
+        "import it with: q2z import --stage {} --milvus-url …",
+        into.display()
+    );
+    Ok(0)
+}
+
 /// The plan of one collection, as printed and as `--json`.
 #[derive(Debug, Serialize)]
 pub struct PlanView {

@@ -51,6 +51,9 @@ pub struct ShardOptions {
     /// to compare their point counts (faster; by default every replica is counted and the one
     /// with the most points is read).
     pub first_replica: bool,
+    /// `--part I/N`: when the collection has at least N shards, only every N-th shard (in shard
+    /// id order) from the I-th is read, and only those are unpacked.
+    pub part: Option<crate::stage::manifest::Part>,
 }
 
 /// One file as inspected: its path, the shard id a shard snapshot carries, its layout.
@@ -197,6 +200,29 @@ impl Survey {
             })
             .collect::<Vec<_>>()
             .join("; ")
+    }
+}
+
+impl ShardPlan {
+    /// Keeps only the shards of `part` when there are at least as many shards as parts;
+    /// returns (kept shard ids, every shard id), or `None` when the shards are too few to split.
+    pub fn keep_part(
+        &mut self,
+        part: crate::stage::manifest::Part,
+    ) -> Option<(Vec<u32>, Vec<u32>)> {
+        let all: Vec<u32> = self.chosen.keys().copied().collect();
+        if all.len() < part.of {
+            return None;
+        }
+        let mine: Vec<u32> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| part.owns(*i))
+            .map(|(_, id)| *id)
+            .collect();
+        self.chosen.retain(|id, _| mine.contains(id));
+        self.replicas.retain(|id, _| mine.contains(id));
+        Some((mine, all))
     }
 }
 

@@ -26,6 +26,11 @@ pub trait CollectionSource: Send + Sync {
     fn shard_origins(&self) -> Vec<String> {
         Vec::new()
     }
+    /// For a part (`--part I/N`) opened with only its own shards: (this part's shard ids, every
+    /// shard id of the collection).
+    fn shard_split(&self) -> Option<(Vec<u32>, Vec<u32>)> {
+        None
+    }
     /// What opening the source decided that the user should know (kept in the manifest).
     fn notes(&self) -> Vec<String> {
         Vec::new()
@@ -72,6 +77,9 @@ impl CollectionSource for snapshot::SnapshotCollection {
     }
     fn shard_origins(&self) -> Vec<String> {
         self.shard_origins.clone()
+    }
+    fn shard_split(&self) -> Option<(Vec<u32>, Vec<u32>)> {
+        self.shard_split.clone()
     }
     fn notes(&self) -> Vec<String> {
         self.notes.clone()

@@ -35,6 +35,9 @@ pub struct SourceSpec {
     pub first_replica: bool,
     /// Collections to take (empty: all).
     pub collections: Vec<String>,
+    /// `--part I/N` of an export: snapshot files are opened with only this part's shards
+    /// where a collection has at least N of them.
+    pub part: Option<crate::stage::manifest::Part>,
     /// Directory under which snapshots are unpacked and downloaded.
     pub scratch: PathBuf,
 }
@@ -175,6 +178,7 @@ fn open_snapshot_files(spec: &SourceSpec) -> Result<(Vec<SharedSource>, SourceIn
             let opts = ShardOptions {
                 allow_missing: spec.allow_missing_shards,
                 first_replica: spec.first_replica,
+                part: spec.part,
             };
             let c = open_snapshots(&inputs, &name, &spec.scratch, opts);
             (h.join(), c)

@@ -33,6 +33,8 @@ pub struct SnapshotCollection {
     pub shards: Vec<EdgeShard>,
     /// Which file each loaded shard was read from (`shard N ← file`), for `plan`.
     pub shard_origins: Vec<String>,
+    /// With `--part`: (this part's shard ids, every shard id), when split by shard.
+    pub shard_split: Option<(Vec<u32>, Vec<u32>)>,
     /// What the merge of several files decided (replicas not read, shards allowed missing).
     pub notes: Vec<String>,
     /// The (first) snapshot file.
@@ -437,7 +439,8 @@ pub fn open_snapshots(
             layout,
         })
         .collect();
-    let plan = plan_shards(name, &inspected, opts)?;
+    let mut plan = plan_shards(name, &inspected, opts)?;
+    let shard_split = opts.part.and_then(|p| plan.keep_part(p));
     tracing::debug!(
         collection = name,
         secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
@@ -489,6 +492,7 @@ pub fn open_snapshots(
         config,
         shards,
         shard_origins,
+        shard_split,
         notes,
         file: inputs[0].path.clone(),
         work,
@@ -772,6 +776,7 @@ impl SnapshotCollection {
             config,
             shards,
             shard_origins: Vec::new(),
+            shard_split: None,
             notes: Vec::new(),
             file: work.path().to_path_buf(),
             work,

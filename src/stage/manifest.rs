@@ -50,6 +50,9 @@ pub struct Range {
     /// Points staged with an all-zero vector in a COSINE field (reported as a warning).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub zero_cosine: u64,
+    /// Points the id scan counted in the range when it was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_points: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -108,6 +111,85 @@ pub struct CollectionEntry {
     /// Which snapshot file each shard was read from (`shard N ← file`), for snapshot sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<String>,
+    /// In a part stage (`export --part I/N`): this part's share of the collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<PartShare>,
+}
+
+/// Which share of the work one process of `export --part I/N` takes (docs/design.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// From 0 (Kubernetes' `JOB_COMPLETION_INDEX`).
+    pub index: usize,
+    /// Number of parts.
+    pub of: usize,
+}
+
+impl Part {
+    /// Parses `I/N` (0 ≤ I < N).
+    pub fn parse(s: &str) -> std::result::Result<Part, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not I/N (e.g. 0/3: the first of three parts)"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{i}' in '{s}' is not a part number"))?;
+        let of: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{n}' in '{s}' is not a number of parts"))?;
+        if of == 0 || index >= of {
+            return Err(format!(
+                "part {index} of {of} does not exist: parts count from 0 to N-1 (like JOB_COMPLETION_INDEX)"
+            ));
+        }
+        Ok(Part { index, of })
+    }
+
+    /// Whether the unit at `position` of the whole plan is this part's (round robin).
+    pub fn owns(&self, position: usize) -> bool {
+        position % self.of == self.index
+    }
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.of)
+    }
+}
+
+/// How a collection's work was split between parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitBy {
+    /// Whole shards (snapshot sources with at least N shards): a part unpacks only its own.
+    Shards,
+    /// Id ranges of one plan (live servers, and snapshots with fewer shards than parts).
+    Ranges,
+}
+
+impl std::fmt::Display for SplitBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SplitBy::Shards => "shards",
+            SplitBy::Ranges => "id ranges",
+        })
+    }
+}
+
+/// A part's share of one collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartShare {
+    pub by: SplitBy,
+    /// This part's units: shard ids, or positions of id ranges in the whole plan (in the
+    /// order of this stage's ranges).
+    pub units: Vec<u64>,
+    /// Every unit of the whole plan.
+    pub all: Vec<u64>,
+    /// sha256 of the whole plan (the units and, for ranges, their boundaries): parts of one
+    /// plan carry the same one.
+    pub fingerprint: String,
 }
 
 impl CollectionEntry {
@@ -132,6 +214,9 @@ pub struct Manifest {
     pub format_version: u32,
     pub tool_version: String,
     pub source: SourceInfo,
+    /// Set in a part stage (`export --part I/N`); `q2z stage merge` joins the parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Part>,
     pub collections: BTreeMap<String, CollectionEntry>,
 }
 
@@ -142,6 +227,7 @@ impl Manifest {
             format_version: FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             source,
+            part: None,
             collections: BTreeMap::new(),
         }
     }

@@ -7,6 +7,7 @@ pub mod layout;
 pub mod ledger;
 pub mod lock;
 pub mod manifest;
+pub mod merge;
 pub mod reader;
 pub mod writer;
 
