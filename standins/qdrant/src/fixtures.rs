@@ -157,7 +157,12 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
 }
 
 /// Writes every generated collection into `out`.
-pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), String> {
+pub fn generate(
+    out: &Path,
+    bulk_points: usize,
+    bulk_dim: usize,
+    bulk_shards: usize,
+) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(7);
     // Integer ids, unnamed float32 vector, rich payloads, deleted points, two shards.
@@ -299,7 +304,7 @@ pub fn generate(out: &Path, bulk_points: usize, bulk_dim: usize) -> Result<(), S
             out,
             "bulk",
             json!({"vectors": {"size": bulk_dim, "distance": "Cosine"}}),
-            1,
+            bulk_shards,
             pts,
             vec![],
         )?;

@@ -53,6 +53,9 @@ enum Cmd {
         /// Dimension of the bulk collection's vector.
         #[arg(long, default_value_t = 768)]
         bulk_dim: usize,
+        /// Shards of the bulk collection.
+        #[arg(long, default_value_t = 1)]
+        bulk_shards: usize,
     },
 }
 
@@ -84,7 +87,8 @@ fn main() {
             out,
             bulk_points,
             bulk_dim,
-        } => fixtures::generate(&out, bulk_points, bulk_dim),
+            bulk_shards,
+        } => fixtures::generate(&out, bulk_points, bulk_dim, bulk_shards.max(1)),
     };
     if let Err(e) = result {
         eprintln!("qdrant-standin: {e}");
