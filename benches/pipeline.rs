@@ -20,7 +20,7 @@ fn points(dim: usize) -> Vec<Point> {
         .map(|i| {
             let v: Vec<f32> = (0..dim).map(|d| ((i as f32) * 0.37 + d as f32 * 0.11).sin()).collect();
             let payload = json!({"title": format!("document {i} — naïve café"), "n": i, "tags": ["a", "b", "c"], "nested": {"x": [1, 2, null], "y": {"z": i}}, "text": "lorem ipsum dolor sit amet ".repeat(32)});
-            Point { id: PointId::Num(i + 1), vectors: BTreeMap::from([(UNNAMED_VECTOR.to_string(), VectorValue::Dense(v))]), payload: payload.as_object().unwrap().clone() }
+            Point { id: PointId::Num(i + 1), vectors: BTreeMap::from([(UNNAMED_VECTOR.to_string(), VectorValue::Dense(v))]), payload: payload.as_object().unwrap().clone(), shard_key: None }
         })
         .collect()
 }
@@ -43,6 +43,7 @@ fn config(dim: usize) -> CollectionConfig {
         hnsw_m: Some(16),
         hnsw_ef_construct: Some(100),
         shard_number: 1,
+        shard_keys: Vec::new(),
         payload_schema: Default::default(),
         raw: json!({}),
     }

@@ -95,6 +95,21 @@ pub struct IdScan {
     pub samples: Vec<PointId>,
     /// Ids between two samples.
     pub stride: u64,
+    /// The shard keys the points carry (custom sharding), each once.
+    pub shard_keys: Vec<serde_json::Value>,
+}
+
+impl IdScan {
+    /// The collection's config with the shard keys the scan saw, for the default mapping.
+    pub fn with_keys(
+        &self,
+        cfg: &crate::model::CollectionConfig,
+    ) -> crate::model::CollectionConfig {
+        crate::model::CollectionConfig {
+            shard_keys: self.shard_keys.clone(),
+            ..cfg.clone()
+        }
+    }
 }
 
 /// Reads every id once (no payload, no vectors) to decide the key type exactly; `count_hint`
@@ -104,6 +119,7 @@ pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
     let mut count = 0u64;
     let mut varchar = false;
     let mut samples = Vec::new();
+    let mut keys = std::collections::BTreeSet::new();
     let mut offset: Option<PointId> = None;
     loop {
         let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
@@ -112,6 +128,11 @@ pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
                 samples.push(p.id.clone());
             }
             count += 1;
+            if let Some(k) = &p.shard_key
+                && keys.len() < 100_000
+            {
+                keys.insert(k.to_string());
+            }
             match &p.id {
                 PointId::Num(n) if *n > i64::MAX as u64 => varchar = true,
                 PointId::Uuid(_) => varchar = true,
@@ -132,6 +153,10 @@ pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
         },
         samples,
         stride,
+        shard_keys: keys
+            .iter()
+            .filter_map(|k| serde_json::from_str(k).ok())
+            .collect(),
     })
 }
 
@@ -318,7 +343,7 @@ fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<Collectio
             }
             (m.clone(), Vec::new())
         }
-        None => default_mapping(cfg, scan.id_kind, &opts.mapping)?,
+        None => default_mapping(&scan.with_keys(cfg), scan.id_kind, &opts.mapping)?,
     };
     warnings.extend(src.notes());
     if scan.count != count {
@@ -727,6 +752,7 @@ mod tests {
             id_kind: crate::transform::mapping::IdKind::Int64,
             samples: (0..n).step_by(1000).map(PointId::Num).collect(),
             stride: 1000,
+            shard_keys: Vec::new(),
         }
     }
 

@@ -102,6 +102,8 @@ pub struct Point {
     pub vectors: BTreeMap<String, VectorValue>,
     /// Payload object (empty when the point has none).
     pub payload: Map<String, Value>,
+    /// The shard key of the shard it was read from (custom sharding, snapshot sources).
+    pub shard_key: Option<Value>,
 }
 
 /// Key under which the single unnamed vector of a collection is kept.
@@ -169,6 +171,10 @@ pub struct CollectionConfig {
     /// Indexed payload keys and their Qdrant index type (`keyword`, `integer`, …).
     #[serde(default)]
     pub payload_schema: BTreeMap<String, String>,
+    /// Custom sharding: the shard keys, when the source tells each point's (snapshot files
+    /// carry `shard_key_mapping.json`; a live scroll does not say).
+    #[serde(default)]
+    pub shard_keys: Vec<Value>,
     /// The raw `config` object as Qdrant reported it, kept in the manifest.
     pub raw: Value,
 }
@@ -197,7 +203,11 @@ impl Point {
                     .collect(),
             ),
         };
-        serde_json::json!({"id": self.id.to_json(), "payload": Value::Object(self.payload.clone()), "vector": vector})
+        let mut p = serde_json::json!({"id": self.id.to_json(), "payload": Value::Object(self.payload.clone()), "vector": vector});
+        if let Some(k) = &self.shard_key {
+            p["shard_key"] = k.clone();
+        }
+        p
     }
 }
 

@@ -343,3 +343,67 @@ fn parts_of_node_snapshots_merge_into_the_rows_of_one_run() {
     ]);
     assert!(code != 0 && text.contains("holds part 0/3"), "{text}");
 }
+
+/// Custom sharding (`sharding_method: custom`, shard keys `tenant_a`, `tenant_b`, 7): each
+/// point's shard key — from the snapshot's `shard_key_mapping.json` offline, from the scroll's
+/// `shard_key` live — becomes the partition-key field `shard_key`, the same both ways, and the
+/// target answers a filter on it.
+#[test]
+fn custom_shard_keys_become_a_partition_key_field_offline_and_live() {
+    let file = PathBuf::from(standin("Q2Z_GEN_FIXTURES")).join("gen_custom.collection.snapshot");
+    let offline = tempfile::tempdir().unwrap();
+    let (code, text) = q2z(&[
+        "export",
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--stage",
+        offline.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (rows, mapping, total) = staged_rows(offline.path(), "gen_custom");
+    assert_eq!(total, 90);
+    let f = mapping
+        .scalars
+        .iter()
+        .find(|s| s.from == q2z::transform::scalars::ScalarFrom::ShardKey)
+        .expect("a shard key field");
+    assert_eq!(f.field, "shard_key");
+    assert!(f.partition_key && !f.nullable, "{f:?}");
+    // The generator put point i into the shard of key (i - 1) % 3.
+    let keys = ["tenant_a", "tenant_b", "7"];
+    for (id, row) in &rows {
+        let i: usize = id.parse().unwrap();
+        assert_eq!(row["shard_key"], keys[(i - 1) % 3], "point {i}");
+    }
+    let live = tempfile::tempdir().unwrap();
+    let (code, out, err) = common::live_export(live.path(), &["gen_custom"], &["--ranges", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (live_rows, live_mapping, _) = staged_rows(live.path(), "gen_custom");
+    assert_eq!(live_mapping, mapping, "the same mapping live and offline");
+    assert_eq!(live_rows, rows, "the same rows live and offline");
+    common::assert_rows_match(&common::scroll_all("gen_custom"), &live_rows, &live_mapping);
+    // Imported, the target holds the partition key and answers a filter on it.
+    common::milvus_post(
+        "collections/drop",
+        serde_json::json!({"collectionName": "gen_custom"}),
+    );
+    let (code, out, err) = common::import(offline.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let d = common::milvus_post(
+        "collections/describe",
+        serde_json::json!({"collectionName": "gen_custom"}),
+    );
+    let field = d["data"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "shard_key")
+        .cloned()
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(field["partitionKey"], true, "{field}");
+    let q = common::milvus_post(
+        "entities/query",
+        serde_json::json!({"collectionName": "gen_custom", "filter": "shard_key == \"tenant_b\"", "outputFields": ["count(*)"], "consistencyLevel": "Strong"}),
+    );
+    assert_eq!(q["data"][0]["count(*)"], 30, "{q}");
+}

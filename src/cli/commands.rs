@@ -339,7 +339,7 @@ fn plan(a: PlanArgs) -> Result<u8> {
                 m.validate(cfg)?;
                 (m.clone(), vec![])
             }
-            None => default_mapping(cfg, scan.id_kind, &opts)?,
+            None => default_mapping(&scan.with_keys(cfg), scan.id_kind, &opts)?,
         };
         let mut warnings = warnings;
         warnings.extend(s.notes());

@@ -216,11 +216,14 @@ pub fn print_plan(p: &PlanView) {
             (None, Some(l)) => format!("{}({l})", f.kind.milvus_name()),
             (None, None) => f.kind.milvus_name().to_string(),
         };
+        let from = match f.from {
+            crate::transform::scalars::ScalarFrom::Payload => format!("payload key '{}'", f.key),
+            crate::transform::scalars::ScalarFrom::ShardKey => "the point's shard key".into(),
+        };
         println!(
-            "  {:<24} {:<22} payload key '{}'{}{}",
+            "  {:<24} {:<22} {from}{}{}",
             f.field,
             ty,
-            f.key,
             if f.nullable { ", nullable" } else { "" },
             if f.partition_key {
                 ", partition key"

@@ -33,6 +33,8 @@ pub(crate) struct ShardDir {
     pub is_local: Option<bool>,
     /// Peers that hold the shard, per `replica_state.json`.
     pub peers: Vec<u64>,
+    /// Its shard key (custom sharding), per `shard_key_mapping.json`.
+    pub shard_key: Option<Value>,
 }
 
 impl ShardDir {
@@ -302,6 +304,7 @@ mod tests {
                             has_data: *local,
                             is_local: Some(*local),
                             peers: vec![111, 222],
+                            shard_key: None,
                         },
                     )
                 })

@@ -28,6 +28,9 @@ struct RawPoint {
     payload: Option<Map<String, Value>>,
     #[serde(default)]
     vector: Option<RawVectors>,
+    /// Custom sharding: the point's shard key (a string or an integer).
+    #[serde(default)]
+    shard_key: Option<Value>,
 }
 
 /// `vector` of a point: one unnamed vector, or vectors by name.
@@ -198,6 +201,7 @@ pub fn parse_scroll_bytes(collection: &str, bytes: &[u8]) -> Result<(Vec<Point>,
                 id,
                 vectors,
                 payload: p.payload.unwrap_or_default(),
+                shard_key: p.shard_key.filter(|k| !k.is_null()),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -35,6 +35,8 @@ pub struct SnapshotCollection {
     pub shard_origins: Vec<String>,
     /// With `--part`: (this part's shard ids, every shard id), when split by shard.
     pub shard_split: Option<(Vec<u32>, Vec<u32>)>,
+    /// Each loaded shard's key (custom sharding), in the order of `shards`.
+    pub shard_keys: Vec<Option<Value>>,
     /// What the merge of several files decided (replicas not read, shards allowed missing).
     pub notes: Vec<String>,
     /// The (first) snapshot file.
@@ -123,6 +125,8 @@ fn checked_entry<R: Read>(file: &Path, entry: &tar::Entry<R>) -> Result<PathBuf>
 #[derive(Default)]
 struct Listing {
     config: Option<Value>,
+    /// `shard_key_mapping.json` (custom sharding).
+    key_mapping: Option<Value>,
     has_segments: bool,
     shards: BTreeMap<u32, ShardDir>,
     rocksdb: bool,
@@ -148,6 +152,9 @@ impl Listing {
             .as_slice()
         {
             ["config.json"] => self.config = Some(read_small_json(file, entry, "config.json")?),
+            ["shard_key_mapping.json"] => {
+                self.key_mapping = Some(read_small_json(file, entry, "shard_key_mapping.json")?)
+            }
             ["segments", ..] => self.has_segments = true,
             [d, rest @ ..] if !rest.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
                 let id = d
@@ -184,17 +191,54 @@ impl Listing {
         if self.rocksdb {
             return Err(snap_err(file, ROCKSDB));
         }
-        match (self.config, self.shards.is_empty(), self.has_segments) {
-            (Some(config), false, _) => Ok(Layout::Collection {
-                config,
-                shards: self.shards,
-            }),
+        let mut shards = self.shards;
+        for (id, key) in shard_keys_of(self.key_mapping.as_ref()) {
+            shards.entry(id).or_default().shard_key = Some(key);
+        }
+        match (self.config, shards.is_empty(), self.has_segments) {
+            (Some(config), false, _) => Ok(Layout::Collection { config, shards }),
             (_, _, true) => Ok(Layout::Shard),
             _ => Err(snap_err(
                 file,
                 "not a Qdrant snapshot: no config.json with shard directories and no segments/ directory",
             )),
         }
+    }
+}
+
+/// Shard id → shard key from `shard_key_mapping.json`: `[{"key": K, "shard_ids": [..]}, ..]`
+/// (Qdrant ≥ 1.13), or the older `{"K": [..]}`.
+fn shard_keys_of(mapping: Option<&Value>) -> Vec<(u32, Value)> {
+    let ids = |v: Option<&Value>| -> Vec<u32> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match mapping {
+        Some(Value::Array(pairs)) => pairs
+            .iter()
+            .flat_map(|p| {
+                let key = p.get("key").cloned().unwrap_or(Value::Null);
+                ids(p.get("shard_ids"))
+                    .into_iter()
+                    .map(move |id| (id, key.clone()))
+            })
+            .filter(|(_, k)| !k.is_null())
+            .collect(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .flat_map(|(k, v)| {
+                ids(Some(v))
+                    .into_iter()
+                    .map(move |id| (id, Value::from(k.as_str())))
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -482,6 +526,16 @@ pub fn open_snapshots(
         })
         .unwrap_or_else(|| edge_config_to_qdrant(&shards[0].config()));
     let config = parse_collection_config(name, &config_json)?;
+    let keys: BTreeMap<u32, Value> = layouts
+        .iter()
+        .filter_map(|l| match l {
+            Layout::Collection { shards, .. } => Some(shards),
+            Layout::Shard => None,
+        })
+        .flatten()
+        .filter_map(|(id, d)| d.shard_key.clone().map(|k| (*id, k)))
+        .collect();
+    let shard_keys = dirs.iter().map(|u| keys.get(&u.shard).cloned()).collect();
     let shard_origins = dirs
         .iter()
         .map(|u| format!("shard {} ← {}", u.shard, inputs[u.file].path.display()))
@@ -493,6 +547,7 @@ pub fn open_snapshots(
         shards,
         shard_origins,
         shard_split,
+        shard_keys,
         notes,
         file: inputs[0].path.clone(),
         work,
@@ -758,6 +813,7 @@ pub fn record_to_point(r: Record) -> Point {
         id: from_edge_id(&r.id),
         vectors,
         payload: r.payload.map(|p| p.0).unwrap_or_default(),
+        shard_key: None,
     }
 }
 
@@ -777,6 +833,7 @@ impl SnapshotCollection {
             shards,
             shard_origins: Vec::new(),
             shard_split: None,
+            shard_keys: Vec::new(),
             notes: Vec::new(),
             file: work.path().to_path_buf(),
             work,
@@ -803,7 +860,7 @@ impl SnapshotCollection {
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
         // Shards are read in parallel, then merged in Qdrant's id order.
-        let per_shard = |s: &EdgeShard| -> Result<Vec<Point>> {
+        let per_shard = |(i, s): (usize, &EdgeShard)| -> Result<Vec<Point>> {
             let mut req = ScrollRequestBuilder::new()
                 .limit(limit + 1)
                 .with_payload(WithPayloadInterface::Bool(with_data))
@@ -814,7 +871,14 @@ impl SnapshotCollection {
             let (records, _) = s
                 .scroll(req.build())
                 .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
-            let points = records.into_iter().map(record_to_point).collect();
+            let key = self.shard_keys.get(i).cloned().flatten();
+            let points = records
+                .into_iter()
+                .map(|r| Point {
+                    shard_key: key.clone(),
+                    ..record_to_point(r)
+                })
+                .collect();
             if with_data {
                 release_under(self.work.path(), RELEASE_EVERY);
             }
@@ -825,12 +889,14 @@ impl SnapshotCollection {
             let parts = self
                 .shards
                 .par_iter()
+                .enumerate()
                 .map(per_shard)
                 .collect::<Result<Vec<_>>>()?;
             parts.into_iter().flatten().collect()
         } else {
             self.shards
                 .iter()
+                .enumerate()
                 .map(per_shard)
                 .next()
                 .transpose()?

@@ -59,7 +59,7 @@ pub fn meta_object(
         .iter()
         .filter(|(k, v)| {
             let dropped_null = m.null_values == NullPolicy::Drop && v.is_null();
-            !dropped_null && !m.scalars.iter().any(|s| &s.key == *k)
+            !dropped_null && !m.scalars.iter().any(|s| s.takes_payload_key(k))
         })
         .map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone()))
         .collect()

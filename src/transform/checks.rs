@@ -110,6 +110,7 @@ mod tests {
             id,
             vectors,
             payload: Default::default(),
+            shard_key: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{CollectionConfig, Datatype, Distance, UNNAMED_VECTOR};
-use crate::transform::scalars::{ScalarField, ScalarKind, ScalarType};
+use crate::transform::scalars::{ScalarField, ScalarFrom, ScalarKind, ScalarType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -396,7 +396,8 @@ pub fn default_mapping(
             names.join(", ")
         )));
     }
-    let scalars = promoted_fields(cfg, opts, &mut used, &mut warnings).map_err(err)?;
+    let mut scalars = promoted_fields(cfg, opts, &mut used, &mut warnings).map_err(err)?;
+    scalars.extend(shard_key_field(cfg, &scalars, &mut used, &mut warnings));
     suggest_promotions(cfg, opts, &mut warnings);
     let mapping = CollectionMapping {
         source: cfg.name.clone(),
@@ -474,6 +475,40 @@ fn promoted_fields(
         warnings.push(format!("promoted payload keys ({}) become nullable typed fields: the target must be Milvus ≥ 2.5 or Zilliz Cloud", out.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")));
     }
     Ok(out)
+}
+
+/// Custom sharding: each point's shard key becomes field `shard_key`, the partition key unless
+/// another field is, so the tenant isolation of shard keys survives (Milvus hashes partition
+/// key values into the collection's partitions and prunes them in filtered searches).
+fn shard_key_field(
+    cfg: &CollectionConfig,
+    scalars: &[ScalarField],
+    used: &mut std::collections::BTreeSet<String>,
+    warnings: &mut Vec<String>,
+) -> Option<ScalarField> {
+    if cfg.shard_keys.is_empty() {
+        return None;
+    }
+    let mut name = "shard_key".to_string();
+    while used.contains(&name) {
+        name.push('_');
+    }
+    used.insert(name.clone());
+    let mut f = ScalarField::shard_key(name, &cfg.shard_keys);
+    f.partition_key = !scalars.iter().any(|s| s.partition_key);
+    warnings.push(format!(
+        "custom sharding: the {} shard keys become the {} field '{}'{}; filter on it (e.g. {} == …) where Qdrant searches took a shard_key. For one Milvus partition per key instead, create them and import per key (not done by q2z)",
+        cfg.shard_keys.len(),
+        f.kind.milvus_name(),
+        f.field,
+        if f.partition_key {
+            ", the collection's partition key"
+        } else {
+            " (another field is the partition key)"
+        },
+        f.field
+    ));
+    Some(f)
 }
 
 /// Points the user at payload keys Qdrant indexes, which usually deserve a typed field.
@@ -588,7 +623,7 @@ impl CollectionMapping {
                     s.field
                 )));
             }
-            if !keys.insert(s.key.as_str()) {
+            if s.from == ScalarFrom::Payload && !keys.insert(s.key.as_str()) {
                 return Err(err(format!("payload key '{}' is promoted twice", s.key)));
             }
             s.check().map_err(err)?;
@@ -672,6 +707,7 @@ pub(crate) fn test_mapping(distance: crate::model::Distance, id_kind: IdKind) ->
         hnsw_ef_construct: None,
         shard_number: 1,
         payload_schema: BTreeMap::new(),
+        shard_keys: Vec::new(),
         raw: serde_json::Value::Null,
     };
     default_mapping(&cfg, id_kind, &MappingOptions::default())

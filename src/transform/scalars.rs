@@ -89,11 +89,30 @@ pub const MAX_VARCHAR: u32 = 65_535;
 /// Largest Array capacity Milvus allows.
 pub const MAX_CAPACITY: u32 = 4096;
 
-/// One payload key staged as its own Milvus field instead of inside `$meta`.
+/// Where a scalar field's values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalarFrom {
+    /// A top-level payload key (`key`).
+    #[default]
+    Payload,
+    /// The shard key of the point's shard (custom sharding; `key` is unused).
+    ShardKey,
+}
+
+fn is_payload(f: &ScalarFrom) -> bool {
+    *f == ScalarFrom::Payload
+}
+
+/// One payload key (or the shard key) staged as its own Milvus field instead of inside `$meta`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalarField {
-    /// Top-level payload key in Qdrant.
+    /// Top-level payload key in Qdrant (empty for the shard key).
+    #[serde(default)]
     pub key: String,
+    /// Where the values come from (default: the payload key).
+    #[serde(default, skip_serializing_if = "is_payload")]
+    pub from: ScalarFrom,
     /// Milvus field name.
     pub field: String,
     /// Milvus type.
@@ -134,7 +153,29 @@ impl ScalarField {
             max_capacity: (kind == ScalarKind::Array).then_some(MAX_CAPACITY),
             nullable: true,
             partition_key: false,
+            from: ScalarFrom::Payload,
         }
+    }
+
+    /// The field holding each point's shard key (custom sharding): not nullable, VarChar if
+    /// any key is a string (integer keys then staged as their decimal text), else Int64.
+    pub fn shard_key(field: String, keys: &[Value]) -> Self {
+        let kind = if keys.iter().all(|k| k.is_i64()) {
+            ScalarKind::Int64
+        } else {
+            ScalarKind::VarChar
+        };
+        ScalarField {
+            key: String::new(),
+            from: ScalarFrom::ShardKey,
+            nullable: false,
+            ..ScalarField::new("", field, kind, None)
+        }
+    }
+
+    /// Whether the field takes payload key `k` out of `$meta`.
+    pub fn takes_payload_key(&self, k: &str) -> bool {
+        self.from == ScalarFrom::Payload && self.key == k
     }
 
     /// Arrow type of the staged column (pymilvus's bulk-writer types).
@@ -285,7 +326,14 @@ fn kind_of(v: &Value) -> &'static str {
 pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Result<ArrayRef> {
     let mut bad: Vec<String> = Vec::new();
     let mut value_of = |p: &Point| -> Option<Value> {
-        match p.payload.get(&f.key) {
+        let v = match f.from {
+            ScalarFrom::Payload => p.payload.get(&f.key).cloned(),
+            ScalarFrom::ShardKey => p.shard_key.as_ref().map(|k| match k {
+                Value::Number(n) if f.kind == ScalarKind::VarChar => Value::from(n.to_string()),
+                k => k.clone(),
+            }),
+        };
+        match v.as_ref() {
             None | Some(Value::Null) => {
                 if !f.nullable {
                     bad.push(format!("{} (no value)", p.id));
@@ -300,6 +348,10 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
                 None => Some(v.clone()),
             },
         }
+    };
+    let what = match f.from {
+        ScalarFrom::Payload => format!("payload key '{}'", f.key),
+        ScalarFrom::ShardKey => "the shard key".to_string(),
     };
     let col: ArrayRef = match f.kind {
         ScalarKind::Int64 => {
@@ -345,8 +397,7 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
         return Err(Error::Mapping {
             collection: collection.to_string(),
             message: format!(
-                "payload key '{}' promoted to {} field '{}' does not fit {n} of {} points in one page; the first: {}. Change its type in the mapping file (JSON takes any value{}), or stop promoting it",
-                f.key,
+                "{what} promoted to {} field '{}' does not fit {n} of {} points in one page; the first: {}. Change its type in the mapping file (JSON takes any value{}), or stop promoting it",
                 f.kind.milvus_name(),
                 f.field,
                 points.len(),
@@ -426,6 +477,7 @@ mod tests {
             id: PointId::Num(id),
             vectors: Default::default(),
             payload: payload.as_object().cloned().unwrap_or_default(),
+            shard_key: None,
         }
     }
 

@@ -5,6 +5,7 @@
 use q2z::stage::manifest::Manifest;
 use q2z::stage::reader::{Row, for_each_batch};
 use q2z::transform::mapping::{CollectionMapping, IdKind, NullPolicy, VectorKind};
+use q2z::transform::scalars::{ScalarFrom, ScalarKind};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,7 +163,14 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
         }
         let payload = p["payload"].as_object().cloned().unwrap_or_default();
         for f in &m.scalars {
-            let want = payload.get(&f.key).cloned().unwrap_or(Value::Null);
+            let want = match f.from {
+                ScalarFrom::Payload => payload.get(&f.key).cloned().unwrap_or(Value::Null),
+                // A shard key staged in a VarChar field is text, whatever its JSON type.
+                ScalarFrom::ShardKey => match &p["shard_key"] {
+                    Value::Number(n) if f.kind == ScalarKind::VarChar => n.to_string().into(),
+                    k => k.clone(),
+                },
+            };
             let got = &row[&f.field];
             match (want.as_f64(), got.as_f64()) {
                 (Some(a), Some(b)) => assert_eq!(a, b, "point {key} field {}", f.field),
@@ -173,7 +181,10 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
         let want: Map<String, Value> = payload
             .iter()
             .filter(|(k, v)| {
-                let promoted = m.scalars.iter().any(|f| &f.key == *k);
+                let promoted = m
+                    .scalars
+                    .iter()
+                    .any(|f| f.from == ScalarFrom::Payload && &f.key == *k);
                 let dropped = drop_nulls && v.is_null();
                 !promoted && !dropped
             })

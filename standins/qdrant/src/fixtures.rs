@@ -115,6 +115,26 @@ fn build_shards(
     SnapshotCollection::from_shards(name, config_json, edge, work).map_err(|e| e.to_string())
 }
 
+/// Custom sharding (`sharding_method: custom`): three shard keys, two strings and an integer,
+/// a shard each; point `i` is in the shard of key `i % 3`.
+fn build_custom(out: &Path, rng: &mut StdRng) -> Result<(), String> {
+    let pts: Vec<Value> = (1..=90u64)
+        .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i}}))
+        .collect();
+    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}});
+    let mut coll = build_shards("gen_custom", create, 3, pts, vec![])?;
+    coll.config_json["params"]["sharding_method"] = json!("custom");
+    coll.config_json["params"]["shard_number"] = json!(1);
+    coll.shard_keys = vec![
+        Some(json!("tenant_a")),
+        Some(json!("tenant_b")),
+        Some(json!(7)),
+    ];
+    let served = store::Served { coll, origin: None };
+    store::write_collection_snapshot(&served, &out.join("gen_custom.collection.snapshot"))
+        .map_err(|e| e.to_string())
+}
+
 /// Peers of the generated cluster, and the shards each holds (4 shards, each on 2 nodes).
 pub const CLUSTER_NODES: [(u64, &[u32]); 3] =
     [(1111, &[0, 1]), (2222, &[1, 2, 3]), (3333, &[2, 3, 0])];
@@ -285,6 +305,7 @@ pub fn generate(
         vec![],
     )?;
     build_cluster(out, &mut rng)?;
+    build_custom(out, &mut rng)?;
     // Empty.
     build(
         out,

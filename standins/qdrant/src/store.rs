@@ -197,6 +197,25 @@ pub fn write_collection_snapshot(s: &Served, out: &Path) -> std::io::Result<()> 
     h.set_mode(0o644);
     h.set_cksum();
     b.append_data(&mut h, "config.json", &text[..])?;
+    // Custom sharding: `shard_key_mapping.json` as Qdrant ≥ 1.13 writes it.
+    if s.coll.shard_keys.iter().any(Option::is_some) {
+        let pairs: Vec<Value> = s
+            .coll
+            .shard_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| {
+                k.as_ref()
+                    .map(|k| serde_json::json!({"key": k, "shard_ids": [i]}))
+            })
+            .collect();
+        let text = serde_json::to_vec(&pairs)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "shard_key_mapping.json", &text[..])?;
+    }
     for (i, shard) in s.coll.shards.iter().enumerate() {
         append_segments(&mut b, i, shard)?;
     }
