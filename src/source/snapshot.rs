@@ -859,10 +859,16 @@ impl SnapshotCollection {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
-        // Shards are read in parallel, then merged in Qdrant's id order.
+        // Shards are read in parallel, then merged in Qdrant's id order. Each shard gives only
+        // its share of the page (limit / shards, plus one): the page then ends before the
+        // smallest last id of the shards that filled their share, below which every shard's
+        // points are all known. Reading `limit` from every shard would read each point
+        // `shards` times.
+        let n = self.shards.len().max(1);
+        let share = if n > 1 { limit.div_ceil(n) + 1 } else { limit + 1 };
         let per_shard = |(i, s): (usize, &EdgeShard)| -> Result<Vec<Point>> {
             let mut req = ScrollRequestBuilder::new()
-                .limit(limit + 1)
+                .limit(share)
                 .with_payload(WithPayloadInterface::Bool(with_data))
                 .with_vector(WithVector::Bool(with_data));
             if let Some(o) = offset {
@@ -884,7 +890,7 @@ impl SnapshotCollection {
             }
             Ok(points)
         };
-        let mut all: Vec<Point> = if self.shards.len() > 1 {
+        let mut all: Vec<Point> = if n > 1 {
             use rayon::prelude::*;
             let parts = self
                 .shards
@@ -892,7 +898,20 @@ impl SnapshotCollection {
                 .enumerate()
                 .map(per_shard)
                 .collect::<Result<Vec<_>>>()?;
-            parts.into_iter().flatten().collect()
+            let cutoff = parts
+                .iter()
+                .filter(|p| p.len() == share)
+                .filter_map(|p| p.last().map(|x| x.id.clone()))
+                .min();
+            let mut all: Vec<Point> = parts.into_iter().flatten().collect();
+            if let Some(c) = cutoff {
+                all.retain(|p| p.id < c);
+                all.sort_by(|a, b| a.id.cmp(&b.id));
+                if all.len() <= limit {
+                    return Ok((all, Some(c)));
+                }
+            }
+            all
         } else {
             self.shards
                 .iter()
