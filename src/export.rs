@@ -575,6 +575,10 @@ fn export_range(
     while !finished {
         let rel = layout::chunk_file(name, idx, seq);
         let part = job.stage_chunk(&stage.file(&rel), cursor.take())?;
+        if let Some(w) = &part.written {
+            // On object storage the file goes up from this worker, beside the others.
+            stage.publish(&rel, &w.sha256)?;
+        }
         cursor = part.cursor_after.clone();
         finished = cursor.is_none();
         let aside_file = if part.aside.is_empty() {

@@ -169,6 +169,7 @@ fn every_readme_command_runs_as_written() {
                 .env("QDRANT_API_KEY", &qdrant.key)
                 .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
                 .env("ZILLIZ_CLOUD_URL", &milvus)
+                .env("AWS_ENDPOINT_URL", standin("Q2Z_S3_ENDPOINT"))
                 .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
                 .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
                 .env("Q2Z_LOG", "warn")

@@ -215,9 +215,14 @@ pub enum MultivectorArg {
 /// The staging directory.
 #[derive(Debug, Args, Clone)]
 pub struct StageArg {
-    /// Staging directory.
+    /// Staging directory, or `s3://BUCKET/PREFIX` for a stage on object storage (endpoint and
+    /// keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     #[arg(long, default_value = "stage")]
     pub stage: PathBuf,
+    /// With an s3:// stage: the local working copy (default: a directory of q2z's own in the
+    /// system temp directory).
+    #[arg(long)]
+    pub stage_cache: Option<PathBuf>,
 }
 
 /// `q2z plan`.

@@ -8,8 +8,8 @@ use crate::import::{ImportMode, ImportOptions, import};
 use crate::sink::milvus::{CloudImport, Milvus};
 use crate::sink::object_store::StorageConfig;
 use crate::source::open::{OpenedSources, SourceSpec, open_sources};
-use crate::stage::Stage;
 use crate::stage::manifest::Part;
+use crate::stage::{Need, Stage};
 use crate::transform::mapping::{
     CollectionMapping, InvalidPolicy, MappingOptions, MultivectorPolicy, NullPolicy,
     OversizePolicy, default_mapping,
@@ -144,14 +144,15 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
     opts.drop_existing = a.drop_existing;
     opts.batch_bytes = usize::try_from(a.batch_bytes).unwrap_or(usize::MAX);
     opts.collections = a.collections.clone();
-    let stage = Stage::open_existing(&a.stage.stage, "import")?;
+    let stage = open_stage(&a.stage, "import", Need::Existing)?;
+    same_bucket_no_upload(&stage, &mut opts);
     let reports = import(&stage, &m, &opts)?;
     output::reports(&reports, a.json)
 }
 
 fn migrate(a: MigrateArgs) -> Result<u8> {
     let (mapping, overrides) = mapping_options(&a.mapping)?;
-    let stage = Stage::open(&a.stage.stage, "migrate")?;
+    let stage = open_stage(&a.stage, "migrate", Need::Create)?;
     let opened = sources(&a.source, Some(&stage), None)?;
     let eopts = export_options(&a.tuning, false, mapping, overrides, a.json);
     let (m, storage) = milvus_for_import(&a.target, &a.storage, a.mode)?;
@@ -174,7 +175,7 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
 
 fn verify_cmd(a: VerifyArgs) -> Result<u8> {
     if a.stage_only || a.target.milvus_url.is_none() {
-        let stage = Stage::open_read(&a.stage.stage)?;
+        let stage = open_stage(&a.stage, "verify", Need::Read)?;
         let manifest = stage.require_manifest()?;
         for (name, e) in &manifest.collections {
             stage.check_files(e)?;
@@ -187,7 +188,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         return Ok(0);
     }
     let m = milvus(&a.target)?;
-    let stage = Stage::open_existing(&a.stage.stage, "verify")?;
+    let stage = open_stage(&a.stage, "verify", Need::Existing)?;
     let vopts = VerifyOptions {
         sample: a.sample,
         full: a.full,
@@ -305,6 +306,28 @@ fn parse_promote(s: &str) -> Result<(String, Option<ScalarType>)> {
     }
 }
 
+/// Opens the `--stage` (a directory or `s3://bucket/prefix`).
+fn open_stage(a: &StageArg, what: &str, need: Need) -> Result<Stage> {
+    Ok(Stage::open_at(
+        &a.stage,
+        a.stage_cache.as_deref(),
+        what,
+        need,
+    )?)
+}
+
+/// A stage on object storage in the bucket the import reads from is imported where it is:
+/// the upload's key prefix becomes the stage's, so every file is found there and none is sent
+/// again.
+fn same_bucket_no_upload(stage: &Stage, opts: &mut ImportOptions) {
+    if let (Some(r), Some(s)) = (stage.remote(), opts.storage.as_mut())
+        && r.bucket() == s.bucket
+    {
+        tracing::info!(stage = %r.url(), "the stage is in the import's bucket: its files are imported where they are");
+        s.prefix = r.prefix().to_string();
+    }
+}
+
 /// Opens the sources the flags name; scratch space defaults to `.scratch` in the stage.
 fn sources(a: &SourceArgs, stage: Option<&Stage>, part: Option<Part>) -> Result<OpenedSources> {
     let scratch: PathBuf = a.scratch.clone().unwrap_or_else(|| match stage {
@@ -393,7 +416,7 @@ fn export_options(
 
 fn export_cmd(a: ExportArgs) -> Result<u8> {
     let (mapping, overrides) = mapping_options(&a.mapping)?;
-    let stage = Stage::open(&a.stage.stage, "export")?;
+    let stage = open_stage(&a.stage, "export", Need::Create)?;
     let opened = sources(&a.source, Some(&stage), a.part)?;
     let opts = ExportOptions {
         part: a.part,
@@ -405,7 +428,7 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
 }
 
 fn status(a: StatusArgs) -> Result<u8> {
-    let stage = Stage::open_read(&a.stage.stage)?;
+    let stage = open_stage(&a.stage, "status", Need::Read)?;
     let m = stage.require_manifest()?;
     let ledger = stage.ledger()?;
     output::status(&m, &ledger, a.json)

@@ -186,11 +186,12 @@ fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) ->
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(c) = next else { return };
                     let key = up.key_for(&c.file);
-                    let path = sc.chunk_path(c);
                     let r = (|| {
                         crate::interrupt::check()?;
-                        if !up.holds(&key, c.bytes, &c.sha256, &path)? {
-                            up.put_file(&path, &key, Some(&c.sha256))?;
+                        // A stage on object storage in the import's bucket is already there.
+                        let named = sc.stage().file(&c.file);
+                        if !up.holds(&key, c.bytes, &c.sha256, &named)? {
+                            up.put_file(&sc.chunk_path(c)?, &key, Some(&c.sha256))?;
                         }
                         Ok((c.file.clone(), key))
                     })();

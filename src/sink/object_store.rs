@@ -8,7 +8,7 @@ use crate::http::retry::{Attempt, RetryLogic};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::{ObjectStoreExt, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use reqwest::header::{HeaderName, HeaderValue};
 use std::path::Path;
 use std::sync::Arc;
@@ -292,6 +292,114 @@ impl Uploader {
             w.finish().await.map_err(|e| self.err(key, e))?;
             Ok(len)
         })
+    }
+
+    /// A small object (a stage's manifest or ledger) and its ETag, if it exists.
+    pub fn get_small(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        self.rt.block_on(async {
+            match self.store.get(&ObjPath::from(key)).await {
+                Ok(r) => {
+                    let etag = r.meta.e_tag.clone();
+                    let bytes = r.bytes().await.map_err(|e| self.err(key, e))?;
+                    Ok(Some((bytes.to_vec(), etag)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.err(key, e)),
+            }
+        })
+    }
+
+    /// Writes a small object only if it is still the version `etag` (`None`: only if there is
+    /// none yet). `Ok(None)`: another writer changed it first; `Ok(Some(etag))`: written.
+    pub fn put_small_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<Option<Option<String>>> {
+        use object_store::{PutMode, PutOptions, UpdateVersion};
+        let mode = match etag {
+            Some(e) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e.to_string()),
+                version: None,
+            }),
+            None => PutMode::Create,
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        self.rt.block_on(async {
+            match self
+                .store
+                .put_opts(&ObjPath::from(key), bytes.into(), opts)
+                .await
+            {
+                Ok(r) => Ok(Some(r.e_tag)),
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => Ok(None),
+                Err(e) => Err(self.err(key, e)),
+            }
+        })
+    }
+
+    /// Downloads an object into `dest` (a temp file renamed into place once complete).
+    pub fn get_to_file(&self, key: &str, dest: &Path) -> Result<()> {
+        use std::io::Write;
+        let tmp = dest.with_file_name(format!(
+            ".{}.download.tmp",
+            dest.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let shown = format!("s3://{}/{key}", self.cfg.bucket);
+        self.rt.block_on(async {
+            // A presigned GET read piece by piece: a chunk file never sits in memory whole.
+            let url = self
+                .store
+                .signed_url(reqwest::Method::GET, &ObjPath::from(key), URL_VALID)
+                .await
+                .map_err(|e| self.err(key, e))?;
+            let mut resp = self.http.get(url).send().await.map_err(|e| Error::Tls {
+                what: "object storage",
+                url: shown.clone(),
+                detail: crate::http::describe(&e),
+            })?;
+            if !resp.status().is_success() {
+                return Err(Error::Other(format!(
+                    "object storage answered HTTP {} to GET {shown}; check that the stage is complete there and the access keys",
+                    resp.status().as_u16()
+                )));
+            }
+            while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Tls {
+                what: "object storage",
+                url: shown.clone(),
+                detail: crate::http::describe(&e),
+            })? {
+                f.write_all(&chunk).map_err(|e| Error::io(&tmp, e))?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    }
+
+    /// Copies an object inside the bucket (server side).
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.rt
+            .block_on(self.store.copy(&ObjPath::from(from), &ObjPath::from(to)))
+            .map_err(|e| self.err(to, e))
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.cfg.bucket
     }
 
     fn err(&self, key: &str, e: object_store::Error) -> Error {

@@ -865,7 +865,11 @@ impl SnapshotCollection {
         // points are all known. Reading `limit` from every shard would read each point
         // `shards` times.
         let n = self.shards.len().max(1);
-        let share = if n > 1 { limit.div_ceil(n) + 1 } else { limit + 1 };
+        let share = if n > 1 {
+            limit.div_ceil(n) + 1
+        } else {
+            limit + 1
+        };
         let per_shard = |(i, s): (usize, &EdgeShard)| -> Result<Vec<Point>> {
             let mut req = ScrollRequestBuilder::new()
                 .limit(share)

@@ -4,9 +4,9 @@
 //! their files are hard-linked (copied across file systems) under the merged stage's names, and
 //! the manifest is written last, so an interrupted merge is finished by running it again.
 
-use super::Stage;
 use super::layout;
 use super::manifest::{Chunk, CollectionEntry, ExportState, Manifest, Part, SplitBy, stage_err};
+use super::{Need, Stage};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,16 @@ struct PartStage {
 pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
     let opened = open_parts(parts, into)?;
     let merged = merged_manifest(&opened)?;
-    let target = Stage::open(into, "stage merge")?;
+    let target = Stage::open_at(into, None, "stage merge", Need::Create)?;
+    let remote = opened.iter().filter(|p| p.stage.remote().is_some()).count();
+    let same_bucket =
+        |s: &Stage| s.remote().map(|r| r.bucket()) == target.remote().map(|r| r.bucket());
+    if (remote != 0 && remote != opened.len()) || !opened.iter().all(|p| same_bucket(&p.stage)) {
+        return Err(stage_err(
+            into,
+            "the parts and --into must all be directories, or all s3:// stages in one bucket (copied there server side); copy the parts where the merge runs (e.g. aws s3 sync) and merge the copies",
+        ));
+    }
     if let Some(m) = target.manifest()?
         && m != merged
     {
@@ -63,8 +72,21 @@ pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
             copied: 0,
             kept: 0,
         };
-        for (from, to) in files_of(&opened, name, entry) {
-            match place(&from, &target.file(&to))? {
+        for (pi, from, to, bytes, sha) in files_of(&opened, name, entry) {
+            let part = &opened[pi].stage;
+            let placed = match (part.remote(), target.remote()) {
+                (Some(pr), Some(tr)) => {
+                    if tr.holds(target.dir(), &to, bytes, &sha)? {
+                        tr.mark_present([to.as_str()]);
+                        Placed::Kept
+                    } else {
+                        tr.copy_from(pr, &from, &to)?;
+                        Placed::Copied
+                    }
+                }
+                _ => place(&part.file(&from), &target.file(&to))?,
+            };
+            match placed {
                 Placed::Linked => r.linked += 1,
                 Placed::Copied => r.copied += 1,
                 Placed::Kept => r.kept += 1,
@@ -78,11 +100,19 @@ pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
 
 /// Opens every part and checks they are the parts of one plan: each once, none missing.
 fn open_parts(dirs: &[PathBuf], into: &Path) -> Result<Vec<PartStage>> {
-    let into_real = std::fs::canonicalize(into).ok();
+    let into_real = if super::remote::is_remote(into) {
+        Some(into.to_path_buf())
+    } else {
+        std::fs::canonicalize(into).ok()
+    };
     let mut parts: Vec<PartStage> = Vec::new();
     let mut given = BTreeSet::new();
     for d in dirs {
-        let real = std::fs::canonicalize(d).ok();
+        let real = if super::remote::is_remote(d) {
+            Some(d.clone())
+        } else {
+            std::fs::canonicalize(d).ok()
+        };
         if real.is_some() && !given.insert(real.clone()) {
             return Err(stage_err(d, "is given twice; give each part once"));
         }
@@ -92,7 +122,7 @@ fn open_parts(dirs: &[PathBuf], into: &Path) -> Result<Vec<PartStage>> {
                 "is given both as a part and as --into; merge into a new directory",
             ));
         }
-        let stage = Stage::open_existing(d, "stage merge")?;
+        let stage = Stage::open_at(d, None, "stage merge", Need::Existing)?;
         let manifest = stage.require_manifest()?;
         let Some(part) = manifest.part else {
             return Err(stage_err(
@@ -257,7 +287,10 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<CollectionEntry> 
     }
     for (p, e) in parts.iter().zip(&entries) {
         for c in &e.chunks {
-            let ok = std::fs::metadata(p.stage.file(&c.file)).is_ok_and(|m| m.len() == c.bytes);
+            let ok = match p.stage.remote() {
+                Some(r) => r.holds(p.stage.dir(), &c.file, c.bytes, &c.sha256)?,
+                None => std::fs::metadata(p.stage.file(&c.file)).is_ok_and(|m| m.len() == c.bytes),
+            };
             if !ok {
                 return Err(err(
                     p,
@@ -342,21 +375,28 @@ fn plan_order(entries: &[&CollectionEntry]) -> Vec<(usize, usize)> {
     order.into_iter().map(|(_, p, r)| (p, r)).collect()
 }
 
-/// Every file of the merged collection: (where it is in its part, its name in the merge).
-fn files_of(parts: &[PartStage], name: &str, merged: &CollectionEntry) -> Vec<(PathBuf, String)> {
+/// Every file of the merged collection: (its part, its name there, its name in the merge, its
+/// size, its sha256).
+fn files_of(
+    parts: &[PartStage],
+    name: &str,
+    merged: &CollectionEntry,
+) -> Vec<(usize, String, String, u64, String)> {
     let entries: Vec<&CollectionEntry> = parts
         .iter()
         .map(|p| &p.manifest.collections[name])
         .collect();
     let mut out = Vec::new();
     for (k, (pi, ri)) in plan_order(&entries).into_iter().enumerate() {
-        let (stage, e) = (&parts[pi].stage, entries[pi]);
+        let e = entries[pi];
         for c in e.chunks.iter().filter(|c| c.range == ri) {
-            out.push((stage.file(&c.file), layout::chunk_file(name, k, c.seq)));
+            let to = layout::chunk_file(name, k, c.seq);
+            out.push((pi, c.file.clone(), to, c.bytes, c.sha256.clone()));
         }
         for (n, f) in e.ranges[ri].set_aside.iter().enumerate() {
             debug_assert_eq!(merged.ranges[k].set_aside[n].sha256, f.sha256);
-            out.push((stage.file(&f.file), layout::set_aside_file(name, k, n)));
+            let to = layout::set_aside_file(name, k, n);
+            out.push((pi, f.file.clone(), to, 0, f.sha256.clone()));
         }
     }
     out

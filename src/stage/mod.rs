@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod merge;
 pub mod reader;
+pub mod remote;
 pub mod writer;
 
 use crate::error::{Error, Result};
@@ -23,6 +24,19 @@ use std::path::{Path, PathBuf};
 pub struct Stage {
     dir: PathBuf,
     _lock: Option<StageLock>,
+    /// For a stage on object storage: the bucket side (`dir` is then the working copy).
+    remote: Option<remote::RemoteStage>,
+}
+
+/// What a run needs of the stage it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Created if missing (export, migrate).
+    Create,
+    /// Must exist (import, verify).
+    Existing,
+    /// Read only (status, `verify --stage-only`).
+    Read,
 }
 
 impl Stage {
@@ -34,7 +48,56 @@ impl Stage {
         Ok(Stage {
             dir: dir.to_path_buf(),
             _lock: Some(lock),
+            remote: None,
         })
+    }
+
+    /// Opens the `--stage` a command names: a directory, or `s3://bucket/prefix` (worked on in
+    /// the local copy `cache`, by default one of q2z's own in the system temp directory).
+    pub fn open_at(stage: &Path, cache: Option<&Path>, what: &str, need: Need) -> Result<Stage> {
+        if !remote::is_remote(stage) {
+            return match need {
+                Need::Create => Stage::open(stage, what),
+                Need::Existing => Stage::open_existing(stage, what),
+                Need::Read => Stage::open_read(stage),
+            };
+        }
+        let url = stage.to_string_lossy().into_owned();
+        let r = remote::RemoteStage::connect(&url)?;
+        let cache = cache
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| remote::RemoteStage::default_cache(&url));
+        let mut s = Stage::open(&cache, what)?;
+        r.pull_state(&cache)?;
+        let m = Manifest::load(&cache)?;
+        if need != Need::Create && m.is_none() {
+            return Err(stage_err(
+                stage,
+                format!(
+                    "holds no staged export (no {MANIFEST} there); give the s3:// stage that q2z export wrote"
+                ),
+            ));
+        }
+        if let Some(m) = &m {
+            r.mark_present(m.collections.values().flat_map(entry_files).map(|(f, _)| f));
+        }
+        tracing::info!(stage = %url, cache = %cache.display(), "stage on object storage; working copy in the cache");
+        s.remote = Some(r);
+        Ok(s)
+    }
+
+    /// The object-storage side of the stage, if it lives there.
+    pub fn remote(&self) -> Option<&remote::RemoteStage> {
+        self.remote.as_ref()
+    }
+
+    /// Sends a staged file of the working copy to the bucket now (a stage on object storage;
+    /// nothing to do for a directory). [`Stage::save_manifest`] sends what is not there yet.
+    pub fn publish(&self, rel: &str, sha256: &str) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.publish(&self.dir, rel, sha256),
+            None => Ok(()),
+        }
     }
 
     /// Opens an existing staging directory for a run that changes it (import, verify): a
@@ -61,6 +124,7 @@ impl Stage {
         Ok(Stage {
             dir: dir.to_path_buf(),
             _lock: None,
+            remote: None,
         })
     }
 
@@ -84,9 +148,17 @@ impl Stage {
         })
     }
 
-    /// Saves the manifest atomically.
+    /// Saves the manifest atomically; on object storage, every file it lists goes up first,
+    /// then the manifest with a conditional put.
     pub fn save_manifest(&self, m: &Manifest) -> Result<()> {
-        m.save(&self.dir)
+        m.save(&self.dir)?;
+        if let Some(r) = &self.remote {
+            for (rel, sha) in m.collections.values().flat_map(entry_files) {
+                r.publish(&self.dir, rel, sha)?;
+            }
+            r.push_state(&self.dir, MANIFEST)?;
+        }
+        Ok(())
     }
 
     /// The import ledger (empty if no import ran).
@@ -94,9 +166,13 @@ impl Stage {
         ImportState::load(&self.dir)
     }
 
-    /// Saves the import ledger atomically.
+    /// Saves the import ledger atomically (on object storage: a conditional put).
     pub fn save_ledger(&self, s: &ImportState) -> Result<()> {
-        s.save(&self.dir)
+        s.save(&self.dir)?;
+        if let Some(r) = &self.remote {
+            r.push_state(&self.dir, IMPORT_STATE)?;
+        }
+        Ok(())
     }
 
     /// The path of a staged file listed by the manifest (checked when the manifest was read).
@@ -139,6 +215,12 @@ impl Stage {
     /// q2z files in each collection directory the manifest names; nothing else. A manifest
     /// that does not pass its checks names no directory to clean.
     pub fn reset(&self) -> Result<()> {
+        if let Some(r) = &self.remote {
+            return Err(stage_err(
+                Path::new(r.url()),
+                "is on object storage, where q2z does not throw a stage away; export into another prefix, or delete this one yourself",
+            ));
+        }
         let names: Vec<String> = match Manifest::load(&self.dir) {
             Ok(Some(m)) => m.collections.into_keys().collect(),
             _ => Vec::new(),
@@ -199,8 +281,23 @@ impl Stage {
         Ok(())
     }
 
-    /// Refuses any staged file of `entry` whose size or sha256 differs from the manifest.
+    /// Refuses any staged file of `entry` whose size or sha256 differs from the manifest (on
+    /// object storage: as the bucket reports them, nothing downloaded).
     pub fn check_files(&self, entry: &CollectionEntry) -> Result<()> {
+        if let Some(r) = &self.remote {
+            for c in &entry.chunks {
+                if !r.holds(&self.dir, &c.file, c.bytes, &c.sha256)? {
+                    return Err(stage_err(
+                        Path::new(r.url()),
+                        format!(
+                            "staged file {} is missing there or differs from the manifest (size or sha256); export it again into a new prefix",
+                            c.file
+                        ),
+                    ));
+                }
+            }
+            return Ok(());
+        }
         for c in &entry.chunks {
             let (sha, bytes) = writer::sha256_file(&self.file(&c.file)).map_err(|_| {
                 stage_err(
@@ -223,6 +320,19 @@ impl Stage {
         }
         Ok(())
     }
+}
+
+/// Every file a collection entry lists, with its sha256: chunks and set-aside files.
+fn entry_files(e: &CollectionEntry) -> impl Iterator<Item = (&str, &str)> {
+    e.chunks
+        .iter()
+        .map(|c| (c.file.as_str(), c.sha256.as_str()))
+        .chain(
+            e.ranges
+                .iter()
+                .flat_map(|r| &r.set_aside)
+                .map(|f| (f.file.as_str(), f.sha256.as_str())),
+        )
 }
 
 /// One staged collection: its manifest entry and where its files are.
@@ -251,9 +361,13 @@ impl<'a> StagedCollection<'a> {
         self.entry.chunks.iter().find(|c| c.file == file)
     }
 
-    /// The path of a chunk file.
-    pub fn chunk_path(&self, c: &Chunk) -> PathBuf {
-        self.stage.file(&c.file)
+    /// The local path of a chunk file (on object storage: downloaded into the working copy
+    /// first, unless it is there).
+    pub fn chunk_path(&self, c: &Chunk) -> Result<PathBuf> {
+        match &self.stage.remote {
+            Some(r) => r.fetch(&self.stage.dir, &c.file, c.bytes),
+            None => Ok(self.stage.file(&c.file)),
+        }
     }
 
     /// Rows staged.
@@ -268,12 +382,12 @@ impl<'a> StagedCollection<'a> {
         batch: usize,
         f: impl FnMut(Vec<reader::Row>) -> Result<()>,
     ) -> Result<()> {
-        reader::for_each_batch(&self.chunk_path(c), &self.entry.mapping, batch, f)
+        reader::for_each_batch(&self.chunk_path(c)?, &self.entry.mapping, batch, f)
     }
 
     /// The staged ids of a chunk, as JSON values of the primary key.
     pub fn chunk_ids(&self, c: &Chunk) -> Result<Vec<serde_json::Value>> {
-        reader::read_ids(&self.chunk_path(c), &self.entry.mapping.id_field)
+        reader::read_ids(&self.chunk_path(c)?, &self.entry.mapping.id_field)
     }
 }
 

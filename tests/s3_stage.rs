@@ -1,0 +1,255 @@
+//! A stage on object storage (`--stage s3://bucket/prefix`) against the S3 stand-in (s3s-fs,
+//! which keeps each object as a file under its root, so the bucket's copy of the stage is read
+//! back as a directory): export killed with -9 and resumed from another working copy (another
+//! machine), imported without a second upload, and two runs on one stage told apart by the
+//! conditional put of the manifest.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn q2z_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(q2z_bin());
+    c.args(args)
+        .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
+        .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
+        .env("AWS_ENDPOINT_URL", standin("Q2Z_S3_ENDPOINT"))
+        .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
+        .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
+        .env("Q2Z_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = q2z_cmd(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A fresh prefix in the stand-in's bucket: (its s3:// URL, where s3s-fs keeps it on disk).
+fn fresh_stage(name: &str) -> (String, PathBuf) {
+    let prefix = format!("stages/{name}-{}", rand::random::<u32>());
+    let bucket = standin("Q2Z_S3_BUCKET");
+    (
+        format!("s3://{bucket}/{prefix}"),
+        PathBuf::from(standin("Q2Z_S3_ROOT"))
+            .join(bucket)
+            .join(prefix),
+    )
+}
+
+fn export_args<'a>(url: &'a str, stage: &'a str, cache: &'a str) -> Vec<&'a str> {
+    vec![
+        "export",
+        "--qdrant-url",
+        url,
+        "-c",
+        "gen_kill",
+        "--target-prefix",
+        "s3st_",
+        "--page-size",
+        "10",
+        "--max-file-bytes",
+        "6000",
+        "--ranges",
+        "3",
+        "--workers",
+        "2",
+        "--stage",
+        stage,
+        "--stage-cache",
+        cache,
+    ]
+}
+
+#[test]
+fn export_killed_resumes_from_another_machine_and_imports_without_a_second_upload() {
+    let (stage, on_disk) = fresh_stage("kill");
+    let url = standin("Q2Z_QDRANT_URL");
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 40}}));
+    let cache1 = first.path().to_string_lossy().into_owned();
+    let mut child = q2z_cmd(&export_args(&url, &stage, &cache1))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the export finished before the kill; make it slower"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let m = q2z::stage::manifest::Manifest::load(&on_disk)
+        .unwrap()
+        .expect("the bucket holds the manifest of the killed run");
+    let before = m.collections["gen_kill"].chunks.len();
+    assert!(before > 0, "chunks were recorded before the kill");
+    // Another machine: an empty working copy. The bucket's manifest is the truth.
+    let cache2 = second.path().to_string_lossy().into_owned();
+    let (code, text) = run(&export_args(&url, &stage, &cache2));
+    assert_eq!(code, 0, "{text}");
+    let (rows, mapping, total) = staged_rows(&on_disk, "gen_kill");
+    assert_eq!(total as usize, rows.len(), "no point staged twice");
+    assert_rows_match(&scroll_all("gen_kill"), &rows, &mapping);
+    let (code, text) = run(&["verify", "--stage", &stage, "--stage-only"]);
+    assert_eq!(code, 0, "{text}");
+    // Import from the bucket Milvus reads: the files are imported where they are.
+    milvus_post(
+        "collections/drop",
+        json!({"collectionName": "s3st_gen_kill"}),
+    );
+    let mut args = import_args(std::path::Path::new(&stage), "bulk");
+    args.extend(["--stage-cache".into(), cache2.clone()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, text) = run(&refs);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(target_count("s3st_gen_kill"), 1500);
+    let ledger: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(on_disk.join("import-state.json")).unwrap())
+            .expect("the ledger is in the bucket too");
+    let prefix = stage.split_once("/stages/").unwrap().1;
+    let keys: Vec<String> = ledger
+        .pointer("/targets")
+        .and_then(|t| t.as_object())
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(|t| t.pointer("/gen_kill/chunks"))
+        .filter_map(|c| c.as_object())
+        .flat_map(|c| c.values())
+        .filter_map(|c| c["key"].as_str().map(String::from))
+        .collect();
+    assert_eq!(keys.len(), rows_files(&on_disk), "{ledger}");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&format!("stages/{prefix}/gen_kill/part-"))),
+        "imported from the stage's own objects, nothing uploaded again: {keys:?}"
+    );
+}
+
+fn rows_files(stage: &std::path::Path) -> usize {
+    q2z::stage::manifest::Manifest::load(stage)
+        .unwrap()
+        .unwrap()
+        .collections["gen_kill"]
+        .chunks
+        .len()
+}
+
+#[test]
+fn two_runs_on_one_stage_on_object_storage_are_told_apart() {
+    let (stage, on_disk) = fresh_stage("two");
+    let url = standin("Q2Z_QDRANT_URL");
+    qdrant_faults(json!({"slow_ms_by_collection": {"gen_kill": 40}}));
+    let caches = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let names: Vec<String> = caches
+        .iter()
+        .map(|c| c.path().to_string_lossy().into_owned())
+        .collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|c| {
+            q2z_cmd(&export_args(&url, &stage, c))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let failed: Vec<String> = outs
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly one of two runs on one stage stops"
+    );
+    assert!(
+        failed[0].contains("changed by another run"),
+        "{}",
+        failed[0]
+    );
+    // The run that went on staged every point once; running the other again finds it done.
+    let (code, text) = run(&export_args(&url, &stage, &names[0]));
+    assert_eq!(code, 0, "{text}");
+    let (rows, _, total) = staged_rows(&on_disk, "gen_kill");
+    assert_eq!((total, rows.len()), (1500, 1500));
+    // A stage on object storage is never thrown away by q2z.
+    let mut args = export_args(&url, &stage, &names[1]);
+    args.push("--restart");
+    let (code, text) = run(&args);
+    assert!(
+        code != 0 && text.contains("does not throw a stage away"),
+        "{text}"
+    );
+}
+
+#[test]
+fn parts_on_object_storage_merge_there_by_server_side_copies() {
+    let url = standin("Q2Z_QDRANT_URL");
+    let parts: Vec<(String, PathBuf)> = (0..2).map(|i| fresh_stage(&format!("part{i}"))).collect();
+    for (i, (stage, _)) in parts.iter().enumerate() {
+        let part = format!("{i}/2");
+        let (code, text) = run(&[
+            "export",
+            "--qdrant-url",
+            &url,
+            "-c",
+            "gen_ints",
+            "--part",
+            &part,
+            "--stage",
+            stage,
+        ]);
+        assert_eq!(code, 0, "{text}");
+    }
+    let (into, on_disk) = fresh_stage("merged");
+    let merge = || run(&["stage", "merge", &parts[0].0, &parts[1].0, "--into", &into]);
+    let (code, text) = merge();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("0 linked") && !text.contains(" 0 copied"),
+        "{text}"
+    );
+    let (rows, mapping, total) = staged_rows(&on_disk, "gen_ints");
+    assert_eq!(total as usize, rows.len(), "no point twice");
+    assert_rows_match(&scroll_all("gen_ints"), &rows, &mapping);
+    let (code, text) = merge();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("0 copied"),
+        "a rerun copies nothing again: {text}"
+    );
+    // A local directory and an s3:// stage do not mix.
+    let local = tempfile::tempdir().unwrap();
+    let (code, text) = run(&[
+        "stage",
+        "merge",
+        &parts[0].0,
+        &parts[1].0,
+        "--into",
+        local.path().to_str().unwrap(),
+    ]);
+    assert!(
+        code != 0 && text.contains("all s3:// stages in one bucket"),
+        "{text}"
+    );
+}
