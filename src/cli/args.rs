@@ -456,9 +456,47 @@ pub struct VerifyArgs {
     /// values differ) and send them again the way they were imported.
     #[arg(long)]
     pub repair: bool,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    /// With --search: the source to search (--qdrant-url, or --snapshot files offline).
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Search parity (`verify --search N`).
+#[derive(Debug, Args, Clone)]
+pub struct SearchArgs {
+    /// Also compare searches: N staged points per dense float vector field become queries,
+    /// and the same top-k search runs in the source (--qdrant-url, or --snapshot offline) and
+    /// in the target; prints overlap, rank correlation and score differences.
+    ///
+    /// Example: q2z verify --stage ./stage --milvus-url http://milvus:19530 --search 100
+    ///          --qdrant-url http://qdrant:6333 --min-overlap 0.9
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub search: usize,
+    /// Results per search query (1..=1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top_k: u16,
+    /// Seed of the query choice (the same seed picks the same points).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A mean overlap below this (0..=1) fails the check: exit code 3.
+    #[arg(long, value_parser = parse_share)]
+    pub min_overlap: Option<f64>,
+    /// Search the source through its index (ANN) instead of exactly (brute force), to compare
+    /// index against index.
+    #[arg(long)]
+    pub source_ann: bool,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a share between 0 and 1 (e.g. 0.9)")),
+    }
 }
 
 /// `q2z status`.

@@ -187,6 +187,11 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         }
         return Ok(0);
     }
+    if a.search.search > 0 && a.source.qdrant_url.is_none() && a.source.snapshot.is_empty() {
+        return Err(usage(
+            "--search needs the source to search: --qdrant-url URL (the live server) or --snapshot FILE... (offline)",
+        ));
+    }
     let m = milvus(&a.target)?;
     let stage = open_stage(&a.stage, "verify", Need::Existing)?;
     let vopts = VerifyOptions {
@@ -219,7 +224,50 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         }
         reports
     };
-    output::reports(&reports, a.json)
+    if a.search.search == 0 {
+        return output::reports(&reports, a.json);
+    }
+    let parity = search_parity(&a, &stage, &m)?;
+    let code = output::reports_with_search(&reports, &parity, a.json)?;
+    Ok(code)
+}
+
+/// `verify --search N`: the same searches in the source and the target.
+fn search_parity(
+    a: &VerifyArgs,
+    stage: &Stage,
+    m: &Milvus,
+) -> Result<Vec<crate::verify::search::FieldParity>> {
+    let manifest = stage.require_manifest()?;
+    let mut spec = a.source.clone();
+    if spec.collections.is_empty() {
+        spec.collections = manifest.collections.keys().cloned().collect();
+    }
+    let opened = sources(&spec, Some(stage), None)?;
+    let opts = crate::verify::search::SearchOptions {
+        queries: a.search.search,
+        top_k: usize::from(a.search.top_k),
+        seed: a.search.seed,
+        exact: !a.search.source_ann,
+        min_overlap: a.search.min_overlap,
+    };
+    let mut out = Vec::new();
+    for name in manifest.collections.keys() {
+        if !opened.sources.iter().any(|s| &s.config().name == name) {
+            eprintln!(
+                "search parity: {name} is not in the source given (give its snapshot or the server holding it); not checked"
+            );
+            continue;
+        }
+        let sc = stage.collection(&manifest, name).expect("listed");
+        out.extend(crate::verify::search::search_parity(
+            m,
+            sc,
+            &opened.sources,
+            &opts,
+        )?);
+    }
+    Ok(out)
 }
 
 /// Mapping file: `[[collection]]` tables.

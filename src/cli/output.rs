@@ -110,6 +110,42 @@ pub fn export_reports(reports: &[CollectionReport], stage: &Path, json: bool) ->
     Ok(0)
 }
 
+/// Prints the verification reports and the search parity; exit code 3 if either fails.
+pub fn reports_with_search(
+    reports: &[VerifyReport],
+    parity: &[crate::verify::search::FieldParity],
+    json: bool,
+) -> Result<u8> {
+    let failed = parity.iter().any(|p| !p.ok);
+    if json {
+        let v = serde_json::json!({"verify": reports, "search": parity});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        let bad = reports.iter().any(|r| !r.ok) || failed;
+        return Ok(if bad { super::EXIT_MISMATCH } else { 0 });
+    }
+    let code = self::reports(reports, false)?;
+    for p in parity {
+        println!(
+            "{} search parity, field {} ({}): {} queries, top {}: overlap mean {:.3}, min {:.3}; rank correlation {:.3}; largest score difference {:.2e}; {:.2} s{}",
+            p.collection,
+            p.field,
+            p.metric,
+            p.queries,
+            p.top_k,
+            p.mean_overlap,
+            p.min_overlap,
+            p.mean_rank_correlation,
+            p.max_score_difference,
+            p.seconds,
+            if p.ok { "" } else { " — BELOW --min-overlap" }
+        );
+        for w in &p.weakest {
+            println!("  query from point {}: overlap {:.3}", w.point, w.overlap);
+        }
+    }
+    Ok(if failed { super::EXIT_MISMATCH } else { code })
+}
+
 /// Prints what `stage merge` did.
 pub fn merge_reports(
     reports: &[crate::stage::merge::MergeReport],

@@ -35,6 +35,15 @@ pub trait CollectionSource: Send + Sync {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The `k` nearest points to a dense vector of field `using` (`""`: the unnamed one),
+    /// best first, with Qdrant's scores; `exact`: brute force.
+    fn nearest(
+        &self,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(PointId, f32)>>;
     /// One page in Qdrant's id order from `offset` (inclusive); `with_data` false reads ids only.
     fn scroll(
         &self,
@@ -56,6 +65,21 @@ impl CollectionSource for RestCollection {
     }
     fn count(&self) -> Result<u64> {
         self.client.count(&self.config.name)
+    }
+    fn nearest(
+        &self,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(PointId, f32)>> {
+        let found = self
+            .client
+            .nearest(&self.config.name, using, vector, k, exact)?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, s)| Some((PointId::from_json(&id)?, s)))
+            .collect())
     }
     fn scroll(
         &self,
@@ -86,6 +110,15 @@ impl CollectionSource for snapshot::SnapshotCollection {
     }
     fn count(&self) -> Result<u64> {
         snapshot::SnapshotCollection::count(self)
+    }
+    fn nearest(
+        &self,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(PointId, f32)>> {
+        self.search(using, vector.to_vec(), k, exact)
     }
     fn scroll(
         &self,

@@ -167,6 +167,33 @@ impl QdrantRest {
         }
     }
 
+    /// The `k` nearest points to a dense vector (`POST /collections/{name}/points/query`,
+    /// `params.exact` for brute force): (id, score), best first.
+    pub fn nearest(
+        &self,
+        name: &str,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(Value, f32)>> {
+        let mut body = json!({"query": vector, "limit": k, "params": {"exact": exact}, "with_payload": false, "with_vector": false});
+        if !using.is_empty() {
+            body["using"] = json!(using);
+        }
+        let r = self.call(
+            reqwest::Method::POST,
+            &format!("/collections/{}/points/query", enc(name)),
+            Some(&body),
+        )?;
+        Ok(r.get("points")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p.get("id")?.clone(), p.get("score")?.as_f64()? as f32)))
+            .collect())
+    }
+
     /// Exact point count.
     pub fn count(&self, name: &str) -> Result<u64> {
         let r = self.call(

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::CollectionConfig;
-use crate::model::{Point, PointId, UNNAMED_VECTOR, VectorValue};
+use crate::model::{Distance, Point, PointId, UNNAMED_VECTOR, VectorValue};
 use crate::source::cluster::{Inspected, Layout, ShardDir, ShardOptions, plan_shards};
 use crate::source::config::parse_collection_config;
 use crate::source::mapped_pages::{make_segments_cold, release_under};
@@ -838,6 +838,52 @@ impl SnapshotCollection {
             file: work.path().to_path_buf(),
             work,
         })
+    }
+
+    /// The `k` nearest points to a dense `vector` of field `using` (`""`: the unnamed one),
+    /// best first, with Qdrant's scores (Cosine/Dot: similarity, larger is nearer;
+    /// Euclid/Manhattan: distance, smaller is nearer). `exact`: brute force, no index.
+    pub fn search(
+        &self,
+        using: &str,
+        vector: Vec<f32>,
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(PointId, f32)>> {
+        use qdrant_edge::{NamedQuery, QueryEnum, QueryRequestBuilder, ScoringQuery, SearchParams};
+        let Some(params) = self.config.dense.get(using) else {
+            return Err(snap_err(
+                &self.file,
+                format!("collection {} has no dense vector '{using}'", self.name),
+            ));
+        };
+        let smaller_is_nearer = matches!(params.distance, Distance::Euclid | Distance::Manhattan);
+        let query = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+            query: VectorInternal::Dense(vector),
+            using: (!using.is_empty()).then(|| using.to_string()),
+        }));
+        let mut all: Vec<(PointId, f32)> = Vec::new();
+        for s in &self.shards {
+            let req = QueryRequestBuilder::new(k)
+                .query(query.clone())
+                .params(SearchParams {
+                    exact,
+                    ..Default::default()
+                })
+                .with_payload(WithPayloadInterface::Bool(false))
+                .with_vector(WithVector::Bool(false))
+                .build();
+            let found = s
+                .query(req)
+                .map_err(|e| snap_err(&self.file, format!("search failed: {e}")))?;
+            all.extend(found.into_iter().map(|p| (from_edge_id(&p.id), p.score)));
+        }
+        all.sort_by(|a, b| {
+            let o = a.1.total_cmp(&b.1);
+            if smaller_is_nearer { o } else { o.reverse() }.then_with(|| a.0.cmp(&b.0))
+        });
+        all.truncate(k);
+        Ok(all)
     }
 
     /// Exact number of points over all shards.

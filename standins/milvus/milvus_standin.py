@@ -430,6 +430,39 @@ def query(st, body, allow_int64):
     return ok([out_row(st, name, dict(x), allow_int64) for x in r])
 
 
+def search(st, body, allow_int64):
+    """entities/search as Milvus 2.5 answers one query vector: a flat list of hits, each with
+    the primary key, "distance" (COSINE/IP: similarity; L2: squared distance) and the output
+    fields."""
+    need(body, "collectionName", "data")
+    name = body["collectionName"]
+    schema_of(st, name)
+    if not str(st.client.get_load_state(name)["state"]).endswith("Loaded"):
+        raise ApiError(101, f"collection not loaded[collection={name}]")
+    limit = int(body.get("limit", 100))
+    if not 1 <= limit <= 16384:
+        raise ApiError(1100, "topk should be in range [1, 16384]: invalid parameter")
+    params = dict(body.get("searchParams") or {})
+    pk = primary(st, name)
+    out = [o for o in (body.get("outputFields") or []) if o != pk]
+    try:
+        with st.lock:
+            r = st.client.search(name, data=body["data"], limit=limit, anns_field=body.get("annsField"),
+                                 filter=body.get("filter", ""), output_fields=out,
+                                 search_params=params, consistency_level="Strong")
+    except MilvusException as e:
+        raise ApiError(1100, f"{e.message}: invalid parameter")
+    hits = []
+    for per_query in r:
+        for h in per_query:
+            row = dict(h.get("entity") or {})
+            row[pk] = h["id"]
+            row = out_row(st, name, row, allow_int64)
+            row["distance"] = h["distance"]
+            hits.append(row)
+    return ok(hits)
+
+
 def get(st, body, allow_int64):
     need(body, "collectionName", "id")
     name = body["collectionName"]
@@ -714,6 +747,7 @@ def route(st, path, body, allow_int64):
         "/v2/vectordb/entities/upsert": lambda: write_rows(st, body, True),
         "/v2/vectordb/entities/query": lambda: query(st, body, allow_int64),
         "/v2/vectordb/entities/get": lambda: get(st, body, allow_int64),
+        "/v2/vectordb/entities/search": lambda: search(st, body, allow_int64),
         "/v2/vectordb/entities/delete": lambda: delete(st, body),
         "/v2/vectordb/jobs/import/create": lambda: create_import(st, body),
         "/v2/vectordb/jobs/import/get_progress": lambda: ok(job_view(find_job(st, body))),

@@ -91,6 +91,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         .route("/collections/{name}/points", axum::routing::put(upsert))
         .route("/collections/{name}/points/scroll", post(scroll))
         .route("/collections/{name}/points/count", post(count))
+        .route("/collections/{name}/points/query", post(query))
         .route("/collections/{name}/cluster", get(cluster_info))
         .route(
             "/collections/{name}/snapshots",
@@ -344,6 +345,72 @@ async fn count(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Respo
         }
     }
     ok(json!({"count": n}), t)
+}
+
+/// `POST /collections/{name}/points/query` with a dense vector (`{"query": [..], "using":
+/// NAME, "limit": K, "params": {"exact": B}}`), searched through qdrant-edge; answered as Qdrant
+/// 1.19 does: `{"points": [{"id", "version", "score"}]}`.
+async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: Bytes) -> Response {
+    let t = Instant::now();
+    if let Err(r) = fault(&s, false, &name, t).await {
+        return r;
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!("Format error in JSON body: {e}"),
+                t,
+            );
+        }
+    };
+    let Some(vector) = req.get("query").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_f64)
+            .map(|x| x as f32)
+            .collect::<Vec<f32>>()
+    }) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "Format error in JSON body: this stand-in answers a dense vector \"query\" only",
+            t,
+        );
+    };
+    let using = req
+        .get("using")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(10) as usize;
+    let exact = req
+        .pointer("/params/exact")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let shown = name.clone();
+    let s2 = s.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<Option<Value>, String> {
+        let colls = s2.colls.read().expect("lock");
+        let Some(sv) = colls.get(&name) else {
+            return Ok(None);
+        };
+        let found = sv
+            .coll
+            .search(&using, vector, limit, exact)
+            .map_err(|e| e.to_string())?;
+        let points: Vec<Value> = found
+            .into_iter()
+            .map(|(id, score)| json!({"id": id.to_json(), "version": 0, "score": score}))
+            .collect();
+        Ok(Some(json!({"points": points})))
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(v))) => ok(v, t),
+        Ok(Ok(None)) => not_found(&shown, t),
+        Ok(Err(e)) => err(StatusCode::BAD_REQUEST, &e, t),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
+    }
 }
 
 /// `GET /collections/{name}/cluster`, as a single-node Qdrant 1.19 answers: every shard local.

@@ -1,0 +1,332 @@
+//! Search parity (`verify --search N`, docs/design.md §11): N staged points per dense vector
+//! field (seeded, reproducible) are used as queries; the same top-k search runs in the source
+//! (the live Qdrant, or the snapshot files offline through qdrant-edge) and in the target
+//! (Milvus REST `entities/search`), and the answers are compared: overlap of ids, rank
+//! agreement, and scores after mapping the metrics (Qdrant Euclid is a distance, Milvus L2 its
+//! square).
+
+use crate::error::Result;
+use crate::sink::milvus::Milvus;
+use crate::stage::StagedCollection;
+use crate::transform::mapping::{VectorField, VectorKind};
+use rand::SeedableRng;
+use rand::seq::index::sample as sample_indices;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// What to search and when it passes.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Queries per vector field.
+    pub queries: usize,
+    /// Results per query.
+    pub top_k: usize,
+    /// Seed of the query choice.
+    pub seed: u64,
+    /// Exact (brute-force) search in the source.
+    pub exact: bool,
+    /// Mean overlap below this fails the check (exit code 3).
+    pub min_overlap: Option<f64>,
+}
+
+/// Where the source's searches run: a live server, or snapshot files.
+pub trait SourceSearch {
+    /// The `k` nearest points to `vector` in vector `using` of `collection`, best first: (id as
+    /// text, Qdrant's score).
+    fn nearest(
+        &self,
+        collection: &str,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(String, f32)>>;
+}
+
+/// The collections a run opened (a live server, or snapshot files searched offline).
+impl SourceSearch for Vec<crate::source::SharedSource> {
+    fn nearest(
+        &self,
+        collection: &str,
+        using: &str,
+        vector: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(String, f32)>> {
+        let Some(c) = self.iter().find(|c| c.config().name == collection) else {
+            return Err(crate::error::Error::Other(format!(
+                "collection {collection} is not in the source given; give its snapshot (--snapshot) or the server holding it (--qdrant-url)"
+            )));
+        };
+        Ok(c.nearest(using, vector, k, exact)?
+            .into_iter()
+            .map(|(id, s)| (id_text(&id.to_json()), s))
+            .collect())
+    }
+}
+
+/// One query that agreed least.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeakQuery {
+    /// Id of the point whose vector was the query.
+    pub point: String,
+    pub overlap: f64,
+}
+
+/// Parity of one vector field.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldParity {
+    pub collection: String,
+    /// Milvus field (Qdrant vector name in `source`).
+    pub field: String,
+    pub source: String,
+    pub metric: String,
+    pub queries: usize,
+    pub top_k: usize,
+    /// Mean and lowest share of the source's top-k ids that the target also returned.
+    pub mean_overlap: f64,
+    pub min_overlap: f64,
+    /// Mean Spearman correlation of the ranks of the ids both returned (1: same order).
+    pub mean_rank_correlation: f64,
+    /// Largest difference of the score of one id on both sides, in Qdrant's units.
+    pub max_score_difference: f64,
+    /// The queries with the lowest overlap (at most 5).
+    pub weakest: Vec<WeakQuery>,
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+/// Ids as text: numbers in decimal, strings as they are.
+pub fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// A Milvus score in Qdrant's units: L2 is the squared Euclidean distance.
+pub fn to_qdrant_score(metric: &str, milvus: f64) -> f64 {
+    if metric == "L2" {
+        milvus.max(0.0).sqrt()
+    } else {
+        milvus
+    }
+}
+
+/// Checks every dense float vector field of a staged collection.
+pub fn search_parity(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    src: &dyn SourceSearch,
+    opts: &SearchOptions,
+) -> Result<Vec<FieldParity>> {
+    let m = &sc.entry.mapping;
+    let fields: Vec<&VectorField> = m
+        .vectors
+        .iter()
+        .filter(|v| v.kind == VectorKind::FloatVector && !v.is_multivector)
+        .collect();
+    let queries = pick_queries(sc, &fields, opts)?;
+    let mut out = Vec::new();
+    for (f, qs) in fields.iter().zip(queries) {
+        let t = std::time::Instant::now();
+        let mut overlaps = Vec::new();
+        let mut corr = Vec::new();
+        let mut max_diff = 0f64;
+        for (point, vector) in &qs {
+            crate::interrupt::check()?;
+            let a = src.nearest(&m.source, &f.source, vector, opts.top_k, opts.exact)?;
+            let b = target_nearest(milvus, &m.target, f, &m.id_field, vector, opts.top_k)?;
+            let (o, c, d) = compare(&a, &b, opts.top_k);
+            overlaps.push((point.clone(), o));
+            corr.push(c);
+            max_diff = max_diff.max(d);
+        }
+        let n = overlaps.len().max(1) as f64;
+        let mean = overlaps.iter().map(|x| x.1).sum::<f64>() / n;
+        let min = overlaps.iter().map(|x| x.1).fold(1.0, f64::min);
+        overlaps.sort_by(|a, b| a.1.total_cmp(&b.1));
+        out.push(FieldParity {
+            collection: m.source.clone(),
+            field: f.field.clone(),
+            source: f.source.clone(),
+            metric: f.metric.clone(),
+            queries: qs.len(),
+            top_k: opts.top_k,
+            mean_overlap: mean,
+            min_overlap: min,
+            mean_rank_correlation: corr.iter().sum::<f64>() / n,
+            max_score_difference: max_diff,
+            weakest: overlaps
+                .iter()
+                .take(5)
+                .filter(|x| x.1 < 1.0)
+                .map(|(p, o)| WeakQuery {
+                    point: p.clone(),
+                    overlap: *o,
+                })
+                .collect(),
+            seconds: (t.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+            ok: opts.min_overlap.is_none_or(|x| mean >= x),
+        });
+    }
+    Ok(out)
+}
+
+/// (overlap, rank correlation, largest score difference) of two answers, best first.
+pub fn compare(source: &[(String, f32)], target: &[(String, f64)], k: usize) -> (f64, f64, f64) {
+    let want = source.len().min(k);
+    if want == 0 {
+        return (if target.is_empty() { 1.0 } else { 0.0 }, 1.0, 0.0);
+    }
+    let mut shared = Vec::new();
+    let mut diff = 0f64;
+    for (i, (id, s)) in source.iter().take(k).enumerate() {
+        if let Some(j) = target.iter().take(k).position(|(t, _)| t == id) {
+            shared.push((i as f64, j as f64));
+            diff = diff.max((f64::from(*s) - target[j].1).abs());
+        }
+    }
+    let overlap = shared.len() as f64 / want as f64;
+    (overlap, spearman(&shared), diff)
+}
+
+/// Spearman's correlation of paired ranks (1 for fewer than two pairs).
+fn spearman(pairs: &[(f64, f64)]) -> f64 {
+    let n = pairs.len();
+    if n < 2 {
+        return 1.0;
+    }
+    let rank = |xs: Vec<f64>| -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..xs.len()).collect();
+        idx.sort_by(|a, b| xs[*a].total_cmp(&xs[*b]));
+        let mut r = vec![0.0; xs.len()];
+        for (pos, i) in idx.into_iter().enumerate() {
+            r[i] = pos as f64;
+        }
+        r
+    };
+    let a = rank(pairs.iter().map(|p| p.0).collect());
+    let b = rank(pairs.iter().map(|p| p.1).collect());
+    let d2: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum();
+    let n = n as f64;
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}
+
+/// The target's `k` nearest: (id as text, Milvus score converted to Qdrant's units).
+fn target_nearest(
+    milvus: &Milvus,
+    collection: &str,
+    f: &VectorField,
+    id_field: &str,
+    vector: &[f32],
+    k: usize,
+) -> Result<Vec<(String, f64)>> {
+    let body = json!({
+        "collectionName": collection,
+        "data": [vector],
+        "annsField": f.field,
+        "limit": k,
+        "outputFields": [id_field],
+        "searchParams": {"metricType": f.metric, "params": {"ef": (k * 4).max(64)}},
+        "consistencyLevel": "Strong",
+    });
+    let data = milvus.call("entities/search", body)?;
+    Ok(data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            let id = h.get(id_field).or_else(|| h.get("id"))?;
+            let d = h.get("distance")?.as_f64()?;
+            Some((id_text(id), to_qdrant_score(&f.metric, d)))
+        })
+        .collect())
+}
+
+/// A query: the id of the staged point (as text) and its vector.
+type Query = (String, Vec<f32>);
+
+/// `opts.queries` staged points per field (the same points for every field), chosen with
+/// the seed: (id as text, the field's vector).
+fn pick_queries(
+    sc: StagedCollection,
+    fields: &[&VectorField],
+    opts: &SearchOptions,
+) -> Result<Vec<Vec<Query>>> {
+    let total = sc.rows() as usize;
+    let mut out: Vec<Vec<Query>> = vec![Vec::new(); fields.len()];
+    if total == 0 || fields.is_empty() {
+        return Ok(out);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let mut wanted = sample_indices(&mut rng, total, opts.queries.min(total)).into_vec();
+    wanted.sort_unstable();
+    let id_field = &sc.entry.mapping.id_field;
+    let mut base = 0usize;
+    let mut next = wanted.iter().peekable();
+    for c in sc.chunks() {
+        let end = base + c.rows as usize;
+        if next.peek().is_none_or(|w| **w >= end) {
+            base = end;
+            continue;
+        }
+        let mut pos = base;
+        sc.for_each_batch(c, 1024, |rows| {
+            for r in rows {
+                if next.peek() == Some(&&pos) {
+                    next.next();
+                    for (i, f) in fields.iter().enumerate() {
+                        let v: Option<Vec<f32>> =
+                            r.get(&f.field).and_then(Value::as_array).map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_f64)
+                                    .map(|x| x as f32)
+                                    .collect()
+                            });
+                        if let (Some(v), Some(id)) = (v, r.get(id_field)) {
+                            out[i].push((id_text(id), v));
+                        }
+                    }
+                }
+                pos += 1;
+            }
+            Ok(())
+        })?;
+        base = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_rank_and_scores_are_compared_in_qdrant_units() {
+        let src = vec![
+            ("1".to_string(), 1.0f32),
+            ("2".into(), 2.0),
+            ("3".into(), 3.0),
+        ];
+        let same: Vec<(String, f64)> =
+            vec![("1".into(), 1.0), ("2".into(), 4.0), ("3".into(), 9.0)]
+                .into_iter()
+                .map(|(i, d)| (i, to_qdrant_score("L2", d)))
+                .collect();
+        assert_eq!(
+            compare(&src, &same, 3),
+            (1.0, 1.0, 0.0),
+            "L2 squared → Euclid"
+        );
+        let swapped: Vec<(String, f64)> =
+            vec![("2".into(), 2.0), ("1".into(), 1.0), ("9".into(), 3.0)];
+        let (o, c, d) = compare(&src, &swapped, 3);
+        assert!(
+            (o - 2.0 / 3.0).abs() < 1e-9 && c < 0.0 && d == 0.0,
+            "{o} {c} {d}"
+        );
+        assert_eq!(compare(&[], &[], 3).0, 1.0, "nothing on either side agrees");
+        assert_eq!(to_qdrant_score("COSINE", 0.5), 0.5);
+    }
+}
