@@ -427,6 +427,8 @@ pub struct MigrateArgs {
     /// Points compared field by field.
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
+    #[command(flatten)]
+    pub search: SearchArgs,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
@@ -469,14 +471,15 @@ pub struct VerifyArgs {
 /// Search parity (`verify --search N`).
 #[derive(Debug, Args, Clone)]
 pub struct SearchArgs {
-    /// Also compare searches: N staged points per dense float vector field become queries,
-    /// and the same top-k search runs in the source (--qdrant-url, or --snapshot offline) and
-    /// in the target; prints overlap, rank correlation and score differences.
+    /// Compare searches: N staged points per dense float vector field become queries, and the
+    /// same top-k search runs in the source (--qdrant-url, or --snapshot offline) and in the
+    /// target; prints overlap, rank correlation and score differences. verify: off unless
+    /// given; migrate: 100 (0 turns it off).
     ///
     /// Example: q2z verify --stage ./stage --milvus-url http://milvus:19530 --search 100
     ///          --qdrant-url http://qdrant:6333 --min-overlap 0.9
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub search: usize,
+    #[arg(long, value_name = "N")]
+    pub search: Option<usize>,
     /// Results per search query (1..=1000).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top_k: u16,

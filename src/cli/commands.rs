@@ -166,11 +166,16 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
         &m,
         &iopts,
     )?;
-    drop(opened);
     for r in &exported {
         eprintln!("{}", output::export_line(r));
     }
-    output::reports(&reports, a.json)
+    let queries = a.search.search.unwrap_or(100);
+    if queries == 0 || reports.iter().any(|r| !r.ok) {
+        return output::reports(&reports, a.json);
+    }
+    let parity = search_parity(&a.search, queries, &stage, &m, &opened.sources)?;
+    drop(opened);
+    output::reports_with_search(&reports, &parity, a.json)
 }
 
 fn verify_cmd(a: VerifyArgs) -> Result<u8> {
@@ -187,7 +192,8 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    if a.search.search > 0 && a.source.qdrant_url.is_none() && a.source.snapshot.is_empty() {
+    let queries = a.search.search.unwrap_or(0);
+    if queries > 0 && a.source.qdrant_url.is_none() && a.source.snapshot.is_empty() {
         return Err(usage(
             "--search needs the source to search: --qdrant-url URL (the live server) or --snapshot FILE... (offline)",
         ));
@@ -224,48 +230,44 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         }
         reports
     };
-    if a.search.search == 0 {
+    if queries == 0 {
         return output::reports(&reports, a.json);
     }
-    let parity = search_parity(&a, &stage, &m)?;
-    let code = output::reports_with_search(&reports, &parity, a.json)?;
-    Ok(code)
-}
-
-/// `verify --search N`: the same searches in the source and the target.
-fn search_parity(
-    a: &VerifyArgs,
-    stage: &Stage,
-    m: &Milvus,
-) -> Result<Vec<crate::verify::search::FieldParity>> {
-    let manifest = stage.require_manifest()?;
     let mut spec = a.source.clone();
     if spec.collections.is_empty() {
-        spec.collections = manifest.collections.keys().cloned().collect();
+        spec.collections = stage.require_manifest()?.collections.into_keys().collect();
     }
-    let opened = sources(&spec, Some(stage), None)?;
+    let opened = sources(&spec, Some(&stage), None)?;
+    let parity = search_parity(&a.search, queries, &stage, &m, &opened.sources)?;
+    output::reports_with_search(&reports, &parity, a.json)
+}
+
+/// The same searches in the source and the target (`--search N`).
+fn search_parity(
+    a: &SearchArgs,
+    queries: usize,
+    stage: &Stage,
+    m: &Milvus,
+    sources: &Vec<crate::source::SharedSource>,
+) -> Result<Vec<crate::verify::search::FieldParity>> {
+    let manifest = stage.require_manifest()?;
     let opts = crate::verify::search::SearchOptions {
-        queries: a.search.search,
-        top_k: usize::from(a.search.top_k),
-        seed: a.search.seed,
-        exact: !a.search.source_ann,
-        min_overlap: a.search.min_overlap,
+        queries,
+        top_k: usize::from(a.top_k),
+        seed: a.seed,
+        exact: !a.source_ann,
+        min_overlap: a.min_overlap,
     };
     let mut out = Vec::new();
     for name in manifest.collections.keys() {
-        if !opened.sources.iter().any(|s| &s.config().name == name) {
+        if !sources.iter().any(|s| &s.config().name == name) {
             eprintln!(
                 "search parity: {name} is not in the source given (give its snapshot or the server holding it); not checked"
             );
             continue;
         }
         let sc = stage.collection(&manifest, name).expect("listed");
-        out.extend(crate::verify::search::search_parity(
-            m,
-            sc,
-            &opened.sources,
-            &opts,
-        )?);
+        out.extend(crate::verify::search::search_parity(m, sc, sources, &opts)?);
     }
     Ok(out)
 }
