@@ -146,8 +146,35 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
     opts.collections = a.collections.clone();
     let stage = open_stage(&a.stage, "import", Need::Existing)?;
     same_bucket_no_upload(&stage, &mut opts);
+    if let Some(alias) = &a.alias {
+        let m = stage.require_manifest()?;
+        let n = m
+            .collections
+            .keys()
+            .filter(|c| a.collections.is_empty() || a.collections.contains(c))
+            .count();
+        if n != 1 {
+            return Err(usage(&format!(
+                "--alias {alias} names one collection, and this import has {n}; give -c NAME"
+            )));
+        }
+    }
     let reports = import(&stage, &m, &opts)?;
-    output::reports(&reports, a.json)
+    let code = output::reports(&reports, a.json)?;
+    if let (Some(alias), [r]) = (&a.alias, reports.as_slice()) {
+        if !r.ok {
+            eprintln!("alias {alias}: left as it was (the verification did not pass)");
+            return Ok(code);
+        }
+        match m.set_alias(alias, &r.target)? {
+            Some(before) if before != r.target => {
+                eprintln!("alias {alias} → {} (switched from {before})", r.target)
+            }
+            Some(_) => eprintln!("alias {alias} → {} (already)", r.target),
+            None => eprintln!("alias {alias} → {} (created)", r.target),
+        }
+    }
+    Ok(code)
 }
 
 fn migrate(a: MigrateArgs) -> Result<u8> {
@@ -416,12 +443,12 @@ fn plan(a: PlanArgs) -> Result<u8> {
         };
         let mut warnings = warnings;
         warnings.extend(s.notes());
-        out.push(output::PlanView::new(
-            &mapping,
-            scan.count,
-            warnings,
-            s.shard_origins(),
-        ));
+        let mut view = output::PlanView::new(&mapping, scan.count, warnings, s.shard_origins());
+        view.qdrant_aliases = s.aliases().unwrap_or_else(|e| {
+            tracing::warn!(collection = %cfg.name, "the collection's aliases could not be listed: {e}");
+            Vec::new()
+        });
+        out.push(view);
         file.collection.push(mapping);
     }
     if a.json {

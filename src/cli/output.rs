@@ -189,6 +189,9 @@ pub struct PlanView {
     /// Which file each shard is read from (snapshot sources).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<String>,
+    /// Qdrant aliases pointing at the collection (live sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub qdrant_aliases: Vec<String>,
 }
 
 impl PlanView {
@@ -213,6 +216,7 @@ impl PlanView {
             warnings,
             estimated_vector_bytes: row.saturating_mul(points),
             shards,
+            qdrant_aliases: Vec::new(),
         }
     }
 }
@@ -287,6 +291,12 @@ pub fn print_plan(p: &PlanView) {
         }
     );
     println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    for a in &p.qdrant_aliases {
+        println!(
+            "  Qdrant alias '{a}' → this collection: after the import, `q2z import --alias {a}` points a Milvus alias of that name at '{}'",
+            m.target
+        );
+    }
     for s in &p.shards {
         println!("  {s}");
     }

@@ -31,6 +31,10 @@ pub trait CollectionSource: Send + Sync {
     fn shard_split(&self) -> Option<(Vec<u32>, Vec<u32>)> {
         None
     }
+    /// The aliases that point at the collection (a live server; snapshots carry none).
+    fn aliases(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// What opening the source decided that the user should know (kept in the manifest).
     fn notes(&self) -> Vec<String> {
         Vec::new()
@@ -65,6 +69,9 @@ impl CollectionSource for RestCollection {
     }
     fn count(&self) -> Result<u64> {
         self.client.count(&self.config.name)
+    }
+    fn aliases(&self) -> Result<Vec<String>> {
+        self.client.aliases(&self.config.name)
     }
     fn nearest(
         &self,

@@ -194,6 +194,21 @@ impl QdrantRest {
             .collect())
     }
 
+    /// The aliases that point at a collection (`GET /collections/{name}/aliases`).
+    pub fn aliases(&self, name: &str) -> Result<Vec<String>> {
+        let r = self.call(
+            reqwest::Method::GET,
+            &format!("/collections/{}/aliases", enc(name)),
+            None,
+        )?;
+        Ok(r.get("aliases")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("alias_name")?.as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Exact point count.
     pub fn count(&self, name: &str) -> Result<u64> {
         let r = self.call(

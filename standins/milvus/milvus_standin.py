@@ -55,6 +55,7 @@ class State:
         self.client = MilvusClient(f"{args.data}/milvus_lite.db")
         self.lock = threading.RLock()
         self.schemas = {}      # name -> create request (as given), for describe and import checks
+        self.aliases = {}      # alias -> collection (Milvus Lite has no aliases; kept here)
         self.jobs = {}         # jobId -> job dict
         self.faults = {}
         self.next_job = int(time.time() * 1000) % 10**12
@@ -724,18 +725,74 @@ def volume_apply(st, body):
                "condition": {"maxContentLength": 10 * 2**30}})
 
 
+# ---------------------------------------------------------------- aliases
+
+def alias_create(st, body):
+    need(body, "aliasName", "collectionName")
+    a, coll = body["aliasName"], body["collectionName"]
+    if coll not in st.schemas:
+        raise ApiError(100, f"collection not found[collection={coll}]")
+    if a in st.schemas:
+        raise ApiError(1601, f"alias and collection name conflict[alias={a}]")
+    if st.aliases.get(a, coll) != coll:
+        raise ApiError(1601, f"alias exists and already aliased to another collection, alias: {a}, collection: {st.aliases[a]}, other collection: {coll}")
+    st.aliases[a] = coll
+    return ok()
+
+
+def alias_alter(st, body):
+    need(body, "aliasName", "collectionName")
+    a, coll = body["aliasName"], body["collectionName"]
+    if coll not in st.schemas:
+        raise ApiError(100, f"collection not found[collection={coll}]")
+    if a not in st.aliases:
+        raise ApiError(1600, f"alias not found[database=default][alias={a}]")
+    st.aliases[a] = coll
+    return ok()
+
+
+def alias_describe(st, body):
+    need(body, "aliasName")
+    a = body["aliasName"]
+    if a not in st.aliases:
+        raise ApiError(1600, f"alias not found[database=default][alias={a}]")
+    return ok({"aliasName": a, "collectionName": st.aliases[a], "dbName": "default"})
+
+
+def drop_collection(st, body):
+    need(body, "collectionName")
+    name = body["collectionName"]
+    held = sorted(a for a, col in st.aliases.items() if col == name)
+    if held:
+        raise ApiError(65535, f"unable to drop the collection [{name}] because it has associated aliases {held}, please remove all aliases before dropping the collection")
+    if name in st.schemas:
+        st.client.drop_collection(name)
+    st.schemas.pop(name, None)
+    return ok()
+
+
+def alias_drop(st, body):
+    need(body, "aliasName")
+    st.aliases.pop(body["aliasName"], None)
+    return ok()
+
+
 # ---------------------------------------------------------------- HTTP
 
 def route(st, path, body, allow_int64):
     p = path.split("?", 1)[0]
     c = st.client
+    # A request naming an alias acts on its collection, as Milvus resolves names.
+    if not p.startswith("/v2/vectordb/aliases/") and body.get("collectionName") in st.aliases \
+            and body.get("collectionName") not in st.schemas:
+        body = dict(body, collectionName=st.aliases[body["collectionName"]])
     name = body.get("collectionName")
     table = {
         "/v2/vectordb/collections/create": lambda: create_collection(st, body),
         "/v2/vectordb/collections/has": lambda: (need(body, "collectionName"), ok({"has": name in st.schemas and c.has_collection(name)}))[1],
         "/v2/vectordb/collections/list": lambda: ok(sorted(st.schemas)),
         "/v2/vectordb/collections/describe": lambda: describe(st, body),
-        "/v2/vectordb/collections/drop": lambda: (need(body, "collectionName"), c.drop_collection(name) if name in st.schemas else None, st.schemas.pop(name, None), ok())[3],
+        "/v2/vectordb/collections/drop": lambda: drop_collection(st, body),
         "/v2/vectordb/collections/load": lambda: (schema_of(st, name), c.load_collection(name), ok())[2],
         "/v2/vectordb/collections/release": lambda: (schema_of(st, name), c.release_collection(name), ok())[2],
         "/v2/vectordb/collections/flush": lambda: (schema_of(st, name), ok())[1],
@@ -755,6 +812,12 @@ def route(st, path, body, allow_int64):
         "/v2/vectordb/jobs/import/getProgress": lambda: ok(job_view(find_job(st, body))),
         "/v2/vectordb/jobs/import/list": lambda: list_jobs(st, body),
         "/v2/volumes/apply": lambda: volume_apply(st, body),
+        "/v2/vectordb/aliases/create": lambda: alias_create(st, body),
+        "/v2/vectordb/aliases/alter": lambda: alias_alter(st, body),
+        "/v2/vectordb/aliases/describe": lambda: alias_describe(st, body),
+        "/v2/vectordb/aliases/drop": lambda: alias_drop(st, body),
+        "/v2/vectordb/aliases/list": lambda: ok(sorted(a for a, col in st.aliases.items()
+                                                       if body.get("collectionName") in (None, "", col))),
     }
     if p not in table:
         return None

@@ -226,6 +226,32 @@ impl Milvus {
             .map(|_| ())
     }
 
+    /// Points alias `alias` at `collection`: created if missing, switched (`aliases/alter`,
+    /// one atomic step for the readers) if it points elsewhere. Returns the collection it
+    /// pointed at before, if any.
+    pub fn set_alias(&self, alias: &str, collection: &str) -> Result<Option<String>> {
+        let before = match self.call("aliases/describe", json!({"aliasName": alias})) {
+            Ok(d) => d
+                .get("collectionName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            // Milvus answers a missing alias with an error code (1600 and others by version).
+            Err(Error::Milvus { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let body = json!({"aliasName": alias, "collectionName": collection});
+        match &before {
+            Some(c) if c == collection => {}
+            Some(_) => {
+                self.call("aliases/alter", body)?;
+            }
+            None => {
+                self.call("aliases/create", body)?;
+            }
+        }
+        Ok(before)
+    }
+
     /// The fields of a collection (`collections/describe`).
     pub fn describe(&self, name: &str) -> Result<schema::CollectionDescription> {
         let d = self.call("collections/describe", json!({"collectionName": name}))?;

@@ -29,6 +29,8 @@ pub struct ServeConfig {
 
 struct AppState {
     colls: RwLock<Collections>,
+    /// Alias → collection (`POST /collections/aliases`).
+    aliases: RwLock<std::collections::BTreeMap<String, String>>,
     faults: FaultState,
     api_key: Option<String>,
     data: PathBuf,
@@ -78,12 +80,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     }
     let state = Arc::new(AppState {
         colls: RwLock::new(colls),
+        aliases: RwLock::new(std::collections::BTreeMap::new()),
         faults: FaultState::default(),
         api_key: cfg.api_key,
         data: cfg.data,
     });
     let app = Router::new()
         .route("/collections", get(list))
+        .route("/collections/aliases", post(update_aliases))
+        .route("/collections/{name}/aliases", get(collection_aliases))
         .route(
             "/collections/{name}",
             get(info).put(create).delete(delete_collection),
@@ -411,6 +416,64 @@ async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: By
         Ok(Err(e)) => err(StatusCode::BAD_REQUEST, &e, t),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
     }
+}
+
+/// `POST /collections/aliases` with `{"actions": [{"create_alias": {"collection_name",
+/// "alias_name"}} | {"delete_alias": {"alias_name"}}]}`, as Qdrant 1.19 answers it.
+async fn update_aliases(State(s): State<Shared>, body: Bytes) -> Response {
+    let t = Instant::now();
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!("Format error in JSON body: {e}"),
+                t,
+            );
+        }
+    };
+    let colls = s.colls.read().expect("lock");
+    let mut aliases = s.aliases.write().expect("lock");
+    for a in req["actions"].as_array().into_iter().flatten() {
+        if let Some(c) = a.get("create_alias") {
+            let (Some(coll), Some(alias)) =
+                (c["collection_name"].as_str(), c["alias_name"].as_str())
+            else {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "Format error in JSON body: create_alias needs collection_name and alias_name",
+                    t,
+                );
+            };
+            if !colls.contains_key(coll) {
+                return not_found(coll, t);
+            }
+            aliases.insert(alias.to_string(), coll.to_string());
+        } else if let Some(alias) = a
+            .pointer("/delete_alias/alias_name")
+            .and_then(Value::as_str)
+        {
+            aliases.remove(alias);
+        }
+    }
+    ok(json!(true), t)
+}
+
+/// `GET /collections/{name}/aliases`.
+async fn collection_aliases(State(s): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    let t = Instant::now();
+    if !s.colls.read().expect("lock").contains_key(&name) {
+        return not_found(&name, t);
+    }
+    let list: Vec<Value> = s
+        .aliases
+        .read()
+        .expect("lock")
+        .iter()
+        .filter(|(_, c)| **c == name)
+        .map(|(a, c)| json!({"alias_name": a, "collection_name": c}))
+        .collect();
+    ok(json!({"aliases": list}), t)
 }
 
 /// `GET /collections/{name}/cluster`, as a single-node Qdrant 1.19 answers: every shard local.
