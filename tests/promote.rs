@@ -57,6 +57,17 @@ fn promoted_keys_become_typed_fields_and_migrate() {
         ],
         "title's type comes from Qdrant's keyword index"
     );
+    let indexed: Vec<(&str, Option<&str>)> = mapping
+        .scalars
+        .iter()
+        .map(|f| (f.field.as_str(), f.index.as_deref()))
+        .collect();
+    assert_eq!(
+        indexed[0],
+        ("title", Some("INVERTED")),
+        "Qdrant's payload index on title becomes an INVERTED index"
+    );
+    assert!(indexed[1..].iter().all(|(_, i)| i.is_none()), "{indexed:?}");
     // Every promoted value equals the payload's (null where the key is absent); $meta keeps the
     // rest without nulls.
     assert_rows_match(&fixture_points("fx_named"), &rows, &mapping);
@@ -71,6 +82,15 @@ fn promoted_keys_become_typed_fields_and_migrate() {
         json!({"collectionName": "promo_fx_named"}),
     );
     let fields = d["data"]["fields"].as_array().unwrap();
+    let idx = milvus_post("indexes/list", json!({"collectionName": "promo_fx_named"}));
+    assert!(
+        idx["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "title_idx"),
+        "{idx}"
+    );
     let tags = fields.iter().find(|f| f["name"] == "tags").unwrap();
     assert_eq!(tags["type"], "Array");
     assert_eq!(tags["nullable"], true);

@@ -271,6 +271,9 @@ pub fn print_plan(p: &PlanView) {
                 ""
             }
         );
+        if let Some(ix) = &f.index {
+            println!("  {:<24} {:<22} {ix} index", "", "");
+        }
     }
     println!(
         "  {:<24} {:<22} payload{} (nulls {}; clashing keys get a trailing '_'; over 64 KiB: {})",

@@ -464,6 +464,10 @@ fn promoted_fields(
             f
         };
         let mut sf = ScalarField::new(&key, field, kind, elem);
+        // What Qdrant indexed for filtering gets Milvus's general-purpose scalar index.
+        if cfg.payload_schema.contains_key(&key) && kind != ScalarKind::Json {
+            sf.index = Some("INVERTED".into());
+        }
         if opts.partition_key.as_deref() == Some(key.as_str()) {
             sf.partition_key = true;
             sf.nullable = false;

@@ -134,6 +134,10 @@ pub struct ScalarField {
     /// The field is the collection's partition key (Int64 or VarChar, not nullable).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partition_key: bool,
+    /// Scalar index built in Milvus (`INVERTED`, `STL_SORT`, `TRIE`, `BITMAP`, `AUTOINDEX`);
+    /// by default INVERTED where Qdrant had a payload index on the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 fn yes() -> bool {
@@ -154,6 +158,7 @@ impl ScalarField {
             nullable: true,
             partition_key: false,
             from: ScalarFrom::Payload,
+            index: None,
         }
     }
 
@@ -257,6 +262,22 @@ impl ScalarField {
             return Err(format!(
                 "field '{name}': max_length must be 1..={MAX_VARCHAR}"
             ));
+        }
+        if let Some(ix) = &self.index {
+            let numeric = matches!(self.kind, ScalarKind::Int64 | ScalarKind::Double);
+            let fits = match ix.as_str() {
+                "INVERTED" | "AUTOINDEX" => self.kind != ScalarKind::Json,
+                "STL_SORT" => numeric,
+                "TRIE" => self.kind == ScalarKind::VarChar,
+                "BITMAP" => !matches!(self.kind, ScalarKind::Double | ScalarKind::Json),
+                _ => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "field '{name}': index '{ix}' does not fit a {} field (INVERTED or AUTOINDEX fit every type but JSON; STL_SORT numbers; TRIE VarChar; BITMAP all but Double and JSON)",
+                    self.kind.milvus_name()
+                ));
+            }
         }
         if self.partition_key {
             if !matches!(self.kind, ScalarKind::Int64 | ScalarKind::VarChar) {

@@ -30,7 +30,7 @@ pub struct SearchOptions {
 }
 
 /// Where the source's searches run: a live server, or snapshot files.
-pub trait SourceSearch {
+pub trait SourceSearch: Sync {
     /// The `k` nearest points to `vector` in vector `using` of `collection`, best first: (id as
     /// text, Qdrant's score).
     fn nearest(
@@ -96,6 +96,9 @@ pub struct FieldParity {
     pub ok: bool,
 }
 
+/// Search queries sent at once (each to the source, then the target).
+const QUERIES_IN_FLIGHT: usize = 8;
+
 /// Ids as text: numbers in decimal, strings as they are.
 pub fn id_text(v: &Value) -> String {
     match v {
@@ -127,21 +130,31 @@ pub fn search_parity(
         .filter(|v| v.kind == VectorKind::FloatVector && !v.is_multivector)
         .collect();
     let queries = pick_queries(sc, &fields, opts)?;
+    // Both sides answer over the network or from their own threads: several queries in flight.
+    // qdrant-edge's search wants more stack than a pool thread's default 2 MiB.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(QUERIES_IN_FLIGHT)
+        .stack_size(16 << 20)
+        .build()
+        .map_err(|e| crate::error::Error::Other(format!("no thread pool for the searches: {e}")))?;
     let mut out = Vec::new();
     for (f, qs) in fields.iter().zip(queries) {
         let t = std::time::Instant::now();
-        let mut overlaps = Vec::new();
-        let mut corr = Vec::new();
-        let mut max_diff = 0f64;
-        for (point, vector) in &qs {
-            crate::interrupt::check()?;
-            let a = src.nearest(&m.source, &f.source, vector, opts.top_k, opts.exact)?;
-            let b = target_nearest(milvus, &m.target, f, &m.id_field, vector, opts.top_k)?;
-            let (o, c, d) = compare(&a, &b, opts.top_k);
-            overlaps.push((point.clone(), o));
-            corr.push(c);
-            max_diff = max_diff.max(d);
-        }
+        let answers: Vec<(String, f64, f64, f64)> = pool.install(|| {
+            use rayon::prelude::*;
+            qs.par_iter()
+                .map(|(point, vector)| {
+                    crate::interrupt::check()?;
+                    let a = src.nearest(&m.source, &f.source, vector, opts.top_k, opts.exact)?;
+                    let b = target_nearest(milvus, &m.target, f, &m.id_field, vector, opts.top_k)?;
+                    let (o, c, d) = compare(&a, &b, opts.top_k);
+                    Ok((point.clone(), o, c, d))
+                })
+                .collect::<Result<_>>()
+        })?;
+        let mut overlaps: Vec<(String, f64)> = answers.iter().map(|a| (a.0.clone(), a.1)).collect();
+        let corr: Vec<f64> = answers.iter().map(|a| a.2).collect();
+        let max_diff = answers.iter().map(|a| a.3).fold(0f64, f64::max);
         let n = overlaps.len().max(1) as f64;
         let mean = overlaps.iter().map(|x| x.1).sum::<f64>() / n;
         let min = overlaps.iter().map(|x| x.1).fold(1.0, f64::min);

@@ -180,6 +180,14 @@ def create_collection(st, body):
             m, efc = int(prm.get("M", 30)), int(prm.get("efConstruction", 360))
             if not 2 <= m <= 2048 or efc < 1:
                 raise ApiError(1100, f"invalid index params: M={m} efConstruction={efc}: invalid parameter")
+        ftype = next((f.get("dataType") for f in fields if f.get("fieldName") == ip.get("fieldName")), None)
+        if ftype not in VECTOR_TYPES:
+            ok_types = {"INVERTED": None, "AUTOINDEX": None, "STL_SORT": ("Int64", "Double", "Int32", "Float"),
+                        "TRIE": ("VarChar",), "BITMAP": ("Int64", "VarChar", "Bool", "Array", "Int32")}
+            if idx not in ok_types or (ok_types[idx] and ftype not in ok_types[idx]) or (ftype == "JSON" and not prm.get("json_path")):
+                raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
+            if ip.get("metricType"):
+                raise ApiError(1100, f"metric type is not supported on scalar field {ip.get('fieldName')}: invalid parameter")
         if ip.get("metricType") not in ("L2", "IP", "COSINE", None):
             raise ApiError(1100, f"metric type {ip.get('metricType')} not found or not supported: invalid parameter")
     with st.lock:
@@ -799,6 +807,7 @@ def route(st, path, body, allow_int64):
         "/v2/vectordb/collections/get_load_state": lambda: (schema_of(st, name), ok({"loadState": "LoadStateLoaded", "loadProgress": 100}
                                                             if str(c.get_load_state(name)["state"]).endswith("Loaded") else {"loadState": "LoadStateNotLoad"}))[1],
         "/v2/vectordb/collections/get_stats": lambda: (schema_of(st, name), ok({"rowCount": c.get_collection_stats(name).get("row_count", 0)}))[1],
+        "/v2/vectordb/indexes/list": lambda: ok([p.get("indexName", p["fieldName"]) for p in schema_of(st, name).get("indexParams", [])]),
         "/v2/vectordb/indexes/create": lambda: (schema_of(st, name), build_indexes(st, name, body.get("indexParams") or []), ok())[2],
         "/v2/vectordb/entities/insert": lambda: write_rows(st, body, False),
         "/v2/vectordb/entities/upsert": lambda: write_rows(st, body, True),

@@ -24,6 +24,11 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
         }
         indexes.push(idx);
     }
+    for s in m.scalars.iter() {
+        if let Some(ix) = &s.index {
+            indexes.push(json!({"fieldName": s.field, "indexName": format!("{}_idx", s.field), "indexType": ix}));
+        }
+    }
     let mut body = json!({
         "collectionName": m.target,
         "description": m.description,
