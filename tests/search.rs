@@ -16,20 +16,35 @@ fn verify_json(stage: &std::path::Path, extra: &[&str]) -> (i32, Value, String) 
     (code, v, format!("{out}{err}"))
 }
 
-fn parity_of<'a>(v: &'a Value, collection: &str, field: &str) -> &'a Value {
+/// The parity of a field, unfiltered or filtered (`filtered_on` names the key).
+fn parity_in<'a>(v: &'a Value, collection: &str, field: &str, filtered: bool) -> &'a Value {
     v["search"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["collection"] == collection && p["field"] == field)
-        .unwrap_or_else(|| panic!("no parity for {collection}.{field}: {v}"))
+        .find(|p| {
+            p["collection"] == collection
+                && p["field"] == field
+                && p["filtered_on"].is_string() == filtered
+        })
+        .unwrap_or_else(|| panic!("no parity for {collection}.{field} (filtered: {filtered}): {v}"))
+}
+
+fn parity_of<'a>(v: &'a Value, collection: &str, field: &str) -> &'a Value {
+    parity_in(v, collection, field, false)
 }
 
 #[test]
 fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
     let stage = tempfile::tempdir().unwrap();
-    let colls = ["gen_ints", "gen_mixed_ids", "gen_named"];
-    stage_export(stage.path(), "sp_", &colls, &[]);
+    let colls = ["gen_ints", "gen_mixed_ids", "gen_named", "gen_tenants"];
+    // tenant: a promoted field in gen_tenants (all null, so never filtered on, elsewhere).
+    stage_export(
+        stage.path(),
+        "sp_",
+        &colls,
+        &["--promote", "tenant:VarChar"],
+    );
     for c in colls {
         milvus_post(
             "collections/drop",
@@ -65,7 +80,17 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
         assert_eq!(p["min_overlap"], 1.0, "{p}");
         assert_eq!(p["mean_rank_correlation"], 1.0, "{p}");
         assert!(p["max_score_difference"].as_f64().unwrap() < 1e-4, "{p}");
+        // Filtered on a payload key left in $meta, with each query point's own value
+        // (Qdrant filter JSON on one side, `$meta["key"] == value` on the other).
+        let p = parity_in(&v, c, f, true);
+        assert_eq!(p["filtered_on"], "flag", "{p}");
+        assert!(p["queries"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["mean_overlap"], 1.0, "{p}");
     }
+    // Filtered on a promoted field: `tenant == value` in Milvus, a match on the key in Qdrant.
+    let p = parity_in(&v, "gen_tenants", "vector", true);
+    assert_eq!(p["filtered_on"], "tenant", "{p}");
+    assert_eq!(p["mean_overlap"], 1.0, "{p}");
     // Offline: the snapshot searched through qdrant-edge gives the same answer.
     let fixtures_dir = std::path::PathBuf::from(standin("Q2Z_GEN_FIXTURES"));
     let snaps: Vec<String> = colls
@@ -81,7 +106,8 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
     offline.extend(snaps.iter().map(String::as_str));
     let (code, v2, text) = verify_json(stage.path(), &offline);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(v2["search"].as_array().unwrap().len(), 4, "{v2}");
+    assert_eq!(v2["search"].as_array().unwrap().len(), 10, "{v2}");
+    assert_eq!(parity_in(&v2, "gen_named", "u8", true)["mean_overlap"], 1.0);
     assert_eq!(parity_of(&v2, "gen_ints", "vector")["mean_overlap"], 1.0);
     // Change the vectors of 60 points in the target: the searches no longer agree.
     let (rows, _, _) = staged_rows(stage.path(), "gen_ints");

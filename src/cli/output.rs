@@ -126,10 +126,14 @@ pub fn reports_with_search(
     let code = self::reports(reports, false)?;
     for p in parity {
         println!(
-            "{} search parity, field {} ({}): {} queries, top {}: overlap mean {:.3}, min {:.3}; rank correlation {:.3}; largest score difference {:.2e}; {:.2} s{}",
+            "{} search parity, field {} ({}){}: {} queries, top {}: overlap mean {:.3}, min {:.3}; rank correlation {:.3}; largest score difference {:.2e}; {:.2} s{}",
             p.collection,
             p.field,
             p.metric,
+            p.filtered_on
+                .as_ref()
+                .map(|k| format!(" filtered on {k} == the query point's value"))
+                .unwrap_or_default(),
             p.queries,
             p.top_k,
             p.mean_overlap,

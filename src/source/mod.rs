@@ -40,13 +40,14 @@ pub trait CollectionSource: Send + Sync {
         Vec::new()
     }
     /// The `k` nearest points to a dense vector of field `using` (`""`: the unnamed one),
-    /// best first, with Qdrant's scores; `exact`: brute force.
+    /// best first, with Qdrant's scores; `exact`: brute force; `filter`: a Qdrant filter.
     fn nearest(
         &self,
         using: &str,
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&serde_json::Value>,
     ) -> Result<Vec<(PointId, f32)>>;
     /// One page in Qdrant's id order from `offset` (inclusive); `with_data` false reads ids only.
     fn scroll(
@@ -79,10 +80,11 @@ impl CollectionSource for RestCollection {
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&serde_json::Value>,
     ) -> Result<Vec<(PointId, f32)>> {
         let found = self
             .client
-            .nearest(&self.config.name, using, vector, k, exact)?;
+            .nearest(&self.config.name, using, vector, k, exact, filter)?;
         Ok(found
             .into_iter()
             .filter_map(|(id, s)| Some((PointId::from_json(&id)?, s)))
@@ -124,8 +126,9 @@ impl CollectionSource for snapshot::SnapshotCollection {
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&serde_json::Value>,
     ) -> Result<Vec<(PointId, f32)>> {
-        self.search(using, vector.to_vec(), k, exact)
+        self.search(using, vector.to_vec(), k, exact, filter)
     }
     fn scroll(
         &self,

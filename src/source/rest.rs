@@ -176,8 +176,12 @@ impl QdrantRest {
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&Value>,
     ) -> Result<Vec<(Value, f32)>> {
         let mut body = json!({"query": vector, "limit": k, "params": {"exact": exact}, "with_payload": false, "with_vector": false});
+        if let Some(f) = filter {
+            body["filter"] = f.clone();
+        }
         if !using.is_empty() {
             body["using"] = json!(using);
         }

@@ -842,15 +842,23 @@ impl SnapshotCollection {
 
     /// The `k` nearest points to a dense `vector` of field `using` (`""`: the unnamed one),
     /// best first, with Qdrant's scores (Cosine/Dot: similarity, larger is nearer;
-    /// Euclid/Manhattan: distance, smaller is nearer). `exact`: brute force, no index.
+    /// Euclid/Manhattan: distance, smaller is nearer). `exact`: brute force, no index;
+    /// `filter`: a Qdrant filter (REST JSON).
     pub fn search(
         &self,
         using: &str,
         vector: Vec<f32>,
         k: usize,
         exact: bool,
+        filter: Option<&Value>,
     ) -> Result<Vec<(PointId, f32)>> {
-        use qdrant_edge::{NamedQuery, QueryEnum, QueryRequestBuilder, ScoringQuery, SearchParams};
+        use qdrant_edge::{
+            Filter, NamedQuery, QueryEnum, QueryRequestBuilder, ScoringQuery, SearchParams,
+        };
+        let filter: Option<Filter> = filter
+            .map(|f| serde_json::from_value(f.clone()))
+            .transpose()
+            .map_err(|e| snap_err(&self.file, format!("bad search filter: {e}")))?;
         let Some(params) = self.config.dense.get(using) else {
             return Err(snap_err(
                 &self.file,
@@ -864,8 +872,11 @@ impl SnapshotCollection {
         }));
         let mut all: Vec<(PointId, f32)> = Vec::new();
         for s in &self.shards {
-            let req = QueryRequestBuilder::new(k)
-                .query(query.clone())
+            let mut req = QueryRequestBuilder::new(k).query(query.clone());
+            if let Some(f) = &filter {
+                req = req.filter(f.clone());
+            }
+            let req = req
                 .params(SearchParams {
                     exact,
                     ..Default::default()

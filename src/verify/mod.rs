@@ -3,6 +3,7 @@
 //! (`crate::import::repair` re-sends exactly the chunks found bad).
 
 pub mod compare;
+pub mod filters;
 pub mod search;
 
 use crate::error::Result;

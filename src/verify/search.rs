@@ -8,7 +8,9 @@
 use crate::error::Result;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
+use crate::stage::reader::Row;
 use crate::transform::mapping::{VectorField, VectorKind};
+use crate::verify::filters::{FilterKey, QueryFilter, choose_key, for_row};
 use rand::SeedableRng;
 use rand::seq::index::sample as sample_indices;
 use serde::Serialize;
@@ -40,6 +42,7 @@ pub trait SourceSearch: Sync {
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&Value>,
     ) -> Result<Vec<(String, f32)>>;
 }
 
@@ -52,13 +55,14 @@ impl SourceSearch for Vec<crate::source::SharedSource> {
         vector: &[f32],
         k: usize,
         exact: bool,
+        filter: Option<&Value>,
     ) -> Result<Vec<(String, f32)>> {
         let Some(c) = self.iter().find(|c| c.config().name == collection) else {
             return Err(crate::error::Error::Other(format!(
                 "collection {collection} is not in the source given; give its snapshot (--snapshot) or the server holding it (--qdrant-url)"
             )));
         };
-        Ok(c.nearest(using, vector, k, exact)?
+        Ok(c.nearest(using, vector, k, exact, filter)?
             .into_iter()
             .map(|(id, s)| (id_text(&id.to_json()), s))
             .collect())
@@ -81,6 +85,10 @@ pub struct FieldParity {
     pub field: String,
     pub source: String,
     pub metric: String,
+    /// For a filtered pass: the payload key each query was filtered on (`key == the query
+    /// point's own value`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered_on: Option<String>,
     pub queries: usize,
     pub top_k: usize,
     /// Mean and lowest share of the source's top-k ids that the target also returned.
@@ -129,7 +137,7 @@ pub fn search_parity(
         .iter()
         .filter(|v| v.kind == VectorKind::FloatVector && !v.is_multivector)
         .collect();
-    let queries = pick_queries(sc, &fields, opts)?;
+    let (queries, key) = pick_queries(sc, &fields, opts)?;
     // Both sides answer over the network or from their own threads: several queries in flight.
     // qdrant-edge's search wants more stack than a pool thread's default 2 MiB.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -137,39 +145,90 @@ pub fn search_parity(
         .stack_size(16 << 20)
         .build()
         .map_err(|e| crate::error::Error::Other(format!("no thread pool for the searches: {e}")))?;
+    let pass = Pass {
+        milvus,
+        sc,
+        src,
+        opts,
+        pool: &pool,
+    };
     let mut out = Vec::new();
-    for (f, qs) in fields.iter().zip(queries) {
+    for (f, qs) in fields.iter().zip(&queries) {
+        out.push(pass.run(f, qs, None)?);
+        if let Some(k) = &key {
+            let filtered: Vec<&Query> = qs.iter().filter(|q| q.filter.is_some()).collect();
+            if !filtered.is_empty() {
+                out.push(pass.run(f, &filtered, Some(&k.qdrant_key))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What every pass of one collection shares.
+struct Pass<'a> {
+    milvus: &'a Milvus,
+    sc: StagedCollection<'a>,
+    src: &'a dyn SourceSearch,
+    opts: &'a SearchOptions,
+    pool: &'a rayon::ThreadPool,
+}
+
+impl Pass<'_> {
+    /// The queries of one field on both sides (filtered with each query's own filter when
+    /// `filtered_on` names the key), compared.
+    fn run<Q: std::borrow::Borrow<Query> + Sync>(
+        &self,
+        f: &VectorField,
+        qs: &[Q],
+        filtered_on: Option<&str>,
+    ) -> Result<FieldParity> {
+        let (m, opts) = (&self.sc.entry.mapping, self.opts);
         let t = std::time::Instant::now();
-        let answers: Vec<(String, f64, f64, f64)> = pool.install(|| {
+        let answers: Vec<(String, f64, f64, f64)> = self.pool.install(|| {
             use rayon::prelude::*;
             qs.par_iter()
-                .map(|(point, vector)| {
+                .map(|q| {
+                    let q: &Query = q.borrow();
                     crate::interrupt::check()?;
-                    let a = src.nearest(&m.source, &f.source, vector, opts.top_k, opts.exact)?;
-                    let b = target_nearest(milvus, &m.target, f, &m.id_field, vector, opts.top_k)?;
+                    let filter = filtered_on.and(q.filter.as_ref());
+                    let a = self.src.nearest(
+                        &m.source,
+                        &f.source,
+                        &q.vector,
+                        opts.top_k,
+                        opts.exact,
+                        filter.map(|x| &x.qdrant),
+                    )?;
+                    let target = Target {
+                        collection: &m.target,
+                        field: f,
+                        id_field: &m.id_field,
+                        filter: filter.map(|x| x.milvus.as_str()).unwrap_or(""),
+                    };
+                    let b = target.nearest(self.milvus, &q.vector, opts.top_k)?;
                     let (o, c, d) = compare(&a, &b, opts.top_k);
-                    Ok((point.clone(), o, c, d))
+                    Ok((q.point.clone(), o, c, d))
                 })
                 .collect::<Result<_>>()
         })?;
         let mut overlaps: Vec<(String, f64)> = answers.iter().map(|a| (a.0.clone(), a.1)).collect();
-        let corr: Vec<f64> = answers.iter().map(|a| a.2).collect();
-        let max_diff = answers.iter().map(|a| a.3).fold(0f64, f64::max);
         let n = overlaps.len().max(1) as f64;
         let mean = overlaps.iter().map(|x| x.1).sum::<f64>() / n;
         let min = overlaps.iter().map(|x| x.1).fold(1.0, f64::min);
         overlaps.sort_by(|a, b| a.1.total_cmp(&b.1));
-        out.push(FieldParity {
+        Ok(FieldParity {
             collection: m.source.clone(),
             field: f.field.clone(),
             source: f.source.clone(),
             metric: f.metric.clone(),
+            filtered_on: filtered_on.map(str::to_string),
             queries: qs.len(),
             top_k: opts.top_k,
             mean_overlap: mean,
             min_overlap: min,
-            mean_rank_correlation: corr.iter().sum::<f64>() / n,
-            max_score_difference: max_diff,
+            mean_rank_correlation: answers.iter().map(|a| a.2).sum::<f64>() / n,
+            max_score_difference: answers.iter().map(|a| a.3).fold(0f64, f64::max),
             weakest: overlaps
                 .iter()
                 .take(5)
@@ -181,9 +240,8 @@ pub fn search_parity(
                 .collect(),
             seconds: (t.elapsed().as_secs_f64() * 100.0).round() / 100.0,
             ok: opts.min_overlap.is_none_or(|x| mean >= x),
-        });
+        })
     }
-    Ok(out)
 }
 
 /// (overlap, rank correlation, largest score difference) of two answers, best first.
@@ -226,39 +284,50 @@ fn spearman(pairs: &[(f64, f64)]) -> f64 {
     1.0 - 6.0 * d2 / (n * (n * n - 1.0))
 }
 
-/// The target's `k` nearest: (id as text, Milvus score converted to Qdrant's units).
-fn target_nearest(
-    milvus: &Milvus,
-    collection: &str,
-    f: &VectorField,
-    id_field: &str,
-    vector: &[f32],
-    k: usize,
-) -> Result<Vec<(String, f64)>> {
-    let body = json!({
-        "collectionName": collection,
-        "data": [vector],
-        "annsField": f.field,
-        "limit": k,
-        "outputFields": [id_field],
-        "searchParams": {"metricType": f.metric, "params": {"ef": (k * 4).max(64)}},
-        "consistencyLevel": "Strong",
-    });
-    let data = milvus.call("entities/search", body)?;
-    Ok(data
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| {
-            let id = h.get(id_field).or_else(|| h.get("id"))?;
-            let d = h.get("distance")?.as_f64()?;
-            Some((id_text(id), to_qdrant_score(&f.metric, d)))
-        })
-        .collect())
+/// A target vector field to search, with an optional boolean filter.
+struct Target<'a> {
+    collection: &'a str,
+    field: &'a VectorField,
+    id_field: &'a str,
+    /// Milvus boolean expression (`""`: none).
+    filter: &'a str,
 }
 
-/// A query: the id of the staged point (as text) and its vector.
-type Query = (String, Vec<f32>);
+impl Target<'_> {
+    /// The `k` nearest: (id as text, Milvus score converted to Qdrant's units).
+    fn nearest(&self, milvus: &Milvus, vector: &[f32], k: usize) -> Result<Vec<(String, f64)>> {
+        let f = self.field;
+        let body = json!({
+            "collectionName": self.collection,
+            "data": [vector],
+            "annsField": f.field,
+            "limit": k,
+            "filter": self.filter,
+            "outputFields": [self.id_field],
+            "searchParams": {"metricType": f.metric, "params": {"ef": (k * 4).max(64)}},
+            "consistencyLevel": "Strong",
+        });
+        let data = milvus.call("entities/search", body)?;
+        Ok(data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| {
+                let id = h.get(self.id_field).or_else(|| h.get("id"))?;
+                let d = h.get("distance")?.as_f64()?;
+                Some((id_text(id), to_qdrant_score(&f.metric, d)))
+            })
+            .collect())
+    }
+}
+
+/// A query: a staged point's id (as text), its vector, and its filter for a filtered pass.
+#[derive(Debug, Clone)]
+struct Query {
+    point: String,
+    vector: Vec<f32>,
+    filter: Option<QueryFilter>,
+}
 
 /// `opts.queries` staged points per field (the same points for every field), chosen with
 /// the seed: (id as text, the field's vector).
@@ -266,16 +335,15 @@ fn pick_queries(
     sc: StagedCollection,
     fields: &[&VectorField],
     opts: &SearchOptions,
-) -> Result<Vec<Vec<Query>>> {
+) -> Result<(Vec<Vec<Query>>, Option<FilterKey>)> {
     let total = sc.rows() as usize;
-    let mut out: Vec<Vec<Query>> = vec![Vec::new(); fields.len()];
     if total == 0 || fields.is_empty() {
-        return Ok(out);
+        return Ok((vec![Vec::new(); fields.len()], None));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let mut wanted = sample_indices(&mut rng, total, opts.queries.min(total)).into_vec();
     wanted.sort_unstable();
-    let id_field = &sc.entry.mapping.id_field;
+    let mut rows: Vec<Row> = Vec::with_capacity(wanted.len());
     let mut base = 0usize;
     let mut next = wanted.iter().peekable();
     for c in sc.chunks() {
@@ -285,22 +353,11 @@ fn pick_queries(
             continue;
         }
         let mut pos = base;
-        sc.for_each_batch(c, 1024, |rows| {
-            for r in rows {
+        sc.for_each_batch(c, 1024, |batch| {
+            for r in batch {
                 if next.peek() == Some(&&pos) {
                     next.next();
-                    for (i, f) in fields.iter().enumerate() {
-                        let v: Option<Vec<f32>> =
-                            r.get(&f.field).and_then(Value::as_array).map(|a| {
-                                a.iter()
-                                    .filter_map(Value::as_f64)
-                                    .map(|x| x as f32)
-                                    .collect()
-                            });
-                        if let (Some(v), Some(id)) = (v, r.get(id_field)) {
-                            out[i].push((id_text(id), v));
-                        }
-                    }
+                    rows.push(r);
                 }
                 pos += 1;
             }
@@ -308,7 +365,30 @@ fn pick_queries(
         })?;
         base = end;
     }
-    Ok(out)
+    let m = &sc.entry.mapping;
+    let key = choose_key(m, &rows);
+    let out = fields
+        .iter()
+        .map(|f| {
+            rows.iter()
+                .filter_map(|r| {
+                    let vector = r
+                        .get(&f.field)?
+                        .as_array()?
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .map(|x| x as f32)
+                        .collect();
+                    Some(Query {
+                        point: id_text(r.get(&m.id_field)?),
+                        vector,
+                        filter: key.as_ref().and_then(|k| for_row(k, r)),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    Ok((out, key))
 }
 
 #[cfg(test)]

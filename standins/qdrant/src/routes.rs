@@ -392,6 +392,7 @@ async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: By
         .pointer("/params/exact")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let filter = req.get("filter").filter(|f| !f.is_null()).cloned();
     let shown = name.clone();
     let s2 = s.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Option<Value>, String> {
@@ -401,7 +402,7 @@ async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: By
         };
         let found = sv
             .coll
-            .search(&using, vector, limit, exact)
+            .search(&using, vector, limit, exact, filter.as_ref())
             .map_err(|e| e.to_string())?;
         let points: Vec<Value> = found
             .into_iter()
