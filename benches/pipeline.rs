@@ -45,6 +45,8 @@ fn config(dim: usize) -> CollectionConfig {
         shard_number: 1,
         shard_keys: Vec::new(),
         payload_schema: Default::default(),
+        tenant_keys: Vec::new(),
+        principal_keys: Vec::new(),
         raw: json!({}),
     }
 }

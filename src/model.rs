@@ -171,6 +171,12 @@ pub struct CollectionConfig {
     /// Indexed payload keys and their Qdrant index type (`keyword`, `integer`, …).
     #[serde(default)]
     pub payload_schema: BTreeMap<String, String>,
+    /// Payload keys Qdrant indexes as a tenant (`is_tenant`) or as the principal key
+    /// (`is_principal`), from a live server's `payload_schema`.
+    #[serde(default)]
+    pub tenant_keys: Vec<String>,
+    #[serde(default)]
+    pub principal_keys: Vec<String>,
     /// Custom sharding: the shard keys, when the source tells each point's (snapshot files
     /// carry `shard_key_mapping.json`; a live scroll does not say).
     #[serde(default)]

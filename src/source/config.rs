@@ -59,6 +59,8 @@ pub fn parse_collection_config(name: &str, config: &Value) -> Result<CollectionC
             .and_then(Value::as_u64)
             .unwrap_or(1),
         payload_schema: BTreeMap::new(),
+        tenant_keys: Vec::new(),
+        principal_keys: Vec::new(),
         shard_keys: Vec::new(),
         raw: config.clone(),
     })

@@ -151,6 +151,14 @@ impl QdrantRest {
                         if let Some(t) = v.get("data_type").and_then(Value::as_str) {
                             c.payload_schema.insert(k.clone(), t.to_string());
                         }
+                        let flag =
+                            |f: &str| v.pointer(&format!("/params/{f}")) == Some(&json!(true));
+                        if flag("is_tenant") {
+                            c.tenant_keys.push(k.clone());
+                        }
+                        if flag("is_principal") {
+                            c.principal_keys.push(k.clone());
+                        }
                     }
                 }
                 Ok(c)

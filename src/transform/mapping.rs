@@ -399,6 +399,10 @@ pub fn default_mapping(
     let mut scalars = promoted_fields(cfg, opts, &mut used, &mut warnings).map_err(err)?;
     scalars.extend(shard_key_field(cfg, &scalars, &mut used, &mut warnings));
     suggest_promotions(cfg, opts, &mut warnings);
+    warnings.extend(super::hints::suggestions(
+        cfg,
+        opts.partition_key.as_deref(),
+    ));
     let mapping = CollectionMapping {
         source: cfg.name.clone(),
         target,
@@ -711,6 +715,8 @@ pub(crate) fn test_mapping(distance: crate::model::Distance, id_kind: IdKind) ->
         hnsw_ef_construct: None,
         shard_number: 1,
         payload_schema: BTreeMap::new(),
+        tenant_keys: Vec::new(),
+        principal_keys: Vec::new(),
         shard_keys: Vec::new(),
         raw: serde_json::Value::Null,
     };

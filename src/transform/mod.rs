@@ -3,5 +3,6 @@
 pub mod batch;
 pub mod checks;
 pub mod columns;
+pub mod hints;
 pub mod mapping;
 pub mod scalars;
