@@ -53,6 +53,10 @@ pub enum Command {
     ///
     /// Example: q2z completions bash > /etc/bash_completion.d/q2z
     Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    ///
+    /// Example: q2z manpage > /usr/local/share/man/man1/q2z.1
+    Manpage,
 }
 
 /// `q2z stage …`.

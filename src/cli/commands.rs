@@ -33,6 +33,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
             output::merge_reports(&reports, &a.into, a.json)
         }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(0),
+            }
+        }
         Command::Completions(a) => {
             use clap::CommandFactory;
             clap_complete::generate(a.shell, &mut Cli::command(), "q2z", &mut std::io::stdout());

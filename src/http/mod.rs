@@ -21,8 +21,19 @@ pub fn client(timeout: Duration) -> Result<Client> {
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(16)
         .redirect(same_origin_redirects())
+        .tls_certs_merge(bundled_roots())
         .build()
         .map_err(|e| Error::Other(format!("the HTTP client could not be set up: {e}")))
+}
+
+/// Mozilla's root certificates, built in: with the system's (or `SSL_CERT_FILE`'s, which the
+/// platform verifier reads), so a static binary on a machine without a CA bundle still
+/// verifies public endpoints such as Zilliz Cloud.
+pub fn bundled_roots() -> Vec<reqwest::Certificate> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok())
+        .collect()
 }
 
 /// Follows at most 5 redirects, and only to the same origin.

@@ -90,6 +90,7 @@ impl Uploader {
             .build()
             .map_err(|e| Error::Other(e.to_string()))?;
         let http = reqwest::Client::builder()
+            .tls_certs_merge(crate::http::bundled_roots())
             .read_timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))

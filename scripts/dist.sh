@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Static Linux binaries for air-gapped sites: builds q2z for x86_64-unknown-linux-musl (and
+# aarch64-unknown-linux-musl with DIST_AARCH64=1 where a cross linker is installed), writes it
+# with a SHA-256 file, shell completions and a man page into dist/, and checks that ldd reports
+# a static executable and that the binary runs `plan --snapshot` on the bundled fixture.
+# Usage: scripts/dist.sh   (about 30 minutes cold on 2 cores: a release build of its own)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
+. scripts/toolchain.sh
+TARGET=x86_64-unknown-linux-musl
+rustup target add --toolchain "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" "$TARGET" >/dev/null
+if ! command -v musl-gcc >/dev/null; then
+  echo "installing musl-tools (the C compiler for the static build)..." >&2
+  apt-get install -y -qq musl-tools >/dev/null || { echo "install musl-tools (apt-get install musl-tools) and run again" >&2; exit 1; }
+fi
+export CC_x86_64_unknown_linux_musl=musl-gcc
+cargo build --release --locked --target "$TARGET" -p q2z --bin q2z
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+OUT="$ROOT/dist"; mkdir -p "$OUT"
+NAME="q2z-$VERSION-$TARGET"
+cp "target/$TARGET/release/q2z" "$OUT/$NAME"
+strip "$OUT/$NAME" 2>/dev/null || true
+# A static executable: ldd says so (and names no shared library).
+LDD="$(ldd "$OUT/$NAME" 2>&1 || true)"
+case "$LDD" in
+  *"not a dynamic executable"*|*"statically linked"*) ;;
+  *) echo "not static: $LDD" >&2; exit 1 ;;
+esac
+"$OUT/$NAME" --version
+"$OUT/$NAME" completions bash >"$OUT/q2z.bash"
+"$OUT/$NAME" completions zsh >"$OUT/_q2z"
+"$OUT/$NAME" completions fish >"$OUT/q2z.fish"
+"$OUT/$NAME" manpage >"$OUT/q2z.1"
+# It runs with no toolchain on PATH, from a clean directory.
+CLEAN="$(mktemp -d)"; trap 'rm -rf "$CLEAN"' EXIT
+cp "$OUT/$NAME" "$CLEAN/q2z"
+(cd "$CLEAN" && env -i PATH=/usr/bin:/bin HOME="$CLEAN" ./q2z plan \
+  --snapshot "$ROOT/fixtures/qdrant-1.19/fx_named.collection.snapshot" >plan.txt)
+grep -q "Milvus collection 'fx_named'" "$CLEAN/plan.txt"
+(cd "$OUT" && sha256sum "$NAME" >"$NAME.sha256")
+ls -l "$OUT"
+echo "dist/$NAME: $(du -h "$OUT/$NAME" | cut -f1), static, sha256 in dist/$NAME.sha256"
