@@ -252,4 +252,8 @@ fn parts_on_object_storage_merge_there_by_server_side_copies() {
         code != 0 && text.contains("all s3:// stages in one bucket"),
         "{text}"
     );
+    assert!(
+        std::fs::read_dir(local.path()).unwrap().next().is_none(),
+        "nothing written into --into when refused"
+    );
 }

@@ -38,16 +38,20 @@ struct PartStage {
 pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
     let opened = open_parts(parts, into)?;
     let merged = merged_manifest(&opened)?;
-    let target = Stage::open_at(into, None, "stage merge", Need::Create)?;
-    let remote = opened.iter().filter(|p| p.stage.remote().is_some()).count();
-    let same_bucket =
-        |s: &Stage| s.remote().map(|r| r.bucket()) == target.remote().map(|r| r.bucket());
-    if (remote != 0 && remote != opened.len()) || !opened.iter().all(|p| same_bucket(&p.stage)) {
+    // Checked before --into is opened (an s3:// stage's bucket is its URL's first part).
+    let into_bucket = super::remote::is_remote(into)
+        .then(|| super::remote::parse_url(&into.to_string_lossy()).map(|(b, _)| b))
+        .flatten();
+    if !opened
+        .iter()
+        .all(|p| p.stage.remote().map(|r| r.bucket().to_string()) == into_bucket)
+    {
         return Err(stage_err(
             into,
             "the parts and --into must all be directories, or all s3:// stages in one bucket (copied there server side); copy the parts where the merge runs (e.g. aws s3 sync) and merge the copies",
         ));
     }
+    let target = Stage::open_at(into, None, "stage merge", Need::Create)?;
     if let Some(m) = target.manifest()?
         && m != merged
     {
