@@ -15,6 +15,7 @@ pub mod progress;
 pub mod sink;
 pub mod source;
 pub mod stage;
+pub mod sync;
 pub mod transform;
 pub mod verify;
 

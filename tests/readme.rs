@@ -135,6 +135,8 @@ fn every_readme_command_runs_as_written() {
     let qdrant = own_qdrant();
     let milvus = standin("Q2Z_MILVUS_URL");
     // The README's migration creates `docs` in the target: start without one (a rerun).
+    // (an alias left by an earlier run would keep Milvus from dropping its collection).
+    milvus_post("aliases/drop", json!({"aliasName": "docs_live"}));
     milvus_post("collections/drop", json!({"collectionName": "docs"}));
     let blocks = readme_blocks();
     let total: usize = blocks.iter().map(Vec::len).sum();

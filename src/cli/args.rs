@@ -46,6 +46,12 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Show what is staged, uploaded, imported and verified.
     Status(StatusArgs),
+    /// Bring the target up to date with what changed in the live source since the export:
+    /// inserted and changed points are upserted, vanished ones deleted (resumable).
+    ///
+    /// Example: q2z sync --stage ./stage --qdrant-url http://qdrant:6333
+    ///          --milvus-url http://milvus:19530 --dry-run
+    Sync(Box<SyncArgs>),
     /// Work on staging directories: join the parts of `export --part I/N`.
     #[command(subcommand)]
     Stage(StageCommand),
@@ -57,6 +63,36 @@ pub enum Command {
     ///
     /// Example: q2z manpage > /usr/local/share/man/man1/q2z.1
     Manpage,
+}
+
+/// `q2z sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub stage: StageArg,
+    /// Qdrant REST URL of the live server the stage was exported from.
+    #[arg(long, env = "QDRANT_URL")]
+    pub qdrant_url: String,
+    /// Qdrant API key (never logged).
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Count the points to insert, update and delete; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Points per scroll page (1..=10000).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub page_size: u16,
+    /// Rows per upsert request, ids per delete request (1..=10000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub batch: u16,
+    /// Collections to sync (default: every staged one).
+    #[arg(long = "collection", short = 'c')]
+    pub collections: Vec<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `q2z stage …`.

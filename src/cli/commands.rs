@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Import(a) => import_cmd(*a),
         Command::Migrate(a) => migrate(*a),
         Command::Verify(a) => verify_cmd(*a),
+        Command::Sync(a) => sync_cmd(*a),
         Command::Stage(StageCommand::Merge(a)) => {
             let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
             output::merge_reports(&reports, &a.into, a.json)
@@ -509,6 +510,30 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
     let reports = export(&stage, &opened.sources, opened.info.clone(), &opts)?;
     drop(opened);
     output::export_reports(&reports, stage.dir(), a.json)
+}
+
+fn sync_cmd(a: SyncArgs) -> Result<u8> {
+    let m = milvus(&a.target)?;
+    let stage = open_stage(&a.stage, "sync", Need::Existing)?;
+    let names = if a.collections.is_empty() {
+        stage.require_manifest()?.collections.into_keys().collect()
+    } else {
+        a.collections.clone()
+    };
+    let opened = open_sources(&SourceSpec {
+        qdrant_url: Some(a.qdrant_url.clone()),
+        api_key: a.api_key.clone(),
+        collections: names,
+        ..Default::default()
+    })?;
+    let opts = crate::sync::SyncOptions {
+        dry_run: a.dry_run,
+        page_size: usize::from(a.page_size),
+        batch: usize::from(a.batch),
+        collections: a.collections.clone(),
+    };
+    let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;
+    output::sync_reports(&reports, a.json)
 }
 
 fn status(a: StatusArgs) -> Result<u8> {

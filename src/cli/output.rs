@@ -150,6 +150,35 @@ pub fn reports_with_search(
     Ok(if failed { super::EXIT_MISMATCH } else { code })
 }
 
+/// Prints what `sync` did (or would do); exit code 3 if a target's count differs.
+pub fn sync_reports(reports: &[crate::sync::SyncReport], json: bool) -> Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in reports {
+            println!(
+                "{} → {}: {} points read; {}{} inserted, {} updated, {} deleted; target {} rows for {} source points: {} ({:.2} s)",
+                r.collection,
+                r.target,
+                r.scanned,
+                if r.dry_run { "would be " } else { "" },
+                r.inserted,
+                r.updated,
+                r.deleted,
+                r.target_rows,
+                r.source_points,
+                if r.ok { "in step" } else { "MISMATCH" },
+                r.seconds
+            );
+        }
+    }
+    Ok(if reports.iter().all(|r| r.ok) {
+        0
+    } else {
+        super::EXIT_MISMATCH
+    })
+}
+
 /// Prints what `stage merge` did.
 pub fn merge_reports(
     reports: &[crate::stage::merge::MergeReport],

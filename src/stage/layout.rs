@@ -35,9 +35,23 @@ pub fn set_aside_file(collection: &str, range: usize, n: usize) -> String {
     format!("{collection}/set-aside-{range:04}-{n:06}.jsonl")
 }
 
+/// Relative path of the digests of one range as `q2z sync` last left the target.
+pub fn sync_digests_file(collection: &str, range: usize) -> String {
+    format!("{collection}/sync-{range:04}.digests")
+}
+
+/// File name of the sync ledger.
+pub const SYNC_STATE: &str = "sync-state.json";
+
+/// Whether a file of a collection directory is sync state (kept when an export resumes).
+pub fn is_sync_file(name: &str) -> bool {
+    name.starts_with("sync-") && name.ends_with(".digests")
+}
+
 /// Whether a file name inside a collection directory is one q2z writes.
 pub fn is_own_file(name: &str) -> bool {
     (name.starts_with('.') && name.ends_with(".tmp"))
+        || is_sync_file(name)
         || (name.starts_with("part-") && name.ends_with(".parquet"))
         || (name.starts_with("set-aside-") && name.ends_with(".jsonl"))
 }

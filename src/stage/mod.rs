@@ -232,7 +232,7 @@ impl Stage {
                 let _ = std::fs::remove_dir(&dir);
             }
         }
-        for f in [MANIFEST, IMPORT_STATE] {
+        for f in [MANIFEST, IMPORT_STATE, layout::SYNC_STATE] {
             let p = self.dir.join(f);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
@@ -259,7 +259,10 @@ impl Stage {
                     .flat_map(|r| r.set_aside.iter().map(|f| f.file.clone())),
             )
             .collect();
-        self.remove_own_files(&dir, |rel| !known.contains(rel))?;
+        // Sync state is not listed by the manifest and stays (`export --restart` removes it).
+        self.remove_own_files(&dir, |rel| {
+            !known.contains(rel) && !rel.rsplit('/').next().is_some_and(layout::is_sync_file)
+        })?;
         Ok(dir)
     }
 

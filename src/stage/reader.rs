@@ -38,7 +38,10 @@ pub fn for_each_batch(
 
 /// The rows of one record batch, column by column as [`columns`] lays them out (`$meta` may
 /// be absent in files of other writers: rows then have none).
-fn rows_of(batch: &RecordBatch, m: &CollectionMapping) -> std::result::Result<Vec<Row>, String> {
+pub fn rows_of(
+    batch: &RecordBatch,
+    m: &CollectionMapping,
+) -> std::result::Result<Vec<Row>, String> {
     let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
     for c in columns(m) {
         let Some(col) = batch.column_by_name(c.name) else {

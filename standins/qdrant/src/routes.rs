@@ -97,6 +97,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         .route("/collections/{name}/points/scroll", post(scroll))
         .route("/collections/{name}/points/count", post(count))
         .route("/collections/{name}/points/query", post(query))
+        .route("/collections/{name}/points/delete", post(delete_points))
         .route("/collections/{name}/cluster", get(cluster_info))
         .route(
             "/collections/{name}/snapshots",
@@ -294,6 +295,45 @@ async fn delete_collection(State(s): State<Shared>, UrlPath(name): UrlPath<Strin
     let t = Instant::now();
     let removed = s.colls.write().expect("lock").remove(&name).is_some();
     ok(json!(removed), t)
+}
+
+/// `POST /collections/{name}/points/delete` with `{"points": [ids]}`.
+async fn delete_points(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let t = Instant::now();
+    let Some(ids) = body.get("points").cloned() else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "Wrong input: this stand-in deletes by {\"points\": [ids]} only",
+            t,
+        );
+    };
+    let s2 = s.clone();
+    let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let colls = s2.colls.read().expect("lock");
+        let sv = colls
+            .get(&name)
+            .ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
+        let ids: Vec<qdrant_edge::PointId> =
+            serde_json::from_value(ids).map_err(|e| format!("Wrong input: {e}"))?;
+        for sh in &sv.coll.shards {
+            sh.update(qdrant_edge::UpdateOperation::PointOperation(
+                qdrant_edge::PointOperations::DeletePoints { ids: ids.clone() },
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => ok(json!({"operation_id": 0, "status": "completed"}), t),
+        Ok(Err(e)) if e.starts_with("Not found") => err(StatusCode::NOT_FOUND, &e, t),
+        Ok(Err(e)) => err(StatusCode::BAD_REQUEST, &e, t),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
+    }
 }
 
 async fn upsert(

@@ -1,0 +1,346 @@
+//! `q2z sync`: brings the target up to date with what changed in the live source since the
+//! stage was exported (docs/design.md §12). Range by range of the export's plan, the source is
+//! read again and every point converted as the export would stage it; a 64-bit digest of each
+//! converted row is compared with the digest of the row the target holds — the staged row, or
+//! the row an earlier sync sent — so only inserted and changed points are upserted and only
+//! vanished ids deleted. What a range left in the target is recorded (`<collection>/sync-RRRR.
+//! digests`) only after it was applied, and `sync-state.json` records the ranges done, so a
+//! sync that stops is finished by running it again.
+
+use crate::error::{Error, Result};
+use crate::import::upsert::rest_row;
+use crate::model::PointId;
+use crate::sink::milvus::Milvus;
+use crate::source::{SharedSource, scroll_checked};
+use crate::stage::fsutil::write_atomic;
+use crate::stage::layout::{SYNC_STATE, sync_digests_file};
+use crate::stage::manifest::{Range, stage_err};
+use crate::stage::reader::{Row, rows_of};
+use crate::stage::{Stage, StagedCollection};
+use crate::transform::batch::{arrow_schema, to_batch};
+use crate::transform::mapping::CollectionMapping;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+/// Knobs of a sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Count what would change; write nothing.
+    pub dry_run: bool,
+    /// Points per scroll page.
+    pub page_size: usize,
+    /// Rows per upsert request, ids per delete request.
+    pub batch: usize,
+    /// Collections to sync (empty: all staged).
+    pub collections: Vec<String>,
+}
+
+/// What a sync did (or would do) to one collection.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub collection: String,
+    pub target: String,
+    /// Points read from the source.
+    pub scanned: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Rows in the target afterwards (counted), or expected (dry run).
+    pub target_rows: u64,
+    /// Points the scan saw, which the target must hold.
+    pub source_points: u64,
+    pub seconds: f64,
+    pub dry_run: bool,
+    pub ok: bool,
+}
+
+/// `sync-state.json`: the ranges the current sync pass has finished, per collection, tied to
+/// the export they start from.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SyncState {
+    /// sha256 of the export's chunk checksums: state of another export is not used.
+    export: String,
+    collections: BTreeMap<String, PassState>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct PassState {
+    /// Passes finished so far.
+    passes: u64,
+    /// Ranges of the running pass that are done.
+    done: Vec<usize>,
+}
+
+/// A row's digest: the first 8 bytes of the SHA-256 of its JSON.
+fn digest(row: &Row) -> u64 {
+    use sha2::Digest;
+    let text = serde_json::to_vec(row).unwrap_or_default();
+    let h = sha2::Sha256::digest(&text);
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+/// An id as the digests files key it.
+fn id_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+fn export_fingerprint(sc: &[StagedCollection]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for c in sc {
+        h.update(c.name.as_bytes());
+        for ch in c.chunks() {
+            h.update(ch.sha256.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Syncs the staged collections whose source is in `sources` into the target.
+pub fn sync(
+    stage: &Stage,
+    sources: &[SharedSource],
+    milvus: &Milvus,
+    opts: &SyncOptions,
+) -> Result<Vec<SyncReport>> {
+    let manifest = stage.require_manifest()?;
+    let staged: Vec<StagedCollection> = manifest
+        .collections
+        .keys()
+        .filter(|n| opts.collections.is_empty() || opts.collections.contains(n))
+        .filter_map(|n| stage.collection(&manifest, n))
+        .collect();
+    let fingerprint = export_fingerprint(&staged);
+    let state_path = stage.file(SYNC_STATE);
+    let mut state: SyncState = match std::fs::read(&state_path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            stage_err(stage.dir(), format!("{SYNC_STATE} is damaged ({e}); delete it and the sync-*.digests files, drop the target collection and import again"))
+        })?,
+        Err(_) => SyncState::default(),
+    };
+    if state.export != fingerprint {
+        state = SyncState {
+            export: fingerprint,
+            collections: BTreeMap::new(),
+        };
+    }
+    let mut reports = Vec::new();
+    for sc in staged {
+        let Some(src) = sources.iter().find(|s| s.config().name == sc.name) else {
+            return Err(Error::Other(format!(
+                "collection {} is not on the source given; give the live server it was exported from (--qdrant-url)",
+                sc.name
+            )));
+        };
+        let mut job = CollectionSync {
+            stage,
+            sc,
+            src,
+            milvus,
+            opts,
+            report: SyncReport {
+                collection: sc.name.to_string(),
+                target: sc.entry.mapping.target.clone(),
+                dry_run: opts.dry_run,
+                ..Default::default()
+            },
+        };
+        let t = std::time::Instant::now();
+        let mut pass = state.collections.get(sc.name).cloned().unwrap_or_default();
+        if pass.done.len() == sc.entry.ranges.len() {
+            pass.done.clear();
+        }
+        for r in &sc.entry.ranges {
+            crate::interrupt::check()?;
+            if pass.done.contains(&r.index) && !opts.dry_run {
+                // Finished by an earlier run of this pass: count what it left.
+                job.report.source_points += job.base_digests(r)?.len() as u64;
+                continue;
+            }
+            job.sync_range(r)?;
+            if !opts.dry_run {
+                pass.done.push(r.index);
+                if pass.done.len() == sc.entry.ranges.len() {
+                    pass.passes += 1;
+                }
+                state.collections.insert(sc.name.to_string(), pass.clone());
+                let text =
+                    serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(e.to_string()))?;
+                write_atomic(&state_path, &text)?;
+            }
+        }
+        let mut report = job.report;
+        report.target_rows = if opts.dry_run {
+            report.source_points
+        } else {
+            milvus.flush(&report.target)?;
+            milvus.count(&report.target, "")?
+        };
+        report.ok = report.target_rows == report.source_points;
+        report.seconds = (t.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// One collection's sync.
+struct CollectionSync<'a> {
+    stage: &'a Stage,
+    sc: StagedCollection<'a>,
+    src: &'a SharedSource,
+    milvus: &'a Milvus,
+    opts: &'a SyncOptions,
+    report: SyncReport,
+}
+
+impl CollectionSync<'_> {
+    fn mapping(&self) -> &CollectionMapping {
+        &self.sc.entry.mapping
+    }
+
+    /// What the target holds for a range: id → digest, from the last sync of the range, else
+    /// from the staged rows.
+    fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
+        let path = self.stage.file(&sync_digests_file(self.sc.name, r.index));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut out = HashMap::new();
+            for line in text.lines() {
+                let (id, d) = line.rsplit_once('\t').ok_or_else(|| {
+                    stage_err(self.stage.dir(), format!("{} is damaged", path.display()))
+                })?;
+                let d = u64::from_str_radix(d, 16).map_err(|_| {
+                    stage_err(self.stage.dir(), format!("{} is damaged", path.display()))
+                })?;
+                out.insert(id.to_string(), d);
+            }
+            return Ok(out);
+        }
+        let id_field = &self.mapping().id_field;
+        let mut out = HashMap::new();
+        for c in self.sc.chunks().iter().filter(|c| c.range == r.index) {
+            self.sc.for_each_batch(c, 4096, |rows| {
+                for row in rows {
+                    out.insert(id_key(&row[id_field]), digest(&row));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Reads the range from the source, sends what differs, records what the target holds.
+    fn sync_range(&mut self, r: &Range) -> Result<()> {
+        let m = self.mapping().clone();
+        let schema = arrow_schema(&m);
+        let mut base = self.base_digests(r)?;
+        let mut now: Vec<(String, u64)> = Vec::new();
+        let mut upserts: Vec<Row> = Vec::new();
+        let mut cursor: Option<PointId> = r.start.clone();
+        loop {
+            let (mut pts, mut next) = scroll_checked(
+                self.src.as_ref(),
+                cursor.as_ref(),
+                self.opts.page_size,
+                true,
+            )?;
+            if let Some(end) = &r.end {
+                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
+                    pts.truncate(cut);
+                    next = None;
+                }
+                if next.as_ref().is_some_and(|n| n >= end) {
+                    next = None;
+                }
+            }
+            self.report.scanned += pts.len() as u64;
+            let converted = to_batch(&pts, &m, &schema)?;
+            if !converted.set_aside.is_empty() {
+                return Err(Error::Mapping {
+                    collection: m.source.clone(),
+                    message: format!(
+                        "{} changed points can no longer be staged as rows (e.g. a payload over 64 KiB); sync sends rows only: export again",
+                        converted.set_aside.len()
+                    ),
+                });
+            }
+            let rows = rows_of(&converted.batch, &m).map_err(Error::Other)?;
+            for row in rows {
+                let id = id_key(&row[&m.id_field]);
+                let d = digest(&row);
+                match base.remove(&id) {
+                    Some(old) if old == d => {}
+                    Some(_) => {
+                        self.report.updated += 1;
+                        upserts.push(row);
+                    }
+                    None => {
+                        self.report.inserted += 1;
+                        upserts.push(row);
+                    }
+                }
+                now.push((id, d));
+            }
+            if upserts.len() >= self.opts.batch {
+                self.send(&mut upserts)?;
+            }
+            cursor = next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        self.send(&mut upserts)?;
+        // What the target holds of this range and the source no longer has.
+        let gone: Vec<String> = base.into_keys().collect();
+        self.report.deleted += gone.len() as u64;
+        self.report.source_points += now.len() as u64;
+        if !self.opts.dry_run {
+            for ids in gone.chunks(self.opts.batch.max(1)) {
+                let values: Vec<Value> = ids.iter().map(|i| self.id_value(i)).collect();
+                for f in crate::verify::id_filters(&m.id_field, &values) {
+                    self.milvus.delete(&m.target, &f)?;
+                }
+            }
+            let mut text = String::with_capacity(now.len() * 24);
+            for (id, d) in &now {
+                text.push_str(id);
+                text.push('\t');
+                text.push_str(&format!("{d:016x}\n"));
+            }
+            write_atomic(
+                &self.stage.file(&sync_digests_file(self.sc.name, r.index)),
+                text.as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The primary-key value of an id key (a number for Int64 keys).
+    fn id_value(&self, id: &str) -> Value {
+        match self.mapping().id_kind {
+            crate::transform::mapping::IdKind::Int64 => id
+                .parse::<i64>()
+                .map(|n| json!(n))
+                .unwrap_or_else(|_| json!(id)),
+            crate::transform::mapping::IdKind::VarChar => json!(id),
+        }
+    }
+
+    /// Upserts the rows gathered so far (nothing in a dry run).
+    fn send(&self, rows: &mut Vec<Row>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if !self.opts.dry_run {
+            for part in rows.chunks(self.opts.batch.max(1)) {
+                let rest: Vec<Row> = part.iter().cloned().map(rest_row).collect();
+                self.milvus.upsert(&self.mapping().target, &rest)?;
+            }
+        }
+        rows.clear();
+        Ok(())
+    }
+}
