@@ -2,7 +2,9 @@
 # Static Linux binaries for air-gapped sites: builds q2z for x86_64-unknown-linux-musl (and
 # aarch64-unknown-linux-musl with DIST_AARCH64=1 where a cross linker is installed), writes it
 # with a SHA-256 file, shell completions and a man page into dist/, and checks that ldd reports
-# a static executable and that the binary runs `plan --snapshot` on the bundled fixture.
+# a static executable, and that the binary — copied into an empty directory and run with no
+# toolchain on PATH — plans and migrates the bundled fixture into the stand-ins (which this
+# script starts), verification passed.
 # Usage: scripts/dist.sh   (about 30 minutes cold on 2 cores: a release build of its own)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
@@ -31,12 +33,23 @@ esac
 "$OUT/$NAME" completions zsh >"$OUT/_q2z"
 "$OUT/$NAME" completions fish >"$OUT/q2z.fish"
 "$OUT/$NAME" manpage >"$OUT/q2z.1"
-# It runs with no toolchain on PATH, from a clean directory.
-CLEAN="$(mktemp -d)"; trap 'rm -rf "$CLEAN"' EXIT
+# It runs with no toolchain on PATH, from a clean directory: plan, then a whole migration of
+# the fixture into the Milvus and S3 stand-ins.
+CLEAN="$(mktemp -d)"
+scripts/standins.sh start --target-only >/dev/null
+trap 'rm -rf "$CLEAN"; scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1091
+. .cache/run/env
 cp "$OUT/$NAME" "$CLEAN/q2z"
-(cd "$CLEAN" && env -i PATH=/usr/bin:/bin HOME="$CLEAN" ./q2z plan \
-  --snapshot "$ROOT/fixtures/qdrant-1.19/fx_named.collection.snapshot" >plan.txt)
+FIXTURE="$ROOT/fixtures/qdrant-1.19/fx_named.collection.snapshot"
+(cd "$CLEAN" && env -i PATH=/usr/bin:/bin HOME="$CLEAN" ./q2z plan --snapshot "$FIXTURE" >plan.txt)
 grep -q "Milvus collection 'fx_named'" "$CLEAN/plan.txt"
+(cd "$CLEAN" && env -i PATH=/usr/bin:/bin HOME="$CLEAN" MILVUS_TOKEN="$Q2Z_MILVUS_TOKEN" \
+  AWS_ACCESS_KEY_ID="$Q2Z_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$Q2Z_S3_SECRET_KEY" \
+  ./q2z migrate --snapshot "$FIXTURE" --stage ./stage --milvus-url "$Q2Z_MILVUS_URL" \
+  --s3-endpoint "$Q2Z_S3_ENDPOINT" --s3-bucket "$Q2Z_S3_BUCKET" --drop-existing >migrate.txt)
+grep -q "verification: PASSED" "$CLEAN/migrate.txt"
+echo "the static binary migrated the fixture from an empty directory with PATH=/usr/bin:/bin"
 (cd "$OUT" && sha256sum "$NAME" >"$NAME.sha256")
 ls -l "$OUT"
 echo "dist/$NAME: $(du -h "$OUT/$NAME" | cut -f1), static, sha256 in dist/$NAME.sha256"
