@@ -11,15 +11,32 @@ PROFILE="${PROFILE:-dev}"
 . scripts/toolchain.sh
 if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
 B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
-SNAP="$W/gen/bulk.collection.snapshot"
-[ -f "$SNAP" ] || "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"
 scripts/standins.sh start --target-only >/dev/null
 rm -rf "$W/q" "$W/addr"
-"$B/qdrant-standin" serve --snapshot "$SNAP" --data "$W/q" --addr-file "$W/addr" >"$W/standin.log" 2>&1 &
+# An empty Qdrant stand-in; the collection is created and filled over REST, as an application
+# would (a collection loaded from a snapshot keeps the snapshot's point versions, above which
+# the stand-in's fresh operation counter cannot write).
+"$B/qdrant-standin" serve --data "$W/q" --addr-file "$W/addr" >"$W/standin.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
 while [ ! -s "$W/addr" ]; do sleep 0.2; done
 URL="http://$(cat "$W/addr")"
+python3 - "$URL" "$N" "$DIM" <<'PY'
+import json, sys, urllib.request, random
+url, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def call(method, path, body):
+    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+call("PUT", "/collections/bulk", {"vectors": {"size": dim, "distance": "Cosine"}})
+random.seed(1)
+text = "lorem ipsum dolor sit amet " * 30
+for start in range(1, n + 1, 400):
+    pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "text": text}}
+           for i in range(start, min(start + 400, n + 1))]
+    call("PUT", "/collections/bulk/points?wait=true", {"points": pts})
+print(f"loaded {n} points")
+PY
 . .cache/run/env
 export MILVUS_TOKEN="$Q2Z_MILVUS_TOKEN" AWS_ACCESS_KEY_ID="$Q2Z_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$Q2Z_S3_SECRET_KEY"
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }

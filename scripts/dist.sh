@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Static Linux binaries for air-gapped sites: builds q2z for x86_64-unknown-linux-musl (and
-# aarch64-unknown-linux-musl with DIST_AARCH64=1 where a cross linker is installed), writes it
-# with a SHA-256 file, shell completions and a man page into dist/, and checks that ldd reports
-# a static executable, and that the binary — copied into an empty directory and run with no
-# toolchain on PATH — plans and migrates the bundled fixture into the stand-ins (which this
-# script starts), verification passed.
-# Usage: scripts/dist.sh   (about 30 minutes cold on 2 cores: a release build of its own)
+# Static Linux binaries for air-gapped sites: builds q2z for x86_64-unknown-linux-musl (aarch64
+# needs a cross C toolchain this machine lacks: not built), writes it with a SHA-256 file, shell
+# completions and a man page into dist/, and checks that ldd reports a static executable, and
+# that the binary — copied into an empty directory and run with no toolchain on PATH — plans and
+# migrates the bundled fixture into the stand-ins (which this script starts), verification passed.
+# Usage: scripts/dist.sh   (16 minutes cold on 2 cores: a release build of its own; not in CI,
+# which it would double — run it as the release job)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 . scripts/toolchain.sh

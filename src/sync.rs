@@ -34,6 +34,8 @@ pub struct SyncOptions {
     pub batch: usize,
     /// Collections to sync (empty: all staged).
     pub collections: Vec<String>,
+    /// Ranges read at once (each its own scroll cursor).
+    pub workers: usize,
 }
 
 /// What a sync did (or would do) to one collection.
@@ -136,44 +138,90 @@ pub fn sync(
                 sc.name
             )));
         };
-        let mut job = CollectionSync {
+        let job = CollectionSync {
             stage,
             sc,
             src,
             milvus,
             opts,
-            report: SyncReport {
-                collection: sc.name.to_string(),
-                target: sc.entry.mapping.target.clone(),
-                dry_run: opts.dry_run,
-                ..Default::default()
-            },
         };
         let t = std::time::Instant::now();
         let mut pass = state.collections.get(sc.name).cloned().unwrap_or_default();
         if pass.done.len() == sc.entry.ranges.len() {
             pass.done.clear();
         }
-        for r in &sc.entry.ranges {
-            crate::interrupt::check()?;
-            if pass.done.contains(&r.index) && !opts.dry_run {
-                // Finished by an earlier run of this pass: count what it left.
-                job.report.source_points += job.base_digests(r)?.len() as u64;
-                continue;
-            }
-            job.sync_range(r)?;
+        let mut report = SyncReport {
+            collection: sc.name.to_string(),
+            target: sc.entry.mapping.target.clone(),
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        // Finished by an earlier run of this pass: count what it left.
+        for r in sc
+            .entry
+            .ranges
+            .iter()
+            .filter(|r| pass.done.contains(&r.index))
+        {
             if !opts.dry_run {
-                pass.done.push(r.index);
-                if pass.done.len() == sc.entry.ranges.len() {
-                    pass.passes += 1;
-                }
-                state.collections.insert(sc.name.to_string(), pass.clone());
-                let text =
-                    serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(e.to_string()))?;
-                write_atomic(&state_path, &text)?;
+                report.source_points += job.base_digests(r)?.len() as u64;
             }
         }
-        let mut report = job.report;
+        let todo: Vec<&Range> = sc
+            .entry
+            .ranges
+            .iter()
+            .filter(|r| opts.dry_run || !pass.done.contains(&r.index))
+            .collect();
+        let shared = std::sync::Mutex::new((pass, &mut state, &mut report));
+        let queue = std::sync::Mutex::new(todo.into_iter());
+        let first_err: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..opts.workers.max(1) {
+                s.spawn(|| {
+                    loop {
+                        let stop = first_err.lock().map(|e| e.is_some()).unwrap_or(true);
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let (false, Some(r)) = (stop, next) else {
+                            return;
+                        };
+                        let done = crate::interrupt::check()
+                            .and_then(|()| job.sync_range(r))
+                            .and_then(|o| {
+                                let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+                                let (pass, state, report) = &mut *g;
+                                report.scanned += o.scanned;
+                                report.inserted += o.inserted;
+                                report.updated += o.updated;
+                                report.deleted += o.deleted;
+                                report.source_points += o.source_points;
+                                if opts.dry_run {
+                                    return Ok(());
+                                }
+                                pass.done.push(r.index);
+                                if pass.done.len() == sc.entry.ranges.len() {
+                                    pass.passes += 1;
+                                }
+                                state.collections.insert(sc.name.to_string(), pass.clone());
+                                let text = serde_json::to_vec_pretty(&**state)
+                                    .map_err(|e| Error::Other(e.to_string()))?;
+                                write_atomic(&state_path, &text)
+                            });
+                        if let Err(e) = done {
+                            first_err
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        drop(shared);
+        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
         report.target_rows = if opts.dry_run {
             report.source_points
         } else {
@@ -194,7 +242,6 @@ struct CollectionSync<'a> {
     src: &'a SharedSource,
     milvus: &'a Milvus,
     opts: &'a SyncOptions,
-    report: SyncReport,
 }
 
 impl CollectionSync<'_> {
@@ -233,7 +280,8 @@ impl CollectionSync<'_> {
     }
 
     /// Reads the range from the source, sends what differs, records what the target holds.
-    fn sync_range(&mut self, r: &Range) -> Result<()> {
+    fn sync_range(&self, r: &Range) -> Result<SyncReport> {
+        let mut out = SyncReport::default();
         let m = self.mapping().clone();
         let schema = arrow_schema(&m);
         let mut base = self.base_digests(r)?;
@@ -256,7 +304,7 @@ impl CollectionSync<'_> {
                     next = None;
                 }
             }
-            self.report.scanned += pts.len() as u64;
+            out.scanned += pts.len() as u64;
             let converted = to_batch(&pts, &m, &schema)?;
             if !converted.set_aside.is_empty() {
                 return Err(Error::Mapping {
@@ -274,11 +322,11 @@ impl CollectionSync<'_> {
                 match base.remove(&id) {
                     Some(old) if old == d => {}
                     Some(_) => {
-                        self.report.updated += 1;
+                        out.updated += 1;
                         upserts.push(row);
                     }
                     None => {
-                        self.report.inserted += 1;
+                        out.inserted += 1;
                         upserts.push(row);
                     }
                 }
@@ -295,8 +343,8 @@ impl CollectionSync<'_> {
         self.send(&mut upserts)?;
         // What the target holds of this range and the source no longer has.
         let gone: Vec<String> = base.into_keys().collect();
-        self.report.deleted += gone.len() as u64;
-        self.report.source_points += now.len() as u64;
+        out.deleted += gone.len() as u64;
+        out.source_points += now.len() as u64;
         if !self.opts.dry_run {
             for ids in gone.chunks(self.opts.batch.max(1)) {
                 let values: Vec<Value> = ids.iter().map(|i| self.id_value(i)).collect();
@@ -315,7 +363,7 @@ impl CollectionSync<'_> {
                 text.as_bytes(),
             )?;
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The primary-key value of an id key (a number for Int64 keys).

@@ -87,6 +87,9 @@ pub struct SyncArgs {
     /// Rows per upsert request, ids per delete request (1..=10000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub batch: u16,
+    /// Ranges of the export's plan read at once, each with its own scroll cursor (1..=256).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Collections to sync (default: every staged one).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,

@@ -531,6 +531,7 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
         page_size: usize::from(a.page_size),
         batch: usize::from(a.batch),
         collections: a.collections.clone(),
+        workers: usize::from(a.workers),
     };
     let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;
     output::sync_reports(&reports, a.json)
