@@ -74,6 +74,22 @@ struct PassState {
     done: Vec<usize>,
 }
 
+impl SyncState {
+    fn save(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(path, &text)
+    }
+}
+
+/// Adds one range's counts to a collection's report.
+fn add(report: &mut SyncReport, o: &SyncReport) {
+    report.scanned += o.scanned;
+    report.inserted += o.inserted;
+    report.updated += o.updated;
+    report.deleted += o.deleted;
+    report.source_points += o.source_points;
+}
+
 /// A row's digest: the first 8 bytes of the SHA-256 of its JSON.
 fn digest(row: &Row) -> u64 {
     use sha2::Digest;
@@ -110,13 +126,15 @@ pub fn sync(
     opts: &SyncOptions,
 ) -> Result<Vec<SyncReport>> {
     let manifest = stage.require_manifest()?;
-    let staged: Vec<StagedCollection> = manifest
+    let all: Vec<StagedCollection> = manifest
         .collections
         .keys()
-        .filter(|n| opts.collections.is_empty() || opts.collections.contains(n))
         .filter_map(|n| stage.collection(&manifest, n))
         .collect();
-    let fingerprint = export_fingerprint(&staged);
+    let fingerprint = export_fingerprint(&all);
+    let staged = all
+        .into_iter()
+        .filter(|c| opts.collections.is_empty() || opts.collections.iter().any(|n| n == c.name));
     let state_path = stage.file(SYNC_STATE);
     let mut state: SyncState = match std::fs::read(&state_path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
@@ -138,101 +156,109 @@ pub fn sync(
                 sc.name
             )));
         };
-        let job = CollectionSync {
-            stage,
-            sc,
-            src,
-            milvus,
-            opts,
-        };
-        let t = std::time::Instant::now();
-        let mut pass = state.collections.get(sc.name).cloned().unwrap_or_default();
-        if pass.done.len() == sc.entry.ranges.len() {
-            pass.done.clear();
-        }
-        let mut report = SyncReport {
-            collection: sc.name.to_string(),
-            target: sc.entry.mapping.target.clone(),
-            dry_run: opts.dry_run,
-            ..Default::default()
-        };
-        // Finished by an earlier run of this pass: count what it left.
-        for r in sc
-            .entry
-            .ranges
-            .iter()
-            .filter(|r| pass.done.contains(&r.index))
-        {
-            if !opts.dry_run {
-                report.source_points += job.base_digests(r)?.len() as u64;
-            }
-        }
-        let todo: Vec<&Range> = sc
-            .entry
-            .ranges
-            .iter()
-            .filter(|r| opts.dry_run || !pass.done.contains(&r.index))
-            .collect();
-        let shared = std::sync::Mutex::new((pass, &mut state, &mut report));
-        let queue = std::sync::Mutex::new(todo.into_iter());
-        let first_err: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..opts.workers.max(1) {
-                s.spawn(|| {
-                    loop {
-                        let stop = first_err.lock().map(|e| e.is_some()).unwrap_or(true);
-                        let next = queue.lock().ok().and_then(|mut q| q.next());
-                        let (false, Some(r)) = (stop, next) else {
-                            return;
-                        };
-                        let done = crate::interrupt::check()
-                            .and_then(|()| job.sync_range(r))
-                            .and_then(|o| {
-                                let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
-                                let (pass, state, report) = &mut *g;
-                                report.scanned += o.scanned;
-                                report.inserted += o.inserted;
-                                report.updated += o.updated;
-                                report.deleted += o.deleted;
-                                report.source_points += o.source_points;
-                                if opts.dry_run {
-                                    return Ok(());
-                                }
-                                pass.done.push(r.index);
-                                if pass.done.len() == sc.entry.ranges.len() {
-                                    pass.passes += 1;
-                                }
-                                state.collections.insert(sc.name.to_string(), pass.clone());
-                                let text = serde_json::to_vec_pretty(&**state)
-                                    .map_err(|e| Error::Other(e.to_string()))?;
-                                write_atomic(&state_path, &text)
-                            });
-                        if let Err(e) = done {
-                            first_err
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        drop(shared);
-        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
-        report.target_rows = if opts.dry_run {
-            report.source_points
-        } else {
-            milvus.flush(&report.target)?;
-            milvus.count(&report.target, "")?
-        };
-        report.ok = report.target_rows == report.source_points;
-        report.seconds = (t.elapsed().as_secs_f64() * 100.0).round() / 100.0;
-        reports.push(report);
+        reports.push(sync_collection(
+            CollectionSync {
+                stage,
+                sc,
+                src,
+                milvus,
+                opts,
+            },
+            &mut state,
+            &state_path,
+        )?);
     }
     Ok(reports)
+}
+
+/// Syncs one collection: the ranges its pass has not done, `opts.workers` at a time; each
+/// range done is recorded in `state` (saved at `state_path`).
+fn sync_collection(
+    job: CollectionSync,
+    state: &mut SyncState,
+    state_path: &std::path::Path,
+) -> Result<SyncReport> {
+    let (sc, opts, milvus) = (job.sc, job.opts, job.milvus);
+    let t = std::time::Instant::now();
+    let mut pass = state.collections.get(sc.name).cloned().unwrap_or_default();
+    if pass.done.len() == sc.entry.ranges.len() {
+        pass.done.clear();
+    }
+    let mut report = SyncReport {
+        collection: sc.name.to_string(),
+        target: sc.entry.mapping.target.clone(),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    // Finished by an earlier run of this pass: count what it left.
+    for r in sc
+        .entry
+        .ranges
+        .iter()
+        .filter(|r| pass.done.contains(&r.index))
+    {
+        if !opts.dry_run {
+            report.source_points += job.base_digests(r)?.len() as u64;
+        }
+    }
+    let todo: Vec<&Range> = sc
+        .entry
+        .ranges
+        .iter()
+        .filter(|r| opts.dry_run || !pass.done.contains(&r.index))
+        .collect();
+    let shared = std::sync::Mutex::new((pass, state, &mut report));
+    let queue = std::sync::Mutex::new(todo.into_iter());
+    let first_err: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.workers.max(1) {
+            s.spawn(|| {
+                loop {
+                    let stop = first_err.lock().map(|e| e.is_some()).unwrap_or(true);
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let (false, Some(r)) = (stop, next) else {
+                        return;
+                    };
+                    let done = crate::interrupt::check()
+                        .and_then(|()| job.sync_range(r))
+                        .and_then(|o| {
+                            let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+                            let (pass, state, report) = &mut *g;
+                            add(report, &o);
+                            if opts.dry_run {
+                                return Ok(());
+                            }
+                            pass.done.push(r.index);
+                            if pass.done.len() == sc.entry.ranges.len() {
+                                pass.passes += 1;
+                            }
+                            state.collections.insert(sc.name.to_string(), pass.clone());
+                            state.save(state_path)
+                        });
+                    if let Err(e) = done {
+                        first_err
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    drop(shared);
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    report.target_rows = if opts.dry_run {
+        report.source_points
+    } else {
+        milvus.flush(&report.target)?;
+        milvus.count(&report.target, "")?
+    };
+    report.ok = report.target_rows == report.source_points;
+    report.seconds = (t.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    Ok(report)
 }
 
 /// One collection's sync.
