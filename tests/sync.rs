@@ -171,3 +171,43 @@ fn sync_applies_exactly_what_changed_and_survives_kill_9() {
     let (_, v, _) = sync(stage.path(), &c, &[]);
     assert_eq!(counts(&v), (0, 0, 0), "{v}");
 }
+
+#[test]
+fn sync_of_a_collection_with_uuid_ids() {
+    let c = format!("syncuuid{}", rand::random::<u32>());
+    qdrant(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}"),
+        json!({"vectors": {"size": 4, "distance": "Dot"}}),
+    );
+    let id = |i: u64| format!("00000000-0000-4000-8000-{i:012x}");
+    let pt = |i: u64, seed: f32, tag: &str| {
+        let mut p = point(i, seed, tag);
+        p["id"] = json!(id(i));
+        p
+    };
+    upsert(&c, (1..=60).map(|i| pt(i, i as f32 / 60.0, "v1")).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "sync_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let m = q2z::stage::manifest::Manifest::load(stage.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        m.collections[&c].mapping.id_kind,
+        q2z::transform::mapping::IdKind::VarChar
+    );
+    upsert(&c, (61..=62).map(|i| pt(i, 0.2, "new")).collect());
+    upsert(&c, (1..=3).map(|i| pt(i, 0.95, "v2")).collect());
+    qdrant(
+        reqwest::Method::POST,
+        &format!("/collections/{c}/points/delete?wait=true"),
+        json!({"points": [id(10), id(11)]}),
+    );
+    let (code, v, text) = sync(stage.path(), &c, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (2, 3, 2), "{v}");
+    assert_eq!(v[0]["target_rows"], 60, "{v}");
+    assert_target_equals_source(&c);
+}
