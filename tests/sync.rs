@@ -116,6 +116,10 @@ fn sync_applies_exactly_what_changed_and_survives_kill_9() {
     assert_eq!(counts(&v), (10, 10, 5), "{v}");
     assert_eq!(v[0]["target_rows"], 305, "{v}");
     assert_target_equals_source(&c);
+    // The export's own stage no longer matches the target, and verify says why.
+    let (code, out, _) = verify(stage.path(), &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("q2z sync has changed the target"), "{out}");
     let (code, v, text) = sync(stage.path(), &c, &[]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(

@@ -173,6 +173,9 @@ pub fn verify_collection(
         notes.push(format!("{aside} points with payloads over 64 KiB were set aside at export (listed in the stage's set-aside-*.jsonl files) and are not in the target"));
     }
     let ok = problems.is_empty() && bad.is_empty() && cmp.mismatches.is_empty();
+    if !ok && sc.stage().file(crate::stage::layout::SYNC_STATE).is_file() {
+        notes.push("q2z sync has changed the target since the export, and verify compares the target with the export: differences in points the source changed are expected. `q2z sync` checks the target against the source as it is now (and `verify --stage` of a fresh export, with --full, row for row)".into());
+    }
     Ok(VerifyReport {
         collection: entry.mapping.source.clone(),
         target: m.target.clone(),
