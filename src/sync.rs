@@ -50,8 +50,10 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Rows in the target afterwards (counted), or expected (dry run).
     pub target_rows: u64,
-    /// Points the scan saw, which the target must hold.
+    /// Points the scan saw as rows, which the target must hold.
     pub source_points: u64,
+    /// Points that cannot be rows (set aside, as the export does), not in the target.
+    pub set_aside: u64,
     pub seconds: f64,
     pub dry_run: bool,
     pub ok: bool,
@@ -88,6 +90,7 @@ fn add(report: &mut SyncReport, o: &SyncReport) {
     report.updated += o.updated;
     report.deleted += o.deleted;
     report.source_points += o.source_points;
+    report.set_aside += o.set_aside;
 }
 
 /// A row's digest: the first 8 bytes of the SHA-256 of its JSON.
@@ -332,15 +335,9 @@ impl CollectionSync<'_> {
             }
             out.scanned += pts.len() as u64;
             let converted = to_batch(&pts, &m, &schema)?;
-            if !converted.set_aside.is_empty() {
-                return Err(Error::Mapping {
-                    collection: m.source.clone(),
-                    message: format!(
-                        "{} changed points can no longer be staged as rows (e.g. a payload over 64 KiB); sync sends rows only: export again",
-                        converted.set_aside.len()
-                    ),
-                });
-            }
+            // Points that cannot be rows (a payload over 64 KiB, with --oversize-payload
+            // set-aside) are not in the target, as after the export: counted, not sent.
+            out.set_aside += converted.set_aside.len() as u64;
             let rows = rows_of(&converted.batch, &m).map_err(Error::Other)?;
             for row in rows {
                 let id = id_key(&row[&m.id_field]);

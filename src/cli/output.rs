@@ -170,6 +170,12 @@ pub fn sync_reports(reports: &[crate::sync::SyncReport], json: bool) -> Result<u
                 if r.ok { "in step" } else { "MISMATCH" },
                 r.seconds
             );
+            if r.set_aside > 0 {
+                println!(
+                    "  {} points cannot be rows (payload over 64 KiB) and are not in the target, as after the export",
+                    r.set_aside
+                );
+            }
         }
     }
     Ok(if reports.iter().all(|r| r.ok) {
