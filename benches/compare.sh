@@ -13,10 +13,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-$N-$DIM"; mkdir -p "$W"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
-. scripts/toolchain.sh
-# dev: the tests' own build (same features, nothing rebuilt); release: one build of its own.
-if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
-B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+. benches/build.sh
 if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
   echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
   rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"

@@ -9,9 +9,7 @@ N="${1:-200000}"; Q="${2:-1000}"; DIM="${DIM:-64}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-search-$N-$DIM"; mkdir -p "$W"
 PROFILE="${PROFILE:-dev}"
-. scripts/toolchain.sh
-if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
-B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+. benches/build.sh
 SNAP="$W/gen/bulk.collection.snapshot"
 [ -f "$SNAP" ] || "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"
 scripts/standins.sh start --target-only >/dev/null

@@ -8,9 +8,7 @@ N="${1:-200000}"; DIM="${DIM:-64}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-sync-$N-$DIM"; mkdir -p "$W"
 PROFILE="${PROFILE:-dev}"
-. scripts/toolchain.sh
-if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
-B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
+. benches/build.sh
 scripts/standins.sh start --target-only >/dev/null
 rm -rf "$W/q" "$W/addr"
 # An empty Qdrant stand-in; the collection is created and filled over REST, as an application

@@ -33,8 +33,8 @@ fn q2z(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-#[test]
-fn node_snapshots_in_any_order_stage_every_point_once() {
+/// The cluster's collection exported from the one file that holds all of it (the reference).
+fn export_whole() -> tempfile::TempDir {
     let whole = tempfile::tempdir().unwrap();
     let file = cluster_dir().join("whole/gen_cluster.collection.snapshot");
     let (code, text) = q2z(&[
@@ -45,6 +45,12 @@ fn node_snapshots_in_any_order_stage_every_point_once() {
         whole.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{text}");
+    whole
+}
+
+#[test]
+fn node_snapshots_in_any_order_stage_every_point_once() {
+    let whole = export_whole();
     let (expected, _, total) = staged_rows(whole.path(), "gen_cluster");
     assert_eq!(total, 1000);
     let peers = [1111u64, 2222, 3333];
@@ -232,16 +238,7 @@ fn merge(parts: &[String], into: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn parts_of_node_snapshots_merge_into_the_rows_of_one_run() {
-    let whole = tempfile::tempdir().unwrap();
-    let file = cluster_dir().join("whole/gen_cluster.collection.snapshot");
-    let (code, text) = q2z(&[
-        "export",
-        "--snapshot",
-        file.to_str().unwrap(),
-        "--stage",
-        whole.path().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{text}");
+    let whole = export_whole();
     let (expected, _, _) = staged_rows(whole.path(), "gen_cluster");
     let files: Vec<String> = [1111u64, 2222, 3333].iter().map(|p| node(*p)).collect();
     let base = tempfile::tempdir().unwrap();

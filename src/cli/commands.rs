@@ -283,7 +283,7 @@ fn search_parity(
     queries: usize,
     stage: &Stage,
     m: &Milvus,
-    sources: &Vec<crate::source::SharedSource>,
+    sources: &[crate::source::SharedSource],
 ) -> Result<Vec<crate::verify::search::FieldParity>> {
     let manifest = stage.require_manifest()?;
     let opts = crate::verify::search::SearchOptions {
@@ -295,14 +295,19 @@ fn search_parity(
     };
     let mut out = Vec::new();
     for name in manifest.collections.keys() {
-        if !sources.iter().any(|s| &s.config().name == name) {
+        let Some(src) = sources.iter().find(|s| &s.config().name == name) else {
             eprintln!(
                 "search parity: {name} is not in the source given (give its snapshot or the server holding it); not checked"
             );
             continue;
-        }
+        };
         let sc = stage.collection(&manifest, name).expect("listed");
-        out.extend(crate::verify::search::search_parity(m, sc, sources, &opts)?);
+        out.extend(crate::verify::search::search_parity(
+            m,
+            sc,
+            src.as_ref(),
+            &opts,
+        )?);
     }
     Ok(out)
 }

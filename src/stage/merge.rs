@@ -37,7 +37,7 @@ struct PartStage {
 /// Merges `parts` into the stage directory `into`.
 pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
     let opened = open_parts(parts, into)?;
-    let merged = merged_manifest(&opened)?;
+    let (merged, moves) = merged_manifest(&opened)?;
     // Checked before --into is opened (an s3:// stage's bucket is its URL's first part).
     let into_bucket = super::remote::is_remote(into)
         .then(|| super::remote::parse_url(&into.to_string_lossy()).map(|(b, _)| b))
@@ -76,19 +76,26 @@ pub fn merge(parts: &[PathBuf], into: &Path) -> Result<Vec<MergeReport>> {
             copied: 0,
             kept: 0,
         };
-        for (pi, from, to, bytes, sha) in files_of(&opened, name, entry) {
-            let part = &opened[pi].stage;
+        for Move {
+            part,
+            from,
+            to,
+            bytes,
+            sha256: sha,
+        } in &moves[name]
+        {
+            let (part, bytes) = (&opened[*part].stage, *bytes);
             let placed = match (part.remote(), target.remote()) {
                 (Some(pr), Some(tr)) => {
-                    if tr.holds(target.dir(), &to, bytes, &sha)? {
+                    if tr.holds(target.dir(), to, bytes, sha)? {
                         tr.mark_present([to.as_str()]);
                         Placed::Kept
                     } else {
-                        tr.copy_from(pr, &from, &to)?;
+                        tr.copy_from(pr, from, to)?;
                         Placed::Copied
                     }
                 }
-                _ => place(&part.file(&from), &target.file(&to))?,
+                _ => place(&part.file(from), &target.file(to))?,
             };
             match placed {
                 Placed::Linked => r.linked += 1,
@@ -191,9 +198,20 @@ fn open_parts(dirs: &[PathBuf], into: &Path) -> Result<Vec<PartStage>> {
     Ok(parts)
 }
 
+/// A staged file of a part and its name in the merged stage.
+struct Move {
+    /// Index of the part.
+    part: usize,
+    from: String,
+    to: String,
+    /// Size (0 for set-aside files, whose size the manifest does not keep).
+    bytes: u64,
+    sha256: String,
+}
+
 /// The merged manifest: per collection, the parts' ranges renumbered in plan order and their
-/// files renamed to match.
-fn merged_manifest(parts: &[PartStage]) -> Result<Manifest> {
+/// files renamed to match (the moves, per collection).
+fn merged_manifest(parts: &[PartStage]) -> Result<(Manifest, BTreeMap<String, Vec<Move>>)> {
     let first = &parts[0];
     let names: BTreeSet<&String> = first.manifest.collections.keys().collect();
     let mut merged = Manifest::new(first.manifest.source.clone());
@@ -209,15 +227,16 @@ fn merged_manifest(parts: &[PartStage]) -> Result<Manifest> {
             ));
         }
     }
+    let mut moves = BTreeMap::new();
     for name in names {
-        merged
-            .collections
-            .insert(name.clone(), merge_collection(parts, name)?);
+        let (entry, m) = merge_collection(parts, name)?;
+        merged.collections.insert(name.clone(), entry);
+        moves.insert(name.clone(), m);
     }
-    Ok(merged)
+    Ok((merged, moves))
 }
 
-fn merge_collection(parts: &[PartStage], name: &str) -> Result<CollectionEntry> {
+fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry, Vec<Move>)> {
     let entries: Vec<&CollectionEntry> = parts
         .iter()
         .map(|p| &p.manifest.collections[name])
@@ -316,18 +335,34 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<CollectionEntry> 
         state: ExportState::Exported,
         ..first.clone()
     };
+    let mut moves = Vec::new();
     for (pi, ri) in plan_order(&entries) {
         let e = entries[pi];
         let k = out.ranges.len();
         let mut r = e.ranges[ri].clone();
         r.index = k;
         for (n, f) in r.set_aside.iter_mut().enumerate() {
-            f.file = layout::set_aside_file(name, k, n);
+            let to = layout::set_aside_file(name, k, n);
+            moves.push(Move {
+                part: pi,
+                from: std::mem::replace(&mut f.file, to.clone()),
+                to,
+                bytes: 0,
+                sha256: f.sha256.clone(),
+            });
         }
         out.ranges.push(r);
         for c in e.chunks.iter().filter(|c| c.range == ri) {
+            let to = layout::chunk_file(name, k, c.seq);
+            moves.push(Move {
+                part: pi,
+                from: c.file.clone(),
+                to: to.clone(),
+                bytes: c.bytes,
+                sha256: c.sha256.clone(),
+            });
             out.chunks.push(Chunk {
-                file: layout::chunk_file(name, k, c.seq),
+                file: to,
                 range: k,
                 ..c.clone()
             });
@@ -343,7 +378,7 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<CollectionEntry> 
         }
     }
     out.shards.sort_by_key(|s| shard_number(s));
-    Ok(out)
+    Ok((out, moves))
 }
 
 /// N of a `shard N ← file` line.
@@ -377,33 +412,6 @@ fn plan_order(entries: &[&CollectionEntry]) -> Vec<(usize, usize)> {
     }
     order.sort();
     order.into_iter().map(|(_, p, r)| (p, r)).collect()
-}
-
-/// Every file of the merged collection: (its part, its name there, its name in the merge, its
-/// size, its sha256).
-fn files_of(
-    parts: &[PartStage],
-    name: &str,
-    merged: &CollectionEntry,
-) -> Vec<(usize, String, String, u64, String)> {
-    let entries: Vec<&CollectionEntry> = parts
-        .iter()
-        .map(|p| &p.manifest.collections[name])
-        .collect();
-    let mut out = Vec::new();
-    for (k, (pi, ri)) in plan_order(&entries).into_iter().enumerate() {
-        let e = entries[pi];
-        for c in e.chunks.iter().filter(|c| c.range == ri) {
-            let to = layout::chunk_file(name, k, c.seq);
-            out.push((pi, c.file.clone(), to, c.bytes, c.sha256.clone()));
-        }
-        for (n, f) in e.ranges[ri].set_aside.iter().enumerate() {
-            debug_assert_eq!(merged.ranges[k].set_aside[n].sha256, f.sha256);
-            let to = layout::set_aside_file(name, k, n);
-            out.push((pi, f.file.clone(), to, 0, f.sha256.clone()));
-        }
-    }
-    out
 }
 
 enum Placed {

@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::sink::milvus::Milvus;
+use crate::source::CollectionSource;
 use crate::stage::StagedCollection;
 use crate::stage::reader::Row;
 use crate::transform::mapping::{VectorField, VectorKind};
@@ -29,44 +30,6 @@ pub struct SearchOptions {
     pub exact: bool,
     /// Mean overlap below this fails the check (exit code 3).
     pub min_overlap: Option<f64>,
-}
-
-/// Where the source's searches run: a live server, or snapshot files.
-pub trait SourceSearch: Sync {
-    /// The `k` nearest points to `vector` in vector `using` of `collection`, best first: (id as
-    /// text, Qdrant's score).
-    fn nearest(
-        &self,
-        collection: &str,
-        using: &str,
-        vector: &[f32],
-        k: usize,
-        exact: bool,
-        filter: Option<&Value>,
-    ) -> Result<Vec<(String, f32)>>;
-}
-
-/// The collections a run opened (a live server, or snapshot files searched offline).
-impl SourceSearch for Vec<crate::source::SharedSource> {
-    fn nearest(
-        &self,
-        collection: &str,
-        using: &str,
-        vector: &[f32],
-        k: usize,
-        exact: bool,
-        filter: Option<&Value>,
-    ) -> Result<Vec<(String, f32)>> {
-        let Some(c) = self.iter().find(|c| c.config().name == collection) else {
-            return Err(crate::error::Error::Other(format!(
-                "collection {collection} is not in the source given; give its snapshot (--snapshot) or the server holding it (--qdrant-url)"
-            )));
-        };
-        Ok(c.nearest(using, vector, k, exact, filter)?
-            .into_iter()
-            .map(|(id, s)| (id_text(&id.to_json()), s))
-            .collect())
-    }
 }
 
 /// One query that agreed least.
@@ -128,7 +91,7 @@ pub fn to_qdrant_score(metric: &str, milvus: f64) -> f64 {
 pub fn search_parity(
     milvus: &Milvus,
     sc: StagedCollection,
-    src: &dyn SourceSearch,
+    src: &dyn CollectionSource,
     opts: &SearchOptions,
 ) -> Result<Vec<FieldParity>> {
     let m = &sc.entry.mapping;
@@ -169,7 +132,7 @@ pub fn search_parity(
 struct Pass<'a> {
     milvus: &'a Milvus,
     sc: StagedCollection<'a>,
-    src: &'a dyn SourceSearch,
+    src: &'a dyn CollectionSource,
     opts: &'a SearchOptions,
     pool: &'a rayon::ThreadPool,
 }
@@ -192,14 +155,18 @@ impl Pass<'_> {
                     let q: &Query = q.borrow();
                     crate::interrupt::check()?;
                     let filter = filtered_on.and(q.filter.as_ref());
-                    let a = self.src.nearest(
-                        &m.source,
-                        &f.source,
-                        &q.vector,
-                        opts.top_k,
-                        opts.exact,
-                        filter.map(|x| &x.qdrant),
-                    )?;
+                    let a: Vec<(String, f32)> = self
+                        .src
+                        .nearest(
+                            &f.source,
+                            &q.vector,
+                            opts.top_k,
+                            opts.exact,
+                            filter.map(|x| &x.qdrant),
+                        )?
+                        .into_iter()
+                        .map(|(id, s)| (id_text(&id.to_json()), s))
+                        .collect();
                     let target = Target {
                         collection: &m.target,
                         field: f,

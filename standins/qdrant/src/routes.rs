@@ -303,37 +303,19 @@ async fn delete_points(
     UrlPath(name): UrlPath<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let t = Instant::now();
     let Some(ids) = body.get("points").cloned() else {
         return err(
             StatusCode::BAD_REQUEST,
             "Wrong input: this stand-in deletes by {\"points\": [ids]} only",
-            t,
+            Instant::now(),
         );
     };
-    let s2 = s.clone();
-    let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let colls = s2.colls.read().expect("lock");
-        let sv = colls
-            .get(&name)
-            .ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
+    write_points(s, name, true, move || {
         let ids: Vec<qdrant_edge::PointId> =
             serde_json::from_value(ids).map_err(|e| format!("Wrong input: {e}"))?;
-        for sh in &sv.coll.shards {
-            sh.update(qdrant_edge::UpdateOperation::PointOperation(
-                qdrant_edge::PointOperations::DeletePoints { ids: ids.clone() },
-            ))
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        Ok(qdrant_edge::PointOperations::DeletePoints { ids })
     })
-    .await;
-    match r {
-        Ok(Ok(())) => ok(json!({"operation_id": 0, "status": "completed"}), t),
-        Ok(Err(e)) if e.starts_with("Not found") => err(StatusCode::NOT_FOUND, &e, t),
-        Ok(Err(e)) => err(StatusCode::BAD_REQUEST, &e, t),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
-    }
+    .await
 }
 
 async fn upsert(
@@ -341,33 +323,53 @@ async fn upsert(
     UrlPath(name): UrlPath<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let t = Instant::now();
     let Some(points) = body.get("points").cloned() else {
         return err(
             StatusCode::BAD_REQUEST,
             "Wrong input: expected {\"points\": [...]}",
-            t,
+            Instant::now(),
         );
     };
-    let s2 = s.clone();
+    // Points are written to the first shard (the stand-in does not route by id).
+    write_points(s, name, false, move || {
+        let pts: Vec<qdrant_edge::PointStructPersisted> =
+            serde_json::from_value(points).map_err(|e| format!("Wrong input: {e}"))?;
+        Ok(qdrant_edge::PointOperations::UpsertPoints(
+            qdrant_edge::PointInsertOperations::PointsList(pts),
+        ))
+    })
+    .await
+}
+
+/// The write path of upsert and delete: builds the point operation, applies it to the
+/// collection's first shard (or every shard), answers as Qdrant does.
+async fn write_points(
+    s: Shared,
+    name: String,
+    every_shard: bool,
+    op: impl FnOnce() -> Result<qdrant_edge::PointOperations, String> + Send + 'static,
+) -> Response {
+    let t = Instant::now();
     let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let colls = s2.colls.read().expect("lock");
+        let colls = s.colls.read().expect("lock");
         let sv = colls
             .get(&name)
             .ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
-        let pts: Vec<qdrant_edge::PointStructPersisted> =
-            serde_json::from_value(points).map_err(|e| format!("Wrong input: {e}"))?;
-        sv.coll.shards[0]
-            .update(qdrant_edge::UpdateOperation::PointOperation(
-                qdrant_edge::PointOperations::UpsertPoints(
-                    qdrant_edge::PointInsertOperations::PointsList(pts),
-                ),
-            ))
-            .map_err(|e| e.to_string())
+        let op = qdrant_edge::UpdateOperation::PointOperation(op()?);
+        let shards = if every_shard {
+            &sv.coll.shards[..]
+        } else {
+            &sv.coll.shards[..1]
+        };
+        for sh in shards {
+            sh.update(op.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     })
     .await;
     match r {
         Ok(Ok(())) => ok(json!({"operation_id": 0, "status": "completed"}), t),
+        Ok(Err(e)) if e.starts_with("Not found") => err(StatusCode::NOT_FOUND, &e, t),
         Ok(Err(e)) => err(StatusCode::BAD_REQUEST, &e, t),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
     }

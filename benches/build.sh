@@ -1,0 +1,7 @@
+# Sourced by the bench scripts (after PROFILE is set): installs the pinned toolchain, builds once
+# — dev: the tests' own build (same features, nothing rebuilt); release: a build of its own —
+# and sets B to the directory of the binaries.
+# shellcheck source=scripts/toolchain.sh
+. scripts/toolchain.sh
+if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
+B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo release)"
