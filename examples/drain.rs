@@ -33,6 +33,7 @@ fn main() {
     let src: SharedSource = Arc::new(RestCollection {
         client: client.clone(),
         config,
+        opened_at: q2z::source::unix_now(),
     });
     let scan = scan_ids(&src, src.count().unwrap()).unwrap();
     let ranges = plan_ranges(&scan, workers * 4);

@@ -381,6 +381,7 @@ fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<Collectio
         chunks: Vec::new(),
         state: ExportState::Planned,
         shards: src.shard_origins(),
+        source_taken_at: src.taken_at(),
         share,
     })
 }

@@ -25,6 +25,14 @@ impl PointId {
         }
     }
 
+    /// Parses [`PointId::to_key_string`]'s text back.
+    pub fn from_key_string(s: &str) -> Option<PointId> {
+        match s.parse::<u64>() {
+            Ok(n) => Some(PointId::Num(n)),
+            Err(_) => PointId::from_json(&Value::from(s)),
+        }
+    }
+
     /// The JSON value Qdrant uses for this id (`offset` in scroll requests).
     pub fn to_json(&self) -> Value {
         match self {

@@ -93,6 +93,21 @@ pub struct SyncArgs {
     /// Collections to sync (default: every staged one).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,
+    /// Read in full only the points whose payload field FIELD (a datetime, or an integer of
+    /// Unix seconds, that the application sets on every write; index it in Qdrant) is at or
+    /// after the start of the last sync pass (or of the export), or that lack the field; an
+    /// id-only scan finds inserted and deleted points. Default: compare every point's digest.
+    #[arg(long, value_name = "FIELD")]
+    pub changed_since_field: Option<String>,
+    /// With --changed-since-field: the bound, as the field holds it (an RFC 3339 time such as
+    /// 2026-11-30T08:00:00Z, or a number: a version counter, milliseconds); needed after an
+    /// export from snapshot files, whose time q2z cannot know.
+    #[arg(long, requires = "changed_since_field", value_parser = crate::sync::changed::parse_since)]
+    pub since: Option<serde_json::Value>,
+    /// With --changed-since-field: seconds taken off the time bound, for writers' clocks
+    /// that run behind this machine's.
+    #[arg(long, default_value_t = 300, requires = "changed_since_field")]
+    pub since_margin: u64,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,

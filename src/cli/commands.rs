@@ -537,6 +537,14 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
         batch: usize::from(a.batch),
         collections: a.collections.clone(),
         workers: usize::from(a.workers),
+        changed_since: a
+            .changed_since_field
+            .clone()
+            .map(|field| crate::sync::ChangeField {
+                field,
+                since: a.since.clone(),
+                margin_secs: a.since_margin,
+            }),
     };
     let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;
     output::sync_reports(&reports, a.json)

@@ -24,11 +24,7 @@ const UPLOAD_THREADS: usize = 4;
 /// How long a reconciliation waits for a new job to list its files.
 const RECONCILE_WAIT: Duration = Duration::from_secs(120);
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::source::unix_now;
 
 /// Splits files (name, bytes) into consecutive job groups under both limits.
 fn job_groups(files: &[(String, u64)], max_files: usize, max_bytes: u64) -> Vec<Vec<String>> {

@@ -39,6 +39,11 @@ pub trait CollectionSource: Send + Sync {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Unix seconds at or before which every point read was written: a change made later may
+    /// be missing from an export of this source. `None`: unknown (snapshot files).
+    fn taken_at(&self) -> Option<u64> {
+        None
+    }
     /// The `k` nearest points to a dense vector of field `using` (`""`: the unnamed one),
     /// best first, with Qdrant's scores; `exact`: brute force; `filter`: a Qdrant filter.
     fn nearest(
@@ -56,12 +61,29 @@ pub trait CollectionSource: Send + Sync {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)>;
+    /// [`CollectionSource::scroll`] of the points that match a Qdrant filter (REST JSON).
+    fn scroll_where(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+        filter: &serde_json::Value,
+    ) -> Result<(Vec<Point>, Option<PointId>)>;
 }
 
 /// A collection on a live Qdrant server.
 pub struct RestCollection {
     pub client: rest::QdrantRest,
     pub config: CollectionConfig,
+    /// Unix seconds when it was opened (before anything was read).
+    pub opened_at: u64,
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl CollectionSource for RestCollection {
@@ -73,6 +95,9 @@ impl CollectionSource for RestCollection {
     }
     fn aliases(&self) -> Result<Vec<String>> {
         self.client.aliases(&self.config.name)
+    }
+    fn taken_at(&self) -> Option<u64> {
+        Some(self.opened_at)
     }
     fn nearest(
         &self,
@@ -97,7 +122,17 @@ impl CollectionSource for RestCollection {
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
         self.client
-            .scroll(&self.config.name, offset, limit, with_data)
+            .scroll(&self.config.name, offset, limit, with_data, None)
+    }
+    fn scroll_where(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+        filter: &serde_json::Value,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        self.client
+            .scroll(&self.config.name, offset, limit, with_data, Some(filter))
     }
 }
 
@@ -116,6 +151,9 @@ impl CollectionSource for snapshot::SnapshotCollection {
     }
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
+    }
+    fn taken_at(&self) -> Option<u64> {
+        self.taken_at
     }
     fn count(&self) -> Result<u64> {
         snapshot::SnapshotCollection::count(self)
@@ -137,6 +175,15 @@ impl CollectionSource for snapshot::SnapshotCollection {
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
         snapshot::SnapshotCollection::scroll(self, offset, limit, with_data)
+    }
+    fn scroll_where(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+        filter: &serde_json::Value,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        snapshot::SnapshotCollection::scroll_where(self, offset, limit, with_data, Some(filter))
     }
 }
 

@@ -114,6 +114,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
         sources.push(Arc::new(RestCollection {
             client: client.clone(),
             config,
+            opened_at: super::unix_now(),
         }));
     }
     let info = SourceInfo::Rest {
@@ -244,6 +245,7 @@ fn via_snapshot(
                 ),
             });
         }
+        let taken_at = super::unix_now();
         let (snap, size, checksum) = client.create_snapshot(n)?;
         tracing::info!(collection = %n, snapshot = %snap.escape_debug(), size, "server snapshot created; downloading");
         let download = tempfile::Builder::new()
@@ -260,7 +262,8 @@ fn via_snapshot(
         }
         r?;
         let (sha256, bytes) = sha256_file(&dest)?;
-        let c = open_snapshot(&dest, Some(n), scratch)?;
+        let mut c = open_snapshot(&dest, Some(n), scratch)?;
+        c.taken_at = Some(taken_at);
         drop(download);
         files.push(SnapshotFile {
             file: format!("{}#{snap}", client.url()),

@@ -237,17 +237,21 @@ impl QdrantRest {
             })
     }
 
-    /// One scroll page from `offset` (inclusive).
+    /// One scroll page from `offset` (inclusive), of the points that match `filter` if given.
     pub fn scroll(
         &self,
         name: &str,
         offset: Option<&PointId>,
         limit: usize,
         with_data: bool,
+        filter: Option<&Value>,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
         let mut body = json!({"limit": limit, "with_payload": with_data, "with_vector": with_data});
         if let Some(o) = offset {
             body["offset"] = o.to_json();
+        }
+        if let Some(f) = filter {
+            body["filter"] = f.clone();
         }
         let bytes = self.call_bytes(
             reqwest::Method::POST,

@@ -39,6 +39,9 @@ pub struct SnapshotCollection {
     pub shard_keys: Vec<Option<Value>>,
     /// What the merge of several files decided (replicas not read, shards allowed missing).
     pub notes: Vec<String>,
+    /// Unix seconds just before the server made the snapshot (`--via-snapshot`); `None` for
+    /// files the user gives, whose time q2z cannot know.
+    pub taken_at: Option<u64>,
     /// The (first) snapshot file.
     pub file: PathBuf,
     /// Scratch directory the snapshot is unpacked in (removed on drop).
@@ -549,6 +552,7 @@ pub fn open_snapshots(
         shard_split,
         shard_keys,
         notes,
+        taken_at: None,
         file: inputs[0].path.clone(),
         work,
     })
@@ -835,6 +839,7 @@ impl SnapshotCollection {
             shard_split: None,
             shard_keys: Vec::new(),
             notes: Vec::new(),
+            taken_at: None,
             file: work.path().to_path_buf(),
             work,
         })
@@ -916,6 +921,21 @@ impl SnapshotCollection {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
+        self.scroll_where(offset, limit, with_data, None)
+    }
+
+    /// [`Self::scroll`] of the points that match `filter` (a Qdrant filter, REST JSON).
+    pub fn scroll_where(
+        &self,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+        filter: Option<&Value>,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        let filter: Option<qdrant_edge::Filter> = filter
+            .map(|f| serde_json::from_value(f.clone()))
+            .transpose()
+            .map_err(|e| snap_err(&self.file, format!("bad scroll filter: {e}")))?;
         // Shards are read in parallel, then merged in Qdrant's id order. Each shard gives only
         // its share of the page (limit / shards, plus one): the page then ends before the
         // smallest last id of the shards that filled their share, below which every shard's
@@ -934,6 +954,9 @@ impl SnapshotCollection {
                 .with_vector(WithVector::Bool(with_data));
             if let Some(o) = offset {
                 req = req.offset(to_edge_id(o)?);
+            }
+            if let Some(f) = &filter {
+                req = req.filter(f.clone());
             }
             let (records, _) = s
                 .scroll(req.build())

@@ -111,6 +111,10 @@ pub struct CollectionEntry {
     /// Which snapshot file each shard was read from (`shard N ← file`), for snapshot sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<String>,
+    /// Unix seconds at or before which every exported point was written (`None`: unknown,
+    /// snapshot files): where `sync --changed-since-field` starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_taken_at: Option<u64>,
     /// In a part stage (`export --part I/N`): this part's share of the collection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<PartShare>,

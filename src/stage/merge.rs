@@ -333,6 +333,12 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
         shards: Vec::new(),
         source_count_at_start: 0,
         state: ExportState::Exported,
+        // The earliest part: a change after it may be missing from some part.
+        source_taken_at: entries
+            .iter()
+            .map(|e| e.source_taken_at)
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|t| t.into_iter().min()),
         ..first.clone()
     };
     let mut moves = Vec::new();

@@ -587,6 +587,7 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         .get("with_vector")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let filter = req.get("filter").filter(|f| !f.is_null()).cloned();
     let s2 = s.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Option<Value>, String> {
         let colls = s2.colls.read().expect("lock");
@@ -595,7 +596,12 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         };
         let (pts, next) = sv
             .coll
-            .scroll(offset.as_ref(), limit, with_payload || with_vector)
+            .scroll_where(
+                offset.as_ref(),
+                limit,
+                with_payload || with_vector,
+                filter.as_ref(),
+            )
             .map_err(|e| e.to_string())?;
         let unnamed = sv.coll.config.dense.len() == 1
             && sv.coll.config.dense.contains_key("")
@@ -642,6 +648,12 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         }
         Ok(Ok(Some(v))) => ok(v, t),
         Ok(Ok(None)) => not_found("?", t),
+        // As Qdrant: a filter it cannot read is the request's fault.
+        Ok(Err(e)) if e.contains("bad scroll filter") => err(
+            StatusCode::BAD_REQUEST,
+            &format!("Format error in JSON body: {e}"),
+            t,
+        ),
         Ok(Err(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, &e, t),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), t),
     }

@@ -6,10 +6,16 @@
 //! vanished ids deleted. What a range left in the target is recorded (`<collection>/sync-RRRR.
 //! digests`) only after it was applied, and `sync-state.json` records the ranges done, so a
 //! sync that stops is finished by running it again.
+//!
+//! With `--changed-since-field F` only the points whose field `F` is at or after the pass's
+//! bound (or that lack `F`) are read in full; an id-only scan finds the inserted and deleted
+//! ones (module [`changed`]).
+
+pub mod changed;
 
 use crate::error::{Error, Result};
 use crate::import::upsert::rest_row;
-use crate::model::PointId;
+use crate::model::{Point, PointId};
 use crate::sink::milvus::Milvus;
 use crate::source::{SharedSource, scroll_checked};
 use crate::stage::fsutil::write_atomic;
@@ -21,7 +27,7 @@ use crate::transform::batch::{arrow_schema, to_batch};
 use crate::transform::mapping::CollectionMapping;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Knobs of a sync.
 #[derive(Debug, Clone)]
@@ -36,6 +42,20 @@ pub struct SyncOptions {
     pub collections: Vec<String>,
     /// Ranges read at once (each its own scroll cursor).
     pub workers: usize,
+    /// Read only points changed after a bound, by a payload field the application keeps.
+    pub changed_since: Option<ChangeField>,
+}
+
+/// `--changed-since-field`, `--since`, `--since-margin`.
+#[derive(Debug, Clone)]
+pub struct ChangeField {
+    /// Payload field (dotted path) set on every write: a datetime or an integer.
+    pub field: String,
+    /// Bound given by the user (a number or an RFC 3339 time); else the start of the last
+    /// pass, or of the export, less `margin_secs`.
+    pub since: Option<Value>,
+    /// Seconds taken off a time bound: clocks of writers and of this machine differ.
+    pub margin_secs: u64,
 }
 
 /// What a sync did (or would do) to one collection.
@@ -74,6 +94,16 @@ struct PassState {
     passes: u64,
     /// Ranges of the running pass that are done.
     done: Vec<usize>,
+    /// Unix seconds when the running pass began.
+    #[serde(default)]
+    started_at: Option<u64>,
+    /// Unix seconds when the last finished pass began: the target held every change made
+    /// before it once that pass ended.
+    #[serde(default)]
+    last_started_at: Option<u64>,
+    /// The change-field bound of the running pass (kept, so a resumed pass reads the same).
+    #[serde(default)]
+    since: Option<Value>,
 }
 
 impl SyncState {
@@ -166,6 +196,7 @@ pub fn sync(
                 src,
                 milvus,
                 opts,
+                filter: None,
             },
             &mut state,
             &state_path,
@@ -187,6 +218,30 @@ fn sync_collection(
     if pass.done.len() == sc.entry.ranges.len() {
         pass.done.clear();
     }
+    if pass.done.is_empty() {
+        pass.started_at = Some(crate::source::unix_now());
+        pass.since = None;
+    }
+    pass.since = match &opts.changed_since {
+        None => None,
+        Some(cf) => Some(match (&cf.since, &pass.since) {
+            (Some(v), _) | (None, Some(v)) => v.clone(),
+            (None, None) => {
+                let from = pass.last_started_at.or(sc.entry.source_taken_at).ok_or_else(|| Error::Other(format!(
+                    "collection {} was exported from snapshot files, whose time q2z cannot know, and has not been synced since: give --since with the time the snapshot was taken (RFC 3339, e.g. 2026-11-30T08:00:00Z, or the field's own number), or run this first sync without --changed-since-field (the digest diff)",
+                    sc.name
+                )))?;
+                let kind = changed::field_kind(job.src.as_ref(), &cf.field)?;
+                changed::bound(kind, from.saturating_sub(cf.margin_secs))
+            }
+        }),
+    };
+    let filter = opts
+        .changed_since
+        .as_ref()
+        .zip(pass.since.as_ref())
+        .map(|(cf, since)| changed::changed_filter(&cf.field, since));
+    let job = CollectionSync { filter, ..job };
     let mut report = SyncReport {
         collection: sc.name.to_string(),
         target: sc.entry.mapping.target.clone(),
@@ -234,6 +289,7 @@ fn sync_collection(
                             pass.done.push(r.index);
                             if pass.done.len() == sc.entry.ranges.len() {
                                 pass.passes += 1;
+                                pass.last_started_at = pass.started_at;
                             }
                             state.collections.insert(sc.name.to_string(), pass.clone());
                             state.save(state_path)
@@ -271,6 +327,8 @@ struct CollectionSync<'a> {
     src: &'a SharedSource,
     milvus: &'a Milvus,
     opts: &'a SyncOptions,
+    /// `--changed-since-field`: the filter of the points to read in full.
+    filter: Option<Value>,
 }
 
 impl CollectionSync<'_> {
@@ -308,22 +366,23 @@ impl CollectionSync<'_> {
         Ok(out)
     }
 
-    /// Reads the range from the source, sends what differs, records what the target holds.
-    fn sync_range(&self, r: &Range) -> Result<SyncReport> {
-        let mut out = SyncReport::default();
-        let m = self.mapping().clone();
-        let schema = arrow_schema(&m);
-        let mut base = self.base_digests(r)?;
-        let mut now: Vec<(String, u64)> = Vec::new();
-        let mut upserts: Vec<Row> = Vec::new();
+    /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
+    fn each_page(
+        &self,
+        r: &Range,
+        with_data: bool,
+        filter: Option<&Value>,
+        mut f: impl FnMut(Vec<Point>) -> Result<()>,
+    ) -> Result<()> {
+        let src = self.src.as_ref();
         let mut cursor: Option<PointId> = r.start.clone();
         loop {
-            let (mut pts, mut next) = scroll_checked(
-                self.src.as_ref(),
-                cursor.as_ref(),
-                self.opts.page_size,
-                true,
-            )?;
+            let (mut pts, mut next) = match filter {
+                None => scroll_checked(src, cursor.as_ref(), self.opts.page_size, with_data)?,
+                Some(flt) => {
+                    src.scroll_where(cursor.as_ref(), self.opts.page_size, with_data, flt)?
+                }
+            };
             if let Some(end) = &r.end {
                 if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
                     pts.truncate(cut);
@@ -333,38 +392,99 @@ impl CollectionSync<'_> {
                     next = None;
                 }
             }
-            out.scanned += pts.len() as u64;
-            let converted = to_batch(&pts, &m, &schema)?;
-            // Points that cannot be rows (a payload over 64 KiB, with --oversize-payload
-            // set-aside) are not in the target, as after the export: counted, not sent.
-            out.set_aside += converted.set_aside.len() as u64;
-            let rows = rows_of(&converted.batch, &m).map_err(Error::Other)?;
-            for row in rows {
-                let id = id_key(&row[&m.id_field]);
-                let d = digest(&row);
-                match base.remove(&id) {
-                    Some(old) if old == d => {}
-                    Some(_) => {
-                        out.updated += 1;
-                        upserts.push(row);
-                    }
-                    None => {
-                        out.inserted += 1;
-                        upserts.push(row);
-                    }
-                }
-                now.push((id, d));
-            }
-            if upserts.len() >= self.opts.batch {
-                self.send(&mut upserts)?;
-            }
+            f(pts)?;
             cursor = next;
             if cursor.is_none() {
-                break;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Converts points as the export stages them; compares each row's digest with `base`
+    /// (taking it out), counting and gathering the rows to send; records the new digests.
+    fn diff(
+        &self,
+        pts: &[Point],
+        base: &mut HashMap<String, u64>,
+        out: &mut SyncReport,
+        now: &mut Vec<(String, u64)>,
+        upserts: &mut Vec<Row>,
+    ) -> Result<()> {
+        let m = self.mapping();
+        out.scanned += pts.len() as u64;
+        let converted = to_batch(pts, m, &arrow_schema(m))?;
+        // Points that cannot be rows (a payload over 64 KiB, with --oversize-payload
+        // set-aside) are not in the target, as after the export: counted, not sent.
+        out.set_aside += converted.set_aside.len() as u64;
+        for row in rows_of(&converted.batch, m).map_err(Error::Other)? {
+            let id = id_key(&row[&m.id_field]);
+            let d = digest(&row);
+            match base.remove(&id) {
+                Some(old) if old == d => {}
+                Some(_) => {
+                    out.updated += 1;
+                    upserts.push(row);
+                }
+                None => {
+                    out.inserted += 1;
+                    upserts.push(row);
+                }
+            }
+            now.push((id, d));
+        }
+        if upserts.len() >= self.opts.batch {
+            self.send(upserts)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the range from the source, sends what differs, records what the target holds.
+    fn sync_range(&self, r: &Range) -> Result<SyncReport> {
+        let mut out = SyncReport::default();
+        let mut base = self.base_digests(r)?;
+        let mut now: Vec<(String, u64)> = Vec::new();
+        let mut upserts: Vec<Row> = Vec::new();
+        match &self.filter {
+            None => self.each_page(r, true, None, |pts| {
+                self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+            })?,
+            Some(filter) => {
+                // Which ids the range holds now (ids only), then in full: the points the
+                // filter calls changed, and the ids the target has never seen.
+                let mut ids: HashSet<String> = HashSet::new();
+                self.each_page(r, false, None, |pts| {
+                    ids.extend(pts.iter().map(|p| p.id.to_key_string()));
+                    Ok(())
+                })?;
+                let mut read: HashSet<String> = HashSet::new();
+                self.each_page(r, true, Some(filter), |pts| {
+                    read.extend(pts.iter().map(|p| p.id.to_key_string()));
+                    self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+                })?;
+                let unseen: Vec<Value> = ids
+                    .iter()
+                    .filter(|i| !read.contains(*i) && !base.contains_key(*i))
+                    .filter_map(|i| PointId::from_key_string(i).map(|p| p.to_json()))
+                    .collect();
+                for part in unseen.chunks(self.opts.page_size.max(1)) {
+                    let has = json!({"must": [{"has_id": part}]});
+                    self.each_page(r, true, Some(&has), |pts| {
+                        self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+                    })?;
+                }
+                // Ids still in the source that were not read are unchanged.
+                base.retain(|id, d| {
+                    let kept = ids.contains(id);
+                    if kept {
+                        now.push((id.clone(), *d));
+                    }
+                    !kept
+                });
             }
         }
         self.send(&mut upserts)?;
         // What the target holds of this range and the source no longer has.
+        let m = self.mapping();
         let gone: Vec<String> = base.into_keys().collect();
         out.deleted += gone.len() as u64;
         out.source_points += now.len() as u64;
@@ -375,6 +495,7 @@ impl CollectionSync<'_> {
                     self.milvus.delete(&m.target, &f)?;
                 }
             }
+            now.sort_unstable();
             let mut text = String::with_capacity(now.len() * 24);
             for (id, d) in &now {
                 text.push_str(id);
