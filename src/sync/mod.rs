@@ -124,7 +124,7 @@ fn add(report: &mut SyncReport, o: &SyncReport) {
 }
 
 /// A row's digest: the first 8 bytes of the SHA-256 of its JSON.
-fn digest(row: &Row) -> u64 {
+pub fn digest(row: &Row) -> u64 {
     use sha2::Digest;
     let text = serde_json::to_vec(row).unwrap_or_default();
     let h = sha2::Sha256::digest(&text);
@@ -132,7 +132,7 @@ fn digest(row: &Row) -> u64 {
 }
 
 /// An id as the digests files key it.
-fn id_key(v: &Value) -> String {
+pub fn id_key(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         v => v.to_string(),
@@ -149,6 +149,88 @@ fn export_fingerprint(sc: &[StagedCollection]) -> String {
         }
     }
     hex::encode(h.finalize())
+}
+
+/// What the target must hold after the syncs of a collection: per range of the export's
+/// plan, id → digest of the row the target holds.
+pub struct SyncedView {
+    pub ranges: Vec<HashMap<String, u64>>,
+    /// Passes finished.
+    pub passes: u64,
+    /// A pass was stopped part-way (the target is between two states).
+    pub unfinished: bool,
+}
+
+impl SyncedView {
+    /// Rows the target must hold.
+    pub fn rows(&self) -> u64 {
+        self.ranges.iter().map(|r| r.len() as u64).sum()
+    }
+    /// The digest of the row the target holds for an id (`None`: deleted, or never there).
+    pub fn digest_of(&self, id: &str) -> Option<u64> {
+        self.ranges.iter().find_map(|r| r.get(id).copied())
+    }
+}
+
+/// The target's state after the syncs of this export, if any pass of `sync` ran on it.
+pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
+    let stage = sc.stage();
+    let Ok(bytes) = std::fs::read(stage.file(SYNC_STATE)) else {
+        return Ok(None);
+    };
+    let state: SyncState = serde_json::from_slice(&bytes)
+        .map_err(|e| stage_err(stage.dir(), format!("{SYNC_STATE} is damaged ({e})")))?;
+    let manifest = stage.require_manifest()?;
+    let all: Vec<StagedCollection> = manifest
+        .collections
+        .keys()
+        .filter_map(|n| stage.collection(&manifest, n))
+        .collect();
+    if state.export != export_fingerprint(&all) {
+        return Ok(None);
+    }
+    let Some(pass) = state.collections.get(sc.name) else {
+        return Ok(None);
+    };
+    let mut ranges = Vec::new();
+    for r in &sc.entry.ranges {
+        ranges.push(base_digests(stage, sc, r)?);
+    }
+    let unfinished = !pass.done.is_empty() && pass.done.len() < sc.entry.ranges.len();
+    Ok(Some(SyncedView {
+        ranges,
+        passes: pass.passes,
+        unfinished,
+    }))
+}
+
+/// What the target holds for a range: id → digest, from the last sync of the range, else
+/// from the staged rows.
+fn base_digests(stage: &Stage, sc: StagedCollection, r: &Range) -> Result<HashMap<String, u64>> {
+    let path = stage.file(&sync_digests_file(sc.name, r.index));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut out = HashMap::new();
+        for line in text.lines() {
+            let (id, d) = line
+                .rsplit_once('\t')
+                .ok_or_else(|| stage_err(stage.dir(), format!("{} is damaged", path.display())))?;
+            let d = u64::from_str_radix(d, 16)
+                .map_err(|_| stage_err(stage.dir(), format!("{} is damaged", path.display())))?;
+            out.insert(id.to_string(), d);
+        }
+        return Ok(out);
+    }
+    let id_field = &sc.entry.mapping.id_field;
+    let mut out = HashMap::new();
+    for c in sc.chunks().iter().filter(|c| c.range == r.index) {
+        sc.for_each_batch(c, 4096, |rows| {
+            for row in rows {
+                out.insert(id_key(&row[id_field]), digest(&row));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
 }
 
 /// Syncs the staged collections whose source is in `sources` into the target.
@@ -336,34 +418,8 @@ impl CollectionSync<'_> {
         &self.sc.entry.mapping
     }
 
-    /// What the target holds for a range: id → digest, from the last sync of the range, else
-    /// from the staged rows.
     fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
-        let path = self.stage.file(&sync_digests_file(self.sc.name, r.index));
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let mut out = HashMap::new();
-            for line in text.lines() {
-                let (id, d) = line.rsplit_once('\t').ok_or_else(|| {
-                    stage_err(self.stage.dir(), format!("{} is damaged", path.display()))
-                })?;
-                let d = u64::from_str_radix(d, 16).map_err(|_| {
-                    stage_err(self.stage.dir(), format!("{} is damaged", path.display()))
-                })?;
-                out.insert(id.to_string(), d);
-            }
-            return Ok(out);
-        }
-        let id_field = &self.mapping().id_field;
-        let mut out = HashMap::new();
-        for c in self.sc.chunks().iter().filter(|c| c.range == r.index) {
-            self.sc.for_each_batch(c, 4096, |rows| {
-                for row in rows {
-                    out.insert(id_key(&row[id_field]), digest(&row));
-                }
-                Ok(())
-            })?;
-        }
-        Ok(out)
+        base_digests(self.stage, self.sc, r)
     }
 
     /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
@@ -490,7 +546,10 @@ impl CollectionSync<'_> {
         out.source_points += now.len() as u64;
         if !self.opts.dry_run {
             for ids in gone.chunks(self.opts.batch.max(1)) {
-                let values: Vec<Value> = ids.iter().map(|i| self.id_value(i)).collect();
+                let values: Vec<Value> = ids
+                    .iter()
+                    .map(|i| crate::verify::typed_id(m.id_kind, i))
+                    .collect();
                 for f in crate::verify::id_filters(&m.id_field, &values) {
                     self.milvus.delete(&m.target, &f)?;
                 }
@@ -508,17 +567,6 @@ impl CollectionSync<'_> {
             )?;
         }
         Ok(out)
-    }
-
-    /// The primary-key value of an id key (a number for Int64 keys).
-    fn id_value(&self, id: &str) -> Value {
-        match self.mapping().id_kind {
-            crate::transform::mapping::IdKind::Int64 => id
-                .parse::<i64>()
-                .map(|n| json!(n))
-                .unwrap_or_else(|_| json!(id)),
-            crate::transform::mapping::IdKind::VarChar => json!(id),
-        }
     }
 
     /// Upserts the rows gathered so far (nothing in a dry run).

@@ -145,6 +145,8 @@ pub struct Comparison {
     pub chunks: Vec<String>,
     /// Notes that are not failures.
     pub notes: Vec<String>,
+    /// Picked rows left out (`keep` said no).
+    pub skipped: usize,
 }
 
 /// Reads the picked rows (chunk index, sorted row positions) from the stage, fetches them from
@@ -154,6 +156,7 @@ pub fn compare_rows(
     sc: StagedCollection,
     picks: &[(usize, Vec<usize>)],
     upsert_mode: bool,
+    keep: &dyn Fn(&Row) -> bool,
 ) -> Result<Comparison> {
     let m = &sc.entry.mapping;
     let mut out = Comparison::default();
@@ -169,7 +172,11 @@ pub fn compare_rows(
             crate::interrupt::check()?;
             for r in batch {
                 if want.peek() == Some(&&pos) {
-                    rows.push(r);
+                    if keep(&r) {
+                        rows.push(r);
+                    } else {
+                        out.skipped += 1;
+                    }
                     want.next();
                 }
                 pos += 1;

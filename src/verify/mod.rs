@@ -139,19 +139,55 @@ pub fn verify_collection(
     let m = &entry.mapping;
     let staged = entry.staged_rows();
     let target_count = milvus.count(&m.target, "")?;
+    let synced = crate::sync::synced_view(sc)?;
     let mut bad = Vec::new();
-    // Chunks of shards merged from parts interleave in id order: a key range then holds other
-    // chunks' rows, so those are counted by their exact ids.
-    let exact = opts.exact_counts || !chunk_ranges_disjoint(entry);
-    for c in &entry.chunks {
-        crate::interrupt::check()?;
-        let t = chunk_count(milvus, sc, c, exact)?;
-        if t != c.rows {
-            bad.push(ChunkDiff {
-                file: c.file.clone(),
-                staged: c.rows,
-                target: t,
-            });
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    match &synced {
+        // After `q2z sync` the target holds what the last pass left: each range is counted by
+        // the exact ids the pass recorded.
+        Some(view) => {
+            if view.unfinished {
+                problems.push("a sync pass was stopped part-way");
+                notes.push("a `q2z sync` pass was stopped part-way: run the same sync command again, then verify".into());
+            }
+            for (r, ids) in view.ranges.iter().enumerate() {
+                crate::interrupt::check()?;
+                let values: Vec<Value> = ids.keys().map(|k| typed_id(m.id_kind, k)).collect();
+                let mut t = 0;
+                for f in id_filters(&m.id_field, &values) {
+                    t += milvus.count(&m.target, &f)?;
+                }
+                if t != ids.len() as u64 {
+                    bad.push(ChunkDiff {
+                        file: crate::stage::layout::sync_digests_file(sc.name, r),
+                        staged: ids.len() as u64,
+                        target: t,
+                    });
+                }
+            }
+            if target_count != view.rows() && !opts.exact_counts {
+                problems.push("target count differs from the rows the last sync left");
+            }
+        }
+        None => {
+            // Chunks of shards merged from parts interleave in id order: a key range then
+            // holds other chunks' rows, so those are counted by their exact ids.
+            let exact = opts.exact_counts || !chunk_ranges_disjoint(entry);
+            for c in &entry.chunks {
+                crate::interrupt::check()?;
+                let t = chunk_count(milvus, sc, c, exact)?;
+                if t != c.rows {
+                    bad.push(ChunkDiff {
+                        file: c.file.clone(),
+                        staged: c.rows,
+                        target: t,
+                    });
+                }
+            }
+            if target_count != staged && !opts.exact_counts {
+                problems.push("target count differs from staged rows");
+            }
         }
     }
     let picks = if opts.full {
@@ -159,23 +195,31 @@ pub fn verify_collection(
     } else {
         pick_sample(entry, opts.sample)
     };
-    let cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode)?;
-    let mut notes = cmp.notes;
-    let mut problems = Vec::new();
+    // After a sync, staged rows the source changed or deleted since are not the target's.
+    let unchanged = |row: &crate::stage::reader::Row| {
+        synced.as_ref().is_none_or(|v| {
+            let id = crate::sync::id_key(&row[&m.id_field]);
+            v.digest_of(&id) == Some(crate::sync::digest(row))
+        })
+    };
+    let cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;
+    notes.extend(cmp.notes);
+    if let Some(v) = &synced {
+        notes.push(format!(
+            "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that the source changed or deleted since the export were left out of the field-by-field check (sync compared them by digest)",
+            v.passes,
+            v.rows(),
+            cmp.skipped
+        ));
+    }
     let aside = entry.set_aside_points();
     if staged + aside != entry.source_count_at_start {
         problems.push("staged rows differ from the source count");
-    }
-    if target_count != staged && !opts.exact_counts {
-        problems.push("target count differs from staged rows");
     }
     if aside > 0 {
         notes.push(format!("{aside} points with payloads over 64 KiB were set aside at export (listed in the stage's set-aside-*.jsonl files) and are not in the target"));
     }
     let ok = problems.is_empty() && bad.is_empty() && cmp.mismatches.is_empty();
-    if !ok && sc.stage().file(crate::stage::layout::SYNC_STATE).is_file() {
-        notes.push("q2z sync has changed the target since the export, and verify compares the target with the export: differences in points the source changed are expected. `q2z sync` checks the target against the source as it is now (and `verify --stage` of a fresh export, with --full, row for row)".into());
-    }
     Ok(VerifyReport {
         collection: entry.mapping.source.clone(),
         target: m.target.clone(),
@@ -190,6 +234,17 @@ pub fn verify_collection(
         notes,
         ok,
     })
+}
+
+/// An id key as the target's primary key holds it (a number for Int64 keys).
+pub fn typed_id(kind: IdKind, key: &str) -> Value {
+    match kind {
+        IdKind::Int64 => key
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(key)),
+        IdKind::VarChar => Value::from(key),
+    }
 }
 
 /// Whether no chunk's `[first_id, last_id]` overlaps another's.
