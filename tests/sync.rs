@@ -332,3 +332,72 @@ fn sync_by_an_integer_change_field_from_a_given_bound() {
         "{text}"
     );
 }
+
+/// Ranges with many changed rows go through one bulk import job each (ids deleted first);
+/// a failed job stops the sync with its id, and the same command then finishes it without a
+/// row imported twice; small ranges still use upserts.
+#[test]
+fn large_sync_deltas_go_through_bulk_import() {
+    let c = format!("syncbulk{}", rand::random::<u32>());
+    qdrant(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}"),
+        json!({"vectors": {"size": 4, "distance": "Cosine"}}),
+    );
+    upsert(
+        &c,
+        (1..=400)
+            .map(|i| point(i, i as f32 / 400.0, "v1"))
+            .collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "sync_", &[&c], &["--ranges", "2"]);
+    let (code, out, err) = import(stage.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Range 0 (ids 1..=200): 60 updated; range 1: 3 updated, 50 inserted after 400.
+    upsert(&c, (1..=60).map(|i| point(i, 0.8, "v2")).collect());
+    upsert(&c, (301..=303).map(|i| point(i, 0.8, "v2")).collect());
+    upsert(&c, (401..=450).map(|i| point(i, 0.1, "new")).collect());
+    let s3 = [
+        "--s3-endpoint",
+        &standin("Q2Z_S3_ENDPOINT"),
+        "--s3-bucket",
+        &standin("Q2Z_S3_BUCKET"),
+        "--bulk-over",
+        "40",
+        "--workers",
+        "1",
+    ]
+    .map(str::to_string);
+    let s3: Vec<&str> = s3.iter().map(String::as_str).collect();
+    milvus_faults(json!({"fail_import": 1}));
+    let (code, _, text) = sync(stage.path(), &c, &s3);
+    milvus_faults(json!({}));
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("import job") && text.contains("run the same sync again"),
+        "{text}"
+    );
+    let (code, v, text) = sync(stage.path(), &c, &s3);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(v[0]["target_rows"], 450, "{v}");
+    // One range at a time: the failed job stopped the run in range 0. Both ranges reached
+    // 40 changed rows: 60 + 53 rows imported, none upserted.
+    assert_eq!(v[0]["bulk_rows"], 113, "{v}");
+    assert_target_equals_source(&c);
+    assert_eq!(target_count(&format!("sync_{c}")), 450);
+    // Below the threshold: upserts, no job.
+    upsert(&c, (5..=6).map(|i| point(i, 0.2, "v3")).collect());
+    let (code, v, text) = sync(stage.path(), &c, &s3);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (0, 2, 0), "{v}");
+    assert_eq!(v[0]["bulk_rows"], 0, "{v}");
+    assert_target_equals_source(&c);
+    let leftovers: Vec<_> = std::fs::read_dir(stage.path().join(&c))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("delta"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

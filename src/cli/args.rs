@@ -78,6 +78,14 @@ pub struct SyncArgs {
     pub api_key: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// A range of the export's plan with at least this many inserted or changed rows sends
+    /// them as one Parquet file through a bulk import job instead of upserts (needs the
+    /// bucket: --s3-bucket …). Its ids are deleted first: they are missing from the target
+    /// until the job ends.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub bulk_over: u64,
     /// Count the points to insert, update and delete; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -518,7 +518,7 @@ fn export_cmd(a: ExportArgs) -> Result<u8> {
 }
 
 fn sync_cmd(a: SyncArgs) -> Result<u8> {
-    let m = milvus(&a.target)?;
+    let (m, storage) = milvus_for_import(&a.target, &a.storage, ModeArg::Bulk)?;
     let stage = open_stage(&a.stage, "sync", Need::Existing)?;
     let names = if a.collections.is_empty() {
         stage.require_manifest()?.collections.into_keys().collect()
@@ -545,6 +545,11 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
                 since: a.since.clone(),
                 margin_secs: a.since_margin,
             }),
+        bulk: storage.map(|storage| crate::sync::bulk::BulkDelta {
+            storage,
+            over: usize::try_from(a.bulk_over).unwrap_or(usize::MAX),
+            poll: std::time::Duration::from_millis(500),
+        }),
     };
     let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;
     output::sync_reports(&reports, a.json)

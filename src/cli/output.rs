@@ -170,6 +170,12 @@ pub fn sync_reports(reports: &[crate::sync::SyncReport], json: bool) -> Result<u
                 if r.ok { "in step" } else { "MISMATCH" },
                 r.seconds
             );
+            if r.bulk_rows > 0 {
+                println!(
+                    "  {} of the inserted and updated rows went through bulk import (ranges over --bulk-over)",
+                    r.bulk_rows
+                );
+            }
             if r.set_aside > 0 {
                 println!(
                     "  {} points cannot be rows (payload over 64 KiB) and are not in the target, as after the export",

@@ -40,12 +40,18 @@ pub fn sync_digests_file(collection: &str, range: usize) -> String {
     format!("{collection}/sync-{range:04}.digests")
 }
 
+/// Relative path of the changed rows of one range that `q2z sync` bulk-imports.
+pub fn sync_delta_file(collection: &str, range: usize) -> String {
+    format!("{collection}/sync-delta-{range:04}.parquet")
+}
+
 /// File name of the sync ledger.
 pub const SYNC_STATE: &str = "sync-state.json";
 
 /// Whether a file of a collection directory is sync state (kept when an export resumes).
 pub fn is_sync_file(name: &str) -> bool {
-    name.starts_with("sync-") && name.ends_with(".digests")
+    name.starts_with("sync-")
+        && (name.ends_with(".digests") || name.ends_with(".parquet") || name.ends_with(".job"))
 }
 
 /// Whether a file name inside a collection directory is one q2z writes.

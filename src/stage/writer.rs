@@ -130,6 +130,13 @@ impl ChunkWriter {
         self.rows
     }
 
+    /// Drops the file being written.
+    pub fn abort(self) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        let _ = std::fs::remove_file(tmp);
+    }
+
     /// Closes the file, fsyncs it, renames it into place and fsyncs the directory.
     pub fn finish(self) -> Result<WrittenFile> {
         let tmp = self.tmp.clone();

@@ -11,6 +11,7 @@
 //! bound (or that lack `F`) are read in full; an id-only scan finds the inserted and deleted
 //! ones (module [`changed`]).
 
+pub mod bulk;
 pub mod changed;
 
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub struct SyncOptions {
     pub workers: usize,
     /// Read only points changed after a bound, by a payload field the application keeps.
     pub changed_since: Option<ChangeField>,
+    /// Ranges with many changed rows go through bulk import.
+    pub bulk: Option<bulk::BulkDelta>,
 }
 
 /// `--changed-since-field`, `--since`, `--since-margin`.
@@ -72,6 +75,8 @@ pub struct SyncReport {
     pub target_rows: u64,
     /// Points the scan saw as rows, which the target must hold.
     pub source_points: u64,
+    /// Of the inserted and updated rows, those sent by bulk import (`--bulk-over`).
+    pub bulk_rows: u64,
     /// Points that cannot be rows (set aside, as the export does), not in the target.
     pub set_aside: u64,
     pub seconds: f64,
@@ -120,6 +125,7 @@ fn add(report: &mut SyncReport, o: &SyncReport) {
     report.updated += o.updated;
     report.deleted += o.deleted;
     report.source_points += o.source_points;
+    report.bulk_rows += o.bulk_rows;
     report.set_aside += o.set_aside;
 }
 
@@ -402,6 +408,20 @@ fn sync_collection(
     Ok(report)
 }
 
+/// The changed rows of one range on their way to the target.
+#[derive(Default)]
+struct Delta {
+    /// Rows to upsert (all of them until `over`; then the file holds them).
+    upserts: Vec<Row>,
+    /// The delta file, when bulk import is possible.
+    file: Option<bulk::DeltaFile>,
+    /// Ids of the changed rows (kept while a file is written).
+    ids: Vec<Value>,
+    changed: usize,
+    /// The range reached `--bulk-over`: it goes through bulk import.
+    over: bool,
+}
+
 /// One collection's sync.
 struct CollectionSync<'a> {
     stage: &'a Stage,
@@ -464,7 +484,7 @@ impl CollectionSync<'_> {
         base: &mut HashMap<String, u64>,
         out: &mut SyncReport,
         now: &mut Vec<(String, u64)>,
-        upserts: &mut Vec<Row>,
+        delta: &mut Delta,
     ) -> Result<()> {
         let m = self.mapping();
         out.scanned += pts.len() as u64;
@@ -472,24 +492,44 @@ impl CollectionSync<'_> {
         // Points that cannot be rows (a payload over 64 KiB, with --oversize-payload
         // set-aside) are not in the target, as after the export: counted, not sent.
         out.set_aside += converted.set_aside.len() as u64;
-        for row in rows_of(&converted.batch, m).map_err(Error::Other)? {
+        let rows = rows_of(&converted.batch, m).map_err(Error::Other)?;
+        let mut keep = Vec::with_capacity(rows.len());
+        for row in rows {
             let id = id_key(&row[&m.id_field]);
             let d = digest(&row);
-            match base.remove(&id) {
-                Some(old) if old == d => {}
+            let changed = match base.remove(&id) {
+                Some(old) if old == d => false,
                 Some(_) => {
                     out.updated += 1;
-                    upserts.push(row);
+                    true
                 }
                 None => {
                     out.inserted += 1;
-                    upserts.push(row);
+                    true
+                }
+            };
+            keep.push(changed);
+            if changed {
+                delta.changed += 1;
+                if delta.file.is_some() {
+                    delta.ids.push(row[&m.id_field].clone());
+                }
+                if !delta.over {
+                    delta.upserts.push(row);
                 }
             }
             now.push((id, d));
         }
-        if upserts.len() >= self.opts.batch {
-            self.send(upserts)?;
+        if let Some(f) = &mut delta.file {
+            f.write(&converted.batch, keep)?;
+            if let Some(b) = &self.opts.bulk
+                && delta.changed >= b.over
+            {
+                delta.over = true;
+                delta.upserts.clear();
+            }
+        } else if delta.upserts.len() >= self.opts.batch {
+            self.send(&mut delta.upserts)?;
         }
         Ok(())
     }
@@ -497,12 +537,36 @@ impl CollectionSync<'_> {
     /// Reads the range from the source, sends what differs, records what the target holds.
     fn sync_range(&self, r: &Range) -> Result<SyncReport> {
         let mut out = SyncReport::default();
+        let delta_import = self.opts.bulk.as_ref().map(|bulk| bulk::DeltaImport {
+            stage: self.stage,
+            milvus: self.milvus,
+            bulk,
+            target: &self.mapping().target,
+            collection: self.sc.name,
+            range: r.index,
+        });
+        if let Some(d) = &delta_import
+            && !self.opts.dry_run
+        {
+            d.settle_earlier()?;
+        }
         let mut base = self.base_digests(r)?;
         let mut now: Vec<(String, u64)> = Vec::new();
-        let mut upserts: Vec<Row> = Vec::new();
+        let mut delta = Delta {
+            file: (delta_import.is_some() && !self.opts.dry_run).then(|| {
+                bulk::DeltaFile::new(
+                    self.stage,
+                    self.sc.name,
+                    r.index,
+                    arrow_schema(self.mapping()),
+                )
+            }),
+            ..Default::default()
+        };
+        let upserts = &mut delta;
         match &self.filter {
             None => self.each_page(r, true, None, |pts| {
-                self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+                self.diff(&pts, &mut base, &mut out, &mut now, upserts)
             })?,
             Some(filter) => {
                 // Which ids the range holds now (ids only), then in full: the points the
@@ -515,7 +579,7 @@ impl CollectionSync<'_> {
                 let mut read: HashSet<String> = HashSet::new();
                 self.each_page(r, true, Some(filter), |pts| {
                     read.extend(pts.iter().map(|p| p.id.to_key_string()));
-                    self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+                    self.diff(&pts, &mut base, &mut out, &mut now, upserts)
                 })?;
                 let unseen: Vec<Value> = ids
                     .iter()
@@ -525,7 +589,7 @@ impl CollectionSync<'_> {
                 for part in unseen.chunks(self.opts.page_size.max(1)) {
                     let has = json!({"must": [{"has_id": part}]});
                     self.each_page(r, true, Some(&has), |pts| {
-                        self.diff(&pts, &mut base, &mut out, &mut now, &mut upserts)
+                        self.diff(&pts, &mut base, &mut out, &mut now, upserts)
                     })?;
                 }
                 // Ids still in the source that were not read are unchanged.
@@ -538,9 +602,20 @@ impl CollectionSync<'_> {
                 });
             }
         }
-        self.send(&mut upserts)?;
-        // What the target holds of this range and the source no longer has.
         let m = self.mapping();
+        match (delta.file.take(), &delta_import) {
+            (Some(file), Some(d)) if delta.over => {
+                d.run(file, &delta.ids, &m.id_field)?;
+                out.bulk_rows += delta.changed as u64;
+            }
+            (file, _) => {
+                if let Some(f) = file {
+                    f.abandon();
+                }
+                self.send(&mut delta.upserts)?;
+            }
+        }
+        // What the target holds of this range and the source no longer has.
         let gone: Vec<String> = base.into_keys().collect();
         out.deleted += gone.len() as u64;
         out.source_points += now.len() as u64;
