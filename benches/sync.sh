@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Time of `q2z sync` on a live collection of POINTS points (64-d, ~1 KiB payloads) served by the
-# Qdrant stand-in: the full live export, then a sync pass with no change, then one after 1% of
-# the points changed (new vector and payload), next to each other.
+# Time of `q2z sync` on a live collection of POINTS points (64-d, ~1 KiB payloads, an integer
+# `updated_at`) served by the Qdrant stand-in: the full live export, then sync passes with no
+# change and after 1% of the points changed (new vector, payload and updated_at), by digest and
+# by `--changed-since-field updated_at`, then 10% changed through upserts and through bulk
+# import (`--bulk-over`), next to each other.
 # Usage: benches/sync.sh [POINTS] (default 200000). Env: DIM (64), PROFILE (dev).
 set -euo pipefail
 N="${1:-200000}"; DIM="${DIM:-64}"
@@ -30,7 +32,7 @@ call("PUT", "/collections/bulk", {"vectors": {"size": dim, "distance": "Cosine"}
 random.seed(1)
 text = "lorem ipsum dolor sit amet " * 30
 for start in range(1, n + 1, 400):
-    pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "text": text}}
+    pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "text": text, "updated_at": 1000}}
            for i in range(start, min(start + 400, n + 1))]
     call("PUT", "/collections/bulk/points?wait=true", {"points": pts})
 print(f"loaded {n} points")
@@ -45,22 +47,37 @@ t1=$(date +%s%N)
 "$B/q2z" import --stage "$W/stage" --milvus-url "$Q2Z_MILVUS_URL" --s3-endpoint "$Q2Z_S3_ENDPOINT" \
   --s3-bucket "$Q2Z_S3_BUCKET" --drop-existing --sample 0 >/dev/null
 t2=$(date +%s%N)
-"$B/q2z" sync --stage "$W/stage" --qdrant-url "$URL" --milvus-url "$Q2Z_MILVUS_URL" | tee "$W/sync0.txt"
-t3=$(date +%s%N)
-# 1% changed: ids 1, 101, 201, … get a new vector and a new payload.
-python3 - "$URL" "$N" "$DIM" <<'PY'
-import json, sys, urllib.request, random
-url, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-random.seed(5)
-pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "changed": True}}
-       for i in range(1, n + 1, 100)]
+SYNC=("$B/q2z" sync --stage "$W/stage" --qdrant-url "$URL" --milvus-url "$Q2Z_MILVUS_URL")
+FIELD=(--changed-since-field updated_at)
+BUCKET=(--s3-endpoint "$Q2Z_S3_ENDPOINT" --s3-bucket "$Q2Z_S3_BUCKET")
+# Changes every STEP-th point from FIRST: new vector, payload and updated_at (now).
+change() {
+python3 - "$URL" "$N" "$DIM" "$1" "$2" <<'PY'
+import json, sys, time, urllib.request, random
+url, n, dim, first, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+random.seed(first)
+now = int(time.time())
+pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "changed": True, "updated_at": now}}
+       for i in range(first, n + 1, step)]
 for k in range(0, len(pts), 500):
     req = urllib.request.Request(f"{url}/collections/bulk/points?wait=true", method="PUT",
         data=json.dumps({"points": pts[k:k + 500]}).encode(), headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req).read()
 print(f"changed {len(pts)} points")
 PY
-t4=$(date +%s%N)
-"$B/q2z" sync --stage "$W/stage" --qdrant-url "$URL" --milvus-url "$Q2Z_MILVUS_URL" | tee "$W/sync1.txt"
-t5=$(date +%s%N)
-echo "$N points: live export $(secs "$t0" "$t1") s; import $(secs "$t1" "$t2") s; sync, nothing changed $(secs "$t2" "$t3") s; sync, 1% changed $(secs "$t4" "$t5") s"
+}
+timed() { local a b; a=$(date +%s%N); "$@" | tail -2 >&2; b=$(date +%s%N); secs "$a" "$b"; }
+d0=$(timed "${SYNC[@]}")
+f0=$(timed "${SYNC[@]}" "${FIELD[@]}")
+change 1 100
+f1=$(timed "${SYNC[@]}" "${FIELD[@]}")
+change 2 100
+d1=$(timed "${SYNC[@]}")
+change 3 10
+u10=$(timed "${SYNC[@]}" "${FIELD[@]}")
+change 4 10
+b10=$(timed "${SYNC[@]}" "${FIELD[@]}" "${BUCKET[@]}" --bulk-over 1000)
+echo "$N points: live export $(secs "$t0" "$t1") s; import $(secs "$t1" "$t2") s"
+echo "sync, nothing changed: digest $d0 s, change field $f0 s"
+echo "sync, 1% changed: digest $d1 s, change field $f1 s"
+echo "sync, 10% changed (change field): upserts $u10 s, bulk import $b10 s"

@@ -114,6 +114,49 @@ pub struct Point {
     pub shard_key: Option<Value>,
 }
 
+/// A search query: a dense vector, or a sparse one (Qdrant's `{"indices", "values"}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryVector {
+    Dense(Vec<f32>),
+    Sparse { indices: Vec<u32>, values: Vec<f32> },
+}
+
+impl QueryVector {
+    /// As Qdrant's `query` takes it.
+    pub fn to_qdrant_json(&self) -> Value {
+        match self {
+            QueryVector::Dense(v) => serde_json::json!(v),
+            QueryVector::Sparse { indices, values } => {
+                serde_json::json!({"indices": indices, "values": values})
+            }
+        }
+    }
+
+    /// From Qdrant's `query` JSON (a float array, or `{"indices", "values"}`).
+    pub fn from_qdrant_json(v: &Value) -> Option<QueryVector> {
+        let floats = |a: &Value| -> Option<Vec<f32>> {
+            a.as_array()?
+                .iter()
+                .map(|x| x.as_f64().map(|f| f as f32))
+                .collect()
+        };
+        match v {
+            Value::Array(_) => floats(v).map(QueryVector::Dense),
+            Value::Object(o) => {
+                let indices = o
+                    .get("indices")?
+                    .as_array()?
+                    .iter()
+                    .map(|x| x.as_u64().and_then(|i| u32::try_from(i).ok()))
+                    .collect::<Option<Vec<u32>>>()?;
+                let values = floats(o.get("values")?)?;
+                (indices.len() == values.len()).then_some(QueryVector::Sparse { indices, values })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Key under which the single unnamed vector of a collection is kept.
 pub const UNNAMED_VECTOR: &str = "";
 

@@ -106,7 +106,12 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
     offline.extend(snaps.iter().map(String::as_str));
     let (code, v2, text) = verify_json(stage.path(), &offline);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(v2["search"].as_array().unwrap().len(), 10, "{v2}");
+    // 10 dense passes as live, plus gen_named's f16 and sp (each unfiltered and filtered).
+    assert_eq!(v2["search"].as_array().unwrap().len(), 14, "{v2}");
+    // Qdrant weights gen_named's sparse vector by IDF; Milvus cannot: reported, not failed.
+    let sp = parity_of(&v2, "gen_named", "sp");
+    assert!(sp["note"].as_str().unwrap().contains("idf"), "{sp}");
+    assert_eq!(sp["ok"], true, "{sp}");
     assert_eq!(parity_in(&v2, "gen_named", "u8", true)["mean_overlap"], 1.0);
     assert_eq!(parity_of(&v2, "gen_ints", "vector")["mean_overlap"], 1.0);
     // Change the vectors of 60 points in the target: the searches no longer agree.
@@ -148,5 +153,97 @@ fn search_without_a_source_says_which_flag_to_give() {
     assert!(
         err.contains("--qdrant-url") && err.contains("--snapshot"),
         "{err}"
+    );
+}
+
+/// Float16 and sparse vectors (no IDF) are searched on both sides too: a float16 query goes
+/// to Milvus as a float array, a sparse one as `{"indices", "values"}`; a multivector field is
+/// reported as not comparable.
+#[test]
+fn float16_and_sparse_fields_agree_and_multivectors_are_named() {
+    let c = format!("spf16{}", rand::random::<u32>());
+    let url = standin("Q2Z_QDRANT_URL");
+    let http = reqwest::blocking::Client::new();
+    let call = |method: reqwest::Method, path: String, body: Value| {
+        let r = http
+            .request(method, format!("{url}{path}"))
+            .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    };
+    call(
+        reqwest::Method::PUT,
+        format!("/collections/{c}"),
+        json!({"vectors": {"half": {"size": 8, "distance": "Cosine", "datatype": "float16"}},
+               "sparse_vectors": {"kw": {}}}),
+    );
+    let mut seed = 11u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) % 10_000) as f32 / 10_000.0
+    };
+    let points: Vec<Value> = (1..=120u64)
+        .map(|i| {
+            let half: Vec<f32> = (0..8).map(|_| next() - 0.5).collect();
+            // 8 of 24 dimensions: most pairs share some, so scores rarely tie.
+            let mut keyed: Vec<(u32, u32)> = (0..24).map(|d| ((next() * 1e6) as u32, d)).collect();
+            keyed.sort_unstable();
+            let mut idx: Vec<u32> = keyed.into_iter().take(8).map(|k| k.1).collect();
+            idx.sort_unstable();
+            let vals: Vec<f32> = idx.iter().map(|_| next() + 0.01).collect();
+            json!({"id": i, "vector": {"half": half, "kw": {"indices": idx, "values": vals}},
+                   "payload": {"i": i}})
+        })
+        .collect();
+    call(
+        reqwest::Method::PUT,
+        format!("/collections/{c}/points?wait=true"),
+        json!({"points": points}),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "sp3_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, v, text) = verify_json(
+        stage.path(),
+        &["--search", "25", "--seed", "3", "--qdrant-url", &url],
+    );
+    assert_eq!(code, 0, "{text}");
+    let kw = parity_of(&v, &c, "kw");
+    assert_eq!(kw["metric"], "IP", "{kw}");
+    assert_eq!(kw["queries"], 25, "{kw}");
+    assert_eq!(kw["mean_overlap"], 1.0, "{kw}");
+    assert_eq!(kw["mean_rank_correlation"], 1.0, "{kw}");
+    assert!(kw["max_score_difference"].as_f64().unwrap() < 1e-4, "{kw}");
+    assert!(kw["note"].is_null(), "{kw}");
+    let half = parity_of(&v, &c, "half");
+    assert_eq!(half["queries"], 25, "{half}");
+    assert!(half["mean_overlap"].as_f64().unwrap() >= 0.98, "{half}");
+    assert!(
+        half["max_score_difference"].as_f64().unwrap() < 1e-2,
+        "{half}"
+    );
+    // A multivector collection: its plain field is compared, the multivector one named.
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(
+        stage.path(),
+        "sp3_",
+        &["gen_multivector"],
+        &["--multivector", "first"],
+    );
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, v, text) = verify_json(stage.path(), &["--search", "10", "--qdrant-url", &url]);
+    assert_eq!(code, 0, "{text}");
+    let mv = parity_of(&v, "gen_multivector", "colbert");
+    assert_eq!(mv["queries"], 0, "{mv}");
+    assert!(mv["note"].as_str().unwrap().contains("MaxSim"), "{mv}");
+    assert_eq!(
+        parity_of(&v, "gen_multivector", "plain")["mean_overlap"],
+        1.0
     );
 }

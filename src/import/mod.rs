@@ -136,9 +136,25 @@ fn ensure_collection(
     }
     if !milvus.has_collection(target)? {
         milvus.create_collection(&entry.milvus_schema)?;
+        json_indexes(milvus, &entry.mapping);
     }
     ledger.created = true;
     Ok(())
+}
+
+/// Creates the JSON-path indexes of keys left in `$meta`; a target that refuses them (Milvus
+/// before 2.5.11) is named in a warning, and the import goes on without them.
+fn json_indexes(milvus: &Milvus, m: &crate::transform::mapping::CollectionMapping) {
+    for ix in &m.json_indexes {
+        if let Err(e) = milvus.post("/v2/vectordb/indexes/create", ix.request(&m.target)) {
+            tracing::warn!(
+                "collection {}: no JSON-path index on $meta key '{}' ({e}); it needs {}: filters on the key scan $meta. The import goes on",
+                m.target,
+                ix.key,
+                crate::transform::json_index::NEEDS
+            );
+        }
+    }
 }
 
 fn import_collection(

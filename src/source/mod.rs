@@ -9,7 +9,7 @@ pub mod scroll_json;
 pub mod snapshot;
 
 use crate::error::Result;
-use crate::model::{CollectionConfig, Point, PointId};
+use crate::model::{CollectionConfig, Point, PointId, QueryVector};
 use std::sync::Arc;
 
 /// One collection to read from, whatever the source.
@@ -44,12 +44,12 @@ pub trait CollectionSource: Send + Sync {
     fn taken_at(&self) -> Option<u64> {
         None
     }
-    /// The `k` nearest points to a dense vector of field `using` (`""`: the unnamed one),
+    /// The `k` nearest points to a query vector of field `using` (`""`: the unnamed one),
     /// best first, with Qdrant's scores; `exact`: brute force; `filter`: a Qdrant filter.
     fn nearest(
         &self,
         using: &str,
-        vector: &[f32],
+        vector: &QueryVector,
         k: usize,
         exact: bool,
         filter: Option<&serde_json::Value>,
@@ -102,7 +102,7 @@ impl CollectionSource for RestCollection {
     fn nearest(
         &self,
         using: &str,
-        vector: &[f32],
+        vector: &QueryVector,
         k: usize,
         exact: bool,
         filter: Option<&serde_json::Value>,
@@ -161,12 +161,12 @@ impl CollectionSource for snapshot::SnapshotCollection {
     fn nearest(
         &self,
         using: &str,
-        vector: &[f32],
+        vector: &QueryVector,
         k: usize,
         exact: bool,
         filter: Option<&serde_json::Value>,
     ) -> Result<Vec<(PointId, f32)>> {
-        self.search(using, vector.to_vec(), k, exact, filter)
+        self.search(using, vector.clone(), k, exact, filter)
     }
     fn scroll(
         &self,

@@ -181,12 +181,12 @@ impl QdrantRest {
         &self,
         name: &str,
         using: &str,
-        vector: &[f32],
+        vector: &crate::model::QueryVector,
         k: usize,
         exact: bool,
         filter: Option<&Value>,
     ) -> Result<Vec<(Value, f32)>> {
-        let mut body = json!({"query": vector, "limit": k, "params": {"exact": exact}, "with_payload": false, "with_vector": false});
+        let mut body = json!({"query": vector.to_qdrant_json(), "limit": k, "params": {"exact": exact}, "with_payload": false, "with_vector": false});
         if let Some(f) = filter {
             body["filter"] = f.clone();
         }

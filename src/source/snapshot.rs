@@ -852,7 +852,7 @@ impl SnapshotCollection {
     pub fn search(
         &self,
         using: &str,
-        vector: Vec<f32>,
+        vector: crate::model::QueryVector,
         k: usize,
         exact: bool,
         filter: Option<&Value>,
@@ -864,15 +864,33 @@ impl SnapshotCollection {
             .map(|f| serde_json::from_value(f.clone()))
             .transpose()
             .map_err(|e| snap_err(&self.file, format!("bad search filter: {e}")))?;
-        let Some(params) = self.config.dense.get(using) else {
-            return Err(snap_err(
-                &self.file,
-                format!("collection {} has no dense vector '{using}'", self.name),
-            ));
+        let (query, smaller_is_nearer) = match vector {
+            crate::model::QueryVector::Dense(v) => {
+                let Some(params) = self.config.dense.get(using) else {
+                    return Err(snap_err(
+                        &self.file,
+                        format!("collection {} has no dense vector '{using}'", self.name),
+                    ));
+                };
+                (
+                    VectorInternal::Dense(v),
+                    matches!(params.distance, Distance::Euclid | Distance::Manhattan),
+                )
+            }
+            crate::model::QueryVector::Sparse { indices, values } => {
+                if !self.config.sparse.contains_key(using) {
+                    return Err(snap_err(
+                        &self.file,
+                        format!("collection {} has no sparse vector '{using}'", self.name),
+                    ));
+                }
+                let s = qdrant_edge::SparseVector::new(indices, values)
+                    .map_err(|e| snap_err(&self.file, format!("bad sparse query: {e}")))?;
+                (VectorInternal::Sparse(s), false)
+            }
         };
-        let smaller_is_nearer = matches!(params.distance, Distance::Euclid | Distance::Manhattan);
         let query = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-            query: VectorInternal::Dense(vector),
+            query,
             using: (!using.is_empty()).then(|| using.to_string()),
         }));
         let mut all: Vec<(PointId, f32)> = Vec::new();

@@ -172,6 +172,9 @@ pub struct CollectionMapping {
     /// Payload keys staged as typed fields instead of inside `$meta`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scalars: Vec<ScalarField>,
+    /// JSON-path indexes on keys left in `$meta` (Qdrant indexed them; Milvus ≥ 2.5.11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_indexes: Vec<super::json_index::MetaIndex>,
 }
 
 fn default_id_len() -> u32 {
@@ -399,6 +402,7 @@ pub fn default_mapping(
     let mut scalars = promoted_fields(cfg, opts, &mut used, &mut warnings).map_err(err)?;
     scalars.extend(shard_key_field(cfg, &scalars, &mut used, &mut warnings));
     suggest_promotions(cfg, opts, &mut warnings);
+    let json_indexes = super::json_index::meta_indexes(cfg, &scalars, &mut warnings);
     warnings.extend(super::hints::suggestions(
         cfg,
         opts.partition_key.as_deref(),
@@ -419,6 +423,7 @@ pub fn default_mapping(
         invalid_values: opts.invalid_values,
         partitions_num: None,
         scalars,
+        json_indexes,
     };
     Ok((mapping, warnings))
 }

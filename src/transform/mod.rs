@@ -4,5 +4,6 @@ pub mod batch;
 pub mod checks;
 pub mod columns;
 pub mod hints;
+pub mod json_index;
 pub mod mapping;
 pub mod scalars;

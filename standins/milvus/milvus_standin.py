@@ -454,9 +454,19 @@ def search(st, body, allow_int64):
     params = dict(body.get("searchParams") or {})
     pk = primary(st, name)
     out = [o for o in (body.get("outputFields") or []) if o != pk]
+    # As Milvus's REST layer (convertQueries2Placeholder): float16 queries come as float arrays
+    # (or base64 bytes), sparse ones as {"indices", "values"} or {"index": value}.
+    data = body["data"]
+    anns = body.get("annsField")
+    ftype = field_type(st, name, anns)
+    if ftype == "Float16Vector":
+        data = [np.frombuffer(base64.b64decode(q), dtype="<f2") if isinstance(q, str)
+                else np.array(q, dtype=np.float32).astype(np.float16) for q in data]
+    elif ftype == "SparseFloatVector":
+        data = [sparse_dict(q, anns) for q in data]
     try:
         with st.lock:
-            r = st.client.search(name, data=body["data"], limit=limit, anns_field=body.get("annsField"),
+            r = st.client.search(name, data=data, limit=limit, anns_field=anns,
                                  filter=body.get("filter", ""), output_fields=out,
                                  search_params=params, consistency_level="Strong")
     except MilvusException as e:

@@ -412,15 +412,13 @@ async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: By
             );
         }
     };
-    let Some(vector) = req.get("query").and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(Value::as_f64)
-            .map(|x| x as f32)
-            .collect::<Vec<f32>>()
-    }) else {
+    let Some(vector) = req
+        .get("query")
+        .and_then(q2z::model::QueryVector::from_qdrant_json)
+    else {
         return err(
             StatusCode::BAD_REQUEST,
-            "Format error in JSON body: this stand-in answers a dense vector \"query\" only",
+            "Format error in JSON body: this stand-in answers a nearest \"query\" only: a dense vector or {\"indices\", \"values\"}",
             t,
         );
     };
