@@ -238,3 +238,58 @@ fn oversized_payloads_are_set_aside_whole_and_accounted_for() {
     );
     assert_eq!(target_count("aside_gen_big_payload"), 4);
 }
+
+/// A key Qdrant indexed that stays in `$meta` gets a JSON-path index (Milvus ≥ 2.5.11:
+/// `indexes/create` with the key as field name, `json_path`, `json_cast_type`); a target that
+/// refuses it (an older Milvus) is named in a warning and the import goes on.
+#[test]
+fn indexed_meta_keys_get_json_path_indexes_or_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "jidx_", &["fx_named"], &[]);
+    let m = Manifest::load(dir.path()).unwrap().unwrap();
+    let e = &m.collections["fx_named"];
+    let ix: Vec<(&str, &str)> = e
+        .mapping
+        .json_indexes
+        .iter()
+        .map(|i| (i.key.as_str(), i.cast_type.as_str()))
+        .collect();
+    assert_eq!(ix, [("title", "VARCHAR")], "fx_named's keyword index on title");
+    assert!(
+        e.warnings.iter().any(|w| w.contains("2.5.11")),
+        "{:?}",
+        e.warnings
+    );
+    let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let idx = milvus_post("indexes/list", json!({"collectionName": "jidx_fx_named"}));
+    assert!(
+        idx["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "meta_title_idx"),
+        "{idx}"
+    );
+    assert!(!err.contains("no JSON-path index"), "{err}");
+    let old = tempfile::tempdir().unwrap();
+    stage_export(old.path(), "jidx_old_", &["fx_named"], &[]);
+    milvus_faults(json!({"old_milvus": 1}));
+    let (code, out, err) = import(old.path(), "bulk", &["--drop-existing"]);
+    milvus_faults(json!({}));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verification: PASSED"), "{out}");
+    assert!(
+        err.contains("no JSON-path index on $meta key 'title'") && err.contains("2.5.11"),
+        "{err}"
+    );
+    let idx = milvus_post("indexes/list", json!({"collectionName": "jidx_old_fx_named"}));
+    assert!(
+        !idx["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "meta_title_idx"),
+        "{idx}"
+    );
+}

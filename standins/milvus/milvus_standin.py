@@ -203,18 +203,45 @@ def create_collection(st, body):
     return ok()
 
 
+JSON_CAST_TYPES = {"BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR"}
+
+
+def check_json_path_index(st, name, p, ftype):
+    """A JSON-path index (Milvus >= 2.5.11): on a JSON field, or on a key of the dynamic field
+    named by fieldName; INVERTED or AUTOINDEX, with json_path (starting with the field or key)
+    and json_cast_type. Milvus Lite builds none: the request is checked and listed."""
+    field = p["fieldName"]
+    dynamic = bool(schema_of(st, name)["schema"].get("enableDynamicField"))
+    if st.fault("old_milvus") or (ftype is None and not dynamic):
+        raise ApiError(1100, f"cannot create index on non-exist field: {field}: invalid parameter")
+    params = p.get("params") or {}
+    path, cast = params.get("json_path"), str(params.get("json_cast_type", "")).upper()
+    if p.get("indexType", "AUTOINDEX") not in ("INVERTED", "AUTOINDEX"):
+        raise ApiError(1100, f"index type {p.get('indexType')} is not supported on JSON paths, use INVERTED or AUTOINDEX: invalid parameter")
+    if not path or not str(path).startswith(field):
+        raise ApiError(1100, f"json_path {path!r} must start with the field name {field}: invalid parameter")
+    if cast not in JSON_CAST_TYPES:
+        raise ApiError(1100, f"json_cast_type {params.get('json_cast_type')!r} is not supported, must be one of {sorted(JSON_CAST_TYPES)}: invalid parameter")
+
+
 def build_indexes(st, name, index_params):
     """Milvus Lite builds FLAT (dense) and SPARSE_INVERTED_INDEX only; the requested HNSW params
     were validated and are reported by describe."""
     ip = st.client.prepare_index_params()
+    built = 0
     for p in index_params:
         ftype = field_type(st, name, p["fieldName"])
+        if ftype in (None, "JSON"):
+            check_json_path_index(st, name, p, ftype)
+            continue
+        built += 1
         if ftype == "SparseFloatVector":
             ip.add_index(p["fieldName"], index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
         elif ftype in VECTOR_TYPES:
             ip.add_index(p["fieldName"], index_type="FLAT", metric_type=p.get("metricType") or "COSINE")
     with st.lock:
-        st.client.create_index(name, ip)
+        if built:
+            st.client.create_index(name, ip)
         st.schemas[name].setdefault("indexParams", [])
         have = {x["fieldName"] for x in st.schemas[name]["indexParams"]}
         st.schemas[name]["indexParams"] += [x for x in index_params if x["fieldName"] not in have]
