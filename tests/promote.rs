@@ -254,7 +254,11 @@ fn indexed_meta_keys_get_json_path_indexes_or_a_warning() {
         .iter()
         .map(|i| (i.key.as_str(), i.cast_type.as_str()))
         .collect();
-    assert_eq!(ix, [("title", "VARCHAR")], "fx_named's keyword index on title");
+    assert_eq!(
+        ix,
+        [("title", "VARCHAR")],
+        "fx_named's keyword index on title"
+    );
     assert!(
         e.warnings.iter().any(|w| w.contains("2.5.11")),
         "{:?}",
@@ -283,7 +287,10 @@ fn indexed_meta_keys_get_json_path_indexes_or_a_warning() {
         err.contains("no JSON-path index on $meta key 'title'") && err.contains("2.5.11"),
         "{err}"
     );
-    let idx = milvus_post("indexes/list", json!({"collectionName": "jidx_old_fx_named"}));
+    let idx = milvus_post(
+        "indexes/list",
+        json!({"collectionName": "jidx_old_fx_named"}),
+    );
     assert!(
         !idx["data"]
             .as_array()

@@ -338,7 +338,19 @@ pub fn print_plan(p: &PlanView) {
             OversizePolicy::SetAside => "set aside",
         }
     );
+    for ix in &m.json_indexes {
+        println!(
+            "  {:<24} {:<22} INVERTED JSON-path index on $meta key '{}' ({})",
+            "",
+            "",
+            ix.key,
+            crate::transform::json_index::NEEDS
+        );
+    }
     println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    for h in &m.hints {
+        println!("  suggestion: {h}");
+    }
     for a in &p.qdrant_aliases {
         println!(
             "  Qdrant alias '{a}' → this collection: after the import, `q2z import --alias {a}` points a Milvus alias of that name at '{}'",

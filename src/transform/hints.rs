@@ -1,6 +1,7 @@
-//! What a collection's Qdrant settings suggest for the Milvus side, shown by `plan` (and kept
-//! in the manifest's warnings) for the user to decide: tenant and principal payload indexes,
-//! quantization, vectors kept on disk.
+//! What a collection's Qdrant settings suggest for the Milvus side, kept in the mapping's
+//! `hints` (so in the file `plan --mapping-out` writes, and in the manifest) and printed by
+//! `plan`, for the user to decide: tenant and principal payload indexes, quantization,
+//! vectors kept on disk.
 
 use crate::model::CollectionConfig;
 use serde_json::Value;
@@ -115,5 +116,29 @@ mod tests {
                 .contains("--partition-key tenant"),
             "no suggestion once it is the partition key"
         );
+        // The mapping keeps them (and the file `plan --mapping-out` writes), not its warnings.
+        let mut cfg = cfg;
+        cfg.dense.insert(
+            "a".into(),
+            crate::model::DenseParams {
+                size: 4,
+                distance: crate::model::Distance::Cosine,
+                datatype: Default::default(),
+                multivector: None,
+                hnsw_m: None,
+                hnsw_ef_construct: None,
+            },
+        );
+        let (m, warnings) = crate::transform::mapping::default_mapping(
+            &cfg,
+            crate::transform::mapping::IdKind::Int64,
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(m.hints, suggestions(&cfg, None));
+        assert!(!warnings.iter().any(|w| w.contains("--partition-key")));
+        let text = toml::to_string(&m).unwrap();
+        let back: crate::transform::mapping::CollectionMapping = toml::from_str(&text).unwrap();
+        assert_eq!(back.hints, m.hints, "{text}");
     }
 }

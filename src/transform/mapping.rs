@@ -175,6 +175,11 @@ pub struct CollectionMapping {
     /// JSON-path indexes on keys left in `$meta` (Qdrant indexed them; Milvus ≥ 2.5.11).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub json_indexes: Vec<super::json_index::MetaIndex>,
+    /// What the collection's Qdrant settings suggest for the target (tenant and principal
+    /// keys, quantization, on-disk vectors): not applied, for the user to decide by editing
+    /// this mapping (or the flags each names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 fn default_id_len() -> u32 {
@@ -403,10 +408,7 @@ pub fn default_mapping(
     scalars.extend(shard_key_field(cfg, &scalars, &mut used, &mut warnings));
     suggest_promotions(cfg, opts, &mut warnings);
     let json_indexes = super::json_index::meta_indexes(cfg, &scalars, &mut warnings);
-    warnings.extend(super::hints::suggestions(
-        cfg,
-        opts.partition_key.as_deref(),
-    ));
+    let hints = super::hints::suggestions(cfg, opts.partition_key.as_deref());
     let mapping = CollectionMapping {
         source: cfg.name.clone(),
         target,
@@ -424,6 +426,7 @@ pub fn default_mapping(
         partitions_num: None,
         scalars,
         json_indexes,
+        hints,
     };
     Ok((mapping, warnings))
 }
