@@ -34,6 +34,7 @@ fn main() {
         client: client.clone(),
         config,
         opened_at: q2z::source::unix_now(),
+        grpc: None,
     });
     let scan = scan_ids(&src, src.count().unwrap()).unwrap();
     let ranges = plan_ranges(&scan, workers * 4);

@@ -100,10 +100,11 @@ start() {
   wait_file "$RUN/s3.addr" 20 s3
   if [ -z "$target_only" ]; then
     QDRANT_STANDIN_API_KEY="$qk" "$BIN/qdrant-standin" serve --snapshot-dir "$SHARED_FIXTURES" --snapshot-dir "$CACHE/gen" \
-      --data "$RUN/qdrant" --addr-file "$RUN/qdrant.addr" >"$RUN/qdrant.log" 2>&1 &
+      --data "$RUN/qdrant" --addr-file "$RUN/qdrant.addr" --grpc-addr-file "$RUN/qdrant-grpc.addr" >"$RUN/qdrant.log" 2>&1 &
     echo $! >>"$RUN/pids"
   else
     echo "-" >"$RUN/qdrant.addr"
+    echo "-" >"$RUN/qdrant-grpc.addr"
   fi
   mkdir -p "$RUN/milvus"
   "$VENV/bin/python" "$ROOT/standins/milvus/milvus_standin.py" --data "$RUN/milvus" --token "$mt" \
@@ -116,6 +117,7 @@ start() {
   cat >"$RUN/env" <<ENV
 export Q2Z_QDRANT_URL=http://$(cat "$RUN/qdrant.addr")
 export Q2Z_QDRANT_API_KEY=$qk
+export Q2Z_QDRANT_GRPC_URL=http://$(cat "$RUN/qdrant-grpc.addr")
 export Q2Z_MILVUS_URL=http://$(cat "$RUN/milvus.addr")
 export Q2Z_MILVUS_TOKEN=$mt
 export Q2Z_S3_ENDPOINT=http://$(cat "$RUN/s3.addr")

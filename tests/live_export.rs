@@ -355,3 +355,77 @@ fn parts_of_a_live_export_merge_into_the_rows_of_one_run_even_after_kill_9() {
     assert_eq!(code, 0);
     assert!(out.contains("1500 of 1500 points staged"), "{out}");
 }
+
+/// Over Qdrant's gRPC API (`--transport grpc`) every collection stages exactly the rows of a
+/// REST export (ids ≥ 2^63 and UUIDs, float16 / uint8 / sparse / missing named vectors, shard
+/// keys, payload integers, floats, nulls and unicode); the real fixtures also match the
+/// server's JSON. A gRPC URL that does not answer stops `--transport grpc` with the fix, and
+/// `auto` reads over REST instead.
+#[test]
+fn grpc_export_stages_the_rows_of_a_rest_export() {
+    let grpc = standin("Q2Z_QDRANT_GRPC_URL");
+    for c in [
+        "fx_named",
+        "fx_uuid_mixed",
+        "fx_empty",
+        "gen_ints",
+        "gen_mixed_ids",
+        "gen_named",
+        "gen_custom",
+    ] {
+        let over_grpc = tempfile::tempdir().unwrap();
+        let (code, out, err) = export(
+            over_grpc.path(),
+            c,
+            &[
+                "--transport",
+                "grpc",
+                "--grpc-url",
+                &grpc,
+                "--ranges",
+                "3",
+                "--page-size",
+                "40",
+            ],
+        );
+        assert_eq!(code, 0, "{c}: {out}{err}");
+        let m = q2z::stage::manifest::Manifest::load(over_grpc.path())
+            .unwrap()
+            .unwrap();
+        let notes = &m.collections[c].warnings;
+        assert!(
+            notes.iter().any(|w| w.contains("pages read over gRPC")),
+            "{c}: {notes:?}"
+        );
+        let over_rest = tempfile::tempdir().unwrap();
+        let (code, out, err) = export(
+            over_rest.path(),
+            c,
+            &["--transport", "rest", "--ranges", "3", "--page-size", "40"],
+        );
+        assert_eq!(code, 0, "{c}: {out}{err}");
+        let (a, ma, na) = staged_rows(over_grpc.path(), c);
+        let (b, mb, nb) = staged_rows(over_rest.path(), c);
+        assert_eq!(ma, mb, "{c}: same mapping");
+        assert_eq!((na, a.len()), (nb, b.len()), "{c}: same row count");
+        assert_eq!(a, b, "{c}: same rows");
+        if c.starts_with("fx_") {
+            assert_rows_match(&fixture_points(c), &a, &ma);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dead = "http://127.0.0.1:9";
+    let (code, _, err) = export(
+        dir.path(),
+        "gen_ints",
+        &["--transport", "grpc", "--grpc-url", dead],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--grpc-url") && err.contains("--transport rest"),
+        "{err}"
+    );
+    let (code, out, err) = export(dir.path(), "gen_ints", &["--grpc-url", dead]);
+    assert_eq!(code, 0, "auto falls back to REST: {out}{err}");
+    assert!(err.contains("reading pages over REST"), "{err}");
+}

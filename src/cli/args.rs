@@ -77,6 +77,8 @@ pub struct SyncArgs {
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     #[command(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -194,6 +196,29 @@ pub struct SourceArgs {
     /// Directory for unpacking snapshots (default: inside the stage directory).
     #[arg(long)]
     pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// How a live server's pages are read.
+#[derive(Debug, Args, Clone)]
+pub struct TransportArgs {
+    /// How pages of a live server are read: grpc (Qdrant's gRPC API: vectors as packed
+    /// floats, far less CPU), rest, or auto (gRPC when it answers, else REST). Payload
+    /// integers above 2^63-1 arrive as doubles over Qdrant's gRPC: use rest for those.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub transport: TransportArg,
+    /// Qdrant's gRPC URL (default: the --qdrant-url host on port 6334 when it uses 6333).
+    #[arg(long, env = "QDRANT_GRPC_URL")]
+    pub grpc_url: Option<String>,
+}
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TransportArg {
+    Auto,
+    Grpc,
+    Rest,
 }
 
 /// Flags that shape the default mapping.

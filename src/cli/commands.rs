@@ -7,7 +7,7 @@ use crate::export::{ExportOptions, export, scan_ids};
 use crate::import::{ImportMode, ImportOptions, import};
 use crate::sink::milvus::{CloudImport, Milvus};
 use crate::sink::object_store::StorageConfig;
-use crate::source::open::{OpenedSources, SourceSpec, open_sources};
+use crate::source::open::{OpenedSources, SourceSpec, Transport, open_sources};
 use crate::stage::manifest::Part;
 use crate::stage::{Need, Stage};
 use crate::transform::mapping::{
@@ -312,6 +312,14 @@ fn search_parity(
     Ok(out)
 }
 
+fn transport(t: &TransportArgs) -> Transport {
+    match t.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Grpc => Transport::Grpc,
+        TransportArg::Rest => Transport::Rest,
+    }
+}
+
 /// Mapping file: `[[collection]]` tables.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct MappingFile {
@@ -436,6 +444,8 @@ fn sources(a: &SourceArgs, stage: Option<&Stage>, part: Option<Part>) -> Result<
         collections: a.collections.clone(),
         part,
         scratch,
+        transport: transport(&a.transport),
+        grpc_url: a.transport.grpc_url.clone(),
     })?)
 }
 
@@ -529,6 +539,8 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
         qdrant_url: Some(a.qdrant_url.clone()),
         api_key: a.api_key.clone(),
         collections: names,
+        transport: transport(&a.transport),
+        grpc_url: a.transport.grpc_url.clone(),
         ..Default::default()
     })?;
     let opts = crate::sync::SyncOptions {

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod grpc;
 pub mod mapped_pages;
 pub mod open;
 pub mod rest;
@@ -77,6 +78,8 @@ pub struct RestCollection {
     pub config: CollectionConfig,
     /// Unix seconds when it was opened (before anything was read).
     pub opened_at: u64,
+    /// Scroll pages read over gRPC instead of REST (`--transport grpc`).
+    pub grpc: Option<Arc<grpc::QdrantGrpc>>,
 }
 
 /// Seconds since the Unix epoch, now.
@@ -98,6 +101,12 @@ impl CollectionSource for RestCollection {
     }
     fn taken_at(&self) -> Option<u64> {
         Some(self.opened_at)
+    }
+    fn notes(&self) -> Vec<String> {
+        self.grpc
+            .iter()
+            .map(|g| format!("pages read over gRPC ({})", g.url()))
+            .collect()
     }
     fn nearest(
         &self,
@@ -121,8 +130,12 @@ impl CollectionSource for RestCollection {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
-        self.client
-            .scroll(&self.config.name, offset, limit, with_data, None)
+        match &self.grpc {
+            Some(g) => g.scroll(&self.config.name, offset, limit, with_data),
+            None => self
+                .client
+                .scroll(&self.config.name, offset, limit, with_data, None),
+        }
     }
     fn scroll_where(
         &self,

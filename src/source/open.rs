@@ -40,6 +40,53 @@ pub struct SourceSpec {
     pub part: Option<crate::stage::manifest::Part>,
     /// Directory under which snapshots are unpacked and downloaded.
     pub scratch: PathBuf,
+    /// How a live server's pages are read.
+    pub transport: Transport,
+    /// Its gRPC URL (default: the REST host on port 6334 when REST is on 6333).
+    pub grpc_url: Option<String>,
+}
+
+/// How pages of a live server are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    Rest,
+    Grpc,
+    /// gRPC when the server answers it, else REST.
+    #[default]
+    Auto,
+}
+
+/// The gRPC connection for a live export, if the transport asks for one.
+fn grpc_for(
+    spec: &SourceSpec,
+    rest_url: &str,
+) -> Result<Option<Arc<crate::source::grpc::QdrantGrpc>>> {
+    use crate::source::grpc::{QdrantGrpc, default_grpc_url};
+    if spec.transport == Transport::Rest {
+        return Ok(None);
+    }
+    let Some(url) = spec.grpc_url.clone().or_else(|| default_grpc_url(rest_url)) else {
+        return match spec.transport {
+            Transport::Grpc => Err(Error::Other(format!(
+                "--transport grpc: give Qdrant's gRPC URL with --grpc-url (it cannot be guessed from {rest_url}, which is not on port 6333)"
+            ))),
+            _ => Ok(None),
+        };
+    };
+    let g = QdrantGrpc::new(&url, spec.api_key.clone())?;
+    if g.answers() {
+        tracing::info!(grpc = %url, "reading pages over gRPC");
+        return Ok(Some(Arc::new(g)));
+    }
+    match spec.transport {
+        Transport::Grpc => Err(Error::Other(format!(
+            "--transport grpc: Qdrant's gRPC API does not answer at {url}; check --grpc-url and the port (6334 by default), or use --transport rest"
+        ))),
+        _ => {
+            tracing::warn!(grpc = %url, "no gRPC answer: reading pages over REST (--transport rest says so without trying)");
+            Ok(None)
+        }
+    }
 }
 
 /// The opened collections, their description for the manifest, and the scratch directory
@@ -108,6 +155,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
             _scratch: Some(scratch),
         });
     }
+    let grpc = grpc_for(spec, url)?;
     let mut sources: Vec<SharedSource> = Vec::new();
     for n in names {
         let config = client.collection_config(&n)?;
@@ -115,6 +163,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
             client: client.clone(),
             config,
             opened_at: super::unix_now(),
+            grpc: grpc.clone(),
         }));
     }
     let info = SourceInfo::Rest {

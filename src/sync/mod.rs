@@ -129,10 +129,29 @@ fn add(report: &mut SyncReport, o: &SyncReport) {
     report.set_aside += o.set_aside;
 }
 
-/// A row's digest: the first 8 bytes of the SHA-256 of its JSON.
+/// A value with every object's keys in sorted order (gRPC's payload maps have none).
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort_unstable();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&o[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        v => v.clone(),
+    }
+}
+
+/// A row's digest: the first 8 bytes of the SHA-256 of its JSON with keys sorted (so a row
+/// read over REST and over gRPC, whose payload key orders differ, digest alike).
 pub fn digest(row: &Row) -> u64 {
     use sha2::Digest;
-    let text = serde_json::to_vec(row).unwrap_or_default();
+    let sorted: BTreeMap<&String, Value> = row.iter().map(|(k, v)| (k, canonical(v))).collect();
+    let text = serde_json::to_vec(&sorted).unwrap_or_default();
     let h = sha2::Sha256::digest(&text);
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }

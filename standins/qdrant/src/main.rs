@@ -6,6 +6,7 @@
 
 mod faults;
 mod fixtures;
+mod grpc;
 mod routes;
 mod store;
 
@@ -41,6 +42,12 @@ enum Cmd {
         /// Write the bound address to this file once listening.
         #[arg(long)]
         addr_file: Option<PathBuf>,
+        /// Address of the gRPC API (Qdrant's 6334; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        grpc_listen: String,
+        /// Write the gRPC API's bound address to this file once listening.
+        #[arg(long)]
+        grpc_addr_file: Option<PathBuf>,
     },
     /// Generate the fixture collections as collection snapshot files.
     Generate {
@@ -69,6 +76,8 @@ fn main() {
             data,
             api_key,
             addr_file,
+            grpc_listen,
+            grpc_addr_file,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -81,6 +90,8 @@ fn main() {
                 data,
                 api_key,
                 addr_file,
+                grpc_listen,
+                grpc_addr_file,
             }))
         }
         Cmd::Generate {

@@ -25,14 +25,16 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub api_key: Option<String>,
     pub addr_file: Option<PathBuf>,
+    pub grpc_listen: String,
+    pub grpc_addr_file: Option<PathBuf>,
 }
 
-struct AppState {
-    colls: RwLock<Collections>,
+pub(crate) struct AppState {
+    pub(crate) colls: RwLock<Collections>,
     /// Alias → collection (`POST /collections/aliases`).
     aliases: RwLock<std::collections::BTreeMap<String, String>>,
     faults: FaultState,
-    api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     data: PathBuf,
 }
 
@@ -114,7 +116,21 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/__standin/faults", post(set_faults))
         .route("/healthz", get(|| async { "healthz check passed" }))
-        .with_state(state);
+        .with_state(state.clone());
+    let grpc = tokio::net::TcpListener::bind(&cfg.grpc_listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", cfg.grpc_listen))?;
+    let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
+    let grpc_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::grpc::serve(grpc_state, grpc).await {
+            eprintln!("qdrant-standin gRPC: {e}");
+        }
+    });
+    if let Some(f) = &cfg.grpc_addr_file {
+        std::fs::write(f, grpc_addr.to_string()).map_err(|e| e.to_string())?;
+    }
+    eprintln!("qdrant-standin gRPC on http://{grpc_addr}");
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", cfg.listen))?;

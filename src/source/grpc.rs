@@ -1,0 +1,244 @@
+//! Live export over Qdrant's gRPC API (port 6334, the official `qdrant-client`): vectors
+//! arrive as packed floats, so reading a page costs no float parsing. Only the scroll — the
+//! hot path — goes over gRPC; the collection's config, counts, filtered reads and searches stay
+//! on REST, whose answers the rest of q2z is written against.
+//!
+//! Fidelity: gRPC's payload `Value` keeps integers (`integer_value`, i64) apart from doubles,
+//! so payloads come out as REST shows them — except integers above 2^63-1, which Qdrant's own
+//! JSON → gRPC conversion turns into doubles (use `--transport rest` for such payloads).
+
+use crate::error::{Error, Result};
+use crate::model::{Point, PointId, VectorValue};
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::point_id::PointIdOptions;
+use qdrant_client::qdrant::value::Kind;
+use qdrant_client::qdrant::vector_output::Vector;
+use qdrant_client::qdrant::vectors_output::VectorsOptions;
+use qdrant_client::qdrant::{
+    PointId as GrpcId, RetrievedPoint, ScrollPointsBuilder, ShardKey, Value as GrpcValue, shard_key,
+};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WHAT: &str = "Qdrant gRPC";
+
+/// A gRPC connection to one Qdrant server, with the runtime its calls run on.
+pub struct QdrantGrpc {
+    client: Qdrant,
+    rt: tokio::runtime::Runtime,
+    url: String,
+}
+
+impl QdrantGrpc {
+    /// Connects (lazily) to `url` (`http://host:6334`; `https://` for TLS).
+    pub fn new(url: &str, api_key: Option<String>) -> Result<QdrantGrpc> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Other(format!("no runtime for gRPC: {e}")))?;
+        let client = {
+            let _in = rt.enter();
+            Qdrant::from_url(url)
+                .api_key(api_key)
+                .timeout(Duration::from_secs(120))
+                .skip_compatibility_check()
+                .build()
+                .map_err(|e| grpc_err("connect", url, &e.to_string()))?
+        };
+        Ok(QdrantGrpc {
+            client,
+            rt,
+            url: url.to_string(),
+        })
+    }
+
+    /// The server's gRPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the server answers gRPC (its health check), within a few seconds.
+    pub fn answers(&self) -> bool {
+        self.rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), self.client.health_check())
+                .await
+                .is_ok_and(|r| r.is_ok())
+        })
+    }
+
+    /// One scroll page from `offset` (inclusive), in Qdrant's id order.
+    pub fn scroll(
+        &self,
+        name: &str,
+        offset: Option<&PointId>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        let mut req = ScrollPointsBuilder::new(name)
+            .limit(u32::try_from(limit).unwrap_or(u32::MAX))
+            .with_payload(with_data)
+            .with_vectors(with_data);
+        if let Some(o) = offset {
+            req = req.offset(to_grpc_id(o));
+        }
+        let r = self
+            .rt
+            .block_on(self.client.scroll(req))
+            .map_err(|e| grpc_err("scroll", name, &e.to_string()))?;
+        let next = r.next_page_offset.as_ref().map(from_grpc_id).transpose()?;
+        let points = r
+            .result
+            .into_iter()
+            .map(to_point)
+            .collect::<Result<Vec<Point>>>()?;
+        Ok((points, next))
+    }
+}
+
+fn grpc_err(call: &str, what: &str, message: &str) -> Error {
+    Error::Protocol {
+        what: WHAT,
+        call: format!("{call} {what}"),
+        message: format!(
+            "{message}; check --grpc-url (Qdrant's gRPC port, 6334 by default) or read over REST with --transport rest"
+        ),
+    }
+}
+
+fn to_grpc_id(id: &PointId) -> GrpcId {
+    match id {
+        PointId::Num(n) => GrpcId::from(*n),
+        PointId::Uuid(s) => GrpcId::from(s.clone()),
+    }
+}
+
+fn from_grpc_id(id: &GrpcId) -> Result<PointId> {
+    match &id.point_id_options {
+        Some(PointIdOptions::Num(n)) => Ok(PointId::Num(*n)),
+        Some(PointIdOptions::Uuid(s)) => PointId::from_json(&Value::from(s.as_str()))
+            .ok_or_else(|| grpc_err("scroll", "point id", &format!("'{s}' is not a UUID"))),
+        None => Err(grpc_err("scroll", "point id", "a point without an id")),
+    }
+}
+
+/// A payload value as Qdrant's REST API shows it.
+pub fn to_json(v: GrpcValue) -> Value {
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::IntegerValue(i)) => Value::from(i),
+        Some(Kind::DoubleValue(d)) => {
+            serde_json::Number::from_f64(d).map_or(Value::Null, Value::Number)
+        }
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(to_json).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(object(s.fields)),
+    }
+}
+
+/// Object keys in sorted order, as Qdrant's REST API prints a payload.
+fn object(fields: std::collections::HashMap<String, GrpcValue>) -> Map<String, Value> {
+    let sorted: BTreeMap<String, GrpcValue> = fields.into_iter().collect();
+    sorted.into_iter().map(|(k, v)| (k, to_json(v))).collect()
+}
+
+fn vector_value(v: Vector) -> VectorValue {
+    match v {
+        Vector::Dense(d) => VectorValue::Dense(d.data),
+        Vector::Sparse(s) => VectorValue::Sparse {
+            indices: s.indices,
+            values: s.values,
+        },
+        Vector::MultiDense(m) => {
+            VectorValue::Multi(m.vectors.into_iter().map(|d| d.data).collect())
+        }
+    }
+}
+
+fn shard_key_json(k: ShardKey) -> Option<Value> {
+    match k.key? {
+        shard_key::Key::Keyword(s) => Some(Value::String(s)),
+        shard_key::Key::Number(n) => Some(Value::from(n)),
+    }
+}
+
+fn to_point(p: RetrievedPoint) -> Result<Point> {
+    let id =
+        p.id.as_ref()
+            .ok_or_else(|| grpc_err("scroll", "point id", "a point without an id"))
+            .and_then(from_grpc_id)?;
+    let mut vectors = BTreeMap::new();
+    match p.vectors.and_then(|v| v.vectors_options) {
+        None => {}
+        Some(VectorsOptions::Vector(v)) => {
+            vectors.insert(
+                crate::model::UNNAMED_VECTOR.to_string(),
+                vector_value(v.into_vector()),
+            );
+        }
+        Some(VectorsOptions::Vectors(named)) => {
+            for (name, v) in named.vectors {
+                vectors.insert(name, vector_value(v.into_vector()));
+            }
+        }
+    }
+    Ok(Point {
+        id,
+        vectors,
+        payload: object(p.payload),
+        shard_key: p.shard_key.and_then(shard_key_json),
+    })
+}
+
+/// Qdrant's gRPC URL next to a REST URL on Qdrant's default port: the same host on 6334
+/// (`None` for another REST port: give `--grpc-url`).
+pub fn default_grpc_url(rest: &str) -> Option<String> {
+    let u = reqwest::Url::parse(rest).ok()?;
+    (u.port_or_known_default()? == 6333)
+        .then(|| format!("{}://{}:6334", u.scheme(), u.host_str().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qdrant_client::qdrant::{ListValue, Struct};
+
+    #[test]
+    fn payload_values_keep_integers_apart_from_doubles() {
+        let v = |k| GrpcValue { kind: Some(k) };
+        let s = Struct {
+            fields: [
+                ("b".to_string(), v(Kind::IntegerValue(i64::MIN))),
+                ("a".to_string(), v(Kind::DoubleValue(1.0))),
+                (
+                    "c".to_string(),
+                    v(Kind::ListValue(ListValue {
+                        values: vec![v(Kind::NullValue(0)), v(Kind::StringValue("é".into()))],
+                    })),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let j = to_json(v(Kind::StructValue(s)));
+        assert_eq!(
+            serde_json::to_string(&j).unwrap(),
+            r#"{"a":1.0,"b":-9223372036854775808,"c":[null,"é"]}"#
+        );
+    }
+
+    #[test]
+    fn grpc_port_sits_next_to_the_rest_port() {
+        assert_eq!(
+            default_grpc_url("http://qdrant:6333").as_deref(),
+            Some("http://qdrant:6334")
+        );
+        assert_eq!(
+            default_grpc_url("https://x.cloud.qdrant.io:6333").as_deref(),
+            Some("https://x.cloud.qdrant.io:6334")
+        );
+        assert_eq!(default_grpc_url("http://127.0.0.1:41000/"), None);
+    }
+}
