@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-run benchmark on one machine, same collection, same parallelism:
 #   1. raw drain (scroll pages fetched and thrown away)   2. q2z export (live)
+#   1b. raw gRPC drain (pages decoded, thrown away)        2b. q2z export --transport grpc
 #   3. qdrant-to-parquet --rest (PyPI)                    4. q2z export --snapshot
 #   5. upload of the staged files: raw PUTs (curl --aws-sigv4) vs q2z's uploader, same files,
 #      same parallelism, into the S3 stand-in (s3s-fs) on loopback
@@ -21,10 +22,13 @@ fi
 VENV="$ROOT/.cache/venv-bench"
 [ -x "$VENV/bin/qdrant-to-parquet" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q qdrant-to-parquet; }
 rm -rf "$W/q" "$W/addr"
-"$B/qdrant-standin" serve --snapshot "$W/gen/bulk.collection.snapshot" --data "$W/q" --addr-file "$W/addr" >"$W/standin.log" 2>&1 &
+rm -f "$W/grpc.addr"
+"$B/qdrant-standin" serve --snapshot "$W/gen/bulk.collection.snapshot" --data "$W/q" --addr-file "$W/addr" \
+  --grpc-addr-file "$W/grpc.addr" >"$W/standin.log" 2>&1 &
 SPID=$!; trap 'kill $SPID 2>/dev/null || true' EXIT
 while [ ! -s "$W/addr" ]; do sleep 0.2; done
 URL="http://$(cat "$W/addr")"
+GRPC="http://$(cat "$W/grpc.addr")"
 
 measure() { # label command...
   local label="$1"; shift
@@ -45,8 +49,10 @@ measure() { # label command...
   wait "$tp"
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   local rss; rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
-  printf '%-22s %8d ms %10s points/s  peak RSS %6d MB (anonymous %5d MB)\n' "$label" "$ms" "$(awk -v n="$N" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024)) $((anon / 1024))
-  echo "$label $ms $rss $anon" >>"$W/results"
+  # CPU of the measured process itself (user + sys), per point.
+  local cpu; cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.2f", s}' "$log")
+  printf '%-22s %8d ms %10s points/s  peak RSS %6d MB (anonymous %5d MB)  CPU %5.1f µs/point\n' "$label" "$ms" "$(awk -v n="$N" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024)) $((anon / 1024)) "$(awk -v c="$cpu" -v n="$N" 'BEGIN{printf "%.1f", c*1e6/n}')"
+  echo "$label $ms $rss $anon $cpu" >>"$W/results"
 }
 rm -f "$W/results"
 # Warm-up pass (unmeasured): the first reader of a freshly loaded collection pays for faulting
@@ -54,7 +60,12 @@ rm -f "$W/results"
 "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE" >/dev/null
 measure drain "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE"
 rm -rf "$W/stage-live"
-measure q2z_live "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage-live" --workers "$WORKERS" --page-size "$PAGE" --json
+measure q2z_live "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage-live" --workers "$WORKERS" --page-size "$PAGE" --transport rest --json
+"$B/examples/drain_grpc" "$URL" "$GRPC" bulk "$WORKERS" "$PAGE" >/dev/null
+measure drain_grpc "$B/examples/drain_grpc" "$URL" "$GRPC" bulk "$WORKERS" "$PAGE"
+rm -rf "$W/stage-grpc"
+measure q2z_grpc "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
+rm -rf "$W/stage-grpc"
 rm -f "$W/q2p.parquet" "$W/q2p.parquet".*
 if [ -z "${SKIP_Q2P:-}" ]; then
   measure qdrant_to_parquet "$VENV/bin/qdrant-to-parquet" --url "$URL" --rest --workers "$WORKERS" --batch-size "$PAGE" -q -f bulk "$W/q2p.parquet"
@@ -75,8 +86,10 @@ rm -rf "$W/stage-snap"; warm_snapshot
 measure q2z_snapshot_zstd_vec "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --vector-compression zstd --json
 echo "staged bytes: vectors uncompressed (default) $SIZE_DEFAULT, vectors zstd $(staged "$W/stage-snap")"
 rm -rf "$W/stage-snap"
-awk -v n="$N" '{ms[$1]=$2} END {
+awk -v n="$N" '{ms[$1]=$2; cpu[$1]=$5} END {
   printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
+  printf "q2z gRPC / gRPC drain     = %.2f\n", ms["drain_grpc"]/ms["q2z_grpc"];
+  printf "q2z gRPC / q2z REST       = %.2f (speed); CPU per point %.1f vs %.1f µs\n", ms["q2z_live"]/ms["q2z_grpc"], cpu["q2z_grpc"]*1e6/n, cpu["q2z_live"]*1e6/n;
   if (ms["qdrant_to_parquet"]) printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
   printf "q2z snapshot / q2z live   = %.2f (vectors zstd: %.2f)\n", ms["q2z_live"]/ms["q2z_snapshot"], ms["q2z_live"]/ms["q2z_snapshot_zstd_vec"] }' "$W/results"
 
