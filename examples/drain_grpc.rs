@@ -63,11 +63,13 @@ fn main() {
                             });
                         }
                         let answer = rt.block_on(grpc.scroll(req)).unwrap();
-                        let next = answer.next_page_offset.and_then(|p| match p.point_id_options {
-                            Some(PointIdOptions::Num(n)) => Some(PointId::Num(n)),
-                            Some(PointIdOptions::Uuid(u)) => Some(PointId::Uuid(u)),
-                            None => None,
-                        });
+                        let next = answer
+                            .next_page_offset
+                            .and_then(|p| match p.point_id_options {
+                                Some(PointIdOptions::Num(n)) => Some(PointId::Num(n)),
+                                Some(PointIdOptions::Uuid(u)) => Some(PointId::Uuid(u)),
+                                None => None,
+                            });
                         match (next, &r.end) {
                             (Some(n), Some(e)) if &n < e => offset = Some(n),
                             (Some(n), None) => offset = Some(n),

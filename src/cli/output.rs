@@ -125,6 +125,12 @@ pub fn reports_with_search(
     }
     let code = self::reports(reports, false)?;
     for p in parity {
+        if p.queries == 0
+            && let Some(n) = &p.note
+        {
+            println!("{} search parity, field {}: {n}", p.collection, p.field);
+            continue;
+        }
         println!(
             "{} search parity, field {} ({}){}: {} queries, top {}: overlap mean {:.3}, min {:.3}; rank correlation {:.3}; largest score difference {:.2e}; {:.2} s{}",
             p.collection,
@@ -143,6 +149,9 @@ pub fn reports_with_search(
             p.seconds,
             if p.ok { "" } else { " — BELOW --min-overlap" }
         );
+        if let Some(n) = &p.note {
+            println!("  note: {n}");
+        }
         for w in &p.weakest {
             println!("  query from point {}: overlap {:.3}", w.point, w.overlap);
         }

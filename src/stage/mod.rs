@@ -211,6 +211,18 @@ impl Stage {
         })
     }
 
+    /// Every collection of the manifest, in name order.
+    pub fn collections<'a>(&'a self, m: &'a Manifest) -> Vec<StagedCollection<'a>> {
+        m.collections
+            .iter()
+            .map(|(name, entry)| StagedCollection {
+                stage: self,
+                name,
+                entry,
+            })
+            .collect()
+    }
+
     /// Removes what q2z wrote here (`export --restart`): the manifest, the ledger and the
     /// q2z files in each collection directory the manifest names; nothing else. A manifest
     /// that does not pass its checks names no directory to clean.

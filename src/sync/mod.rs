@@ -206,12 +206,7 @@ pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
     let state: SyncState = serde_json::from_slice(&bytes)
         .map_err(|e| stage_err(stage.dir(), format!("{SYNC_STATE} is damaged ({e})")))?;
     let manifest = stage.require_manifest()?;
-    let all: Vec<StagedCollection> = manifest
-        .collections
-        .keys()
-        .filter_map(|n| stage.collection(&manifest, n))
-        .collect();
-    if state.export != export_fingerprint(&all) {
+    if state.export != export_fingerprint(&stage.collections(&manifest)) {
         return Ok(None);
     }
     let Some(pass) = state.collections.get(sc.name) else {
@@ -266,11 +261,7 @@ pub fn sync(
     opts: &SyncOptions,
 ) -> Result<Vec<SyncReport>> {
     let manifest = stage.require_manifest()?;
-    let all: Vec<StagedCollection> = manifest
-        .collections
-        .keys()
-        .filter_map(|n| stage.collection(&manifest, n))
-        .collect();
+    let all = stage.collections(&manifest);
     let fingerprint = export_fingerprint(&all);
     let staged = all
         .into_iter()
