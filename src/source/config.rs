@@ -112,6 +112,22 @@ fn parse_dense(collection: &str, vname: &str, v: &Value) -> Result<DenseParams> 
     })
 }
 
+/// Records one entry of Qdrant's `payload_schema` (`{"data_type", "params"}`, as REST shows it
+/// and as qdrant-edge's shard info serializes it): its type, and whether it is a tenant or the
+/// principal key.
+pub fn add_payload_index(c: &mut CollectionConfig, key: &str, v: &Value) {
+    if let Some(t) = v.get("data_type").and_then(Value::as_str) {
+        c.payload_schema.insert(key.to_string(), t.to_string());
+    }
+    let flag = |f: &str| v.pointer(&format!("/params/{f}")) == Some(&Value::Bool(true));
+    if flag("is_tenant") && !c.tenant_keys.iter().any(|k| k == key) {
+        c.tenant_keys.push(key.to_string());
+    }
+    if flag("is_principal") && !c.principal_keys.iter().any(|k| k == key) {
+        c.principal_keys.push(key.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,17 +148,7 @@ impl QdrantRest {
                 let mut c = parse_collection_config(name, cfg)?;
                 if let Some(ps) = r.get("payload_schema").and_then(Value::as_object) {
                     for (k, v) in ps {
-                        if let Some(t) = v.get("data_type").and_then(Value::as_str) {
-                            c.payload_schema.insert(k.clone(), t.to_string());
-                        }
-                        let flag =
-                            |f: &str| v.pointer(&format!("/params/{f}")) == Some(&json!(true));
-                        if flag("is_tenant") {
-                            c.tenant_keys.push(k.clone());
-                        }
-                        if flag("is_principal") {
-                            c.principal_keys.push(k.clone());
-                        }
+                        crate::source::config::add_payload_index(&mut c, k, v);
                     }
                 }
                 Ok(c)

@@ -528,7 +528,17 @@ pub fn open_snapshots(
             Layout::Shard => None,
         })
         .unwrap_or_else(|| edge_config_to_qdrant(&shards[0].config()));
-    let config = parse_collection_config(name, &config_json)?;
+    let mut config = parse_collection_config(name, &config_json)?;
+    // The payload indexes, as a live server's `payload_schema` shows them.
+    for s in &shards {
+        let info = s
+            .info()
+            .map_err(|e| snap_err(&inputs[0].path, format!("shard info: {e}")))?;
+        for (k, v) in info.payload_schema {
+            let v = serde_json::to_value(v).unwrap_or(Value::Null);
+            crate::source::config::add_payload_index(&mut config, &k.to_string(), &v);
+        }
+    }
     let keys: BTreeMap<u32, Value> = layouts
         .iter()
         .filter_map(|l| match l {
