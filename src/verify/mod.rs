@@ -139,7 +139,7 @@ pub fn verify_collection(
     let m = &entry.mapping;
     let staged = entry.staged_rows();
     let target_count = milvus.count(&m.target, "")?;
-    let synced = crate::sync::synced_view(sc)?;
+    let synced = crate::stage::sync_state::synced_view(sc)?;
     let mut bad = Vec::new();
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -198,8 +198,8 @@ pub fn verify_collection(
     // After a sync, staged rows the source changed or deleted since are not the target's.
     let unchanged = |row: &crate::stage::reader::Row| {
         synced.as_ref().is_none_or(|v| {
-            let id = crate::sync::id_key(&row[&m.id_field]);
-            v.digest_of(&id) == Some(crate::sync::digest(row))
+            let id = crate::stage::sync_state::id_key(&row[&m.id_field]);
+            v.digest_of(&id) == Some(crate::stage::sync_state::digest(row))
         })
     };
     let cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;

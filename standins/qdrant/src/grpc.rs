@@ -5,7 +5,7 @@
 //! `double_value` otherwise, `api-key` metadata checked like the REST header. Every other
 //! call answers UNIMPLEMENTED.
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use ::qdrant_client::qdrant::points_server::{Points, PointsServer};
 use ::qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
 use ::qdrant_client::qdrant::value::Kind;

@@ -8,6 +8,7 @@ mod faults;
 mod fixtures;
 mod grpc;
 mod routes;
+mod state;
 mod store;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,7 @@
 //! HTTP routes, shaped as Qdrant 1.19 answers them (`{result, status, time}` envelope).
 
 use crate::faults::{Action, FaultState, Faults};
+use crate::state::AppState;
 use crate::store::{self, Collections, Served};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -27,15 +28,6 @@ pub struct ServeConfig {
     pub addr_file: Option<PathBuf>,
     pub grpc_listen: String,
     pub grpc_addr_file: Option<PathBuf>,
-}
-
-pub(crate) struct AppState {
-    pub(crate) colls: RwLock<Collections>,
-    /// Alias → collection (`POST /collections/aliases`).
-    aliases: RwLock<std::collections::BTreeMap<String, String>>,
-    faults: FaultState,
-    pub(crate) api_key: Option<String>,
-    data: PathBuf,
 }
 
 type Shared = Arc<AppState>;
