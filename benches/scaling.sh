@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# How exports scale with the collection's size: for each size, a generated one-shard collection
+# (DIM-d, ~1 KiB payloads) exported offline from its snapshot (time, points/s, peak RSS, the most
+# disk its scratch directory held) and live from the Qdrant stand-in over REST and over gRPC.
+# Usage: benches/scaling.sh [SIZES...] (default: 100000 1000000). Env: DIM (64), WORKERS (4),
+# PROFILE (release; `dev` reuses the test build).
+set -euo pipefail
+if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000); fi
+DIM="${DIM:-64}"; WORKERS="${WORKERS:-4}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+PROFILE="${PROFILE:-release}"
+. benches/build.sh
+row() { # label points dir-to-watch command...
+  local label="$1" n="$2" watch="$3"; shift 3
+  local log; log=$(mktemp)
+  sync
+  local t0; t0=$(date +%s%N)
+  /usr/bin/time -v "$@" >/dev/null 2>"$log" &
+  local tp=$! disk=0 d
+  while kill -0 "$tp" 2>/dev/null; do
+    if [ -n "$watch" ]; then
+      d=$(du -sb "$watch" 2>/dev/null | cut -f1 || echo 0); [ "${d:-0}" -gt "$disk" ] && disk=$d
+    fi
+    sleep 0.2
+  done
+  wait "$tp" || { cat "$log" >&2; return 1; }
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local rss; rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
+  printf '| %s | %s | %.1f s | %s | %d MB | %s |\n' "$label" "$n" "$(awk -v ms="$ms" 'BEGIN{print ms/1000}')" \
+    "$(awk -v n="$n" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024)) \
+    "$([ -n "$watch" ] && awk -v b="$disk" 'BEGIN{printf "%.0f MB", b/1e6}' || echo "—")"
+  rm -f "$log"
+}
+echo "| run | points | time | points/s | peak RSS | most disk in scratch |"
+echo "|---|---|---|---|---|---|"
+for N in "${SIZES[@]}"; do
+  W="$ROOT/.cache/bench-scaling-$N-$DIM"; mkdir -p "$W"
+  SNAP="$W/gen/bulk.collection.snapshot"
+  if [ ! -f "$SNAP" ]; then
+    rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM" >&2
+  fi
+  rm -rf "$W/stage" "$W/scratch"; mkdir -p "$W/scratch"
+  cat "$SNAP" >/dev/null
+  row "snapshot export" "$N" "$W/scratch" "$B/q2z" export --snapshot "$SNAP" --as bulk --stage "$W/stage" \
+    --scratch "$W/scratch" --workers "$WORKERS" --json
+  rm -rf "$W/stage" "$W/q" "$W/addr" "$W/grpc.addr"
+  "$B/qdrant-standin" serve --snapshot "$SNAP" --data "$W/q" --addr-file "$W/addr" \
+    --grpc-addr-file "$W/grpc.addr" >"$W/standin.log" 2>&1 &
+  SPID=$!
+  while [ ! -s "$W/addr" ]; do sleep 0.2; done
+  URL="http://$(cat "$W/addr")"; GRPC="http://$(cat "$W/grpc.addr")"
+  row "live export, REST" "$N" "" "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage" \
+    --transport rest --workers "$WORKERS" --json
+  rm -rf "$W/stage"
+  row "live export, gRPC" "$N" "" "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" \
+    --transport grpc -c bulk --stage "$W/stage" --workers "$WORKERS" --json
+  rm -rf "$W/stage"
+  kill "$SPID"; wait "$SPID" 2>/dev/null || true
+done
