@@ -33,6 +33,8 @@ pub struct QdrantGrpc {
 impl QdrantGrpc {
     /// Connects (lazily) to `url` (`http://host:6334`; `https://` for TLS).
     pub fn new(url: &str, api_key: Option<String>) -> Result<QdrantGrpc> {
+        // What is shown (errors, manifest notes, logs) never carries `user:password@`.
+        let shown = crate::http::strip_credentials(url);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -45,16 +47,22 @@ impl QdrantGrpc {
                 .timeout(Duration::from_secs(120))
                 .skip_compatibility_check()
                 .build()
-                .map_err(|e| grpc_err("connect", url, &e.to_string()))?
+                .map_err(|e| {
+                    grpc_err(
+                        "connect",
+                        &shown,
+                        &crate::http::strip_credentials(&e.to_string()),
+                    )
+                })?
         };
         Ok(QdrantGrpc {
             client,
             rt,
-            url: url.to_string(),
+            url: shown,
         })
     }
 
-    /// The server's gRPC URL.
+    /// The server's gRPC URL (without credentials).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -83,10 +91,13 @@ impl QdrantGrpc {
         if let Some(o) = offset {
             req = req.offset(to_grpc_id(o));
         }
-        let r = self
-            .rt
-            .block_on(self.client.scroll(req))
-            .map_err(|e| grpc_err("scroll", name, &e.to_string()))?;
+        let r = self.rt.block_on(self.client.scroll(req)).map_err(|e| {
+            grpc_err(
+                "scroll",
+                name,
+                &crate::http::strip_credentials(&e.to_string()),
+            )
+        })?;
         let next = r.next_page_offset.as_ref().map(from_grpc_id).transpose()?;
         let points = r
             .result
@@ -144,6 +155,39 @@ fn object(fields: std::collections::HashMap<String, GrpcValue>) -> Map<String, V
     sorted.into_iter().map(|(k, v)| (k, to_json(v))).collect()
 }
 
+/// A vector as the server sent it: the `vector` oneof (Qdrant ≥ 1.16), else the deprecated
+/// flat fields — checked, since a bad `vectors_count` would make the client's own
+/// `into_vector` divide by zero.
+#[allow(deprecated)]
+fn output_vector(v: qdrant_client::qdrant::VectorOutput) -> Result<VectorValue> {
+    if let Some(v) = v.vector {
+        return Ok(vector_value(v));
+    }
+    if let Some(ix) = v.indices {
+        return Ok(VectorValue::Sparse {
+            indices: ix.data,
+            values: v.data,
+        });
+    }
+    match v.vectors_count.map(|n| n as usize) {
+        None => Ok(VectorValue::Dense(v.data)),
+        Some(n) if n > 0 && v.data.len().is_multiple_of(n) => Ok(VectorValue::Multi(
+            v.data
+                .chunks(v.data.len() / n)
+                .map(<[f32]>::to_vec)
+                .collect(),
+        )),
+        Some(n) => Err(grpc_err(
+            "scroll",
+            "vector",
+            &format!(
+                "a multivector of {} floats said to hold {n} vectors",
+                v.data.len()
+            ),
+        )),
+    }
+}
+
 fn vector_value(v: Vector) -> VectorValue {
     match v {
         Vector::Dense(d) => VectorValue::Dense(d.data),
@@ -173,14 +217,11 @@ fn to_point(p: RetrievedPoint) -> Result<Point> {
     match p.vectors.and_then(|v| v.vectors_options) {
         None => {}
         Some(VectorsOptions::Vector(v)) => {
-            vectors.insert(
-                crate::model::UNNAMED_VECTOR.to_string(),
-                vector_value(v.into_vector()),
-            );
+            vectors.insert(crate::model::UNNAMED_VECTOR.to_string(), output_vector(v)?);
         }
         Some(VectorsOptions::Vectors(named)) => {
             for (name, v) in named.vectors {
-                vectors.insert(name, vector_value(v.into_vector()));
+                vectors.insert(name, output_vector(v)?);
             }
         }
     }
@@ -227,6 +268,36 @@ mod tests {
             serde_json::to_string(&j).unwrap(),
             r#"{"a":1.0,"b":-9223372036854775808,"c":[null,"é"]}"#
         );
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn a_bad_deprecated_multivector_is_an_error_not_a_panic() {
+        let bad = |data: Vec<f32>, n| qdrant_client::qdrant::VectorOutput {
+            data,
+            indices: None,
+            vectors_count: Some(n),
+            vector: None,
+        };
+        for (data, n) in [
+            (vec![1.0, 2.0], 0),
+            (vec![1.0, 2.0, 3.0], 2),
+            (vec![1.0], 4),
+        ] {
+            let e = output_vector(bad(data, n)).unwrap_err().to_string();
+            assert!(
+                e.contains("multivector") && e.contains("--transport rest"),
+                "{e}"
+            );
+        }
+        let ok = output_vector(bad(vec![1.0, 2.0, 3.0, 4.0], 2)).unwrap();
+        assert_eq!(ok, VectorValue::Multi(vec![vec![1.0, 2.0], vec![3.0, 4.0]]));
+    }
+
+    #[test]
+    fn credentials_in_the_grpc_url_are_never_shown() {
+        let g = QdrantGrpc::new("http://user:s3cret@127.0.0.1:9", None).unwrap();
+        assert!(!g.url().contains("s3cret"), "{}", g.url());
     }
 
     #[test]
