@@ -163,19 +163,8 @@ fn search_without_a_source_says_which_flag_to_give() {
 fn float16_and_sparse_fields_agree_and_multivectors_are_named() {
     let c = format!("spf16{}", rand::random::<u32>());
     let url = standin("Q2Z_QDRANT_URL");
-    let http = reqwest::blocking::Client::new();
-    let call = |method: reqwest::Method, path: String, body: Value| {
-        let r = http
-            .request(method, format!("{url}{path}"))
-            .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
-            .json(&body)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    };
-    call(
-        reqwest::Method::PUT,
-        format!("/collections/{c}"),
+    create_collection(
+        &c,
         json!({"vectors": {"half": {"size": 8, "distance": "Cosine", "datatype": "float16"}},
                "sparse_vectors": {"kw": {}}}),
     );
@@ -199,11 +188,7 @@ fn float16_and_sparse_fields_agree_and_multivectors_are_named() {
                    "payload": {"i": i}})
         })
         .collect();
-    call(
-        reqwest::Method::PUT,
-        format!("/collections/{c}/points?wait=true"),
-        json!({"points": points}),
-    );
+    upsert(&c, points);
     let stage = tempfile::tempdir().unwrap();
     stage_export(stage.path(), "sp3_", &[&c], &[]);
     let (code, out, err) = import(stage.path(), "bulk", &[]);

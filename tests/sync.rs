@@ -11,29 +11,9 @@ use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn qdrant(method: reqwest::Method, path: &str, body: Value) -> Value {
-    let url = standin("Q2Z_QDRANT_URL");
-    let r = reqwest::blocking::Client::new()
-        .request(method, format!("{url}{path}"))
-        .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().unwrap()
-}
-
 fn point(id: u64, seed: f32, tag: &str) -> Value {
     json!({"id": id, "vector": [seed, 1.0 - seed, (id % 7) as f32 / 7.0, 0.5],
            "payload": {"tag": tag, "n": id, "nested": {"a": [1, 2]}}})
-}
-
-fn upsert(c: &str, points: Vec<Value>) {
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}/points?wait=true"),
-        json!({"points": points}),
-    );
 }
 
 fn sync(stage: &std::path::Path, c: &str, extra: &[&str]) -> (i32, Value, String) {
@@ -77,11 +57,7 @@ fn assert_target_equals_source(c: &str) {
 #[test]
 fn sync_applies_exactly_what_changed_and_survives_kill_9() {
     let c = format!("syncsrc{}", rand::random::<u32>());
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}"),
-        json!({"vectors": {"size": 4, "distance": "Cosine"}}),
-    );
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Cosine"}}));
     upsert(
         &c,
         (1..=300)
@@ -190,11 +166,7 @@ fn sync_applies_exactly_what_changed_and_survives_kill_9() {
 #[test]
 fn sync_of_a_collection_with_uuid_ids() {
     let c = format!("syncuuid{}", rand::random::<u32>());
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}"),
-        json!({"vectors": {"size": 4, "distance": "Dot"}}),
-    );
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
     let id = |i: u64| format!("00000000-0000-4000-8000-{i:012x}");
     let pt = |i: u64, seed: f32, tag: &str| {
         let mut p = point(i, seed, tag);
@@ -234,11 +206,7 @@ fn sync_of_a_collection_with_uuid_ids() {
 #[test]
 fn sync_by_a_datetime_change_field_reads_only_what_the_field_marks() {
     let c = format!("syncfield{}", rand::random::<u32>());
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}"),
-        json!({"vectors": {"size": 4, "distance": "Cosine"}}),
-    );
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Cosine"}}));
     let old = "2020-01-01T00:00:00Z";
     let pt = |i: u64, seed: f32, tag: &str, at: Option<&str>| {
         let mut p = point(i, seed, tag);
@@ -300,11 +268,7 @@ fn sync_by_a_datetime_change_field_reads_only_what_the_field_marks() {
 #[test]
 fn sync_by_an_integer_change_field_from_a_given_bound() {
     let c = format!("syncrev{}", rand::random::<u32>());
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}"),
-        json!({"vectors": {"size": 4, "distance": "Euclid"}}),
-    );
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Euclid"}}));
     let pt = |i: u64, seed: f32, rev: u64| {
         let mut p = point(i, seed, "v");
         p["payload"]["rev"] = json!(rev);
@@ -339,11 +303,7 @@ fn sync_by_an_integer_change_field_from_a_given_bound() {
 #[test]
 fn large_sync_deltas_go_through_bulk_import() {
     let c = format!("syncbulk{}", rand::random::<u32>());
-    qdrant(
-        reqwest::Method::PUT,
-        &format!("/collections/{c}"),
-        json!({"vectors": {"size": 4, "distance": "Cosine"}}),
-    );
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Cosine"}}));
     upsert(
         &c,
         (1..=400)

@@ -416,10 +416,9 @@ impl CollectionSync<'_> {
             }),
             ..Default::default()
         };
-        let upserts = &mut delta;
         match &self.filter {
             None => self.each_page(r, true, None, |pts| {
-                self.diff(&pts, &mut base, &mut out, &mut now, upserts)
+                self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
             })?,
             Some(filter) => {
                 // Which ids the range holds now (ids only), then in full: the points the
@@ -432,7 +431,7 @@ impl CollectionSync<'_> {
                 let mut read: HashSet<String> = HashSet::new();
                 self.each_page(r, true, Some(filter), |pts| {
                     read.extend(pts.iter().map(|p| p.id.to_key_string()));
-                    self.diff(&pts, &mut base, &mut out, &mut now, upserts)
+                    self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
                 })?;
                 let unseen: Vec<Value> = ids
                     .iter()
@@ -442,7 +441,7 @@ impl CollectionSync<'_> {
                 for part in unseen.chunks(self.opts.page_size.max(1)) {
                     let has = json!({"must": [{"has_id": part}]});
                     self.each_page(r, true, Some(&has), |pts| {
-                        self.diff(&pts, &mut base, &mut out, &mut now, upserts)
+                        self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
                     })?;
                 }
                 // Ids still in the source that were not read are unchanged.

@@ -88,15 +88,22 @@ pub fn id_filters(field: &str, ids: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Rows of a chunk in the target, counted by its exact staged ids.
-pub fn chunk_count_by_ids(milvus: &Milvus, sc: StagedCollection, c: &Chunk) -> Result<u64> {
-    let m = &sc.entry.mapping;
-    let ids = sc.chunk_ids(c)?;
+/// Rows of the target whose primary key is one of `ids`.
+fn count_ids(
+    milvus: &Milvus,
+    m: &crate::transform::mapping::CollectionMapping,
+    ids: &[Value],
+) -> Result<u64> {
     let mut n = 0;
-    for f in id_filters(&m.id_field, &ids) {
+    for f in id_filters(&m.id_field, ids) {
         n += milvus.count(&m.target, &f)?;
     }
     Ok(n)
+}
+
+/// Rows of a chunk in the target, counted by its exact staged ids.
+pub fn chunk_count_by_ids(milvus: &Milvus, sc: StagedCollection, c: &Chunk) -> Result<u64> {
+    count_ids(milvus, &sc.entry.mapping, &sc.chunk_ids(c)?)
 }
 
 /// Rows of a chunk in the target: by its key range for an Int64 key (one query), by its
@@ -154,10 +161,7 @@ pub fn verify_collection(
             for (r, ids) in view.ranges.iter().enumerate() {
                 crate::interrupt::check()?;
                 let values: Vec<Value> = ids.keys().map(|k| typed_id(m.id_kind, k)).collect();
-                let mut t = 0;
-                for f in id_filters(&m.id_field, &values) {
-                    t += milvus.count(&m.target, &f)?;
-                }
+                let t = count_ids(milvus, m, &values)?;
                 if t != ids.len() as u64 {
                     bad.push(ChunkDiff {
                         file: crate::stage::layout::sync_digests_file(sc.name, r),

@@ -265,6 +265,33 @@ fn post_faults(url_var: &str, f: Value) {
         .unwrap();
 }
 
+/// Calls the Qdrant stand-in's REST API (asserts success) and returns the answer.
+pub fn qdrant(method: reqwest::Method, path: &str, body: Value) -> Value {
+    let url = standin("Q2Z_QDRANT_URL");
+    let r = reqwest::blocking::Client::new()
+        .request(method, format!("{url}{path}"))
+        .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().unwrap()
+}
+
+/// Creates a collection in the Qdrant stand-in over REST (`PUT /collections/{c}`).
+pub fn create_collection(c: &str, config: Value) {
+    qdrant(reqwest::Method::PUT, &format!("/collections/{c}"), config);
+}
+
+/// Upserts points into a Qdrant stand-in collection and waits for them.
+pub fn upsert(c: &str, points: Vec<Value>) {
+    qdrant(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}/points?wait=true"),
+        serde_json::json!({"points": points}),
+    );
+}
+
 /// Switches faults on in the Qdrant stand-in.
 pub fn qdrant_faults(f: Value) {
     post_faults("Q2Z_QDRANT_URL", f)
