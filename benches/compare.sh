@@ -8,12 +8,17 @@
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
 # Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build),
 # SKIP_Q2P=1 leaves out qdrant-to-parquet (e.g. for the 1M-point memory run).
+# PIN=1 runs the stand-in on CPU 0 and every measured client on CPU 1 (taskset): the server then
+# drains as if on a machine of its own, and a client's ratio to the drain shows whether the
+# client keeps up, not how two processes share two cores.
 set -euo pipefail
 N="${1:-200000}"; DIM="${DIM:-768}"; WORKERS="${WORKERS:-4}"; PAGE="${PAGE:-256}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 W="$ROOT/.cache/bench-$N-$DIM"; mkdir -p "$W"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
+SRV=(); CLI=()
+if [ -n "${PIN:-}" ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
 . benches/build.sh
 if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
   echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
@@ -23,7 +28,7 @@ VENV="$ROOT/.cache/venv-bench"
 [ -x "$VENV/bin/qdrant-to-parquet" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q qdrant-to-parquet; }
 rm -rf "$W/q" "$W/addr"
 rm -f "$W/grpc.addr"
-"$B/qdrant-standin" serve --snapshot "$W/gen/bulk.collection.snapshot" --data "$W/q" --addr-file "$W/addr" \
+"${SRV[@]}" "$B/qdrant-standin" serve --snapshot "$W/gen/bulk.collection.snapshot" --data "$W/q" --addr-file "$W/addr" \
   --grpc-addr-file "$W/grpc.addr" >"$W/standin.log" 2>&1 &
 SPID=$!; trap 'kill $SPID 2>/dev/null || true' EXIT
 while [ ! -s "$W/addr" ]; do sleep 0.2; done
@@ -35,7 +40,7 @@ measure() { # label command...
   local log="$W/$label.time"
   sync # the previous run's files are written back before this one starts
   local t0; t0=$(date +%s%N)
-  /usr/bin/time -v "$@" >"$W/$label.out" 2>"$log" &
+  /usr/bin/time -v "${CLI[@]}" "$@" >"$W/$label.out" 2>"$log" &
   local tp=$! anon=0 a c
   # Peak anonymous memory (heap), sampled: RSS also counts file pages that are mmapped (the
   # unpacked snapshot's segments), which the kernel can drop at any time.

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # How exports scale with the collection's size: for each size, a generated one-shard collection
-# (DIM-d, ~1 KiB payloads) exported offline from its snapshot (time, points/s, peak RSS, the most
-# disk its scratch directory held) and live from the Qdrant stand-in over REST and over gRPC.
-# Usage: benches/scaling.sh [SIZES...] (default: 100000 1000000). Env: DIM (64), WORKERS (4),
-# PROFILE (release; `dev` reuses the test build).
+# (DIM-d vectors, ~300-byte payloads, segments optimized as a server leaves them) exported
+# offline from its snapshot (time, points/s, peak RSS, the most disk its scratch directory held)
+# and, up to LIVE_MAX points, live from the Qdrant stand-in over REST and over gRPC.
+# Usage: benches/scaling.sh [SIZES...] (default: 100000 1000000 10000000). Env: DIM (64),
+# WORKERS (4), LIVE_MAX (1000000), PAYLOAD (small; `text` adds ~800 bytes of text to each),
+# OPTIMIZE_EVERY (200000 points per optimizer run; 0 leaves one appendable segment),
+# PROFILE (release; `dev` reuses the test build). 10M points need ~15 GB of free disk.
 set -euo pipefail
-if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000); fi
-DIM="${DIM:-64}"; WORKERS="${WORKERS:-4}"
+if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000 10000000); fi
+DIM="${DIM:-64}"; WORKERS="${WORKERS:-4}"; LIVE_MAX="${LIVE_MAX:-1000000}"
+PAYLOAD="${PAYLOAD:-small}"; OPTIMIZE_EVERY="${OPTIMIZE_EVERY:-200000}"
+GEN=(--bulk-dim "$DIM" --bulk-optimize-every "$OPTIMIZE_EVERY")
+[ "$PAYLOAD" = small ] && GEN+=(--bulk-small-payloads)
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
@@ -35,16 +41,17 @@ row() { # label points dir-to-watch command...
 echo "| run | points | time | points/s | peak RSS | most disk in scratch |"
 echo "|---|---|---|---|---|---|"
 for N in "${SIZES[@]}"; do
-  W="$ROOT/.cache/bench-scaling-$N-$DIM"; mkdir -p "$W"
+  W="$ROOT/.cache/bench-scaling-$N-$DIM-$PAYLOAD-$OPTIMIZE_EVERY"; mkdir -p "$W"
   SNAP="$W/gen/bulk.collection.snapshot"
   if [ ! -f "$SNAP" ]; then
-    rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM" >&2
+    rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" "${GEN[@]}" >&2
   fi
   rm -rf "$W/stage" "$W/scratch"; mkdir -p "$W/scratch"
   cat "$SNAP" >/dev/null
   row "snapshot export" "$N" "$W/scratch" "$B/q2z" export --snapshot "$SNAP" --as bulk --stage "$W/stage" \
     --scratch "$W/scratch" --workers "$WORKERS" --json
   rm -rf "$W/stage" "$W/q" "$W/addr" "$W/grpc.addr"
+  [ "$N" -le "$LIVE_MAX" ] || continue
   "$B/qdrant-standin" serve --snapshot "$SNAP" --data "$W/q" --addr-file "$W/addr" \
     --grpc-addr-file "$W/grpc.addr" >"$W/standin.log" 2>&1 &
   SPID=$!

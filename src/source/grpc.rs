@@ -151,8 +151,13 @@ pub fn to_json(v: GrpcValue) -> Value {
 
 /// Object keys in sorted order, as Qdrant's REST API prints a payload.
 fn object(fields: std::collections::HashMap<String, GrpcValue>) -> Map<String, Value> {
-    let sorted: BTreeMap<String, GrpcValue> = fields.into_iter().collect();
-    sorted.into_iter().map(|(k, v)| (k, to_json(v))).collect()
+    let mut sorted: Vec<(String, GrpcValue)> = fields.into_iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Map::with_capacity(sorted.len());
+    for (k, v) in sorted {
+        out.insert(k, to_json(v));
+    }
+    out
 }
 
 /// A vector as the server sent it: the `vector` oneof (Qdrant ≥ 1.16), else the deprecated

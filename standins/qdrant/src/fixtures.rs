@@ -53,19 +53,23 @@ fn build(
     points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
 ) -> Result<(), String> {
-    let coll = build_shards(name, create, shards, points, deleted)?;
+    let coll = build_shards(name, create, shards, points, deleted, 0)?;
     let served = store::Served { coll, origin: None };
     store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
         .map_err(|e| e.to_string())
 }
 
 /// Builds a collection's shards in real Qdrant storage (point `i` goes to shard `i % shards`).
+/// `optimize_every` > 0: runs Qdrant's optimizers on a shard each time it has taken that many
+/// more points, and at the end, as a server does in the background: full appendable segments
+/// become optimized (non-appendable) ones of at most the optimizer's maximum segment size.
 fn build_shards(
     name: &str,
     create: Value,
     shards: usize,
     points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
+    optimize_every: usize,
 ) -> Result<SnapshotCollection, String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cfg = store::edge_config_from_create(&create)?;
@@ -84,7 +88,10 @@ fn build_shards(
         ))
         .map_err(|e| format!("{name}: {e}"))
     };
+    let optimize = |s: &EdgeShard| s.optimize().map_err(|e| format!("{name}: optimize: {e}"));
     let mut by_shard: Vec<Vec<PointStructPersisted>> = (0..shards).map(|_| Vec::new()).collect();
+    // Points each shard took since its optimizers last ran.
+    let mut taken = vec![0usize; shards];
     for (i, p) in points.into_iter().enumerate() {
         let ps: PointStructPersisted =
             serde_json::from_value(p).map_err(|e| format!("{name}: {e}"))?;
@@ -92,11 +99,19 @@ fn build_shards(
         by_shard[k].push(ps);
         if by_shard[k].len() == 500 {
             upsert(&edge[k], std::mem::take(&mut by_shard[k]))?;
+            taken[k] += 500;
+            if optimize_every > 0 && taken[k] >= optimize_every {
+                optimize(&edge[k])?;
+                taken[k] = 0;
+            }
         }
     }
     for (s, rest) in edge.iter().zip(by_shard) {
         if !rest.is_empty() {
             upsert(s, rest)?;
+        }
+        if optimize_every > 0 {
+            optimize(s)?;
         }
         if !deleted.is_empty() {
             let ids = deleted
@@ -122,7 +137,7 @@ fn build_custom(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i}}))
         .collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}});
-    let mut coll = build_shards("gen_custom", create, 3, pts, vec![])?;
+    let mut coll = build_shards("gen_custom", create, 3, pts, vec![], 0)?;
     coll.config_json["params"]["sharding_method"] = json!("custom");
     coll.config_json["params"]["shard_number"] = json!(1);
     coll.shard_keys = vec![
@@ -155,8 +170,8 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .filter(|i| i % 4 == 2)
         .map(|i| json!(i))
         .collect();
-    let stale = build_shards("gen_cluster", create.clone(), 4, pts.clone(), stale_ids)?;
-    let coll = build_shards("gen_cluster", create, 4, pts, vec![])?;
+    let stale = build_shards("gen_cluster", create.clone(), 4, pts.clone(), stale_ids, 0)?;
+    let coll = build_shards("gen_cluster", create, 4, pts, vec![], 0)?;
     let mut holders: Vec<Vec<u64>> = vec![Vec::new(); 4];
     for (peer, shards) in CLUSTER_NODES {
         for s in shards {
@@ -176,13 +191,25 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The generated `bulk` collection (benchmarks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bulk {
+    /// Points (0: no bulk collection).
+    pub points: usize,
+    /// Dimension of its unnamed float32 vector.
+    pub dim: usize,
+    /// Shards.
+    pub shards: usize,
+    /// Payloads without the ~800-byte text field (~300 bytes of JSON each).
+    pub small_payloads: bool,
+    /// Run Qdrant's optimizers every this many points per shard (0: never; all points stay in
+    /// one appendable segment per shard). HNSW is off (`m: 0`) then, so that indexing does not
+    /// dominate the generation; exports never read the graph.
+    pub optimize_every: usize,
+}
+
 /// Writes every generated collection into `out`.
-pub fn generate(
-    out: &Path,
-    bulk_points: usize,
-    bulk_dim: usize,
-    bulk_shards: usize,
-) -> Result<(), String> {
+pub fn generate(out: &Path, bulk: Bulk) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(7);
     // Integer ids, unnamed float32 vector, rich payloads, deleted points, two shards.
@@ -315,20 +342,29 @@ pub fn generate(
         vec![],
         vec![],
     )?;
-    if bulk_points > 0 {
-        let pts = (1..=bulk_points as u64).map(|i| {
+    if bulk.points > 0 {
+        let pts = (1..=bulk.points as u64).map(|i| {
             let mut p = payload(&mut rng, i);
-            p["text"] = json!("lorem ipsum dolor sit amet ".repeat(30));
-            json!({"id": i, "vector": dense(&mut rng, bulk_dim), "payload": p})
+            if !bulk.small_payloads {
+                p["text"] = json!("lorem ipsum dolor sit amet ".repeat(30));
+            }
+            json!({"id": i, "vector": dense(&mut rng, bulk.dim), "payload": p})
         });
-        build(
-            out,
+        let mut create = json!({"vectors": {"size": bulk.dim, "distance": "Cosine"}});
+        if bulk.optimize_every > 0 {
+            create["hnsw_config"] = json!({"m": 0});
+        }
+        let coll = build_shards(
             "bulk",
-            json!({"vectors": {"size": bulk_dim, "distance": "Cosine"}}),
-            bulk_shards,
+            create,
+            bulk.shards.max(1),
             pts,
             vec![],
+            bulk.optimize_every,
         )?;
+        let served = store::Served { coll, origin: None };
+        store::write_collection_snapshot(&served, &out.join("bulk.collection.snapshot"))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -64,6 +64,13 @@ enum Cmd {
         /// Shards of the bulk collection.
         #[arg(long, default_value_t = 1)]
         bulk_shards: usize,
+        /// Bulk payloads without the ~800-byte text field (~300 bytes each).
+        #[arg(long)]
+        bulk_small_payloads: bool,
+        /// Run Qdrant's optimizers every this many points per shard, as a server does, so the
+        /// bulk shards hold optimized segments (HNSW off); 0: one appendable segment per shard.
+        #[arg(long, default_value_t = 0)]
+        bulk_optimize_every: usize,
     },
 }
 
@@ -100,7 +107,18 @@ fn main() {
             bulk_points,
             bulk_dim,
             bulk_shards,
-        } => fixtures::generate(&out, bulk_points, bulk_dim, bulk_shards.max(1)),
+            bulk_small_payloads,
+            bulk_optimize_every,
+        } => fixtures::generate(
+            &out,
+            fixtures::Bulk {
+                points: bulk_points,
+                dim: bulk_dim,
+                shards: bulk_shards.max(1),
+                small_payloads: bulk_small_payloads,
+                optimize_every: bulk_optimize_every,
+            },
+        ),
     };
     if let Err(e) = result {
         eprintln!("qdrant-standin: {e}");
