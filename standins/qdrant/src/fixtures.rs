@@ -88,7 +88,13 @@ fn build_shards(
         ))
         .map_err(|e| format!("{name}: {e}"))
     };
-    let optimize = |s: &EdgeShard| s.optimize().map_err(|e| format!("{name}: optimize: {e}"));
+    // A flush after each run removes the segments the optimizers replaced and the WAL they
+    // made redundant (both are kept until then), so the work directory stays ~ the data's size.
+    let optimize = |s: &EdgeShard| {
+        s.optimize()
+            .and_then(|_| s.flush())
+            .map_err(|e| format!("{name}: optimize: {e}"))
+    };
     let mut by_shard: Vec<Vec<PointStructPersisted>> = (0..shards).map(|_| Vec::new()).collect();
     // Points each shard took since its optimizers last ran.
     let mut taken = vec![0usize; shards];
