@@ -6,13 +6,18 @@
 # Usage: benches/scaling.sh [SIZES...] (default: 100000 1000000 10000000). Env: DIM (64),
 # WORKERS (4), LIVE_MAX (1000000), PAYLOAD (small; `text` adds ~800 bytes of text to each),
 # OPTIMIZE_EVERY (200000 points per optimizer run; 0 leaves one appendable segment),
-# PROFILE (release; `dev` reuses the test build). 10M points need ~15 GB of free disk.
+# ID_TRACKER (immutable: Qdrant 1.19's format, id mappings decoded into RAM at load; `disk`:
+# qdrant-edge's disk-resident format, which Qdrant 1.19 does not write — shows the export's
+# memory when the mappings stay on disk), PROFILE (release; `dev` reuses the test build).
+# 10M points need ~15 GB of free disk.
 set -euo pipefail
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000 10000000); fi
 DIM="${DIM:-64}"; WORKERS="${WORKERS:-4}"; LIVE_MAX="${LIVE_MAX:-1000000}"
 PAYLOAD="${PAYLOAD:-small}"; OPTIMIZE_EVERY="${OPTIMIZE_EVERY:-200000}"
 GEN=(--bulk-dim "$DIM" --bulk-optimize-every "$OPTIMIZE_EVERY")
 [ "$PAYLOAD" = small ] && GEN+=(--bulk-small-payloads)
+ID_TRACKER="${ID_TRACKER:-immutable}"
+[ "$ID_TRACKER" = disk ] && GEN+=(--bulk-id-tracker-on-disk)
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
@@ -41,7 +46,7 @@ row() { # label points dir-to-watch command...
 echo "| run | points | time | points/s | peak RSS | most disk in scratch |"
 echo "|---|---|---|---|---|---|"
 for N in "${SIZES[@]}"; do
-  W="$ROOT/.cache/bench-scaling-$N-$DIM-$PAYLOAD-$OPTIMIZE_EVERY"; mkdir -p "$W"
+  W="$ROOT/.cache/bench-scaling-$N-$DIM-$PAYLOAD-$OPTIMIZE_EVERY-$ID_TRACKER"; mkdir -p "$W"
   SNAP="$W/gen/bulk.collection.snapshot"
   if [ ! -f "$SNAP" ]; then
     rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" "${GEN[@]}" >&2

@@ -333,8 +333,15 @@ fn export_collection(
 /// The plan of a collection not staged yet: exact count, id scan, mapping, id ranges.
 fn plan_collection(src: &SharedSource, opts: &ExportOptions) -> Result<CollectionEntry> {
     let cfg = src.config();
-    let count = src.count()?;
-    let scan = scan_ids(src, count)?;
+    // A source that cannot change is counted by its id scan alone (a second full read of the
+    // ids would find the same number).
+    let (count, scan) = if src.unchanging() {
+        let scan = scan_ids(src, src.count_hint()?)?;
+        (scan.count, scan)
+    } else {
+        let count = src.count()?;
+        (count, scan_ids(src, count)?)
+    };
     let (mapping, mut warnings) = match opts.mapping_overrides.get(&cfg.name) {
         Some(m) => {
             m.validate(cfg)?;

@@ -7,6 +7,7 @@ use q2z::export::{ExportOptions, export};
 use q2z::source::SharedSource;
 use q2z::source::snapshot::open_snapshot;
 use q2z::stage::manifest::{Manifest, SourceInfo};
+use q2z::stage::reader::Row;
 use std::sync::Arc;
 
 fn export_snapshot(file: &str, name: &str, ranges: usize) -> tempfile::TempDir {
@@ -159,4 +160,76 @@ fn unpack_dirs_of_killed_runs_are_removed_and_live_ones_kept() {
         .filter(|n| n.starts_with(&format!("q2z-snap-{}-", std::process::id())))
         .collect();
     assert!(ours.is_empty(), "closing removes this run's data: {ours:?}");
+}
+
+/// A payload field of a staged row: a column of its own, or a key of the dynamic field.
+fn payload_field(row: &Row, key: &str) -> Option<serde_json::Value> {
+    if let Some(v) = row.get(key) {
+        return Some(v.clone());
+    }
+    match row.get("$meta")? {
+        serde_json::Value::String(s) => serde_json::from_str::<serde_json::Value>(s)
+            .ok()?
+            .get(key)
+            .cloned(),
+        m => m.get(key).cloned(),
+    }
+}
+
+/// Segments as a busy server leaves them (several optimized segments, then updates and deletes
+/// on top; see the generator's `build_optimized`), with Qdrant 1.19's in-RAM id mappings and
+/// with qdrant-edge's disk-resident ones: every live point is staged once, in its last version.
+#[test]
+fn optimized_segments_export_every_live_point_once_in_its_last_version() {
+    let generated = std::path::PathBuf::from(standin("Q2Z_GEN_FIXTURES"));
+    for (name, mapping_file) in [
+        ("gen_optimized", "id_tracker.mappings"),
+        ("gen_optimized_disk", "id_tracker.i2e"),
+    ] {
+        let file = generated.join(format!("{name}.collection.snapshot"));
+        // The layout under test is there: optimized segments with that id-mapping format.
+        let mut tar = tar::Archive::new(std::fs::File::open(&file).unwrap());
+        let optimized = tar
+            .entries()
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.path().unwrap().ends_with(mapping_file)
+            })
+            .count();
+        assert!(optimized >= 2, "{name}: {optimized} optimized segments");
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out, err) = run_q2z(&[
+            "export",
+            "--snapshot",
+            file.to_str().unwrap(),
+            "--as",
+            name,
+            "--stage",
+            dir.path().to_str().unwrap(),
+            "--ranges",
+            "3",
+        ]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let (rows, _, total) = staged_rows(dir.path(), name);
+        let live: Vec<u64> = (1..=3000u64).filter(|i| i % 11 != 0).collect();
+        assert_eq!(total, live.len() as u64, "{name}: staged rows");
+        let mut ids: Vec<u64> = rows.keys().map(|k| k.parse().unwrap()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, live, "{name}: the live ids, each once");
+        for (key, row) in &rows {
+            let id: u64 = key.parse().unwrap();
+            assert_eq!(
+                payload_field(row, "n"),
+                Some(serde_json::json!(id)),
+                "{name}: {key}"
+            );
+            let version = if id % 7 == 0 { 2 } else { 1 };
+            assert_eq!(
+                payload_field(row, "v"),
+                Some(serde_json::json!(version)),
+                "{name}: point {key} in its last version"
+            );
+        }
+    }
 }

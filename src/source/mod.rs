@@ -23,6 +23,15 @@ pub trait CollectionSource: Send + Sync {
     }
     /// Exact point count.
     fn count(&self) -> Result<u64>;
+    /// Whether the points cannot change while they are read (snapshot files): one id scan
+    /// then gives the exact count, with no separate count to compare it with.
+    fn unchanging(&self) -> bool {
+        false
+    }
+    /// About how many points there are (for sizing an id scan); exact unless overridden.
+    fn count_hint(&self) -> Result<u64> {
+        self.count()
+    }
     /// Which file each shard is read from (`shard N ← file`), for sources made of files.
     fn shard_origins(&self) -> Vec<String> {
         Vec::new()
@@ -170,6 +179,12 @@ impl CollectionSource for snapshot::SnapshotCollection {
     }
     fn count(&self) -> Result<u64> {
         snapshot::SnapshotCollection::count(self)
+    }
+    fn unchanging(&self) -> bool {
+        true
+    }
+    fn count_hint(&self) -> Result<u64> {
+        snapshot::SnapshotCollection::count_estimate(self)
     }
     fn nearest(
         &self,

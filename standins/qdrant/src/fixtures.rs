@@ -53,26 +53,30 @@ fn build(
     points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
 ) -> Result<(), String> {
-    let coll = build_shards(name, create, shards, points, deleted, 0)?;
+    let coll = build_shards(name, create, shards, points, deleted, Tuning::default())?;
     let served = store::Served { coll, origin: None };
     store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
         .map_err(|e| e.to_string())
 }
 
 /// Builds a collection's shards in real Qdrant storage (point `i` goes to shard `i % shards`).
-/// `optimize_every` > 0: runs Qdrant's optimizers on a shard each time it has taken that many
-/// more points, and at the end, as a server does in the background: full appendable segments
-/// become optimized (non-appendable) ones of at most the optimizer's maximum segment size.
+/// `tuning.optimize_every` > 0: runs Qdrant's optimizers on a shard each time it has taken that
+/// many more points, and at the end, as a server does in the background: full appendable
+/// segments become optimized (non-appendable) ones of at most the optimizer's maximum size.
 fn build_shards(
     name: &str,
     create: Value,
     shards: usize,
     points: impl IntoIterator<Item = Value>,
     deleted: Vec<Value>,
-    optimize_every: usize,
+    tuning: Tuning,
 ) -> Result<SnapshotCollection, String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let cfg = store::edge_config_from_create(&create)?;
+    let mut cfg = store::edge_config_from_create(&create)?;
+    if tuning.id_tracker_on_disk {
+        cfg.id_tracker_memory = Some(qdrant_edge::Memory::Cold);
+    }
+    let optimize_every = tuning.optimize_every;
     let mut edge = Vec::new();
     for i in 0..shards {
         edge.push(
@@ -143,7 +147,7 @@ fn build_custom(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i}}))
         .collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}});
-    let mut coll = build_shards("gen_custom", create, 3, pts, vec![], 0)?;
+    let mut coll = build_shards("gen_custom", create, 3, pts, vec![], Tuning::default())?;
     coll.config_json["params"]["sharding_method"] = json!("custom");
     coll.config_json["params"]["shard_number"] = json!(1);
     coll.shard_keys = vec![
@@ -153,6 +157,88 @@ fn build_custom(out: &Path, rng: &mut StdRng) -> Result<(), String> {
     ];
     let served = store::Served { coll, origin: None };
     store::write_collection_snapshot(&served, &out.join("gen_custom.collection.snapshot"))
+        .map_err(|e| e.to_string())
+}
+
+/// Points of the optimized collections, and which of them were updated or deleted afterwards.
+const OPTIMIZED_POINTS: u64 = 3000;
+/// `id % 7 == 0` were upserted again (payload `v: 2`) after the optimizers ran.
+const OPTIMIZED_UPDATED_EVERY: u64 = 7;
+/// `id % 11 == 0` were deleted after the optimizers ran.
+const OPTIMIZED_DELETED_EVERY: u64 = 11;
+
+/// A collection laid out as a busy server leaves one: optimized (non-appendable) segments built
+/// by Qdrant's optimizers, then updates and deletes on top — an updated point's old version stays
+/// in its optimized segment (marked deleted) and the new one goes to the appendable segment.
+/// Payloads: `{"n": id, "v": 1}`, `v: 2` once updated. `id_tracker_on_disk`: the optimized
+/// segments keep qdrant-edge's disk-resident id mappings instead of Qdrant 1.19's in-RAM ones.
+fn build_optimized(
+    out: &Path,
+    rng: &mut StdRng,
+    name: &str,
+    id_tracker_on_disk: bool,
+) -> Result<(), String> {
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let create = json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 0}});
+    let mut cfg = store::edge_config_from_create(&create)?;
+    if id_tracker_on_disk {
+        cfg.id_tracker_memory = Some(qdrant_edge::Memory::Cold);
+    }
+    let err = |e: qdrant_edge::OperationError| format!("{name}: {e}");
+    let shard = EdgeShard::new(&work.path().join("s0"), cfg.clone()).map_err(err)?;
+    // Small thresholds, so that 3,000 small points make several optimized segments.
+    shard
+        .set_optimizers_config(qdrant_edge::EdgeOptimizersConfig {
+            indexing_threshold: Some(40),
+            max_segment_size: Some(120),
+            default_segment_number: Some(2),
+            ..Default::default()
+        })
+        .map_err(err)?;
+    let upsert = |pts: Vec<Value>| -> Result<(), String> {
+        let batch = pts
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<Vec<PointStructPersisted>, _>>()
+            .map_err(|e| format!("{name}: {e}"))?;
+        shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
+            ))
+            .map_err(err)
+    };
+    for start in (1..=OPTIMIZED_POINTS).step_by(500) {
+        upsert(
+            (start..(start + 500).min(OPTIMIZED_POINTS + 1))
+                .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i, "v": 1}}))
+                .collect(),
+        )?;
+        if (start + 499).is_multiple_of(1000) {
+            shard.optimize().and_then(|_| shard.flush()).map_err(err)?;
+        }
+    }
+    shard.optimize().and_then(|_| shard.flush()).map_err(err)?;
+    upsert(
+        (1..=OPTIMIZED_POINTS)
+            .filter(|i| i.is_multiple_of(OPTIMIZED_UPDATED_EVERY))
+            .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i, "v": 2}}))
+            .collect(),
+    )?;
+    let ids = (1..=OPTIMIZED_POINTS)
+        .filter(|i| i.is_multiple_of(OPTIMIZED_DELETED_EVERY))
+        .map(|i| serde_json::from_value(json!(i)).map_err(|e| format!("{name}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    shard
+        .update(UpdateOperation::PointOperation(
+            PointOperations::DeletePoints { ids },
+        ))
+        .map_err(err)?;
+    shard.flush().map_err(err)?;
+    let config_json = q2z::source::snapshot::edge_config_to_qdrant(&cfg);
+    let coll = SnapshotCollection::from_shards(name, config_json, vec![shard], work)
+        .map_err(|e| e.to_string())?;
+    let served = store::Served { coll, origin: None };
+    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
         .map_err(|e| e.to_string())
 }
 
@@ -176,8 +262,15 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .filter(|i| i % 4 == 2)
         .map(|i| json!(i))
         .collect();
-    let stale = build_shards("gen_cluster", create.clone(), 4, pts.clone(), stale_ids, 0)?;
-    let coll = build_shards("gen_cluster", create, 4, pts, vec![], 0)?;
+    let stale = build_shards(
+        "gen_cluster",
+        create.clone(),
+        4,
+        pts.clone(),
+        stale_ids,
+        Tuning::default(),
+    )?;
+    let coll = build_shards("gen_cluster", create, 4, pts, vec![], Tuning::default())?;
     let mut holders: Vec<Vec<u64>> = vec![Vec::new(); 4];
     for (peer, shards) in CLUSTER_NODES {
         for s in shards {
@@ -197,6 +290,16 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// How the shards' segments are laid out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tuning {
+    /// Run the optimizers every this many points per shard (0: never).
+    optimize_every: usize,
+    /// Optimized segments keep their id mappings in qdrant-edge's disk-resident format
+    /// (`EdgeConfig::id_tracker_memory = Cold`) instead of Qdrant 1.19's in-RAM one.
+    id_tracker_on_disk: bool,
+}
+
 /// The generated `bulk` collection (benchmarks).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bulk {
@@ -212,6 +315,10 @@ pub struct Bulk {
     /// one appendable segment per shard). HNSW is off (`m: 0`) then, so that indexing does not
     /// dominate the generation; exports never read the graph.
     pub optimize_every: usize,
+    /// Optimized segments with qdrant-edge's disk-resident id tracker (`id_tracker.i2e`/`.e2i`,
+    /// not a format Qdrant 1.19 writes): shows what an export costs when the id mappings stay
+    /// on disk.
+    pub id_tracker_on_disk: bool,
 }
 
 /// Writes every generated collection into `out`.
@@ -339,6 +446,8 @@ pub fn generate(out: &Path, bulk: Bulk) -> Result<(), String> {
     )?;
     build_cluster(out, &mut rng)?;
     build_custom(out, &mut rng)?;
+    build_optimized(out, &mut rng, "gen_optimized", false)?;
+    build_optimized(out, &mut rng, "gen_optimized_disk", true)?;
     // Empty.
     build(
         out,
@@ -366,7 +475,10 @@ pub fn generate(out: &Path, bulk: Bulk) -> Result<(), String> {
             bulk.shards.max(1),
             pts,
             vec![],
-            bulk.optimize_every,
+            Tuning {
+                optimize_every: bulk.optimize_every,
+                id_tracker_on_disk: bulk.id_tracker_on_disk,
+            },
         )?;
         let served = store::Served { coll, origin: None };
         store::write_collection_snapshot(&served, &out.join("bulk.collection.snapshot"))

@@ -71,6 +71,10 @@ enum Cmd {
         /// bulk shards hold optimized segments (HNSW off); 0: one appendable segment per shard.
         #[arg(long, default_value_t = 0)]
         bulk_optimize_every: usize,
+        /// Optimized bulk segments keep their id mappings in qdrant-edge's disk-resident format
+        /// (not a format Qdrant 1.19 writes; for memory benchmarks).
+        #[arg(long)]
+        bulk_id_tracker_on_disk: bool,
     },
 }
 
@@ -109,6 +113,7 @@ fn main() {
             bulk_shards,
             bulk_small_payloads,
             bulk_optimize_every,
+            bulk_id_tracker_on_disk,
         } => fixtures::generate(
             &out,
             fixtures::Bulk {
@@ -117,6 +122,7 @@ fn main() {
                 shards: bulk_shards.max(1),
                 small_payloads: bulk_small_payloads,
                 optimize_every: bulk_optimize_every,
+                id_tracker_on_disk: bulk_id_tracker_on_disk,
             },
         ),
     };
