@@ -61,9 +61,13 @@ start_m23() {
 }
 
 build_bins() {
-  if [ -x "$BIN/qdrant-standin" ] && [ -x "$BIN/s3-standin" ] && [ -z "${STANDINS_REBUILD:-}" ]; then return; fi
-  log "building the Rust stand-ins (cargo build --locked -p qdrant-standin -p s3-standin)"
-  (cd "$ROOT" && cargo build --locked -p qdrant-standin -p s3-standin) || die "cargo build of the stand-ins failed"
+  # Always through cargo (a no-op when nothing changed): binaries left by an older checkout
+  # would otherwise serve and generate stale fixtures.
+  # The tests' own build (scripts/toolchain.sh): after scripts/test.sh's it compiles nothing.
+  # shellcheck source=scripts/toolchain.sh
+  . "$ROOT/scripts/toolchain.sh"
+  log "building the Rust stand-ins (cargo build --locked --workspace --all-targets)"
+  (cd "$ROOT" && q2z_build) || die "cargo build of the stand-ins failed"
 }
 
 wait_file() { # file seconds name

@@ -189,8 +189,8 @@ fn build_optimized(
     // Small thresholds, so that 3,000 small points make several optimized segments.
     shard
         .set_optimizers_config(qdrant_edge::EdgeOptimizersConfig {
-            indexing_threshold: Some(40),
-            max_segment_size: Some(120),
+            indexing_threshold: Some(10),
+            max_segment_size: Some(30),
             default_segment_number: Some(2),
             ..Default::default()
         })
