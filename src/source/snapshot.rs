@@ -1051,9 +1051,8 @@ impl SnapshotCollection {
                     ..record_to_point(r)
                 })
                 .collect();
-            if with_data {
-                release_under(self.work.path(), RELEASE_EVERY);
-            }
+            // Id-only pages too: disk-resident id mappings are read through the same maps.
+            release_under(self.work.path(), RELEASE_EVERY);
             Ok(points)
         };
         let mut all: Vec<Point> = if n > 1 {
