@@ -212,7 +212,7 @@ fn optimized_segments_export_every_live_point_once_in_its_last_version() {
         ]);
         assert_eq!(code, 0, "{name}: {out}{err}");
         let (rows, _, total) = staged_rows(dir.path(), name);
-        let live: Vec<u64> = (1..=3000u64).filter(|i| i % 11 != 0).collect();
+        let live: Vec<u64> = (1..=3000u64).filter(|i| !i.is_multiple_of(11)).collect();
         assert_eq!(total, live.len() as u64, "{name}: staged rows");
         let mut ids: Vec<u64> = rows.keys().map(|k| k.parse().unwrap()).collect();
         ids.sort_unstable();
@@ -224,7 +224,7 @@ fn optimized_segments_export_every_live_point_once_in_its_last_version() {
                 Some(serde_json::json!(id)),
                 "{name}: {key}"
             );
-            let version = if id % 7 == 0 { 2 } else { 1 };
+            let version = if id.is_multiple_of(7) { 2 } else { 1 };
             assert_eq!(
                 payload_field(row, "v"),
                 Some(serde_json::json!(version)),
