@@ -4,7 +4,8 @@
 use crate::store;
 use q2z::source::snapshot::SnapshotCollection;
 use qdrant_edge::{
-    EdgeShard, PointInsertOperations, PointOperations, PointStructPersisted, UpdateOperation,
+    EdgeConfig, EdgeShard, PointInsertOperations, PointOperations, PointStructPersisted,
+    UpdateOperation,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -44,6 +45,51 @@ fn payload(rng: &mut StdRng, i: u64) -> Value {
     p
 }
 
+/// Writes a built collection as `<out>/<file>`, a collection snapshot.
+fn write_snapshot(coll: SnapshotCollection, out: &Path, file: &str) -> Result<(), String> {
+    let served = store::Served { coll, origin: None };
+    store::write_collection_snapshot(&served, &out.join(file)).map_err(|e| e.to_string())
+}
+
+/// The shard config of a create body; `id_tracker_on_disk`: optimized segments keep
+/// qdrant-edge's disk-resident id mappings.
+fn edge_config(create: &Value, id_tracker_on_disk: bool) -> Result<EdgeConfig, String> {
+    let mut cfg = store::edge_config_from_create(create)?;
+    if id_tracker_on_disk {
+        cfg.id_tracker_memory = Some(qdrant_edge::Memory::Cold);
+    }
+    Ok(cfg)
+}
+
+/// Upserts a batch of points into a shard.
+fn upsert(name: &str, s: &EdgeShard, batch: Vec<PointStructPersisted>) -> Result<(), String> {
+    s.update(UpdateOperation::PointOperation(
+        PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
+    ))
+    .map_err(|e| format!("{name}: {e}"))
+}
+
+/// Deletes points (ids as REST JSON) from a shard.
+fn delete(name: &str, s: &EdgeShard, ids: &[Value]) -> Result<(), String> {
+    let ids = ids
+        .iter()
+        .map(|d| serde_json::from_value(d.clone()).map_err(|e| format!("{name}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    s.update(UpdateOperation::PointOperation(
+        PointOperations::DeletePoints { ids },
+    ))
+    .map_err(|e| format!("{name}: {e}"))
+}
+
+/// Runs Qdrant's optimizers on a shard, then flushes: the flush removes the segments the
+/// optimizers replaced and the WAL they made redundant (both are kept until then), so the work
+/// directory stays about the data's size.
+fn optimize(name: &str, s: &EdgeShard) -> Result<(), String> {
+    s.optimize()
+        .and_then(|_| s.flush())
+        .map_err(|e| format!("{name}: optimize: {e}"))
+}
+
 /// Builds one collection from a create body and points, deletes `deleted`, writes its snapshot.
 fn build(
     out: &Path,
@@ -54,9 +100,7 @@ fn build(
     deleted: Vec<Value>,
 ) -> Result<(), String> {
     let coll = build_shards(name, create, shards, points, deleted, Tuning::default())?;
-    let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
-        .map_err(|e| e.to_string())
+    write_snapshot(coll, out, &format!("{name}.collection.snapshot"))
 }
 
 /// Builds a collection's shards in real Qdrant storage (point `i` goes to shard `i % shards`).
@@ -72,10 +116,7 @@ fn build_shards(
     tuning: Tuning,
 ) -> Result<SnapshotCollection, String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut cfg = store::edge_config_from_create(&create)?;
-    if tuning.id_tracker_on_disk {
-        cfg.id_tracker_memory = Some(qdrant_edge::Memory::Cold);
-    }
+    let cfg = edge_config(&create, tuning.id_tracker_on_disk)?;
     let optimize_every = tuning.optimize_every;
     let mut edge = Vec::new();
     for i in 0..shards {
@@ -86,19 +127,6 @@ fn build_shards(
     }
     // Points go in 500 at a time per shard as they are produced, so a bulk collection of any
     // size never sits in memory as JSON.
-    let upsert = |s: &EdgeShard, batch: Vec<PointStructPersisted>| {
-        s.update(UpdateOperation::PointOperation(
-            PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
-        ))
-        .map_err(|e| format!("{name}: {e}"))
-    };
-    // A flush after each run removes the segments the optimizers replaced and the WAL they
-    // made redundant (both are kept until then), so the work directory stays ~ the data's size.
-    let optimize = |s: &EdgeShard| {
-        s.optimize()
-            .and_then(|_| s.flush())
-            .map_err(|e| format!("{name}: optimize: {e}"))
-    };
     let mut by_shard: Vec<Vec<PointStructPersisted>> = (0..shards).map(|_| Vec::new()).collect();
     // Points each shard took since its optimizers last ran.
     let mut taken = vec![0usize; shards];
@@ -108,30 +136,23 @@ fn build_shards(
         let k = i % shards;
         by_shard[k].push(ps);
         if by_shard[k].len() == 500 {
-            upsert(&edge[k], std::mem::take(&mut by_shard[k]))?;
+            upsert(name, &edge[k], std::mem::take(&mut by_shard[k]))?;
             taken[k] += 500;
             if optimize_every > 0 && taken[k] >= optimize_every {
-                optimize(&edge[k])?;
+                optimize(name, &edge[k])?;
                 taken[k] = 0;
             }
         }
     }
     for (s, rest) in edge.iter().zip(by_shard) {
         if !rest.is_empty() {
-            upsert(s, rest)?;
+            upsert(name, s, rest)?;
         }
         if optimize_every > 0 {
-            optimize(s)?;
+            optimize(name, s)?;
         }
         if !deleted.is_empty() {
-            let ids = deleted
-                .iter()
-                .map(|d| serde_json::from_value(d.clone()).expect("id"))
-                .collect();
-            s.update(UpdateOperation::PointOperation(
-                PointOperations::DeletePoints { ids },
-            ))
-            .map_err(|e| e.to_string())?;
+            delete(name, s, &deleted)?;
         }
         s.flush().map_err(|e| e.to_string())?;
     }
@@ -155,9 +176,7 @@ fn build_custom(out: &Path, rng: &mut StdRng) -> Result<(), String> {
         Some(json!("tenant_b")),
         Some(json!(7)),
     ];
-    let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &out.join("gen_custom.collection.snapshot"))
-        .map_err(|e| e.to_string())
+    write_snapshot(coll, out, "gen_custom.collection.snapshot")
 }
 
 /// Points of the optimized collections, and which of them were updated or deleted afterwards.
@@ -180,10 +199,7 @@ fn build_optimized(
 ) -> Result<(), String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let create = json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 0}});
-    let mut cfg = store::edge_config_from_create(&create)?;
-    if id_tracker_on_disk {
-        cfg.id_tracker_memory = Some(qdrant_edge::Memory::Cold);
-    }
+    let cfg = edge_config(&create, id_tracker_on_disk)?;
     let err = |e: qdrant_edge::OperationError| format!("{name}: {e}");
     let shard = EdgeShard::new(&work.path().join("s0"), cfg.clone()).map_err(err)?;
     // Small thresholds, so that 3,000 small points make several optimized segments.
@@ -195,51 +211,41 @@ fn build_optimized(
             ..Default::default()
         })
         .map_err(err)?;
-    let upsert = |pts: Vec<Value>| -> Result<(), String> {
+    let upsert_json = |pts: Vec<Value>| -> Result<(), String> {
         let batch = pts
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<Vec<PointStructPersisted>, _>>()
             .map_err(|e| format!("{name}: {e}"))?;
-        shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
-            ))
-            .map_err(err)
+        upsert(name, &shard, batch)
     };
     for start in (1..=OPTIMIZED_POINTS).step_by(500) {
-        upsert(
+        upsert_json(
             (start..(start + 500).min(OPTIMIZED_POINTS + 1))
                 .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i, "v": 1}}))
                 .collect(),
         )?;
         if (start + 499).is_multiple_of(1000) {
-            shard.optimize().and_then(|_| shard.flush()).map_err(err)?;
+            optimize(name, &shard)?;
         }
     }
-    shard.optimize().and_then(|_| shard.flush()).map_err(err)?;
-    upsert(
+    optimize(name, &shard)?;
+    upsert_json(
         (1..=OPTIMIZED_POINTS)
             .filter(|i| i.is_multiple_of(OPTIMIZED_UPDATED_EVERY))
             .map(|i| json!({"id": i, "vector": dense(rng, 4), "payload": {"n": i, "v": 2}}))
             .collect(),
     )?;
-    let ids = (1..=OPTIMIZED_POINTS)
+    let ids: Vec<Value> = (1..=OPTIMIZED_POINTS)
         .filter(|i| i.is_multiple_of(OPTIMIZED_DELETED_EVERY))
-        .map(|i| serde_json::from_value(json!(i)).map_err(|e| format!("{name}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    shard
-        .update(UpdateOperation::PointOperation(
-            PointOperations::DeletePoints { ids },
-        ))
-        .map_err(err)?;
+        .map(|i| json!(i))
+        .collect();
+    delete(name, &shard, &ids)?;
     shard.flush().map_err(err)?;
     let config_json = q2z::source::snapshot::edge_config_to_qdrant(&cfg);
     let coll = SnapshotCollection::from_shards(name, config_json, vec![shard], work)
         .map_err(|e| e.to_string())?;
-    let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &out.join(format!("{name}.collection.snapshot")))
-        .map_err(|e| e.to_string())
+    write_snapshot(coll, out, &format!("{name}.collection.snapshot"))
 }
 
 /// Peers of the generated cluster, and the shards each holds (4 shards, each on 2 nodes).
@@ -285,9 +291,7 @@ fn build_cluster(out: &Path, rng: &mut StdRng) -> Result<(), String> {
     with_stale[1].push(4444);
     let f = dir.join("gen_cluster-4444-2026-11-29-10-00-00.snapshot");
     store::write_node_snapshot(&stale, 4444, &with_stale, &f).map_err(|e| e.to_string())?;
-    let served = store::Served { coll, origin: None };
-    store::write_collection_snapshot(&served, &dir.join("whole/gen_cluster.collection.snapshot"))
-        .map_err(|e| e.to_string())
+    write_snapshot(coll, &dir, "whole/gen_cluster.collection.snapshot")
 }
 
 /// How the shards' segments are laid out.
@@ -480,9 +484,7 @@ pub fn generate(out: &Path, bulk: Bulk) -> Result<(), String> {
                 id_tracker_on_disk: bulk.id_tracker_on_disk,
             },
         )?;
-        let served = store::Served { coll, origin: None };
-        store::write_collection_snapshot(&served, &out.join("bulk.collection.snapshot"))
-            .map_err(|e| e.to_string())?;
+        write_snapshot(coll, out, "bulk.collection.snapshot")?;
     }
     Ok(())
 }
