@@ -5,15 +5,14 @@ use crate::error::{Error, Result};
 use crate::model::{Point, PointId};
 use crate::progress::Progress;
 use crate::sink::milvus::schema::milvus_create_body;
-use crate::source::{SharedSource, scroll_checked};
+use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::Stage;
-use crate::stage::fsutil::write_atomic;
 use crate::stage::layout;
 use crate::stage::manifest::{
     Chunk, CollectionEntry, ExportState, Manifest, Part, PartShare, Range, SetAsideFile,
     SourceInfo, SplitBy, stage_err,
 };
-use crate::stage::writer::ChunkWriter;
+use crate::stage::writer::ChunkOptions;
 use crate::transform::batch::{Converted, arrow_schema, to_batch};
 use crate::transform::mapping::{CollectionMapping, IdKind, MappingOptions, default_mapping};
 use rayon::prelude::*;
@@ -120,10 +119,8 @@ pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
     let mut varchar = false;
     let mut samples = Vec::new();
     let mut keys = std::collections::BTreeSet::new();
-    let mut offset: Option<PointId> = None;
-    loop {
-        let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
-        for p in &pts {
+    for page in pages(src.as_ref(), None, None, ScrollOpts::ids(10_000)) {
+        for p in &page? {
             if count.is_multiple_of(stride) {
                 samples.push(p.id.clone());
             }
@@ -138,10 +135,6 @@ pub fn scan_ids(src: &SharedSource, count_hint: u64) -> Result<IdScan> {
                 PointId::Uuid(_) => varchar = true,
                 _ => {}
             }
-        }
-        match next {
-            Some(n) if !pts.is_empty() => offset = Some(n),
-            _ => break,
         }
     }
     Ok(IdScan {
@@ -431,20 +424,13 @@ fn take_share(name: &str, part: Part, src: &SharedSource, ranges: &mut Vec<Range
 fn count_in_ranges(src: &SharedSource, ranges: &[Range]) -> Result<u64> {
     let mut n = 0;
     for r in ranges {
-        let mut offset = r.start.clone();
-        loop {
-            let (pts, next) = scroll_checked(src.as_ref(), offset.as_ref(), 10_000, false)?;
-            let inside = pts
-                .iter()
-                .take_while(|p| r.end.as_ref().is_none_or(|e| &p.id < e))
-                .count();
-            n += inside as u64;
-            match next {
-                Some(x) if inside == pts.len() && r.end.as_ref().is_none_or(|e| &x < e) => {
-                    offset = Some(x)
-                }
-                _ => break,
-            }
+        for page in pages(
+            src.as_ref(),
+            r.start.clone(),
+            r.end.clone(),
+            ScrollOpts::ids(10_000),
+        ) {
+            n += page?.len() as u64;
         }
     }
     Ok(n)
@@ -582,11 +568,8 @@ fn export_range(
     let mut finished = range.cursor.is_none() && range.done;
     while !finished {
         let rel = layout::chunk_file(name, idx, seq);
-        let part = job.stage_chunk(&stage.file(&rel), cursor.take())?;
-        if let Some(w) = &part.written {
-            // On object storage the file goes up from this worker, beside the others.
-            stage.publish(&rel, &w.sha256)?;
-        }
+        // On object storage the file goes up from this worker, beside the others.
+        let part = job.stage_chunk(stage, &rel, cursor.take())?;
         cursor = part.cursor_after.clone();
         finished = cursor.is_none();
         let aside_file = if part.aside.is_empty() {
@@ -649,14 +632,10 @@ struct StagedPart {
 
 impl RangeJob<'_> {
     /// Scrolls from `cursor` until the range ends or the file reaches `max_file_bytes`,
-    /// writing the rows to `path` (durable when this returns).
-    fn stage_chunk(
-        &self,
-        path: &std::path::Path,
-        mut cursor: Option<PointId>,
-    ) -> Result<StagedPart> {
+    /// writing the rows to the stage's file `rel` (durable and published when this returns).
+    fn stage_chunk(&self, stage: &Stage, rel: &str, cursor: Option<PointId>) -> Result<StagedPart> {
         let opts = self.opts;
-        let mut writer: Option<ChunkWriter> = None;
+        let mut writer: Option<crate::stage::StagedWriter> = None;
         let mut part = StagedPart {
             written: None,
             first: None,
@@ -665,19 +644,14 @@ impl RangeJob<'_> {
             zero_cosine: 0,
             cursor_after: None,
         };
-        loop {
-            crate::interrupt::check()?;
-            let (mut pts, mut next) =
-                scroll_checked(self.src.as_ref(), cursor.as_ref(), opts.page_size, true)?;
-            if let Some(end) = &self.end {
-                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
-                    pts.truncate(cut);
-                    next = None;
-                }
-                if next.as_ref().is_some_and(|n| n >= end) {
-                    next = None;
-                }
-            }
+        let mut reader = pages(
+            self.src.as_ref(),
+            cursor,
+            self.end.clone(),
+            ScrollOpts::points(opts.page_size),
+        );
+        for page in reader.by_ref() {
+            let pts = page?;
             if let (Some(f), Some(l)) = (pts.first(), pts.last()) {
                 part.first.get_or_insert_with(|| f.id.clone());
                 part.last = Some(l.id.clone());
@@ -689,28 +663,30 @@ impl RangeJob<'_> {
                     }
                     let w = match &mut writer {
                         Some(w) => w,
-                        None => writer.insert(ChunkWriter::create(
-                            path,
+                        None => writer.insert(stage.chunk_writer(
+                            rel,
                             self.schema.clone(),
-                            row_bytes(self.mapping),
-                            opts.zstd_level,
-                            opts.compress_vectors,
+                            ChunkOptions {
+                                row_bytes: row_bytes(self.mapping),
+                                zstd_level: opts.zstd_level,
+                                compress_vectors: opts.compress_vectors,
+                            },
                         )?),
                     };
                     w.write(&c.batch)?;
                 }
                 self.progress.inc(pts.len() as u64);
             }
-            cursor = next;
             let full = writer
                 .as_ref()
                 .is_some_and(|w| w.approx_bytes() >= opts.max_file_bytes);
-            if cursor.is_none() || full {
+            if full {
                 break;
             }
         }
+        let cursor = reader.cursor().cloned();
         part.cursor_after = cursor;
-        part.written = writer.map(ChunkWriter::finish).transpose()?;
+        part.written = writer.map(crate::stage::StagedWriter::finish).transpose()?;
         Ok(part)
     }
 }
@@ -729,15 +705,14 @@ fn write_set_aside(
     n: usize,
     lines: Vec<String>,
 ) -> Result<SetAsideFile> {
-    use sha2::Digest;
     let rel = layout::set_aside_file(name, idx, n);
     let mut text = lines.join("\n");
     text.push('\n');
-    write_atomic(&stage.file(&rel), text.as_bytes())?;
+    let sha256 = stage.write_small(&rel, text.as_bytes())?;
     Ok(SetAsideFile {
         file: rel,
         points: lines.len() as u64,
-        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+        sha256,
     })
 }
 

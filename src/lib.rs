@@ -11,6 +11,7 @@ pub mod import;
 pub mod interrupt;
 pub mod migrate;
 pub mod model;
+pub mod pool;
 pub mod progress;
 pub mod sink;
 pub mod source;

@@ -16,27 +16,6 @@ fn point(id: u64, seed: f32, tag: &str) -> Value {
            "payload": {"tag": tag, "n": id, "nested": {"a": [1, 2]}}})
 }
 
-fn sync(stage: &std::path::Path, c: &str, extra: &[&str]) -> (i32, Value, String) {
-    let url = standin("Q2Z_QDRANT_URL");
-    let milvus = standin("Q2Z_MILVUS_URL");
-    let mut args = vec![
-        "sync",
-        "--stage",
-        stage.to_str().unwrap(),
-        "--qdrant-url",
-        &url,
-        "--milvus-url",
-        &milvus,
-        "-c",
-        c,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let (code, out, err) = run_q2z(&args);
-    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    (code, v, format!("{out}{err}"))
-}
-
 fn counts(v: &Value) -> (u64, u64, u64) {
     let r = &v[0];
     (
@@ -44,14 +23,6 @@ fn counts(v: &Value) -> (u64, u64, u64) {
         r["updated"].as_u64().unwrap(),
         r["deleted"].as_u64().unwrap(),
     )
-}
-
-/// The target equals the source now: a fresh export verified against it, every row.
-fn assert_target_equals_source(c: &str) {
-    let fresh = tempfile::tempdir().unwrap();
-    stage_export(fresh.path(), "sync_", &[c], &[]);
-    let (code, out, err) = verify(fresh.path(), &["--full"]);
-    assert_eq!(code, 0, "the target differs from the source:\n{out}{err}");
 }
 
 #[test]

@@ -103,10 +103,12 @@ pub struct SyncArgs {
     /// Collections to sync (default: every staged one).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,
-    /// Read in full only the points whose payload field FIELD (a datetime, or an integer of
-    /// Unix seconds, that the application sets on every write; index it in Qdrant) is at or
-    /// after the start of the last sync pass (or of the export), or that lack the field; an
-    /// id-only scan finds inserted and deleted points. Default: compare every point's digest.
+    /// Read in full only the points whose payload field FIELD (a datetime, or an integer such
+    /// as a version counter, that the application sets on every write; index it in Qdrant) is
+    /// at or after the pass's bound — a time: the start of the last sync pass (or of the
+    /// export); a counter: the largest value the last pass read (the first pass needs --since)
+    /// — or that lack the field; an id-only scan finds inserted and deleted points. Default:
+    /// compare every point's digest.
     #[arg(long, value_name = "FIELD")]
     pub changed_since_field: Option<String>,
     /// With --changed-since-field: the bound, as the field holds it (an RFC 3339 time such as
@@ -114,8 +116,9 @@ pub struct SyncArgs {
     /// export from snapshot files, whose time q2z cannot know.
     #[arg(long, requires = "changed_since_field", value_parser = crate::sync::changed::parse_since)]
     pub since: Option<serde_json::Value>,
-    /// With --changed-since-field: seconds taken off the time bound, for writers' clocks
-    /// that run behind this machine's.
+    /// With --changed-since-field: taken off a bound q2z derives — seconds off a time bound
+    /// (writers' clocks that run behind this machine's), units off a counter's (the largest
+    /// value the last pass read; writes still in flight then).
     #[arg(long, default_value_t = 300, requires = "changed_since_field")]
     pub since_margin: u64,
     /// Print a JSON report.

@@ -561,6 +561,7 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
             storage,
             over: usize::try_from(a.bulk_over).unwrap_or(usize::MAX),
             poll: std::time::Duration::from_millis(500),
+            stall_timeout: crate::import::ImportOptions::default().stall_timeout,
         }),
     };
     let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;

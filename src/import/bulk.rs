@@ -13,7 +13,7 @@ use crate::stage::StagedCollection;
 use crate::stage::ledger::ChunkState;
 use crate::stage::manifest::Chunk;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Files per import job (Milvus and Zilliz Cloud accept at most 1,000–1,024).
 const JOB_MAX_FILES: usize = 1000;
@@ -292,7 +292,7 @@ fn poll_jobs(
     progress: &Progress,
 ) -> Result<()> {
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    let mut stall = StallWatch::default();
+    let mut stall = crate::sink::milvus::jobs::StallWatch::default();
     while !jobs.is_empty() {
         crate::interrupt::check()?;
         let mut finished = Vec::new();
@@ -379,33 +379,6 @@ fn job_ended(
             Ok(true)
         }
         _ => Ok(false),
-    }
-}
-
-/// Notices a job whose state, progress and imported rows stay the same for too long.
-#[derive(Default)]
-struct StallWatch {
-    last: BTreeMap<String, (String, Instant)>,
-}
-
-impl StallWatch {
-    fn check(&mut self, d: &ImportJob, target: &str, limit: std::time::Duration) -> Result<()> {
-        let mark = format!("{:?}/{}/{}", d.state, d.progress, d.imported_rows);
-        let since = self
-            .last
-            .entry(d.job_id.clone())
-            .or_insert_with(|| (mark.clone(), Instant::now()));
-        if since.0 != mark {
-            *since = (mark, Instant::now());
-        } else if since.1.elapsed() > limit && !d.state.is_final() {
-            return Err(Error::Other(format!(
-                "import job {} into {target} has made no progress for {} s (state {:?}). It is recorded in the stage's import ledger: run the same command later to keep waiting, or cancel it on the server and rerun",
-                d.job_id,
-                limit.as_secs(),
-                d.state
-            )));
-        }
-        Ok(())
     }
 }
 

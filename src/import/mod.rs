@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod ledger_book;
 pub mod repair;
+pub mod repair_synced;
 pub mod upsert;
 
 use crate::error::{Error, Result};
@@ -124,6 +125,7 @@ fn ensure_collection(
             }
             ledger.created = true;
             ledger.shared = true;
+            ledger.target_id = d.id();
             return Ok(());
         } else {
             return Err(Error::Mapping {
@@ -137,8 +139,13 @@ fn ensure_collection(
     if !milvus.has_collection(target)? {
         milvus.create_collection(&entry.milvus_schema)?;
         json_indexes(milvus, &entry.mapping);
+        // A new collection holds none of what earlier sync passes sent.
+        crate::stage::sync_state::forget(sc.stage(), sc)?;
     }
     ledger.created = true;
+    if ledger.target_id.is_none() {
+        ledger.target_id = milvus.describe(target)?.id();
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Repair: the chunks that verification found bad (wrong counts, or rows whose values differ)
 //! get exactly their staged ids deleted from the target and are sent again the way they were
-//! imported. Everything is checked before the first delete; nothing runs while a job does.
+//! imported (after a sync: the bad ranges as the last pass left them, `repair_synced`).
+//! Everything is checked before the first delete; nothing runs while a job does.
 
 use super::ledger_book::LedgerBook;
 use super::{ImportMode, ImportOptions, delete_chunk_rows, import};
@@ -63,6 +64,27 @@ pub fn verify_and_repair(
         }
         // Every check before the first delete: the files that will be sent again are whole.
         stage.check_files(sc.entry)?;
+        if let Some(pass) = crate::stage::sync_state::pass_state(sc)? {
+            // Synced since the import: the chunks' export-time rows are not the target's
+            // any more; the bad ranges are sent again as the last pass left them.
+            if pass.unfinished(sc.entry.ranges.len()) {
+                return Err(Error::Other(format!(
+                    "collection {name}: a q2z sync pass was stopped part-way; run the same sync again first, then repair"
+                )));
+            }
+            let ranges = super::repair_synced::bad_ranges(sc, &files);
+            super::repair_synced::repair_ranges(milvus, sc, &pass, &ranges, mode, import_opts)?;
+            milvus.flush(&sc.entry.mapping.target)?;
+            repaired.push(Repaired {
+                collection: name.clone(),
+                chunks: ranges
+                    .iter()
+                    .map(|r| crate::stage::layout::sync_digests_file(name, *r))
+                    .collect(),
+            });
+            reports.push(verify_imported(milvus, sc, Some(l), verify)?);
+            continue;
+        }
         let mut book = LedgerBook::open(stage, milvus.url(), milvus.db(), name)?;
         for f in &files {
             let Some(c) = sc.chunk(f) else { continue };

@@ -15,7 +15,8 @@ use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::vector_output::Vector;
 use qdrant_client::qdrant::vectors_output::VectorsOptions;
 use qdrant_client::qdrant::{
-    PointId as GrpcId, RetrievedPoint, ScrollPointsBuilder, ShardKey, Value as GrpcValue, shard_key,
+    CountPointsBuilder, PointId as GrpcId, RetrievedPoint, ScrollPointsBuilder, ShardKey,
+    Value as GrpcValue, shard_key,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -76,6 +77,21 @@ impl QdrantGrpc {
         })
     }
 
+    /// The exact point count of a collection (`Points/Count`).
+    pub fn count(&self, name: &str) -> Result<u64> {
+        let r = self
+            .rt
+            .block_on(self.client.count(CountPointsBuilder::new(name).exact(true)))
+            .map_err(|e| {
+                grpc_err(
+                    "count",
+                    name,
+                    &crate::http::strip_credentials(&e.to_string()),
+                )
+            })?;
+        Ok(r.result.map_or(0, |c| c.count))
+    }
+
     /// One scroll page from `offset` (inclusive), in Qdrant's id order.
     pub fn scroll(
         &self,
@@ -132,6 +148,30 @@ fn from_grpc_id(id: &GrpcId) -> Result<PointId> {
             .ok_or_else(|| grpc_err("scroll", "point id", &format!("'{s}' is not a UUID"))),
         None => Err(grpc_err("scroll", "point id", "a point without an id")),
     }
+}
+
+/// Whether a gRPC error is prost's decoding depth limit (a payload nested deeper than it).
+pub fn too_deep(e: &Error) -> bool {
+    e.to_string().contains("recursion limit")
+}
+
+/// Whether a payload holds a double that may be an integer above i64::MAX that gRPC rounded
+/// (an integral value of magnitude 2^63 or more): REST gives its exact digits.
+pub fn has_rounded_integer(payload: &Map<String, Value>) -> bool {
+    fn rounded(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.as_f64().is_some_and(|d| {
+                !n.is_i64()
+                    && !n.is_u64()
+                    && d.fract() == 0.0
+                    && d.abs() >= 9.223_372_036_854_776e18
+            }),
+            Value::Array(a) => a.iter().any(rounded),
+            Value::Object(o) => o.values().any(rounded),
+            _ => false,
+        }
+    }
+    payload.values().any(rounded)
 }
 
 /// A payload value as Qdrant's REST API shows it.
@@ -250,6 +290,7 @@ pub fn default_grpc_url(rest: &str) -> Option<String> {
 mod tests {
     use super::*;
     use qdrant_client::qdrant::{ListValue, Struct};
+    use serde_json::json;
 
     #[test]
     fn payload_values_keep_integers_apart_from_doubles() {
@@ -297,6 +338,20 @@ mod tests {
         }
         let ok = output_vector(bad(vec![1.0, 2.0, 3.0, 4.0], 2)).unwrap();
         assert_eq!(ok, VectorValue::Multi(vec![vec![1.0, 2.0], vec![3.0, 4.0]]));
+    }
+
+    #[test]
+    fn doubles_that_may_be_rounded_big_integers_are_noticed() {
+        let p = |v: Value| json!({"a": {"b": [v]}}).as_object().unwrap().clone();
+        assert!(has_rounded_integer(&p(json!(9.223372036854776e18))));
+        assert!(has_rounded_integer(&p(json!(1.8446744073709552e19))));
+        assert!(!has_rounded_integer(&p(json!(i64::MAX))));
+        assert!(
+            !has_rounded_integer(&p(json!(u64::MAX))),
+            "an exact u64 (REST) is fine"
+        );
+        assert!(!has_rounded_integer(&p(json!(0.5))));
+        assert!(!has_rounded_integer(&p(json!("9223372036854775808"))));
     }
 
     #[test]

@@ -5,9 +5,12 @@ pub mod config;
 pub mod grpc;
 pub mod mapped_pages;
 pub mod open;
+pub mod pages;
 pub mod rest;
 pub mod scroll_json;
 pub mod snapshot;
+
+pub use pages::{Pages, ScrollOpts, pages};
 
 use crate::error::Result;
 use crate::model::{CollectionConfig, Point, PointId, QueryVector};
@@ -139,11 +142,26 @@ impl CollectionSource for RestCollection {
         limit: usize,
         with_data: bool,
     ) -> Result<(Vec<Point>, Option<PointId>)> {
-        match &self.grpc {
-            Some(g) => g.scroll(&self.config.name, offset, limit, with_data),
-            None => self
-                .client
-                .scroll(&self.config.name, offset, limit, with_data, None),
+        let rest = || {
+            self.client
+                .scroll(&self.config.name, offset, limit, with_data, None)
+        };
+        let Some(g) = &self.grpc else {
+            return rest();
+        };
+        match g.scroll(&self.config.name, offset, limit, with_data) {
+            // A payload nested deeper than prost's decoding limit: REST carries it.
+            Err(e) if grpc::too_deep(&e) => {
+                tracing::info!(collection = %self.config.name, "a page nests payloads deeper than gRPC decodes; read over REST");
+                rest()
+            }
+            // Integers above i64::MAX reach gRPC clients as doubles (Qdrant's
+            // `json_to_proto`): such a page is read again over REST, which keeps them exact.
+            Ok((pts, _)) if pts.iter().any(|p| grpc::has_rounded_integer(&p.payload)) => {
+                tracing::info!(collection = %self.config.name, "a page holds integers above 2^63-1, which gRPC carries as doubles; read over REST");
+                rest()
+            }
+            r => r,
         }
     }
     fn scroll_where(
@@ -217,43 +235,3 @@ impl CollectionSource for snapshot::SnapshotCollection {
 
 /// Shared handle to a collection source.
 pub type SharedSource = Arc<dyn CollectionSource>;
-
-/// One page from `offset`, checked for the order Qdrant guarantees: ids strictly ascending,
-/// none before `offset`, and a next offset after the page's last id. A server that breaks it
-/// (a repeated page, a cursor that does not move) would otherwise be followed forever.
-pub fn scroll_checked(
-    src: &dyn CollectionSource,
-    offset: Option<&PointId>,
-    limit: usize,
-    with_data: bool,
-) -> Result<(Vec<Point>, Option<PointId>)> {
-    let (pts, next) = src.scroll(offset, limit, with_data)?;
-    let bad = |message: String| crate::error::Error::Protocol {
-        what: "source",
-        call: format!("scroll of {}", src.config().name),
-        message: format!(
-            "{message}; the server's scroll order is broken, so the export stops instead of staging points twice or running forever. Export from a snapshot instead (--via-snapshot or --snapshot)"
-        ),
-    };
-    let mut prev = offset;
-    for (i, p) in pts.iter().enumerate() {
-        if let Some(before) = prev
-            && (&p.id < before || (i > 0 && &p.id == before))
-        {
-            return Err(bad(format!("point {} comes after {before}", p.id)));
-        }
-        prev = Some(&p.id);
-    }
-    if let (Some(n), Some(last)) = (&next, pts.last())
-        && n <= &last.id
-    {
-        return Err(bad(format!(
-            "the next page offset {n} does not come after the page's last point {}",
-            last.id
-        )));
-    }
-    if pts.is_empty() && next.is_some() {
-        return Err(bad("an empty page with a next page offset".into()));
-    }
-    Ok((pts, next))
-}

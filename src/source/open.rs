@@ -89,6 +89,41 @@ fn grpc_for(
     }
 }
 
+/// Whether the gRPC endpoint serves the same collection as REST (the same exact count, asked
+/// a few times while writes go on): a stale `--grpc-url` / `QDRANT_GRPC_URL` would otherwise
+/// make reads, and so sync's deletes, follow another server.
+fn same_collection(
+    rest: &crate::source::rest::QdrantRest,
+    g: &crate::source::grpc::QdrantGrpc,
+    name: &str,
+) -> std::result::Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let over_grpc = match g.count(name) {
+            Ok(n) => n,
+            Err(e) => {
+                last = format!(
+                    "the gRPC endpoint {} cannot count collection {name} ({e})",
+                    g.url()
+                );
+                continue;
+            }
+        };
+        let over_rest = rest.count(name).map_err(|e| e.to_string())?;
+        if over_grpc == over_rest {
+            return Ok(());
+        }
+        last = format!(
+            "the gRPC endpoint {} counts {over_grpc} points in collection {name}, the REST endpoint {over_rest}: they are not the same server",
+            g.url()
+        );
+    }
+    Err(last)
+}
+
 /// The opened collections, their description for the manifest, and the scratch directory
 /// (removed when dropped if q2z created it and left it empty).
 pub struct OpenedSources {
@@ -155,8 +190,22 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
             _scratch: Some(scratch),
         });
     }
-    let grpc = grpc_for(spec, url)?;
+    let mut grpc = grpc_for(spec, url)?;
     let mut sources: Vec<SharedSource> = Vec::new();
+    for n in &names {
+        if let Some(g) = &grpc
+            && let Err(why) = same_collection(&client, g, n)
+        {
+            if spec.transport == Transport::Grpc {
+                return Err(Error::Other(format!(
+                    "--transport grpc: {why}. Give the --grpc-url of the server at {} (or --transport rest)",
+                    client.url()
+                )));
+            }
+            tracing::warn!(grpc = %g.url(), "{why}: reading every page over REST");
+            grpc = None;
+        }
+    }
     for n in names {
         let config = client.collection_config(&n)?;
         sources.push(Arc::new(RestCollection {

@@ -40,9 +40,26 @@ pub fn sync_digests_file(collection: &str, range: usize) -> String {
     format!("{collection}/sync-{range:04}.digests")
 }
 
-/// Relative path of the changed rows of one range that `q2z sync` bulk-imports.
-pub fn sync_delta_file(collection: &str, range: usize) -> String {
-    format!("{collection}/sync-delta-{range:04}.parquet")
+/// Relative path of the rows sync pass `pass` sent for one range (upserted or bulk-imported):
+/// kept, so the stage records every row q2z put into the target.
+pub fn sync_delta_file(collection: &str, pass: u64, range: usize) -> String {
+    format!("{collection}/sync-{pass:04}-{range:04}.parquet")
+}
+
+/// Relative path of the ids sync pass `pass` deleted from one range (one id key a line).
+pub fn sync_tombstones_file(collection: &str, pass: u64, range: usize) -> String {
+    format!("{collection}/sync-{pass:04}-{range:04}.tombstones")
+}
+
+/// Relative path of the points sync pass `pass` set aside in one range (Qdrant JSON lines,
+/// as the export's set-aside files).
+pub fn sync_set_aside_file(collection: &str, pass: u64, range: usize) -> String {
+    format!("{collection}/sync-{pass:04}-{range:04}.set-aside.jsonl")
+}
+
+/// Relative path of the file `verify --repair` re-sends a range of a synced collection with.
+pub fn sync_repair_file(collection: &str, repair: u64, range: usize) -> String {
+    format!("{collection}/sync-repair-{repair:04}-{range:04}.parquet")
 }
 
 /// File name of the sync ledger.
@@ -51,7 +68,11 @@ pub const SYNC_STATE: &str = "sync-state.json";
 /// Whether a file of a collection directory is sync state (kept when an export resumes).
 pub fn is_sync_file(name: &str) -> bool {
     name.starts_with("sync-")
-        && (name.ends_with(".digests") || name.ends_with(".parquet") || name.ends_with(".job"))
+        && (name.ends_with(".digests")
+            || name.ends_with(".parquet")
+            || name.ends_with(".job")
+            || name.ends_with(".tombstones")
+            || name.ends_with(".jsonl"))
 }
 
 /// Whether a file name inside a collection directory is one q2z writes.

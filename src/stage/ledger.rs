@@ -102,6 +102,10 @@ pub struct CollectionLedger {
     /// counted by their exact ids, never by key range.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The target collection's id when the import created or adopted it (describe's
+    /// `collectionID`): a sync checks it is still the same collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
     /// How the rows were sent (`None` before the first import).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ImportMode>,

@@ -176,6 +176,36 @@ impl Stage {
         Ok(())
     }
 
+    /// Starts the staged Parquet file `rel` (a [`layout`] name): written under a temp name and
+    /// put in place — fsynced, and on object storage uploaded — only by
+    /// [`StagedWriter::finish`].
+    pub fn chunk_writer(
+        &self,
+        rel: &str,
+        schema: arrow::datatypes::SchemaRef,
+        o: writer::ChunkOptions,
+    ) -> Result<StagedWriter<'_>> {
+        let inner = writer::ChunkWriter::create(
+            &self.file(rel),
+            schema,
+            o.row_bytes,
+            o.zstd_level,
+            o.compress_vectors,
+        )?;
+        Ok(StagedWriter {
+            stage: self,
+            rel: rel.to_string(),
+            inner,
+        })
+    }
+
+    /// Writes a small staged file `rel` (a [`layout`] name) atomically; returns its sha256.
+    pub fn write_small(&self, rel: &str, bytes: &[u8]) -> Result<String> {
+        use sha2::Digest;
+        fsutil::write_atomic(&self.file(rel), bytes)?;
+        Ok(hex::encode(sha2::Sha256::digest(bytes)))
+    }
+
     /// The path of a staged file listed by the manifest (checked when the manifest was read).
     pub fn file(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
@@ -349,6 +379,37 @@ fn entry_files(e: &CollectionEntry) -> impl Iterator<Item = (&str, &str)> {
                 .flat_map(|r| &r.set_aside)
                 .map(|f| (f.file.as_str(), f.sha256.as_str())),
         )
+}
+
+/// A staged Parquet file being written (see [`Stage::chunk_writer`]).
+pub struct StagedWriter<'a> {
+    stage: &'a Stage,
+    rel: String,
+    inner: writer::ChunkWriter,
+}
+
+impl StagedWriter<'_> {
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
+        self.inner.write(batch)
+    }
+
+    /// Bytes written so far plus what is buffered.
+    pub fn approx_bytes(&self) -> u64 {
+        self.inner.approx_bytes()
+    }
+
+    /// Drops the file being written.
+    pub fn abort(self) {
+        self.inner.abort()
+    }
+
+    /// Puts the file in place (fsynced) and, on object storage, uploads it.
+    pub fn finish(self) -> Result<writer::WrittenFile> {
+        let w = self.inner.finish()?;
+        self.stage.publish(&self.rel, &w.sha256)?;
+        Ok(w)
+    }
 }
 
 /// One staged collection: its manifest entry and where its files are.

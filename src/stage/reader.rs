@@ -22,6 +22,16 @@ pub fn for_each_batch(
     batch_rows: usize,
     mut f: impl FnMut(Vec<Row>) -> Result<()>,
 ) -> Result<()> {
+    for_each_record_batch(path, m, batch_rows, |_, rows| f(rows))
+}
+
+/// Reads every record batch of a staged Parquet file with its rows, in order.
+pub fn for_each_record_batch(
+    path: &Path,
+    m: &CollectionMapping,
+    batch_rows: usize,
+    mut f: impl FnMut(&RecordBatch, Vec<Row>) -> Result<()>,
+) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let ctx = || path.display().to_string();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -31,7 +41,8 @@ pub fn for_each_batch(
         .map_err(|e| Error::format(ctx(), e))?;
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(ctx(), e))?;
-        f(rows_of(&batch, m).map_err(|e| Error::format(ctx(), e))?)?;
+        let rows = rows_of(&batch, m).map_err(|e| Error::format(ctx(), e))?;
+        f(&batch, rows)?;
     }
     Ok(())
 }

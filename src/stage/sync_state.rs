@@ -1,16 +1,21 @@
-//! What `q2z sync` leaves in a stage: `sync-state.json` (the passes and the ranges done, tied
-//! to the export they start from) and, per range, the digests of the rows the target holds
-//! (`<collection>/sync-RRRR.digests`); read by `sync` and by `verify` after a sync.
+//! What `q2z sync` leaves in a stage, and so what the target must hold after it:
+//! `sync-state.json` (the passes, the ranges done, and a record of every range each pass
+//! changed, tied to the export they start from); per range, the digests of the rows the target
+//! holds (`<collection>/sync-RRRR.digests`); and per pass and range the rows sent
+//! (`sync-PPPP-RRRR.parquet`, the staged schema) and the ids deleted (`.tombstones`).
+//! The export's rows, then each pass's rows and tombstones in order, are the target's state:
+//! [`current_rows`] gives it for one range (verify and repair read it).
 
 use crate::error::{Error, Result};
 use crate::stage::fsutil::write_atomic;
-use crate::stage::layout::{SYNC_STATE, sync_digests_file};
+use crate::stage::layout::{self, SYNC_STATE, sync_digests_file};
 use crate::stage::manifest::{Range, stage_err};
-use crate::stage::reader::Row;
+use crate::stage::reader::{Row, for_each_record_batch};
 use crate::stage::{Stage, StagedCollection};
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// `sync-state.json`: the ranges the current sync pass has finished, per collection, tied to
 /// the export they start from.
@@ -28,6 +33,9 @@ pub struct PassState {
     pub passes: u64,
     /// Ranges of the running pass that are done.
     pub done: Vec<usize>,
+    /// A pass has begun and not finished (also when none of its ranges is done yet).
+    #[serde(default)]
+    pub running: bool,
     /// Unix seconds when the running pass began.
     #[serde(default)]
     pub started_at: Option<u64>,
@@ -38,13 +46,96 @@ pub struct PassState {
     /// The change-field bound of the running pass (kept, so a resumed pass reads the same).
     #[serde(default)]
     pub since: Option<Value>,
+    /// A counter change field: the largest value the running pass read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seen: Option<Value>,
+    /// A counter change field: the largest value the last finished pass read (the next
+    /// pass's bound, less the margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_max_seen: Option<Value>,
+    /// The target collection's id (`collectionID` of describe) the passes were applied to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// Every range a pass changed, in pass order.
+    #[serde(default)]
+    pub records: Vec<DeltaRecord>,
 }
 
-impl SyncState {
-    /// Writes it atomically.
-    pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(path, &text)
+impl PassState {
+    /// The pass being run (or the next one): 1 for the first.
+    pub fn current_pass(&self) -> u64 {
+        self.passes + 1
+    }
+
+    /// Records what a range of the running pass sent (replacing an earlier run's record of it).
+    pub fn record(&mut self, r: DeltaRecord) {
+        self.records
+            .retain(|x| !(x.pass == r.pass && x.range == r.range));
+        self.records.push(r);
+    }
+
+    /// A pass was stopped part-way: the target is between two states.
+    pub fn unfinished(&self, ranges: usize) -> bool {
+        (self.running || !self.done.is_empty()) && self.done.len() < ranges
+    }
+}
+
+/// What one pass changed in one range of the target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeltaRecord {
+    pub pass: u64,
+    pub range: usize,
+    /// The rows sent (`None`: none), with its sha256 and row count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_sha256: Option<String>,
+    pub rows: u64,
+    /// The ids deleted (`None`: none), with its sha256 and count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstones_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstones_sha256: Option<String>,
+    pub deleted: u64,
+    /// Sent by bulk import (null-valued payload keys kept) rather than by upserts.
+    #[serde(default)]
+    pub bulk: bool,
+}
+
+impl Stage {
+    /// The sync ledger (empty when no sync ran here).
+    pub fn sync_state(&self) -> Result<SyncState> {
+        match std::fs::read(self.file(SYNC_STATE)) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                stage_err(self.dir(), format!("{SYNC_STATE} is damaged ({e}); delete it and the sync-* files, drop the target collection and import again"))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SyncState::default()),
+            Err(e) => Err(Error::io(self.file(SYNC_STATE), e)),
+        }
+    }
+
+    /// Writes the sync ledger atomically.
+    pub fn save_sync_state(&self, s: &SyncState) -> Result<()> {
+        let text = serde_json::to_vec_pretty(s).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&self.file(SYNC_STATE), &text)
+    }
+
+    /// Reads a file of the stage's sync record, checked against the sha256 recorded for it.
+    fn read_sync_file(&self, rel: &str, sha256: Option<&str>) -> Result<Vec<u8>> {
+        use sha2::Digest;
+        let path = self.file(rel);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if let Some(want) = sha256
+            && hex::encode(sha2::Sha256::digest(&bytes)) != want
+        {
+            return Err(stage_err(
+                self.dir(),
+                format!(
+                    "{rel} does not match its sha256 in {SYNC_STATE}: the file was damaged or changed; run the same sync again after restoring it, or drop the target and import the stage again"
+                ),
+            ));
+        }
+        Ok(bytes)
     }
 }
 
@@ -104,6 +195,8 @@ pub struct SyncedView {
     pub passes: u64,
     /// A pass was stopped part-way (the target is between two states).
     pub unfinished: bool,
+    /// The collection's passes (records of what each changed).
+    pub pass: PassState,
 }
 
 impl SyncedView {
@@ -117,30 +210,31 @@ impl SyncedView {
     }
 }
 
-/// The target's state after the syncs of this export, if any pass of `sync` ran on it.
-pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
+/// The sync passes of a collection, if any ran on this export.
+pub fn pass_state(sc: StagedCollection) -> Result<Option<PassState>> {
     let stage = sc.stage();
-    let Ok(bytes) = std::fs::read(stage.file(SYNC_STATE)) else {
-        return Ok(None);
-    };
-    let state: SyncState = serde_json::from_slice(&bytes)
-        .map_err(|e| stage_err(stage.dir(), format!("{SYNC_STATE} is damaged ({e})")))?;
+    let state = stage.sync_state()?;
     let manifest = stage.require_manifest()?;
     if state.export != export_fingerprint(&stage.collections(&manifest)) {
         return Ok(None);
     }
-    let Some(pass) = state.collections.get(sc.name) else {
+    Ok(state.collections.get(sc.name).cloned())
+}
+
+/// The target's state after the syncs of this export, if any pass of `sync` ran on it.
+pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
+    let Some(pass) = pass_state(sc)? else {
         return Ok(None);
     };
     let mut ranges = Vec::new();
     for r in &sc.entry.ranges {
-        ranges.push(base_digests(stage, sc, r)?);
+        ranges.push(base_digests(sc.stage(), sc, r)?);
     }
-    let unfinished = !pass.done.is_empty() && pass.done.len() < sc.entry.ranges.len();
     Ok(Some(SyncedView {
         ranges,
         passes: pass.passes,
-        unfinished,
+        unfinished: pass.unfinished(sc.entry.ranges.len()),
+        pass,
     }))
 }
 
@@ -175,4 +269,167 @@ pub fn base_digests(
         })?;
     }
     Ok(out)
+}
+
+/// Records what the target holds of a range after a sync of it (id → digest, sorted).
+pub fn write_digests(
+    stage: &Stage,
+    collection: &str,
+    range: usize,
+    now: &mut [(String, u64)],
+) -> Result<()> {
+    now.sort_unstable();
+    let mut text = String::with_capacity(now.len() * 24);
+    for (id, d) in now.iter() {
+        text.push_str(id);
+        text.push('\t');
+        text.push_str(&format!("{d:016x}\n"));
+    }
+    write_atomic(
+        &stage.file(&sync_digests_file(collection, range)),
+        text.as_bytes(),
+    )
+}
+
+/// Writes the ids a pass deleted from a range; returns (file, sha256), `None` when there are none.
+pub fn write_tombstones(
+    stage: &Stage,
+    collection: &str,
+    pass: u64,
+    range: usize,
+    ids: &[String],
+) -> Result<Option<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let rel = layout::sync_tombstones_file(collection, pass, range);
+    let mut text = ids.join("\n");
+    text.push('\n');
+    let sha = stage.write_small(&rel, text.as_bytes())?;
+    Ok(Some((rel, sha)))
+}
+
+/// Every id a range ever held in the target through q2z: its staged rows, every row a pass
+/// sent, every id a pass deleted.
+pub fn ids_ever(sc: StagedCollection, pass: &PassState, range: usize) -> Result<HashSet<String>> {
+    let m = &sc.entry.mapping;
+    let stage = sc.stage();
+    let mut out = HashSet::new();
+    for c in sc.chunks().iter().filter(|c| c.range == range) {
+        out.extend(sc.chunk_ids(c)?.iter().map(id_key));
+    }
+    for rec in pass.records.iter().filter(|x| x.range == range) {
+        if let Some(f) = &rec.rows_file {
+            let bytes = stage.read_sync_file(f, rec.rows_sha256.as_deref())?;
+            drop(bytes);
+            out.extend(
+                crate::stage::reader::read_ids(&stage.file(f), &m.id_field)?
+                    .iter()
+                    .map(id_key),
+            );
+        }
+        if let Some(f) = &rec.tombstones_file {
+            let bytes = stage.read_sync_file(f, rec.tombstones_sha256.as_deref())?;
+            let text = String::from_utf8_lossy(&bytes);
+            out.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+    }
+    Ok(out)
+}
+
+/// Where a current row was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOrigin {
+    /// The staged export.
+    Staged,
+    /// A sync pass's rows (`bulk`: imported by a job, null-valued keys kept).
+    Pass { pass: u64, bulk: bool },
+}
+
+/// Calls `f` with every batch holding rows the target must hold now in `range`, with the mask
+/// of those rows: for each id the range's digests list, the newest version whose digest
+/// matches — from the newest pass that sent the range back to the staged chunks (`staged`
+/// false: the passes' rows only, e.g. to check them apart from the staged ones).
+pub fn current_rows(
+    sc: StagedCollection,
+    pass: &PassState,
+    range: &Range,
+    staged: bool,
+    mut f: impl FnMut(&RecordBatch, Vec<Row>, Vec<bool>, RowOrigin) -> Result<()>,
+) -> Result<()> {
+    let stage = sc.stage();
+    let m = &sc.entry.mapping;
+    let wanted = base_digests(stage, sc, range)?;
+    let mut found: HashSet<String> = HashSet::new();
+    let mut pick = |batch: &RecordBatch, rows: Vec<Row>, origin: RowOrigin| {
+        let keep: Vec<bool> = rows
+            .iter()
+            .map(|row| {
+                let id = id_key(&row[&m.id_field]);
+                wanted.get(&id) == Some(&digest(row)) && found.insert(id)
+            })
+            .collect();
+        if keep.iter().any(|k| *k) {
+            f(batch, rows, keep, origin)?;
+        }
+        Ok::<(), Error>(())
+    };
+    let mut recs: Vec<&DeltaRecord> = pass
+        .records
+        .iter()
+        .filter(|x| x.range == range.index && x.rows_file.is_some())
+        .collect();
+    recs.sort_by_key(|x| std::cmp::Reverse(x.pass));
+    for rec in recs {
+        let file = rec.rows_file.as_deref().expect("filtered");
+        stage.read_sync_file(file, rec.rows_sha256.as_deref())?;
+        let origin = RowOrigin::Pass {
+            pass: rec.pass,
+            bulk: rec.bulk,
+        };
+        for_each_record_batch(&stage.file(file), m, 4096, |b, rows| pick(b, rows, origin))?;
+    }
+    if !staged {
+        return Ok(());
+    }
+    for c in sc.chunks().iter().filter(|c| c.range == range.index) {
+        for_each_record_batch(&sc.chunk_path(c)?, m, 4096, |b, rows| {
+            pick(b, rows, RowOrigin::Staged)
+        })?;
+    }
+    if found.len() != wanted.len() {
+        let missing = wanted.keys().find(|k| !found.contains(*k)).cloned();
+        return Err(stage_err(
+            stage.dir(),
+            format!(
+                "range {} of collection {}: {} of the {} rows the last sync recorded are in no staged or sync file (e.g. id {}); the stage's sync record is incomplete: drop the target collection, import the stage again and sync",
+                range.index,
+                sc.name,
+                wanted.len() - found.len(),
+                wanted.len(),
+                missing.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Forgets the sync passes of a collection (its target was created anew): its entry in
+/// `sync-state.json` and its `sync-*` files go.
+pub fn forget(stage: &Stage, sc: StagedCollection) -> Result<()> {
+    let mut state = stage.sync_state()?;
+    if state.collections.remove(sc.name).is_some() {
+        stage.save_sync_state(&state)?;
+    }
+    let dir = stage.file(sc.name);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if layout::is_sync_file(&name) {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    Ok(())
 }

@@ -45,6 +45,16 @@ pub struct WrittenFile {
     pub rows: u64,
 }
 
+/// How a staged Parquet file is written.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkOptions {
+    /// Estimated bytes of one row (sizes the row groups).
+    pub row_bytes: usize,
+    pub zstd_level: i32,
+    /// zstd on the vector columns too.
+    pub compress_vectors: bool,
+}
+
 /// Parquet writer for one chunk.
 pub struct ChunkWriter {
     path: PathBuf,

@@ -1,18 +1,20 @@
-//! Large sync deltas through bulk import: a range whose changed rows reach `--bulk-over` is
-//! written as one Parquet file (as the export stages rows), uploaded, its ids deleted from the
-//! target, and imported by one job. Milvus's import cannot replace rows, so the delete comes
-//! first: the changed points are missing from the target until the job ends.
+//! The rows a sync pass sends for one range, written as one Parquet file (as the export stages
+//! rows) that the stage keeps as its record of the pass; a range whose changed rows reach
+//! `--bulk-over` sends that file through bulk import: uploaded, its ids deleted from the
+//! target, imported by one job. Milvus's import cannot replace rows, so the delete comes first:
+//! the changed points are missing from the target until the job ends.
 //!
-//! Resume: the object key is recorded beside the file (`sync-delta-RRRR.job`) before the job
-//! is created; a rerun first waits for any job that reads it, then redoes the range (delete
-//! and import again), so no row is imported twice.
+//! Resume: the object key (unique per pass and range) is recorded beside the file
+//! (`<file>.job`) before the job is created; a rerun first waits for any job that reads it, then
+//! redoes the range (delete and import again), so no row is imported twice. The marker goes only
+//! once that job is known to have ended.
 
 use crate::error::{Error, Result};
 use crate::sink::milvus::{JobState, Milvus};
 use crate::sink::object_store::{StorageConfig, Uploader};
-use crate::stage::fsutil::write_atomic;
-use crate::stage::writer::{ChunkWriter, WrittenFile};
-use crate::stage::{Stage, layout};
+use crate::stage::Stage;
+use crate::stage::StagedWriter;
+use crate::stage::writer::{ChunkOptions, WrittenFile};
 use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -28,22 +30,36 @@ pub struct BulkDelta {
     pub over: usize,
     /// Time between two looks at a running job.
     pub poll: Duration,
+    /// A job whose progress does not move for this long stops the sync (it stays recorded).
+    pub stall_timeout: Duration,
 }
 
-/// The delta file of one range being written.
-pub struct DeltaFile {
-    writer: Option<ChunkWriter>,
-    path: PathBuf,
+/// The estimated row size that sizes a delta file's row groups (as a 768-d float vector and
+/// a small payload), and its zstd level: the export's defaults.
+const ROW_BYTES: usize = 4096;
+const ZSTD_LEVEL: i32 = 3;
+
+/// A file of rows being written into the stage's sync record.
+pub struct DeltaFile<'a> {
+    stage: &'a Stage,
+    writer: Option<StagedWriter<'a>>,
     rel: String,
     schema: SchemaRef,
 }
 
-impl DeltaFile {
-    pub fn new(stage: &Stage, collection: &str, range: usize, schema: SchemaRef) -> DeltaFile {
-        let rel = layout::sync_delta_file(collection, range);
+/// A finished delta file.
+pub struct WrittenDelta {
+    pub path: PathBuf,
+    pub rel: String,
+    pub written: WrittenFile,
+}
+
+impl<'a> DeltaFile<'a> {
+    /// The file `rel` of the stage (a `layout::sync_*` name).
+    pub fn new(stage: &'a Stage, rel: String, schema: SchemaRef) -> DeltaFile<'a> {
         DeltaFile {
+            stage,
             writer: None,
-            path: stage.file(&rel),
             rel,
             schema,
         }
@@ -58,28 +74,31 @@ impl DeltaFile {
             .map_err(|e| Error::format(self.rel.clone(), e))?;
         let w = match &mut self.writer {
             Some(w) => w,
-            None => self.writer.insert(ChunkWriter::create(
-                &self.path,
+            None => self.writer.insert(self.stage.chunk_writer(
+                &self.rel,
                 self.schema.clone(),
-                4096,
-                3,
-                false,
+                ChunkOptions {
+                    row_bytes: ROW_BYTES,
+                    zstd_level: ZSTD_LEVEL,
+                    compress_vectors: false,
+                },
             )?),
         };
         w.write(&picked)
     }
 
-    /// Drops what was written (the range's delta went through upserts).
-    pub fn abandon(self) {
-        if let Some(w) = self.writer {
-            w.abort();
-        }
-    }
-
-    fn finish(self) -> Result<Option<(PathBuf, String, WrittenFile)>> {
+    /// Makes the file durable; `None` when no row was written.
+    pub fn finish(self) -> Result<Option<WrittenDelta>> {
         match self.writer {
-            None => Ok(None),
-            Some(w) => Ok(Some((self.path, self.rel, w.finish()?))),
+            None => {
+                let _ = std::fs::remove_file(self.stage.file(&self.rel));
+                Ok(None)
+            }
+            Some(w) => Ok(Some(WrittenDelta {
+                written: w.finish()?,
+                path: self.stage.file(&self.rel),
+                rel: self.rel,
+            })),
         }
     }
 }
@@ -92,18 +111,19 @@ pub struct DeltaImport<'a> {
     pub target: &'a str,
     pub collection: &'a str,
     pub range: usize,
+    /// The delta file's name in the stage (unique per pass and range, or per repair).
+    pub rel: String,
 }
 
 impl DeltaImport<'_> {
     fn job_file(&self) -> PathBuf {
-        self.stage.file(&format!(
-            "{}.job",
-            layout::sync_delta_file(self.collection, self.range)
-        ))
+        self.stage.file(&format!("{}.job", self.rel))
     }
 
     /// Before a range is read again: waits for the job an earlier run created for it, if any
-    /// (its rows would otherwise land after this run's delete).
+    /// (its rows would otherwise land after this run's delete). A job that failed is fine (the
+    /// range is redone from a delete); one that cannot be waited for keeps its marker and
+    /// stops the sync.
     pub fn settle_earlier(&self) -> Result<()> {
         let Ok(key) = std::fs::read_to_string(self.job_file()) else {
             return Ok(());
@@ -115,51 +135,49 @@ impl DeltaImport<'_> {
             Duration::from_secs(120),
         )?;
         if let Some(job) = found {
-            // Whatever it ended with, the range is redone from a delete.
-            let _ = self.wait(&job, &key);
+            match self.wait(&job) {
+                Ok(()) => {}
+                Err(Error::Other(m)) if m.contains(" failed: ") => {
+                    tracing::warn!(job = %job, "the earlier import job of this range failed; the range is sent again");
+                }
+                Err(e) => return Err(e),
+            }
         }
         let _ = std::fs::remove_file(self.job_file());
         Ok(())
     }
 
-    /// Deletes the delta's ids from the target, uploads the file and imports it to the end.
-    pub fn run(&self, file: DeltaFile, ids: &[Value], id_field: &str) -> Result<()> {
-        let Some((path, rel, written)) = file.finish()? else {
-            return Ok(());
-        };
+    /// Deletes `ids` from the target, uploads the file and imports it to the end.
+    pub fn run(&self, file: &WrittenDelta, ids: &[Value], id_field: &str) -> Result<()> {
         for f in crate::verify::id_filters(id_field, ids) {
             self.milvus.delete(self.target, &f)?;
         }
         let up = Uploader::s3(self.bulk.storage.clone())?;
-        let key = up.key_for(&rel);
-        up.put_file(&path, &key, Some(&written.sha256))?;
-        write_atomic(&self.job_file(), key.as_bytes())?;
+        let key = up.key_for(&file.rel);
+        up.put_file(&file.path, &key, Some(&file.written.sha256))?;
+        crate::stage::fsutil::write_atomic(&self.job_file(), key.as_bytes())?;
         let job = self
             .milvus
             .import_create(self.target, std::slice::from_ref(&key))?;
-        tracing::info!(collection = self.collection, range = self.range, job = %job, rows = written.rows, "sync delta import started");
-        self.wait(&job, &key)?;
+        tracing::info!(collection = self.collection, range = self.range, job = %job, rows = file.written.rows, "sync delta import started");
+        self.wait(&job)?;
         let _ = std::fs::remove_file(self.job_file());
-        let _ = std::fs::remove_file(&path);
         Ok(())
     }
 
-    fn wait(&self, job: &str, key: &str) -> Result<()> {
-        loop {
-            crate::interrupt::check()?;
-            let j = self.milvus.import_describe(job)?;
-            match j.state {
-                JobState::Completed => return Ok(()),
-                JobState::Failed => {
-                    return Err(Error::Other(format!(
-                        "import job {job} of the sync delta {key} (collection {}, range {}) failed: {}; fix the cause and run the same sync again (it deletes the delta's ids and imports it again)",
-                        self.collection,
-                        self.range,
-                        j.reason.unwrap_or_default()
-                    )));
-                }
-                _ => std::thread::sleep(self.bulk.poll),
-            }
-        }
+    fn wait(&self, job: &str) -> Result<()> {
+        let what = format!(
+            "{} (collection {}, range {})",
+            self.rel, self.collection, self.range
+        );
+        let j = self.milvus.wait_job(
+            job,
+            self.target,
+            self.bulk.poll,
+            self.bulk.stall_timeout,
+            &what,
+        )?;
+        debug_assert_eq!(j.state, JobState::Completed);
+        Ok(())
     }
 }

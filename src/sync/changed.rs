@@ -26,6 +26,87 @@ pub fn bound(kind: FieldKind, unix_secs: u64) -> Value {
     }
 }
 
+/// The bound of a pass given no `--since`: a counter's is the largest value the last pass
+/// read, less `margin`; a time's is the start of the last pass, or of the export, less
+/// `margin` seconds. An error says what to give as `--since` when neither is known (a counter
+/// no pass has read yet; snapshot files, whose time q2z cannot know).
+pub fn next_bound(
+    field: &str,
+    kind: FieldKind,
+    margin: u64,
+    pass: &crate::stage::sync_state::PassState,
+    export_taken_at: Option<u64>,
+) -> std::result::Result<Value, String> {
+    let from = pass.last_started_at.or(export_taken_at);
+    match kind {
+        FieldKind::Integer => match &pass.last_max_seen {
+            Some(max) => Ok(minus(max, margin)),
+            None => Err(format!(
+                "--changed-since-field {field} holds numbers, and no sync pass has read it yet: give --since with the value it held when the export began (a version counter's value then{})",
+                from.map_or(String::new(), |t| format!(
+                    "; for Unix seconds: --since {}",
+                    t.saturating_sub(margin)
+                ))
+            )),
+        },
+        FieldKind::Datetime => from.map(|t| bound(kind, t.saturating_sub(margin))).ok_or_else(|| {
+            "it was exported from snapshot files, whose time q2z cannot know, and has not been synced since: give --since with the time the snapshot was taken (RFC 3339, e.g. 2026-11-30T08:00:00Z), or run this first sync without --changed-since-field (the digest diff)".to_string()
+        }),
+    }
+}
+
+/// A number less `margin`, in the number's own kind (an integer stays an integer).
+fn minus(v: &Value, margin: u64) -> Value {
+    if let Some(i) = v.as_i64() {
+        return json!(i.saturating_sub(i64::try_from(margin).unwrap_or(i64::MAX)));
+    }
+    if let Some(u) = v.as_u64() {
+        return json!(u.saturating_sub(margin));
+    }
+    json!(v.as_f64().unwrap_or(0.0) - margin as f64)
+}
+
+/// The larger of two numbers of a counter field (`None` is smaller than any).
+pub fn larger(a: Option<Value>, b: Option<Value>) -> Option<Value> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if number_lt(&a, &b) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `a < b` for JSON numbers, exact for integers.
+fn number_lt(a: &Value, b: &Value) -> bool {
+    match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+        (Some(x), Some(y), _, _) => x < y,
+        (_, _, Some(x), Some(y)) => x < y,
+        _ => a.as_f64().unwrap_or(f64::MIN) < b.as_f64().unwrap_or(f64::MIN),
+    }
+}
+
+/// The number a point holds in a counter field (`None`: absent, or not a number).
+pub fn counter_value(payload: &serde_json::Map<String, Value>, field: &str) -> Option<Value> {
+    at_path(payload, field).filter(|v| v.is_number()).cloned()
+}
+
+/// Whether text is a time Qdrant's `datetime` index takes: RFC 3339, or a date with an
+/// optional time (`T` or space, optional fraction) and no zone (lib/segment/src/types.rs,
+/// `DateTimePayloadType::from_str`).
+pub fn is_datetime(s: &str) -> bool {
+    if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
+        return true;
+    }
+    const NAIVE: [&str; 4] = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ];
+    NAIVE
+        .iter()
+        .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok())
+        || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+}
+
 /// Parses `--since`: a number (Int field) or an RFC 3339 time (datetime field).
 pub fn parse_since(s: &str) -> std::result::Result<Value, String> {
     let s = s.trim();
@@ -56,7 +137,7 @@ pub fn changed_filter(field: &str, since: &Value) -> Value {
 }
 
 /// The value at a dotted payload path (`meta.updated_at`).
-fn at_path<'a>(payload: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+pub fn at_path<'a>(payload: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(v) = payload.get(path) {
         return Some(v);
     }
@@ -91,10 +172,7 @@ pub fn field_kind(src: &dyn CollectionSource, field: &str) -> Result<FieldKind> 
     };
     match at_path(&p.payload, field) {
         Some(Value::Number(_)) => Ok(FieldKind::Integer),
-        Some(Value::String(s)) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
-            Ok(FieldKind::Datetime)
-        }
-        Some(Value::String(s)) if s.len() >= 10 => Ok(FieldKind::Datetime),
+        Some(Value::String(s)) if is_datetime(s) => Ok(FieldKind::Datetime),
         other => Err(Error::Other(format!(
             "--changed-since-field {field}: point {} of collection {name} holds {} there; the change field must hold a datetime or an integer. Use the digest diff (leave the flag out)",
             p.id,
@@ -117,6 +195,53 @@ mod tests {
             bound(FieldKind::Datetime, 1_764_489_600),
             json!("2025-11-30T08:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_counters_next_bound_is_the_largest_value_read_not_a_time() {
+        let mut pass = crate::stage::sync_state::PassState {
+            last_started_at: Some(1_764_489_600),
+            ..Default::default()
+        };
+        // No pass has read the counter yet: --since is asked for, never a time guessed.
+        let e = next_bound("rev", FieldKind::Integer, 0, &pass, None).unwrap_err();
+        assert!(e.contains("--since 1764489600"), "{e}");
+        pass.last_max_seen = Some(json!(42));
+        assert_eq!(
+            next_bound("rev", FieldKind::Integer, 5, &pass, None),
+            Ok(json!(37))
+        );
+        assert_eq!(
+            next_bound("rev", FieldKind::Integer, 50, &pass, None),
+            Ok(json!(-8))
+        );
+        // A datetime field keeps its time bound.
+        assert_eq!(
+            next_bound("t", FieldKind::Datetime, 0, &pass, None),
+            Ok(json!("2025-11-30T08:00:00Z"))
+        );
+        assert!(next_bound("t", FieldKind::Datetime, 0, &Default::default(), None).is_err());
+        assert_eq!(larger(Some(json!(3)), Some(json!(10))), Some(json!(10)));
+        assert_eq!(larger(None, Some(json!(-1))), Some(json!(-1)));
+        assert_eq!(
+            larger(Some(json!(u64::MAX)), Some(json!(1))),
+            Some(json!(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn only_real_times_are_datetimes() {
+        for ok in [
+            "2026-11-30T08:00:00Z",
+            "2026-11-30 08:00:00.5",
+            "2026-11-30",
+            "2026-11-30T08:00:00.123+01:00",
+        ] {
+            assert!(is_datetime(ok), "{ok}");
+        }
+        for bad in ["hello world!", "ABCDEFGHIJKL", "2026-13-40", "12345678901"] {
+            assert!(!is_datetime(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -2,34 +2,29 @@
 //! stage was exported (docs/design.md §12). Range by range of the export's plan, the source is
 //! read again and every point converted as the export would stage it; a 64-bit digest of each
 //! converted row is compared with the digest of the row the target holds — the staged row, or
-//! the row an earlier sync sent — so only inserted and changed points are upserted and only
-//! vanished ids deleted. What a range left in the target is recorded (`<collection>/sync-RRRR.
-//! digests`) only after it was applied, and `sync-state.json` records the ranges done, so a
-//! sync that stops is finished by running it again.
+//! the row an earlier sync sent — so only inserted and changed points are sent and only ids
+//! the source confirms gone are deleted. Every pass records in the stage what it sent and
+//! deleted ([`crate::stage::sync_state`]), only after it was applied, so a sync that stops is
+//! finished by running it again, and verify and repair know what the target must hold.
 //!
+//! A sync starts only on a finished import into the same target collection ([`target`]).
 //! With `--changed-since-field F` only the points whose field `F` is at or after the pass's
 //! bound (or that lack `F`) are read in full; an id-only scan finds the inserted and deleted
 //! ones (module [`changed`]).
 
 pub mod bulk;
 pub mod changed;
+mod range;
+pub mod target;
 
 use crate::error::{Error, Result};
-use crate::import::upsert::rest_row;
-use crate::model::{Point, PointId};
 use crate::sink::milvus::Milvus;
-use crate::source::{SharedSource, scroll_checked};
-use crate::stage::fsutil::write_atomic;
-use crate::stage::layout::{SYNC_STATE, sync_digests_file};
-use crate::stage::manifest::{Range, stage_err};
-use crate::stage::reader::{Row, rows_of};
-use crate::stage::sync_state::{SyncState, base_digests, digest, export_fingerprint, id_key};
-use crate::stage::{Stage, StagedCollection};
-use crate::transform::batch::{arrow_schema, to_batch};
-use crate::transform::mapping::CollectionMapping;
+use crate::source::SharedSource;
+use crate::stage::Stage;
+use crate::stage::sync_state::{PassState, SyncState, export_fingerprint};
 use serde::Serialize;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Knobs of a sync.
 #[derive(Debug, Clone)]
@@ -55,10 +50,11 @@ pub struct SyncOptions {
 pub struct ChangeField {
     /// Payload field (dotted path) set on every write: a datetime or an integer.
     pub field: String,
-    /// Bound given by the user (a number or an RFC 3339 time); else the start of the last
-    /// pass, or of the export, less `margin_secs`.
+    /// Bound given by the user (a number or an RFC 3339 time); else derived from the last
+    /// pass (a counter: the largest value it read; a time: its start), or from the export.
     pub since: Option<Value>,
-    /// Seconds taken off a time bound: clocks of writers and of this machine differ.
+    /// Taken off a derived bound: seconds for a time (clocks of writers and of this machine
+    /// differ), units for a counter (writes still in flight when the last pass read).
     pub margin_secs: u64,
 }
 
@@ -67,19 +63,29 @@ pub struct ChangeField {
 pub struct SyncReport {
     pub collection: String,
     pub target: String,
+    /// The pass this run made (or finished); 0 in a dry run.
+    pub pass: u64,
     /// Points read from the source.
     pub scanned: u64,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Ids the first read missed but the second look-up found (not deleted).
+    pub delete_checks_kept: u64,
     /// Rows in the target afterwards (counted), or expected (dry run).
     pub target_rows: u64,
     /// Points the scan saw as rows, which the target must hold.
     pub source_points: u64,
     /// Of the inserted and updated rows, those sent by bulk import (`--bulk-over`).
     pub bulk_rows: u64,
-    /// Points that cannot be rows (set aside, as the export does), not in the target.
+    /// Points that cannot be rows (set aside, as the export does): not in the target, listed
+    /// in the pass's `sync-PPPP-RRRR.set-aside.jsonl` files.
     pub set_aside: u64,
+    /// Of those, points the target held until this pass (their old row was removed).
+    pub set_aside_removed: u64,
+    /// The change-field bound this pass read from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<Value>,
     pub seconds: f64,
     pub dry_run: bool,
     pub ok: bool,
@@ -91,9 +97,11 @@ fn add(report: &mut SyncReport, o: &SyncReport) {
     report.inserted += o.inserted;
     report.updated += o.updated;
     report.deleted += o.deleted;
+    report.delete_checks_kept += o.delete_checks_kept;
     report.source_points += o.source_points;
     report.bulk_rows += o.bulk_rows;
     report.set_aside += o.set_aside;
+    report.set_aside_removed += o.set_aside_removed;
 }
 
 /// Syncs the staged collections whose source is in `sources` into the target.
@@ -109,13 +117,7 @@ pub fn sync(
     let staged = all
         .into_iter()
         .filter(|c| opts.collections.is_empty() || opts.collections.iter().any(|n| n == c.name));
-    let state_path = stage.file(SYNC_STATE);
-    let mut state: SyncState = match std::fs::read(&state_path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            stage_err(stage.dir(), format!("{SYNC_STATE} is damaged ({e}); delete it and the sync-*.digests files, drop the target collection and import again"))
-        })?,
-        Err(_) => SyncState::default(),
-    };
+    let mut state = stage.sync_state()?;
     if state.export != fingerprint {
         state = SyncState {
             export: fingerprint,
@@ -130,63 +132,55 @@ pub fn sync(
                 sc.name
             )));
         };
+        let target_id = target::check_imported(stage, milvus, sc)?;
+        let pass = state.collections.get(sc.name).cloned().unwrap_or_default();
+        target::check_same_target(sc, &pass, target_id.as_deref())?;
         reports.push(sync_collection(
-            CollectionSync {
+            range::CollectionSync {
                 stage,
                 sc,
                 src,
                 milvus,
                 opts,
                 filter: None,
+                change_field: None,
+                pass_no: 0,
+                owners: range::Owners::of(stage, sc)?.map(std::sync::Arc::new),
             },
             &mut state,
-            &state_path,
+            target_id,
         )?);
     }
     Ok(reports)
 }
 
 /// Syncs one collection: the ranges its pass has not done, `opts.workers` at a time; each
-/// range done is recorded in `state` (saved at `state_path`).
+/// range done is recorded in `state` (saved in the stage).
 fn sync_collection(
-    job: CollectionSync,
+    job: range::CollectionSync,
     state: &mut SyncState,
-    state_path: &std::path::Path,
+    target_id: Option<String>,
 ) -> Result<SyncReport> {
-    let (sc, opts, milvus) = (job.sc, job.opts, job.milvus);
+    let (sc, opts, milvus, stage) = (job.sc, job.opts, job.milvus, job.stage);
     let t = std::time::Instant::now();
     let mut pass = state.collections.get(sc.name).cloned().unwrap_or_default();
-    if pass.done.len() == sc.entry.ranges.len() {
-        pass.done.clear();
+    let (filter, change_field) = start_pass(&job, &mut pass, target_id)?;
+    if !opts.dry_run {
+        state.collections.insert(sc.name.to_string(), pass.clone());
+        stage.save_sync_state(state)?;
     }
-    if pass.done.is_empty() {
-        pass.started_at = Some(crate::source::unix_now());
-        pass.since = None;
-    }
-    pass.since = match &opts.changed_since {
-        None => None,
-        Some(cf) => Some(match (&cf.since, &pass.since) {
-            (Some(v), _) | (None, Some(v)) => v.clone(),
-            (None, None) => {
-                let from = pass.last_started_at.or(sc.entry.source_taken_at).ok_or_else(|| Error::Other(format!(
-                    "collection {} was exported from snapshot files, whose time q2z cannot know, and has not been synced since: give --since with the time the snapshot was taken (RFC 3339, e.g. 2026-11-30T08:00:00Z, or the field's own number), or run this first sync without --changed-since-field (the digest diff)",
-                    sc.name
-                )))?;
-                let kind = changed::field_kind(job.src.as_ref(), &cf.field)?;
-                changed::bound(kind, from.saturating_sub(cf.margin_secs))
-            }
-        }),
+    let job = range::CollectionSync {
+        filter,
+        change_field,
+        pass_no: pass.current_pass(),
+        ..job
     };
-    let filter = opts
-        .changed_since
-        .as_ref()
-        .zip(pass.since.as_ref())
-        .map(|(cf, since)| changed::changed_filter(&cf.field, since));
-    let job = CollectionSync { filter, ..job };
     let mut report = SyncReport {
         collection: sc.name.to_string(),
         target: sc.entry.mapping.target.clone(),
         dry_run: opts.dry_run,
+        pass: if opts.dry_run { 0 } else { pass.current_pass() },
+        since: pass.since.clone(),
         ..Default::default()
     };
     // Finished by an earlier run of this pass: count what it left.
@@ -200,56 +194,26 @@ fn sync_collection(
             report.source_points += job.base_digests(r)?.len() as u64;
         }
     }
-    let todo: Vec<&Range> = sc
+    let todo: Vec<&crate::stage::manifest::Range> = sc
         .entry
         .ranges
         .iter()
         .filter(|r| opts.dry_run || !pass.done.contains(&r.index))
         .collect();
-    let shared = std::sync::Mutex::new((pass, state, &mut report));
-    let queue = std::sync::Mutex::new(todo.into_iter());
-    let first_err: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..opts.workers.max(1) {
-            s.spawn(|| {
-                loop {
-                    let stop = first_err.lock().map(|e| e.is_some()).unwrap_or(true);
-                    let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let (false, Some(r)) = (stop, next) else {
-                        return;
-                    };
-                    let done = crate::interrupt::check()
-                        .and_then(|()| job.sync_range(r))
-                        .and_then(|o| {
-                            let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
-                            let (pass, state, report) = &mut *g;
-                            add(report, &o);
-                            if opts.dry_run {
-                                return Ok(());
-                            }
-                            pass.done.push(r.index);
-                            if pass.done.len() == sc.entry.ranges.len() {
-                                pass.passes += 1;
-                                pass.last_started_at = pass.started_at;
-                            }
-                            state.collections.insert(sc.name.to_string(), pass.clone());
-                            state.save(state_path)
-                        });
-                    if let Err(e) = done {
-                        first_err
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
-                }
-            });
+    let shared = std::sync::Mutex::new((pass, &mut *state, &mut report));
+    crate::pool::run(todo, opts.workers, |r| {
+        let o = job.sync_range(r)?;
+        let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let (pass, state, report) = &mut *g;
+        add(report, &o.report);
+        if opts.dry_run {
+            return Ok(());
         }
-    });
+        finish_range(pass, r.index, o, sc.entry.ranges.len());
+        state.collections.insert(sc.name.to_string(), pass.clone());
+        stage.save_sync_state(state)
+    })?;
     drop(shared);
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
     report.target_rows = if opts.dry_run {
         report.source_points
     } else {
@@ -261,253 +225,65 @@ fn sync_collection(
     Ok(report)
 }
 
-/// The changed rows of one range on their way to the target.
-#[derive(Default)]
-struct Delta {
-    /// Rows to upsert (all of them until `over`; then the file holds them).
-    upserts: Vec<Row>,
-    /// The delta file, when bulk import is possible.
-    file: Option<bulk::DeltaFile>,
-    /// Ids of the changed rows (kept while a file is written).
-    ids: Vec<Value>,
-    changed: usize,
-    /// The range reached `--bulk-over`: it goes through bulk import.
-    over: bool,
+/// Records a range of the running pass as done; the last one ends the pass.
+fn finish_range(pass: &mut PassState, range: usize, o: range::RangeOutcome, ranges: usize) {
+    pass.done.push(range);
+    if let Some(rec) = o.record {
+        pass.record(rec);
+    }
+    pass.max_seen = changed::larger(pass.max_seen.take(), o.max_seen);
+    if pass.done.len() == ranges {
+        pass.passes += 1;
+        pass.running = false;
+        pass.last_started_at = pass.started_at;
+        if let Some(m) = pass.max_seen.take() {
+            pass.last_max_seen = Some(m);
+        }
+    }
 }
 
-/// One collection's sync.
-struct CollectionSync<'a> {
-    stage: &'a Stage,
-    sc: StagedCollection<'a>,
-    src: &'a SharedSource,
-    milvus: &'a Milvus,
-    opts: &'a SyncOptions,
-    /// `--changed-since-field`: the filter of the points to read in full.
-    filter: Option<Value>,
-}
+/// What a pass reads: the filter of the points read in full, and the change field (its name
+/// and kind), with `--changed-since-field`.
+type PassReads = (Option<Value>, Option<(String, changed::FieldKind)>);
 
-impl CollectionSync<'_> {
-    fn mapping(&self) -> &CollectionMapping {
-        &self.sc.entry.mapping
+/// Begins a pass (or resumes the running one): its start time and change-field bound.
+fn start_pass(
+    job: &range::CollectionSync,
+    pass: &mut PassState,
+    target_id: Option<String>,
+) -> Result<PassReads> {
+    let sc = job.sc;
+    if pass.done.len() == sc.entry.ranges.len() {
+        pass.done.clear();
     }
-
-    fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
-        base_digests(self.stage, self.sc, r)
+    if pass.target_id.is_none() {
+        pass.target_id = target_id;
     }
-
-    /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
-    fn each_page(
-        &self,
-        r: &Range,
-        with_data: bool,
-        filter: Option<&Value>,
-        mut f: impl FnMut(Vec<Point>) -> Result<()>,
-    ) -> Result<()> {
-        let src = self.src.as_ref();
-        let mut cursor: Option<PointId> = r.start.clone();
-        loop {
-            let (mut pts, mut next) = match filter {
-                None => scroll_checked(src, cursor.as_ref(), self.opts.page_size, with_data)?,
-                Some(flt) => {
-                    src.scroll_where(cursor.as_ref(), self.opts.page_size, with_data, flt)?
-                }
-            };
-            if let Some(end) = &r.end {
-                if let Some(cut) = pts.iter().position(|p| &p.id >= end) {
-                    pts.truncate(cut);
-                    next = None;
-                }
-                if next.as_ref().is_some_and(|n| n >= end) {
-                    next = None;
-                }
-            }
-            f(pts)?;
-            cursor = next;
-            if cursor.is_none() {
-                return Ok(());
-            }
-        }
+    if pass.done.is_empty() {
+        pass.started_at = Some(crate::source::unix_now());
+        pass.since = None;
+        pass.max_seen = None;
     }
-
-    /// Converts points as the export stages them; compares each row's digest with `base`
-    /// (taking it out), counting and gathering the rows to send; records the new digests.
-    fn diff(
-        &self,
-        pts: &[Point],
-        base: &mut HashMap<String, u64>,
-        out: &mut SyncReport,
-        now: &mut Vec<(String, u64)>,
-        delta: &mut Delta,
-    ) -> Result<()> {
-        let m = self.mapping();
-        out.scanned += pts.len() as u64;
-        let converted = to_batch(pts, m, &arrow_schema(m))?;
-        // Points that cannot be rows (a payload over 64 KiB, with --oversize-payload
-        // set-aside) are not in the target, as after the export: counted, not sent.
-        out.set_aside += converted.set_aside.len() as u64;
-        let rows = rows_of(&converted.batch, m).map_err(Error::Other)?;
-        let mut keep = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = id_key(&row[&m.id_field]);
-            let d = digest(&row);
-            let changed = match base.remove(&id) {
-                Some(old) if old == d => false,
-                Some(_) => {
-                    out.updated += 1;
-                    true
-                }
-                None => {
-                    out.inserted += 1;
-                    true
-                }
-            };
-            keep.push(changed);
-            if changed {
-                delta.changed += 1;
-                if delta.file.is_some() {
-                    delta.ids.push(row[&m.id_field].clone());
-                }
-                if !delta.over {
-                    delta.upserts.push(row);
-                }
-            }
-            now.push((id, d));
-        }
-        if let Some(f) = &mut delta.file {
-            f.write(&converted.batch, keep)?;
-            if let Some(b) = &self.opts.bulk
-                && delta.changed >= b.over
-            {
-                delta.over = true;
-                delta.upserts.clear();
-            }
-        } else if delta.upserts.len() >= self.opts.batch {
-            self.send(&mut delta.upserts)?;
-        }
-        Ok(())
-    }
-
-    /// Reads the range from the source, sends what differs, records what the target holds.
-    fn sync_range(&self, r: &Range) -> Result<SyncReport> {
-        let mut out = SyncReport::default();
-        let delta_import = self.opts.bulk.as_ref().map(|bulk| bulk::DeltaImport {
-            stage: self.stage,
-            milvus: self.milvus,
-            bulk,
-            target: &self.mapping().target,
-            collection: self.sc.name,
-            range: r.index,
-        });
-        if let Some(d) = &delta_import
-            && !self.opts.dry_run
-        {
-            d.settle_earlier()?;
-        }
-        let mut base = self.base_digests(r)?;
-        let mut now: Vec<(String, u64)> = Vec::new();
-        let mut delta = Delta {
-            file: (delta_import.is_some() && !self.opts.dry_run).then(|| {
-                bulk::DeltaFile::new(
-                    self.stage,
-                    self.sc.name,
-                    r.index,
-                    arrow_schema(self.mapping()),
-                )
-            }),
-            ..Default::default()
-        };
-        match &self.filter {
-            None => self.each_page(r, true, None, |pts| {
-                self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
-            })?,
-            Some(filter) => {
-                // Which ids the range holds now (ids only), then in full: the points the
-                // filter calls changed, and the ids the target has never seen.
-                let mut ids: HashSet<String> = HashSet::new();
-                self.each_page(r, false, None, |pts| {
-                    ids.extend(pts.iter().map(|p| p.id.to_key_string()));
-                    Ok(())
-                })?;
-                let mut read: HashSet<String> = HashSet::new();
-                self.each_page(r, true, Some(filter), |pts| {
-                    read.extend(pts.iter().map(|p| p.id.to_key_string()));
-                    self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
-                })?;
-                let unseen: Vec<Value> = ids
-                    .iter()
-                    .filter(|i| !read.contains(*i) && !base.contains_key(*i))
-                    .filter_map(|i| PointId::from_key_string(i).map(|p| p.to_json()))
-                    .collect();
-                for part in unseen.chunks(self.opts.page_size.max(1)) {
-                    let has = json!({"must": [{"has_id": part}]});
-                    self.each_page(r, true, Some(&has), |pts| {
-                        self.diff(&pts, &mut base, &mut out, &mut now, &mut delta)
-                    })?;
-                }
-                // Ids still in the source that were not read are unchanged.
-                base.retain(|id, d| {
-                    let kept = ids.contains(id);
-                    if kept {
-                        now.push((id.clone(), *d));
-                    }
-                    !kept
-                });
-            }
-        }
-        let m = self.mapping();
-        match (delta.file.take(), &delta_import) {
-            (Some(file), Some(d)) if delta.over => {
-                d.run(file, &delta.ids, &m.id_field)?;
-                out.bulk_rows += delta.changed as u64;
-            }
-            (file, _) => {
-                if let Some(f) = file {
-                    f.abandon();
-                }
-                self.send(&mut delta.upserts)?;
-            }
-        }
-        // What the target holds of this range and the source no longer has.
-        let gone: Vec<String> = base.into_keys().collect();
-        out.deleted += gone.len() as u64;
-        out.source_points += now.len() as u64;
-        if !self.opts.dry_run {
-            for ids in gone.chunks(self.opts.batch.max(1)) {
-                let values: Vec<Value> = ids
-                    .iter()
-                    .map(|i| crate::verify::typed_id(m.id_kind, i))
-                    .collect();
-                for f in crate::verify::id_filters(&m.id_field, &values) {
-                    self.milvus.delete(&m.target, &f)?;
-                }
-            }
-            now.sort_unstable();
-            let mut text = String::with_capacity(now.len() * 24);
-            for (id, d) in &now {
-                text.push_str(id);
-                text.push('\t');
-                text.push_str(&format!("{d:016x}\n"));
-            }
-            write_atomic(
-                &self.stage.file(&sync_digests_file(self.sc.name, r.index)),
-                text.as_bytes(),
-            )?;
-        }
-        Ok(out)
-    }
-
-    /// Upserts the rows gathered so far (nothing in a dry run).
-    fn send(&self, rows: &mut Vec<Row>) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        if !self.opts.dry_run {
-            for part in rows.chunks(self.opts.batch.max(1)) {
-                let rest: Vec<Row> = part.iter().cloned().map(rest_row).collect();
-                self.milvus.upsert(&self.mapping().target, &rest)?;
-            }
-        }
-        rows.clear();
-        Ok(())
-    }
+    pass.running = true;
+    let Some(cf) = &job.opts.changed_since else {
+        pass.since = None;
+        return Ok((None, None));
+    };
+    let kind = changed::field_kind(job.src.as_ref(), &cf.field)?;
+    let since = match (&cf.since, &pass.since) {
+        (Some(v), _) | (None, Some(v)) => v.clone(),
+        (None, None) => changed::next_bound(
+            &cf.field,
+            kind,
+            cf.margin_secs,
+            pass,
+            sc.entry.source_taken_at,
+        )
+        .map_err(|why| Error::Other(format!("collection {}: {why}", sc.name)))?,
+    };
+    pass.since = Some(since.clone());
+    Ok((
+        Some(changed::changed_filter(&cf.field, &since)),
+        Some((cf.field.clone(), kind)),
+    ))
 }

@@ -99,10 +99,14 @@ pub fn compare_row(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let mut dynamic = dynamic;
     if upsert_mode {
+        // Rows upserted drop null-valued keys; rows bulk-imported (a sync's bulk delta, a
+        // repair) keep them: neither is a difference.
         let before = want.len();
         want.retain(|_, v| !v.is_null());
         *dropped_nulls += before - want.len();
+        dynamic.retain(|_, v| !v.is_null());
     }
     if dynamic != want {
         let mut keys: Vec<&String> = want
@@ -184,31 +188,7 @@ pub fn compare_rows(
             Ok(())
         })?;
         let before = out.mismatches.len();
-        for group in rows.chunks(100) {
-            let ids: Vec<Value> = group.iter().map(|r| r[&m.id_field].clone()).collect();
-            let filter = format!("{} in {}", m.id_field, Value::Array(ids));
-            let got = milvus.query(&m.target, &filter, group.len() * 2 + 1)?;
-            let mut by_id: HashMap<String, Map<String, Value>> = HashMap::new();
-            for g in got {
-                if let Value::Object(o) = g {
-                    let key = id_key(o.get(&m.id_field).unwrap_or(&Value::Null));
-                    by_id.insert(key, o);
-                }
-            }
-            for r in group {
-                out.checked += 1;
-                let key = id_key(&r[&m.id_field]);
-                match by_id.get(&key) {
-                    None => out
-                        .mismatches
-                        .push(format!("id {key}: missing in the target")),
-                    Some(t) => {
-                        out.mismatches
-                            .extend(compare_row(m, r, t, upsert_mode, &mut dropped))
-                    }
-                }
-            }
-        }
+        compare_fetched(milvus, m, &rows, upsert_mode, &mut dropped, &mut out)?;
         if out.mismatches.len() > before {
             out.chunks.push(chunk.file.clone());
         }
@@ -217,6 +197,44 @@ pub fn compare_rows(
         out.notes.push(format!("{dropped} null-valued payload keys in the compared rows were dropped by Milvus's insert API (upsert mode); --mode bulk keeps them"));
     }
     Ok(out)
+}
+
+/// Fetches rows from the target by id (100 at a time) and compares them field by field,
+/// adding to `out`.
+pub fn compare_fetched(
+    milvus: &Milvus,
+    m: &CollectionMapping,
+    rows: &[Row],
+    upsert_mode: bool,
+    dropped: &mut usize,
+    out: &mut Comparison,
+) -> Result<()> {
+    for group in rows.chunks(100) {
+        crate::interrupt::check()?;
+        let ids: Vec<Value> = group.iter().map(|r| r[&m.id_field].clone()).collect();
+        let filter = format!("{} in {}", m.id_field, Value::Array(ids));
+        let got = milvus.query(&m.target, &filter, group.len() * 2 + 1)?;
+        let mut by_id: HashMap<String, Map<String, Value>> = HashMap::new();
+        for g in got {
+            if let Value::Object(o) = g {
+                let key = id_key(o.get(&m.id_field).unwrap_or(&Value::Null));
+                by_id.insert(key, o);
+            }
+        }
+        for r in group {
+            out.checked += 1;
+            let key = id_key(&r[&m.id_field]);
+            match by_id.get(&key) {
+                None => out
+                    .mismatches
+                    .push(format!("id {key}: missing in the target")),
+                Some(t) => out
+                    .mismatches
+                    .extend(compare_row(m, r, t, upsert_mode, dropped)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Id as text whatever its JSON form (Int64 may arrive as a string).

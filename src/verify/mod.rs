@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod filters;
 pub mod search;
+pub mod synced;
 
 use crate::error::Result;
 use crate::model::PointId;
@@ -206,11 +207,19 @@ pub fn verify_collection(
             v.digest_of(&id) == Some(crate::stage::sync_state::digest(row))
         })
     };
-    let cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;
+    let mut cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;
+    if let Some(v) = &synced {
+        let limit = if opts.full { usize::MAX } else { opts.sample };
+        let more = synced::compare_pass_rows(milvus, sc, v, limit)?;
+        cmp.checked += more.checked;
+        cmp.mismatches.extend(more.mismatches);
+        cmp.chunks.extend(more.chunks);
+        cmp.notes.extend(more.notes);
+    }
     notes.extend(cmp.notes);
     if let Some(v) = &synced {
         notes.push(format!(
-            "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that the source changed or deleted since the export were left out of the field-by-field check (sync compared them by digest)",
+            "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that a sync replaced or deleted since the export were left out of the staged-row check (their current versions are checked among the rows the passes sent)",
             v.passes,
             v.rows(),
             cmp.skipped

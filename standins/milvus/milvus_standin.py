@@ -59,6 +59,8 @@ class State:
         self.jobs = {}         # jobId -> job dict
         self.faults = {}
         self.next_job = int(time.time() * 1000) % 10**12
+        self.collection_ids = {}  # name -> collectionID (see create_collection)
+        self.next_collection_id = (int(time.time() * 1000) << 18)
 
     def s3(self, ak=None, sk=None):
         a = self.args
@@ -196,6 +198,11 @@ def create_collection(st, body):
             kw["num_partitions"] = int((body.get("params") or {}).get("partitionsNum", 16))
         st.client.create_collection(name, schema=s, **kw)
         st.schemas[name] = body
+        # rootcoord's createCollectionTask (internal/rootcoord/create_collection_task.go)
+        # allocates the collection id from the global id allocator: unique, increasing, never
+        # reused for a collection created again under the same name. Milvus Lite reports 0.
+        st.next_collection_id += 1
+        st.collection_ids[name] = st.next_collection_id
     if index_params:
         build_indexes(st, name, index_params)
         with st.lock:
@@ -274,7 +281,10 @@ def describe(st, body):
     idx = [{"indexName": p.get("indexName", p["fieldName"]), "fieldName": p["fieldName"], "metricType": p.get("metricType", "")}
            for p in req.get("indexParams", [])][:1]
     load = st.client.get_load_state(body["collectionName"])["state"]
-    return ok({"collectionName": body["collectionName"], "collectionID": 0, "description": req.get("description", ""),
+    # handler_v2.go describeCollection: "collectionID" is the id the root coordinator allocated
+    # at creation (a collection dropped and created again under the same name gets another).
+    cid = st.collection_ids.get(body["collectionName"], 0)
+    return ok({"collectionName": body["collectionName"], "collectionID": cid, "description": req.get("description", ""),
                "autoId": bool(req["schema"].get("autoID")), "fields": fields, "functions": [], "aliases": [], "indexes": idx,
                "load": "LoadStateLoaded" if "Loaded" in str(load) else "LoadStateNotLoad", "shardsNum": 1, "partitionsNum": 1,
                "consistencyLevel": "Bounded", "enableDynamicField": bool(req["schema"].get("enableDynamicField")), "properties": []})

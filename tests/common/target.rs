@@ -90,3 +90,111 @@ pub fn verify(stage: &Path, extra: &[&str]) -> (i32, String, String) {
     a.extend_from_slice(extra);
     run_q2z(&a)
 }
+
+/// Runs `q2z sync --json` of one collection from the Qdrant stand-in into the Milvus stand-in:
+/// (exit code, the JSON report, all output).
+pub fn sync(stage: &std::path::Path, c: &str, extra: &[&str]) -> (i32, Value, String) {
+    let url = standin("Q2Z_QDRANT_URL");
+    let milvus = standin("Q2Z_MILVUS_URL");
+    let mut args = vec![
+        "sync",
+        "--stage",
+        stage.to_str().unwrap(),
+        "--qdrant-url",
+        &url,
+        "--milvus-url",
+        &milvus,
+        "-c",
+        c,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run_q2z(&args);
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (code, v, format!("{out}{err}"))
+}
+
+/// The target equals the source now: a fresh export verified against it, every row.
+pub fn assert_target_equals_source(c: &str) {
+    let fresh = tempfile::tempdir().unwrap();
+    stage_export(fresh.path(), "sync_", &[c], &[]);
+    let (code, out, err) = verify(fresh.path(), &["--full"]);
+    assert_eq!(code, 0, "the target differs from the source:\n{out}{err}");
+}
+
+/// Every row of a target collection, by id key (queried in id slices of 500).
+pub fn target_rows(target: &str, ids: &[String]) -> std::collections::BTreeMap<String, Value> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in ids.chunks(500) {
+        let filter = format!("id in [{}]", part.join(","));
+        let v = milvus_post(
+            "entities/query",
+            json!({"collectionName": target, "filter": filter, "outputFields": ["*"], "limit": part.len() * 2 + 1, "consistencyLevel": "Strong"}),
+        );
+        assert_eq!(v["code"], 0, "{v}");
+        for row in v["data"].as_array().unwrap() {
+            let id = match &row["id"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.insert(id, row.clone());
+        }
+    }
+    out
+}
+
+/// The target holds exactly the source's points, value for value, read back from both
+/// servers (not from q2z's stage): the same ids, the unnamed 4-d vector, and each payload key
+/// (null-valued keys may be absent: Milvus's upserts drop them). Returns a description of
+/// the first differences, empty when equal.
+pub fn target_vs_source(c: &str, target: &str) -> Vec<String> {
+    let src = scroll_all(c);
+    let total = target_count(target);
+    let ids: Vec<String> = src.iter().map(|p| p["id"].to_string()).collect();
+    let rows = target_rows(target, &ids);
+    let mut diffs = Vec::new();
+    if total != src.len() as u64 {
+        diffs.push(format!(
+            "target holds {total} rows, source {} points",
+            src.len()
+        ));
+    }
+    for p in &src {
+        let id = p["id"].to_string();
+        let Some(row) = rows.get(&id) else {
+            diffs.push(format!("id {id}: missing in the target"));
+            continue;
+        };
+        let v: Vec<f64> = p["vector"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let t: Vec<f64> = row["vector"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_f64().unwrap()).collect())
+            .unwrap_or_default();
+        if v.iter().map(|x| *x as f32).collect::<Vec<_>>()
+            != t.iter().map(|x| *x as f32).collect::<Vec<_>>()
+        {
+            diffs.push(format!("id {id}: vector {v:?} vs {t:?}"));
+        }
+        let payload = p["payload"].as_object().cloned().unwrap_or_default();
+        for (k, want) in &payload {
+            let got = row.get(k).unwrap_or(&Value::Null);
+            if got != want && !(want.is_null() && got.is_null()) {
+                diffs.push(format!(
+                    "id {id}: payload {k} = {want} in the source, {got} in the target"
+                ));
+            }
+        }
+        for (k, got) in row.as_object().unwrap() {
+            if k != "id" && k != "vector" && !payload.contains_key(k) && !got.is_null() {
+                diffs.push(format!("id {id}: key {k} = {got} only in the target"));
+            }
+        }
+    }
+    diffs.truncate(10);
+    diffs
+}

@@ -314,3 +314,63 @@ mod tests {
         assert!(j.reads_any(&["vol-prefix/q2z/c/part-0000-000000.parquet".into()]));
     }
 }
+
+/// Notices a job whose state, progress and imported rows stay the same for too long.
+#[derive(Default)]
+pub struct StallWatch {
+    last: std::collections::BTreeMap<String, (String, std::time::Instant)>,
+}
+
+impl StallWatch {
+    pub fn check(&mut self, d: &ImportJob, target: &str, limit: std::time::Duration) -> Result<()> {
+        let mark = format!("{:?}/{}/{}", d.state, d.progress, d.imported_rows);
+        let since = self
+            .last
+            .entry(d.job_id.clone())
+            .or_insert_with(|| (mark.clone(), std::time::Instant::now()));
+        if since.0 != mark {
+            *since = (mark, std::time::Instant::now());
+        } else if since.1.elapsed() > limit && !d.state.is_final() {
+            return Err(Error::Other(format!(
+                "import job {} into {target} has made no progress for {} s (state {:?}). It is recorded in the stage's import ledger: run the same command later to keep waiting, or cancel it on the server and rerun",
+                d.job_id,
+                limit.as_secs(),
+                d.state
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Milvus {
+    /// Waits for an import job to end, looking every `poll`; a job whose state and progress
+    /// stay the same for `stall` is an error (it stays recorded: a rerun waits again). `what`
+    /// names the rows it imports in errors. A failed job is an error with its reason.
+    pub fn wait_job(
+        &self,
+        job: &str,
+        target: &str,
+        poll: std::time::Duration,
+        stall: std::time::Duration,
+        what: &str,
+    ) -> Result<ImportJob> {
+        let mut watch = StallWatch::default();
+        loop {
+            crate::interrupt::check()?;
+            let j = self.import_describe(job)?;
+            match j.state {
+                JobState::Completed => return Ok(j),
+                JobState::Failed => {
+                    return Err(Error::Other(format!(
+                        "import job {job} of {what} into {target} failed: {}; fix the cause and run the same command again",
+                        j.reason.clone().unwrap_or_default()
+                    )));
+                }
+                _ => {
+                    watch.check(&j, target, stall)?;
+                    std::thread::sleep(poll);
+                }
+            }
+        }
+    }
+}

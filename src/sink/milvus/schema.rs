@@ -46,6 +46,10 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
 pub struct CollectionDescription {
     #[serde(default)]
     pub fields: Vec<FieldDescription>,
+    /// `collectionID` (handler_v2.go `describeCollection`: the int64 the root coordinator
+    /// allocated at creation; a collection dropped and created again gets another).
+    #[serde(default, rename = "collectionID")]
+    pub collection_id: serde_json::Value,
 }
 
 /// One field of a described collection.
@@ -57,6 +61,15 @@ pub struct FieldDescription {
 }
 
 impl CollectionDescription {
+    /// The collection's id as text (`None` when the server reports none, or 0).
+    pub fn id(&self) -> Option<String> {
+        match &self.collection_id {
+            serde_json::Value::Number(n) if n.as_u64() != Some(0) => Some(n.to_string()),
+            serde_json::Value::String(s) if !s.is_empty() && s != "0" => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// The first field of a `collections/create` body that this collection lacks (by name and
     /// type), as `(name, type)`.
     pub fn missing_field(&self, create_body: &Value) -> Option<(String, String)> {

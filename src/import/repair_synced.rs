@@ -1,0 +1,129 @@
+//! Repair of a collection that `q2z sync` changed since its import: a bad range gets every id
+//! it ever held through q2z deleted (staged rows, rows passes sent, ids passes deleted), then
+//! the rows the target must hold now — each id's newest version, from the last pass that sent
+//! it back to the staged chunks — sent again the way the collection was imported (one bulk
+//! job of a repair file, or upserts). Nothing a pass deleted comes back, nothing a pass
+//! updated is reverted.
+
+use super::ImportOptions;
+use crate::error::{Error, Result};
+use crate::import::upsert::rest_row;
+use crate::sink::milvus::Milvus;
+use crate::stage::StagedCollection;
+use crate::stage::layout::{sync_digests_file, sync_repair_file};
+use crate::stage::ledger::ImportMode;
+use crate::stage::reader::Row;
+use crate::stage::sync_state::{PassState, current_rows, ids_ever};
+use crate::sync::bulk::{BulkDelta, DeltaFile, DeltaImport};
+use crate::transform::batch::arrow_schema;
+use std::collections::BTreeSet;
+
+/// The ranges holding the bad chunks and bad sync ranges a verification named.
+pub fn bad_ranges(sc: StagedCollection, files: &[String]) -> BTreeSet<usize> {
+    let mut out = BTreeSet::new();
+    for f in files {
+        if let Some(c) = sc.chunk(f) {
+            out.insert(c.range);
+        } else if let Some(r) = sc
+            .entry
+            .ranges
+            .iter()
+            .find(|r| sync_digests_file(sc.name, r.index) == *f)
+        {
+            out.insert(r.index);
+        }
+    }
+    out
+}
+
+/// Sends the given ranges of a synced collection again.
+pub fn repair_ranges(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    pass: &PassState,
+    ranges: &BTreeSet<usize>,
+    mode: ImportMode,
+    opts: &ImportOptions,
+) -> Result<()> {
+    let m = &sc.entry.mapping;
+    let bulk = match (mode, &opts.storage) {
+        (ImportMode::Bulk, Some(storage)) => Some(BulkDelta {
+            storage: storage.clone(),
+            over: 0,
+            poll: opts.poll_interval,
+            stall_timeout: opts.stall_timeout,
+        }),
+        (ImportMode::Bulk, None) => {
+            return Err(Error::Other(format!(
+                "collection {} was bulk-imported: pass the same --s3-endpoint / --s3-bucket (and keys) to --repair so the bad ranges are sent again as files",
+                sc.name
+            )));
+        }
+        (ImportMode::Upsert, _) => None,
+    };
+    for range in sc.entry.ranges.iter().filter(|r| ranges.contains(&r.index)) {
+        crate::interrupt::check()?;
+        let ids: Vec<serde_json::Value> = ids_ever(sc, pass, range.index)?
+            .iter()
+            .map(|k| crate::verify::typed_id(m.id_kind, k))
+            .collect();
+        match &bulk {
+            Some(b) => {
+                let rel = sync_repair_file(sc.name, pass.passes, range.index);
+                let di = DeltaImport {
+                    stage: sc.stage(),
+                    milvus,
+                    bulk: b,
+                    target: &m.target,
+                    collection: sc.name,
+                    range: range.index,
+                    rel: rel.clone(),
+                };
+                di.settle_earlier()?;
+                let mut file = DeltaFile::new(sc.stage(), rel, arrow_schema(m));
+                current_rows(sc, pass, range, true, |batch, _, keep, _| {
+                    file.write(batch, keep)
+                })?;
+                match file.finish()? {
+                    Some(w) => di.run(&w, &ids, &m.id_field)?,
+                    None => delete(milvus, sc, &ids)?,
+                }
+            }
+            None => {
+                delete(milvus, sc, &ids)?;
+                let mut rows: Vec<Row> = Vec::new();
+                current_rows(sc, pass, range, true, |_, batch_rows, keep, _| {
+                    rows.extend(
+                        batch_rows
+                            .into_iter()
+                            .zip(keep)
+                            .filter(|x| x.1)
+                            .map(|x| rest_row(x.0)),
+                    );
+                    if rows.len() >= 500 {
+                        milvus.upsert(&m.target, &rows)?;
+                        rows.clear();
+                    }
+                    Ok(())
+                })?;
+                if !rows.is_empty() {
+                    milvus.upsert(&m.target, &rows)?;
+                }
+            }
+        }
+        tracing::info!(
+            collection = sc.name,
+            range = range.index,
+            "repair: the range's rows as the last sync left them were sent again"
+        );
+    }
+    Ok(())
+}
+
+fn delete(milvus: &Milvus, sc: StagedCollection, ids: &[serde_json::Value]) -> Result<()> {
+    let m = &sc.entry.mapping;
+    for f in crate::verify::id_filters(&m.id_field, ids) {
+        milvus.delete(&m.target, &f)?;
+    }
+    Ok(())
+}

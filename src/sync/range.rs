@@ -1,0 +1,424 @@
+//! One range of a sync pass: read it again from the source (all of it, or the points a change
+//! field marks plus an id scan), diff each converted row's digest with what the target holds,
+//! look up once more every id that seems gone, then send the changed rows (upserts, or one bulk
+//! job), delete the confirmed-gone ids, and record it all in the stage.
+
+use super::bulk::{DeltaFile, DeltaImport, WrittenDelta};
+use super::changed::{self, FieldKind};
+use super::{SyncOptions, SyncReport};
+use crate::error::{Error, Result};
+use crate::import::upsert::rest_row;
+use crate::model::{Point, PointId};
+use crate::sink::milvus::Milvus;
+use crate::source::{ScrollOpts, SharedSource, pages};
+use crate::stage::layout;
+use crate::stage::manifest::Range;
+use crate::stage::reader::{Row, rows_of};
+use crate::stage::sync_state::{
+    DeltaRecord, base_digests, digest, id_key, write_digests, write_tombstones,
+};
+use crate::stage::{Stage, StagedCollection};
+use crate::transform::batch::{arrow_schema, to_batch};
+use crate::transform::mapping::CollectionMapping;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+
+/// One collection's sync.
+pub struct CollectionSync<'a> {
+    pub stage: &'a Stage,
+    pub sc: StagedCollection<'a>,
+    pub src: &'a SharedSource,
+    pub milvus: &'a Milvus,
+    pub opts: &'a SyncOptions,
+    /// `--changed-since-field`: the filter of the points to read in full.
+    pub filter: Option<Value>,
+    /// `--changed-since-field` and what it holds (a counter's largest value is tracked).
+    pub change_field: Option<(String, FieldKind)>,
+    /// The pass being run.
+    pub pass_no: u64,
+    /// Ranges that overlap (a stage merged from parts split by shards: each part's ranges
+    /// cover the whole id space): which range each id belongs to.
+    pub owners: Option<std::sync::Arc<Owners>>,
+}
+
+/// For overlapping ranges: the range that staged (or last synced) each id; an id none holds
+/// yet belongs to the first range, by index, whose bounds hold it.
+pub struct Owners {
+    by_id: HashMap<String, usize>,
+    ranges: Vec<Range>,
+}
+
+impl Owners {
+    /// `None` when the ranges are disjoint (every plan of a single export, or parts split by
+    /// ranges); else every id of every range, from the digests of what the target holds.
+    pub fn of(stage: &Stage, sc: StagedCollection) -> Result<Option<Owners>> {
+        let mut spans: Vec<&Range> = sc.entry.ranges.iter().collect();
+        spans.sort_by(|a, b| a.start.cmp(&b.start));
+        let disjoint = spans.windows(2).all(|w| match (&w[0].end, &w[1].start) {
+            (Some(e), Some(s)) => e <= s,
+            _ => false,
+        });
+        if disjoint {
+            return Ok(None);
+        }
+        let mut by_id = HashMap::new();
+        for r in &sc.entry.ranges {
+            for id in base_digests(stage, sc, r)?.into_keys() {
+                by_id.insert(id, r.index);
+            }
+        }
+        let mut ranges = sc.entry.ranges.clone();
+        ranges.sort_by_key(|r| r.index);
+        Ok(Some(Owners { by_id, ranges }))
+    }
+
+    fn owner(&self, id: &PointId) -> Option<usize> {
+        if let Some(i) = self.by_id.get(&id.to_key_string()) {
+            return Some(*i);
+        }
+        self.ranges
+            .iter()
+            .find(|r| {
+                r.start.as_ref().is_none_or(|s| s <= id) && r.end.as_ref().is_none_or(|e| id < e)
+            })
+            .map(|r| r.index)
+    }
+}
+
+/// What one range of a pass did.
+pub struct RangeOutcome {
+    pub report: SyncReport,
+    /// What it sent and deleted (`None` in a dry run).
+    pub record: Option<DeltaRecord>,
+    /// A counter change field: the largest value read.
+    pub max_seen: Option<Value>,
+}
+
+/// The changed rows of one range on their way to the target.
+#[derive(Default)]
+struct Delta<'a> {
+    /// Rows to upsert (all of them until `over`; then the file holds them).
+    upserts: Vec<Row>,
+    /// The pass's rows of the range (not in a dry run).
+    file: Option<DeltaFile<'a>>,
+    /// Ids of the changed rows.
+    ids: Vec<Value>,
+    changed: usize,
+    /// The range reached `--bulk-over`: it goes through bulk import.
+    over: bool,
+    /// Points set aside (Qdrant JSON lines).
+    aside: Vec<String>,
+    /// Set-aside points the target held: their old rows are removed.
+    aside_gone: Vec<String>,
+    /// A counter change field: the largest value read.
+    max_seen: Option<Value>,
+}
+
+/// The diff of a range as it goes: what the target holds (`base`, taken out as ids are
+/// seen) and what it will hold (`now`).
+struct Diff<'a> {
+    base: HashMap<String, u64>,
+    now: Vec<(String, u64)>,
+    out: SyncReport,
+    delta: Delta<'a>,
+}
+
+impl CollectionSync<'_> {
+    fn mapping(&self) -> &CollectionMapping {
+        &self.sc.entry.mapping
+    }
+
+    pub fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
+        base_digests(self.stage, self.sc, r)
+    }
+
+    /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
+    fn each_page(
+        &self,
+        r: &Range,
+        with_data: bool,
+        filter: Option<&Value>,
+        mut f: impl FnMut(Vec<Point>) -> Result<()>,
+    ) -> Result<()> {
+        let o = ScrollOpts {
+            page_size: self.opts.page_size,
+            with_data,
+            filter,
+        };
+        for page in pages(self.src.as_ref(), r.start.clone(), r.end.clone(), o) {
+            let mut pts = page?;
+            if let Some(own) = &self.owners {
+                pts.retain(|p| own.owner(&p.id) == Some(r.index));
+            }
+            f(pts)?;
+        }
+        Ok(())
+    }
+
+    /// Converts points as the export stages them; compares each row's digest with `base`
+    /// (taking it out), counting and gathering the rows to send; records the new digests.
+    fn diff(&self, pts: &[Point], d: &mut Diff) -> Result<()> {
+        let m = self.mapping();
+        d.out.scanned += pts.len() as u64;
+        if let Some((field, FieldKind::Integer)) = &self.change_field {
+            for p in pts {
+                let v = changed::counter_value(&p.payload, field);
+                d.delta.max_seen = changed::larger(d.delta.max_seen.take(), v);
+            }
+        }
+        let converted = to_batch(pts, m, &arrow_schema(m))?;
+        let rows = rows_of(&converted.batch, m).map_err(Error::Other)?;
+        if !converted.set_aside.is_empty() {
+            self.set_aside(pts, &rows, converted.set_aside, d);
+        }
+        let mut keep = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = id_key(&row[&m.id_field]);
+            let dg = digest(&row);
+            let changed = match d.base.remove(&id) {
+                Some(old) if old == dg => false,
+                Some(_) => {
+                    d.out.updated += 1;
+                    true
+                }
+                None => {
+                    d.out.inserted += 1;
+                    true
+                }
+            };
+            keep.push(changed);
+            if changed {
+                d.delta.changed += 1;
+                d.delta.ids.push(row[&m.id_field].clone());
+                if !d.delta.over {
+                    d.delta.upserts.push(row);
+                }
+            }
+            d.now.push((id, dg));
+        }
+        if let Some(f) = &mut d.delta.file {
+            f.write(&converted.batch, keep)?;
+        }
+        match &self.opts.bulk {
+            Some(b) if d.delta.changed >= b.over && d.delta.file.is_some() => {
+                d.delta.over = true;
+                d.delta.upserts.clear();
+            }
+            Some(_) => {}
+            None if d.delta.upserts.len() >= self.opts.batch => self.send(&mut d.delta.upserts)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Points that cannot be rows (as at export: a payload over 64 KiB with set-aside, an
+    /// invalid value with `--invalid-values set-aside`) are listed, not sent; a row the
+    /// target held for one of them is removed, as the export would not have staged it.
+    fn set_aside(&self, pts: &[Point], rows: &[Row], lines: Vec<String>, d: &mut Diff) {
+        let m = self.mapping();
+        let kept: HashSet<String> = rows.iter().map(|r| id_key(&r[&m.id_field])).collect();
+        for p in pts {
+            let key = p.id.to_key_string();
+            if kept.contains(&key) {
+                continue;
+            }
+            d.out.set_aside += 1;
+            if d.base.remove(&key).is_some() {
+                d.out.set_aside_removed += 1;
+                d.delta.aside_gone.push(key);
+            }
+        }
+        d.delta.aside.extend(lines);
+    }
+
+    /// Reads the range from the source, sends what differs, records what the target holds.
+    pub fn sync_range(&self, r: &Range) -> Result<RangeOutcome> {
+        let dry = self.opts.dry_run;
+        let rel = layout::sync_delta_file(self.sc.name, self.pass_no, r.index);
+        let delta_import = self.opts.bulk.as_ref().map(|bulk| DeltaImport {
+            stage: self.stage,
+            milvus: self.milvus,
+            bulk,
+            target: &self.mapping().target,
+            collection: self.sc.name,
+            range: r.index,
+            rel: rel.clone(),
+        });
+        if let Some(d) = &delta_import
+            && !dry
+        {
+            d.settle_earlier()?;
+        }
+        let mut d = Diff {
+            base: self.base_digests(r)?,
+            now: Vec::new(),
+            out: SyncReport::default(),
+            delta: Delta {
+                file: (!dry).then(|| DeltaFile::new(self.stage, rel, arrow_schema(self.mapping()))),
+                ..Default::default()
+            },
+        };
+        match &self.filter {
+            None => self.each_page(r, true, None, |pts| self.diff(&pts, &mut d))?,
+            Some(filter) => self.read_changed(r, filter, &mut d)?,
+        }
+        self.confirm_gone(r, &mut d)?;
+        let mut gone: Vec<String> = d.base.keys().cloned().collect();
+        gone.sort_unstable();
+        d.out.deleted += gone.len() as u64;
+        d.out.source_points += d.now.len() as u64;
+        if dry {
+            return Ok(RangeOutcome {
+                report: d.out,
+                record: None,
+                max_seen: d.delta.max_seen,
+            });
+        }
+        let written = d
+            .delta
+            .file
+            .take()
+            .map(DeltaFile::finish)
+            .transpose()?
+            .flatten();
+        let bulk = match (&written, &delta_import) {
+            (Some(file), Some(di)) if d.delta.over => {
+                di.run(file, &d.delta.ids, &self.mapping().id_field)?;
+                d.out.bulk_rows += d.delta.changed as u64;
+                true
+            }
+            _ => {
+                self.send(&mut d.delta.upserts)?;
+                false
+            }
+        };
+        let mut removed = gone.clone();
+        removed.extend(d.delta.aside_gone.iter().cloned());
+        self.delete(&removed)?;
+        let record = self.record(r, written.as_ref(), &removed, bulk, &d.delta.aside)?;
+        write_digests(self.stage, self.sc.name, r.index, &mut d.now)?;
+        Ok(RangeOutcome {
+            report: d.out,
+            record: Some(record),
+            max_seen: d.delta.max_seen,
+        })
+    }
+
+    /// With a change field: which ids the range holds now (ids only), then in full the points
+    /// the filter calls changed and the ids the target has never seen; the other ids still in
+    /// the source are unchanged.
+    fn read_changed(&self, r: &Range, filter: &Value, d: &mut Diff) -> Result<()> {
+        let mut ids: HashSet<String> = HashSet::new();
+        self.each_page(r, false, None, |pts| {
+            ids.extend(pts.iter().map(|p| p.id.to_key_string()));
+            Ok(())
+        })?;
+        let mut read: HashSet<String> = HashSet::new();
+        self.each_page(r, true, Some(filter), |pts| {
+            read.extend(pts.iter().map(|p| p.id.to_key_string()));
+            self.diff(&pts, d)
+        })?;
+        let unseen: Vec<Value> = ids
+            .iter()
+            .filter(|i| !read.contains(*i) && !d.base.contains_key(*i))
+            .filter_map(|i| PointId::from_key_string(i).map(|p| p.to_json()))
+            .collect();
+        self.read_ids(r, &unseen, d)?;
+        let Diff { base, now, .. } = d;
+        base.retain(|id, dg| {
+            let kept = ids.contains(id) && !read.contains(id);
+            if kept {
+                now.push((id.clone(), *dg));
+            }
+            !kept
+        });
+        Ok(())
+    }
+
+    /// Reads the given ids of the range in full and diffs them.
+    fn read_ids(&self, r: &Range, ids: &[Value], d: &mut Diff) -> Result<()> {
+        for part in ids.chunks(self.opts.page_size.max(1)) {
+            let has = json!({"must": [{"has_id": part}]});
+            self.each_page(r, true, Some(&has), |pts| self.diff(&pts, d))?;
+        }
+        Ok(())
+    }
+
+    /// A second look-up of every id the read did not see: a point a scroll missed (a
+    /// replica behind, a page lost) is diffed, not deleted; only ids the source confirms
+    /// absent stay to be deleted.
+    fn confirm_gone(&self, r: &Range, d: &mut Diff) -> Result<()> {
+        if d.base.is_empty() {
+            return Ok(());
+        }
+        let before = d.base.len();
+        let ids: Vec<Value> = d
+            .base
+            .keys()
+            .filter_map(|i| PointId::from_key_string(i).map(|p| p.to_json()))
+            .collect();
+        self.read_ids(r, &ids, d)?;
+        d.out.delete_checks_kept += (before - d.base.len()) as u64;
+        Ok(())
+    }
+
+    /// Deletes ids (keys) from the target.
+    fn delete(&self, ids: &[String]) -> Result<()> {
+        let m = self.mapping();
+        for part in ids.chunks(self.opts.batch.max(1)) {
+            let values: Vec<Value> = part
+                .iter()
+                .map(|i| crate::verify::typed_id(m.id_kind, i))
+                .collect();
+            for f in crate::verify::id_filters(&m.id_field, &values) {
+                self.milvus.delete(&m.target, &f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the range's tombstones and set-aside points; the record of what it changed.
+    fn record(
+        &self,
+        r: &Range,
+        written: Option<&WrittenDelta>,
+        removed: &[String],
+        bulk: bool,
+        aside: &[String],
+    ) -> Result<DeltaRecord> {
+        let name = self.sc.name;
+        let tomb = write_tombstones(self.stage, name, self.pass_no, r.index, removed)?;
+        if !aside.is_empty() {
+            let mut text = aside.join("\n");
+            text.push('\n');
+            let rel = layout::sync_set_aside_file(name, self.pass_no, r.index);
+            self.stage.write_small(&rel, text.as_bytes())?;
+        }
+        Ok(DeltaRecord {
+            pass: self.pass_no,
+            range: r.index,
+            rows_file: written.map(|w| w.rel.clone()),
+            rows_sha256: written.map(|w| w.written.sha256.clone()),
+            rows: written.map_or(0, |w| w.written.rows),
+            tombstones_sha256: tomb.as_ref().map(|t| t.1.clone()),
+            tombstones_file: tomb.map(|t| t.0),
+            deleted: removed.len() as u64,
+            bulk,
+        })
+    }
+
+    /// Upserts the rows gathered so far (nothing in a dry run).
+    fn send(&self, rows: &mut Vec<Row>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if !self.opts.dry_run {
+            for part in rows.chunks(self.opts.batch.max(1)) {
+                let rest: Vec<Row> = part.iter().cloned().map(rest_row).collect();
+                self.milvus.upsert(&self.mapping().target, &rest)?;
+            }
+        }
+        rows.clear();
+        Ok(())
+    }
+}
