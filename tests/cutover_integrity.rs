@@ -319,6 +319,43 @@ struct Tally {
     bulk_syncs: usize,
     repairs: usize,
     bulk_imports: usize,
+    kills: usize,
+    merged: usize,
+}
+
+/// Starts `q2z sync` on a slowed source and kills it with -9 after `ms` milliseconds (it may
+/// have finished by then: the kill then lands on nothing).
+fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64) {
+    let mut slow = serde_json::Map::new();
+    slow.insert(c.to_string(), json!(25));
+    qdrant_faults(json!({"slow_ms_by_collection": slow}));
+    let url = standin("Q2Z_QDRANT_URL");
+    let milvus = standin("Q2Z_MILVUS_URL");
+    let mut args = vec![
+        "sync",
+        "--stage",
+        stage.to_str().unwrap(),
+        "--qdrant-url",
+        &url,
+        "--milvus-url",
+        &milvus,
+        "-c",
+        c,
+        "--page-size",
+        "8",
+        "--batch",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = q2z_command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let _ = child.kill();
+    child.wait().unwrap();
+    qdrant_faults(json!({}));
 }
 
 /// One random history: a collection, an export and an import, then steps of source changes
@@ -348,16 +385,39 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
         live.insert(p["id"].as_u64().unwrap(), p.clone());
     }
     upsert(&c, first);
-    let stage = tempfile::tempdir().unwrap();
+    let stage_dir = tempfile::tempdir().unwrap();
+    let mut stage = stage_dir.path().to_path_buf();
     let ranges = rng.random_range(1..=3).to_string();
-    stage_export(stage.path(), "life_", &[&c], &["--ranges", &ranges]);
+    if rng.random_bool(0.25) {
+        // Exported in two parts (as two machines would), merged into one stage.
+        t.merged += 1;
+        let parts: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        for (i, p) in parts.iter().enumerate() {
+            let part = format!("{i}/2");
+            stage_export(
+                p.path(),
+                "life_",
+                &[&c],
+                &["--ranges", &ranges, "--part", &part],
+            );
+        }
+        let into = stage_dir.path().join("merged");
+        let mut a = vec!["stage", "merge"];
+        a.extend(parts.iter().map(|p| p.path().to_str().unwrap()));
+        a.extend(["--into", into.to_str().unwrap()]);
+        let (code, out, err) = run_q2z(&a);
+        assert_eq!(code, 0, "seed {seed}: merge: {out}{err}");
+        stage = into;
+    } else {
+        stage_export(&stage, "life_", &[&c], &["--ranges", &ranges]);
+    }
     let mode = if rng.random_bool(0.5) {
         "bulk"
     } else {
         "upsert"
     };
     t.bulk_imports += usize::from(mode == "bulk");
-    let (code, out, err) = import(stage.path(), mode, &[]);
+    let (code, out, err) = import(&stage, mode, &[]);
     assert_eq!(code, 0, "seed {seed}: import {mode}: {out}{err}");
     let target = format!("life_{c}");
     let mut counter_started = false;
@@ -442,14 +502,19 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
             ]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, _, text) = sync(stage.path(), &c, &refs);
+        if rng.random_bool(0.2) {
+            // The sync killed with -9 at a random moment; the same command then finishes it.
+            t.kills += 1;
+            kill_sync_midway(&stage, &c, &refs, rng.random_range(20..500));
+        }
+        let (code, _, text) = sync(&stage, &c, &refs);
         assert_eq!(code, 0, "seed {seed} step {step}: sync {args:?}: {text}");
         let d = target_vs_source(&c, &target);
         assert!(
             d.is_empty(),
             "seed {seed} step {step}: after sync {args:?} the target differs: {d:#?}"
         );
-        let (code, out, err) = verify(stage.path(), &[]);
+        let (code, out, err) = verify(&stage, &[]);
         assert_eq!(code, 0, "seed {seed} step {step}: verify: {out}{err}");
         if rng.random_bool(0.25) && !live.is_empty() {
             // Damage behind q2z's back, then repair.
@@ -458,12 +523,12 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
                 .map(|_| *live.keys().nth(rng.random_range(0..live.len())).unwrap())
                 .collect();
             delete_target_rows(&target, &ids);
-            let (code, out, _) = verify(stage.path(), &[]);
+            let (code, out, _) = verify(&stage, &[]);
             assert_eq!(
                 code, 3,
                 "seed {seed} step {step}: verify sees {ids:?} missing: {out}"
             );
-            let (code, out, err) = repair(stage.path(), &[]);
+            let (code, out, err) = repair(&stage, &[]);
             assert_eq!(code, 0, "seed {seed} step {step}: repair: {out}{err}");
             let d = target_vs_source(&c, &target);
             assert!(
@@ -484,9 +549,11 @@ fn chrono_now() -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Histories in CI: `Q2Z_LIFECYCLE_HISTORIES` (default 52, in 4 tests run side by side) of
-/// `Q2Z_LIFECYCLE_STEPS` steps (default 8); `benches/lifecycle.sh` runs thousands.
-fn lifecycle(part: u64) {
+/// Histories in CI: `Q2Z_LIFECYCLE_HISTORIES` (default 52, run by 4 threads side by side: they
+/// wait on the servers more than they compute) of `Q2Z_LIFECYCLE_STEPS` steps (default 8),
+/// seeds from `Q2Z_LIFECYCLE_SEED` (default 1) on; `benches/lifecycle.sh` runs thousands.
+#[test]
+fn lifecycle_histories() {
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
@@ -496,35 +563,31 @@ fn lifecycle(part: u64) {
     let histories = env("Q2Z_LIFECYCLE_HISTORIES", 52);
     let steps = env("Q2Z_LIFECYCLE_STEPS", 8) as usize;
     let base = env("Q2Z_LIFECYCLE_SEED", 1);
-    let mut n = 0;
-    let mut t = Tally::default();
-    for h in (0..histories).filter(|h| h % 4 == part) {
-        history(base + h, steps, &mut t);
-        n += 1;
-    }
+    let threads = env("Q2Z_LIFECYCLE_THREADS", 4);
+    let tallies: Vec<(u64, Tally)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut t = Tally::default();
+                    let mut n = 0;
+                    for h in (0..histories).filter(|h| h % threads == part) {
+                        history(base + h, steps, &mut t);
+                        n += 1;
+                    }
+                    (n, t)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let n: u64 = tallies.iter().map(|x| x.0).sum();
+    let done: usize = tallies.iter().map(|x| x.1.steps).sum();
     // Printed through the harness's capture: `cargo test -- --nocapture` shows it.
-    eprintln!(
-        "lifecycle part {part}: {n} histories, {} steps, all held: {t:?}",
-        t.steps
-    );
-    assert_eq!(t.steps, n * steps as u64 as usize);
-}
-
-#[test]
-fn lifecycle_histories_0() {
-    lifecycle(0)
-}
-#[test]
-fn lifecycle_histories_1() {
-    lifecycle(1)
-}
-#[test]
-fn lifecycle_histories_2() {
-    lifecycle(2)
-}
-#[test]
-fn lifecycle_histories_3() {
-    lifecycle(3)
+    eprintln!("lifecycle: {n} histories, {done} steps, every invariant held");
+    for (_, t) in &tallies {
+        eprintln!("  {t:?}");
+    }
+    assert_eq!(done as u64, n * steps as u64);
 }
 
 /// Finding 9: over gRPC, integers above i64::MAX arrive as doubles (Qdrant's `json_to_proto`,

@@ -72,14 +72,14 @@ pub fn verify_and_repair(
                     "collection {name}: a q2z sync pass was stopped part-way; run the same sync again first, then repair"
                 )));
             }
-            let ranges = super::repair_synced::bad_ranges(sc, &files);
+            let ranges = super::repair_synced::bad_ranges(sc, &pass, &files);
             super::repair_synced::repair_ranges(milvus, sc, &pass, &ranges, mode, import_opts)?;
             milvus.flush(&sc.entry.mapping.target)?;
             repaired.push(Repaired {
                 collection: name.clone(),
                 chunks: ranges
                     .iter()
-                    .map(|r| crate::stage::layout::sync_digests_file(name, *r))
+                    .map(|r| crate::stage::sync_state::range_label(name, &pass, *r))
                     .collect(),
             });
             reports.push(verify_imported(milvus, sc, Some(l), verify)?);

@@ -10,16 +10,16 @@ use crate::error::{Error, Result};
 use crate::import::upsert::rest_row;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
-use crate::stage::layout::{sync_digests_file, sync_repair_file};
+use crate::stage::layout::sync_repair_file;
 use crate::stage::ledger::ImportMode;
 use crate::stage::reader::Row;
-use crate::stage::sync_state::{PassState, current_rows, ids_ever};
+use crate::stage::sync_state::{PassState, current_rows, ids_ever, range_label};
 use crate::sync::bulk::{BulkDelta, DeltaFile, DeltaImport};
 use crate::transform::batch::arrow_schema;
 use std::collections::BTreeSet;
 
 /// The ranges holding the bad chunks and bad sync ranges a verification named.
-pub fn bad_ranges(sc: StagedCollection, files: &[String]) -> BTreeSet<usize> {
+pub fn bad_ranges(sc: StagedCollection, pass: &PassState, files: &[String]) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     for f in files {
         if let Some(c) = sc.chunk(f) {
@@ -28,7 +28,7 @@ pub fn bad_ranges(sc: StagedCollection, files: &[String]) -> BTreeSet<usize> {
             .entry
             .ranges
             .iter()
-            .find(|r| sync_digests_file(sc.name, r.index) == *f)
+            .find(|r| range_label(sc.name, pass, r.index) == *f)
         {
             out.insert(r.index);
         }

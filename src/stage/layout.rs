@@ -35,9 +35,10 @@ pub fn set_aside_file(collection: &str, range: usize, n: usize) -> String {
     format!("{collection}/set-aside-{range:04}-{n:06}.jsonl")
 }
 
-/// Relative path of the digests of one range as `q2z sync` last left the target.
-pub fn sync_digests_file(collection: &str, range: usize) -> String {
-    format!("{collection}/sync-{range:04}.digests")
+/// Relative path of the digests (id → row digest) of one range as sync pass `pass` left the
+/// target; `sync-state.json` names the current one of each range.
+pub fn sync_digests_file(collection: &str, pass: u64, range: usize) -> String {
+    format!("{collection}/sync-{pass:04}-{range:04}.digests")
 }
 
 /// Relative path of the rows sync pass `pass` sent for one range (upserted or bulk-imported):

@@ -4,7 +4,7 @@
 //! written with conditional puts (If-Match on the ETag read, If-None-Match for the first), so
 //! two runs that write one stage at once are told apart instead of overwriting each other.
 
-use super::layout::{IMPORT_STATE, MANIFEST};
+use super::layout::{IMPORT_STATE, MANIFEST, SYNC_STATE};
 use super::manifest::stage_err;
 use crate::error::Result;
 use crate::sink::object_store::{StorageConfig, Uploader};
@@ -107,7 +107,7 @@ impl RemoteStage {
     /// Makes the working copy's state files (manifest, ledger) those of the bucket: the
     /// bucket's copy replaces the local one, and a local one the bucket lacks is removed.
     pub fn pull_state(&self, dir: &Path) -> Result<()> {
-        for name in [MANIFEST, IMPORT_STATE] {
+        for name in [MANIFEST, IMPORT_STATE, SYNC_STATE] {
             let local = dir.join(name);
             let got = self.store.get_small(&self.key(name))?;
             match &got {

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::stage::fsutil::write_atomic;
-use crate::stage::layout::{self, SYNC_STATE, sync_digests_file};
+use crate::stage::layout::{self, SYNC_STATE};
 use crate::stage::manifest::{Range, stage_err};
 use crate::stage::reader::{Row, for_each_record_batch};
 use crate::stage::{Stage, StagedCollection};
@@ -59,6 +59,18 @@ pub struct PassState {
     /// Every range a pass changed, in pass order.
     #[serde(default)]
     pub records: Vec<DeltaRecord>,
+    /// Per range, the digests file of what the target holds (ranges no pass finished: the
+    /// staged rows).
+    #[serde(default)]
+    pub digests: BTreeMap<usize, FileRef>,
+}
+
+/// A file of the stage's sync record: its name, sha256 and size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
 }
 
 impl PassState {
@@ -85,17 +97,13 @@ impl PassState {
 pub struct DeltaRecord {
     pub pass: u64,
     pub range: usize,
-    /// The rows sent (`None`: none), with its sha256 and row count.
+    /// The rows sent (`None`: none) and how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows_sha256: Option<String>,
+    pub rows_file: Option<FileRef>,
     pub rows: u64,
-    /// The ids deleted (`None`: none), with its sha256 and count.
+    /// The ids deleted (`None`: none) and how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tombstones_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tombstones_sha256: Option<String>,
+    pub tombstones_file: Option<FileRef>,
     pub deleted: u64,
     /// Sent by bulk import (null-valued payload keys kept) rather than by upserts.
     #[serde(default)]
@@ -114,28 +122,47 @@ impl Stage {
         }
     }
 
-    /// Writes the sync ledger atomically.
+    /// Writes the sync ledger atomically (on object storage: a conditional put).
     pub fn save_sync_state(&self, s: &SyncState) -> Result<()> {
         let text = serde_json::to_vec_pretty(s).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&self.file(SYNC_STATE), &text)
+        write_atomic(&self.file(SYNC_STATE), &text)?;
+        if let Some(r) = self.remote() {
+            r.push_state(self.dir(), SYNC_STATE)?;
+        }
+        Ok(())
     }
 
-    /// Reads a file of the stage's sync record, checked against the sha256 recorded for it.
-    fn read_sync_file(&self, rel: &str, sha256: Option<&str>) -> Result<Vec<u8>> {
-        use sha2::Digest;
-        let path = self.file(rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        if let Some(want) = sha256
-            && hex::encode(sha2::Sha256::digest(&bytes)) != want
-        {
+    /// A small file of the sync record written and, on object storage, uploaded.
+    pub fn write_sync_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
+        let sha256 = self.write_small(rel, bytes)?;
+        self.publish(rel, &sha256)?;
+        Ok(FileRef {
+            file: rel.to_string(),
+            sha256,
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    /// The local path of a file of the sync record (on object storage: fetched into the
+    /// working copy first), checked against its recorded sha256.
+    pub fn sync_file(&self, f: &FileRef) -> Result<std::path::PathBuf> {
+        let path = match self.remote() {
+            Some(r) => r.fetch(self.dir(), &f.file, f.bytes)?,
+            None => self.file(&f.file),
+        };
+        let (sha, _) = crate::stage::writer::sha256_file(&path).map_err(|_| {
+            stage_err(self.dir(), format!("{} is missing: the stage's sync record is incomplete (was the stage copied without its sync-* files?); copy it whole, or drop the target collection, import the stage again and sync", f.file))
+        })?;
+        if sha != f.sha256 {
             return Err(stage_err(
                 self.dir(),
                 format!(
-                    "{rel} does not match its sha256 in {SYNC_STATE}: the file was damaged or changed; run the same sync again after restoring it, or drop the target and import the stage again"
+                    "{} does not match its sha256 in {SYNC_STATE}: the file was damaged or changed; restore it, or drop the target collection, import the stage again and sync",
+                    f.file
                 ),
             ));
         }
-        Ok(bytes)
+        Ok(path)
     }
 }
 
@@ -210,6 +237,15 @@ impl SyncedView {
     }
 }
 
+/// How reports name a range of a synced collection: its current digests file (which verify
+/// counts it by), or its staged rows when no pass has finished it.
+pub fn range_label(name: &str, pass: &PassState, range: usize) -> String {
+    pass.digests
+        .get(&range)
+        .map(|f| f.file.clone())
+        .unwrap_or_else(|| format!("{name}/range-{range:04} (staged rows)"))
+}
+
 /// The sync passes of a collection, if any ran on this export.
 pub fn pass_state(sc: StagedCollection) -> Result<Option<PassState>> {
     let stage = sc.stage();
@@ -228,7 +264,7 @@ pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
     };
     let mut ranges = Vec::new();
     for r in &sc.entry.ranges {
-        ranges.push(base_digests(sc.stage(), sc, r)?);
+        ranges.push(base_digests(sc, Some(&pass), r)?);
     }
     Ok(Some(SyncedView {
         ranges,
@@ -238,23 +274,25 @@ pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
     }))
 }
 
-/// What the target holds for a range: id → digest, from the last sync of the range, else
-/// from the staged rows.
+/// What the target holds for a range: id → digest, from the digests file the last pass of the
+/// range recorded in `pass`, else from the staged rows.
 pub fn base_digests(
-    stage: &Stage,
     sc: StagedCollection,
+    pass: Option<&PassState>,
     r: &Range,
 ) -> Result<HashMap<String, u64>> {
-    let path = stage.file(&sync_digests_file(sc.name, r.index));
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    let stage = sc.stage();
+    if let Some(f) = pass.and_then(|p| p.digests.get(&r.index)) {
+        let path = stage.sync_file(f)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let mut out = HashMap::new();
         for line in text.lines() {
-            let (id, d) = line
-                .rsplit_once('\t')
-                .ok_or_else(|| stage_err(stage.dir(), format!("{} is damaged", path.display())))?;
-            let d = u64::from_str_radix(d, 16)
-                .map_err(|_| stage_err(stage.dir(), format!("{} is damaged", path.display())))?;
-            out.insert(id.to_string(), d);
+            let damaged = || stage_err(stage.dir(), format!("{} is damaged", f.file));
+            let (id, d) = line.rsplit_once('\t').ok_or_else(damaged)?;
+            out.insert(
+                id.to_string(),
+                u64::from_str_radix(d, 16).map_err(|_| damaged())?,
+            );
         }
         return Ok(out);
     }
@@ -271,13 +309,14 @@ pub fn base_digests(
     Ok(out)
 }
 
-/// Records what the target holds of a range after a sync of it (id → digest, sorted).
+/// Records what the target holds of a range after pass `pass` (id → digest, sorted).
 pub fn write_digests(
     stage: &Stage,
     collection: &str,
+    pass: u64,
     range: usize,
     now: &mut [(String, u64)],
-) -> Result<()> {
+) -> Result<FileRef> {
     now.sort_unstable();
     let mut text = String::with_capacity(now.len() * 24);
     for (id, d) in now.iter() {
@@ -285,28 +324,27 @@ pub fn write_digests(
         text.push('\t');
         text.push_str(&format!("{d:016x}\n"));
     }
-    write_atomic(
-        &stage.file(&sync_digests_file(collection, range)),
+    stage.write_sync_file(
+        &layout::sync_digests_file(collection, pass, range),
         text.as_bytes(),
     )
 }
 
-/// Writes the ids a pass deleted from a range; returns (file, sha256), `None` when there are none.
+/// Writes the ids a pass deleted from a range; `None` when there are none.
 pub fn write_tombstones(
     stage: &Stage,
     collection: &str,
     pass: u64,
     range: usize,
     ids: &[String],
-) -> Result<Option<(String, String)>> {
+) -> Result<Option<FileRef>> {
     if ids.is_empty() {
         return Ok(None);
     }
-    let rel = layout::sync_tombstones_file(collection, pass, range);
     let mut text = ids.join("\n");
     text.push('\n');
-    let sha = stage.write_small(&rel, text.as_bytes())?;
-    Ok(Some((rel, sha)))
+    let rel = layout::sync_tombstones_file(collection, pass, range);
+    stage.write_sync_file(&rel, text.as_bytes()).map(Some)
 }
 
 /// Every id a range ever held in the target through q2z: its staged rows, every row a pass
@@ -320,17 +358,16 @@ pub fn ids_ever(sc: StagedCollection, pass: &PassState, range: usize) -> Result<
     }
     for rec in pass.records.iter().filter(|x| x.range == range) {
         if let Some(f) = &rec.rows_file {
-            let bytes = stage.read_sync_file(f, rec.rows_sha256.as_deref())?;
-            drop(bytes);
+            let path = stage.sync_file(f)?;
             out.extend(
-                crate::stage::reader::read_ids(&stage.file(f), &m.id_field)?
+                crate::stage::reader::read_ids(&path, &m.id_field)?
                     .iter()
                     .map(id_key),
             );
         }
         if let Some(f) = &rec.tombstones_file {
-            let bytes = stage.read_sync_file(f, rec.tombstones_sha256.as_deref())?;
-            let text = String::from_utf8_lossy(&bytes);
+            let path = stage.sync_file(f)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             out.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
         }
     }
@@ -359,7 +396,7 @@ pub fn current_rows(
 ) -> Result<()> {
     let stage = sc.stage();
     let m = &sc.entry.mapping;
-    let wanted = base_digests(stage, sc, range)?;
+    let wanted = base_digests(sc, Some(pass), range)?;
     let mut found: HashSet<String> = HashSet::new();
     let mut pick = |batch: &RecordBatch, rows: Vec<Row>, origin: RowOrigin| {
         let keep: Vec<bool> = rows
@@ -381,13 +418,12 @@ pub fn current_rows(
         .collect();
     recs.sort_by_key(|x| std::cmp::Reverse(x.pass));
     for rec in recs {
-        let file = rec.rows_file.as_deref().expect("filtered");
-        stage.read_sync_file(file, rec.rows_sha256.as_deref())?;
+        let path = stage.sync_file(rec.rows_file.as_ref().expect("filtered"))?;
         let origin = RowOrigin::Pass {
             pass: rec.pass,
             bulk: rec.bulk,
         };
-        for_each_record_batch(&stage.file(file), m, 4096, |b, rows| pick(b, rows, origin))?;
+        for_each_record_batch(&path, m, 4096, |b, rows| pick(b, rows, origin))?;
     }
     if !staged {
         return Ok(());

@@ -135,12 +135,12 @@ impl DeltaImport<'_> {
             Duration::from_secs(120),
         )?;
         if let Some(job) = found {
-            match self.wait(&job) {
-                Ok(()) => {}
-                Err(Error::Other(m)) if m.contains(" failed: ") => {
-                    tracing::warn!(job = %job, "the earlier import job of this range failed; the range is sent again");
-                }
-                Err(e) => return Err(e),
+            // Whatever it ended with, the range is redone from a delete.
+            let j =
+                self.milvus
+                    .wait_job(&job, self.target, self.bulk.poll, self.bulk.stall_timeout)?;
+            if j.state == JobState::Failed {
+                tracing::warn!(job = %job, "the earlier import job of this range failed; the range is sent again");
             }
         }
         let _ = std::fs::remove_file(self.job_file());
@@ -166,18 +166,18 @@ impl DeltaImport<'_> {
     }
 
     fn wait(&self, job: &str) -> Result<()> {
-        let what = format!(
-            "{} (collection {}, range {})",
-            self.rel, self.collection, self.range
-        );
-        let j = self.milvus.wait_job(
-            job,
-            self.target,
-            self.bulk.poll,
-            self.bulk.stall_timeout,
-            &what,
-        )?;
-        debug_assert_eq!(j.state, JobState::Completed);
+        let j = self
+            .milvus
+            .wait_job(job, self.target, self.bulk.poll, self.bulk.stall_timeout)?;
+        if j.state == JobState::Failed {
+            return Err(Error::Other(format!(
+                "import job {job} of {} (collection {}, range {}) failed: {}; fix the cause and run the same command again (it deletes the file's ids and imports it again)",
+                self.rel,
+                self.collection,
+                self.range,
+                j.reason.unwrap_or_default()
+            )));
+        }
         Ok(())
     }
 }

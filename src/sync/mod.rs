@@ -145,7 +145,9 @@ pub fn sync(
                 filter: None,
                 change_field: None,
                 pass_no: 0,
-                owners: range::Owners::of(stage, sc)?.map(std::sync::Arc::new),
+                owners: range::Owners::of(sc, state.collections.get(sc.name))?
+                    .map(std::sync::Arc::new),
+                pass: Default::default(),
             },
             &mut state,
             target_id,
@@ -173,6 +175,7 @@ fn sync_collection(
         filter,
         change_field,
         pass_no: pass.current_pass(),
+        pass: pass.clone(),
         ..job
     };
     let mut report = SyncReport {
@@ -209,9 +212,15 @@ fn sync_collection(
         if opts.dry_run {
             return Ok(());
         }
-        finish_range(pass, r.index, o, sc.entry.ranges.len());
+        let superseded = finish_range(pass, r.index, o, sc.entry.ranges.len());
         state.collections.insert(sc.name.to_string(), pass.clone());
-        stage.save_sync_state(state)
+        stage.save_sync_state(state)?;
+        // The digests the target no longer matches: the record's rows and tombstones keep
+        // the history.
+        if let Some(old) = superseded {
+            let _ = std::fs::remove_file(stage.file(&old.file));
+        }
+        Ok(())
     })?;
     drop(shared);
     report.target_rows = if opts.dry_run {
@@ -225,12 +234,26 @@ fn sync_collection(
     Ok(report)
 }
 
-/// Records a range of the running pass as done; the last one ends the pass.
-fn finish_range(pass: &mut PassState, range: usize, o: range::RangeOutcome, ranges: usize) {
+/// Records a range of the running pass as done (the last one ends the pass); returns the
+/// digests file it supersedes.
+fn finish_range(
+    pass: &mut PassState,
+    range: usize,
+    o: range::RangeOutcome,
+    ranges: usize,
+) -> Option<crate::stage::sync_state::FileRef> {
     pass.done.push(range);
     if let Some(rec) = o.record {
         pass.record(rec);
     }
+    let superseded = o
+        .digests
+        .and_then(|d| pass.digests.insert(range, d))
+        .filter(|old| {
+            pass.digests
+                .get(&range)
+                .is_none_or(|new| new.file != old.file)
+        });
     pass.max_seen = changed::larger(pass.max_seen.take(), o.max_seen);
     if pass.done.len() == ranges {
         pass.passes += 1;
@@ -240,6 +263,7 @@ fn finish_range(pass: &mut PassState, range: usize, o: range::RangeOutcome, rang
             pass.last_max_seen = Some(m);
         }
     }
+    superseded
 }
 
 /// What a pass reads: the filter of the points read in full, and the change field (its name

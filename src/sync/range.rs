@@ -15,7 +15,7 @@ use crate::stage::layout;
 use crate::stage::manifest::Range;
 use crate::stage::reader::{Row, rows_of};
 use crate::stage::sync_state::{
-    DeltaRecord, base_digests, digest, id_key, write_digests, write_tombstones,
+    DeltaRecord, FileRef, PassState, base_digests, digest, id_key, write_digests, write_tombstones,
 };
 use crate::stage::{Stage, StagedCollection};
 use crate::transform::batch::{arrow_schema, to_batch};
@@ -36,6 +36,8 @@ pub struct CollectionSync<'a> {
     pub change_field: Option<(String, FieldKind)>,
     /// The pass being run.
     pub pass_no: u64,
+    /// The collection's passes as this run began them (what the target holds per range).
+    pub pass: PassState,
     /// Ranges that overlap (a stage merged from parts split by shards: each part's ranges
     /// cover the whole id space): which range each id belongs to.
     pub owners: Option<std::sync::Arc<Owners>>,
@@ -51,7 +53,7 @@ pub struct Owners {
 impl Owners {
     /// `None` when the ranges are disjoint (every plan of a single export, or parts split by
     /// ranges); else every id of every range, from the digests of what the target holds.
-    pub fn of(stage: &Stage, sc: StagedCollection) -> Result<Option<Owners>> {
+    pub fn of(sc: StagedCollection, pass: Option<&PassState>) -> Result<Option<Owners>> {
         let mut spans: Vec<&Range> = sc.entry.ranges.iter().collect();
         spans.sort_by(|a, b| a.start.cmp(&b.start));
         let disjoint = spans.windows(2).all(|w| match (&w[0].end, &w[1].start) {
@@ -63,7 +65,7 @@ impl Owners {
         }
         let mut by_id = HashMap::new();
         for r in &sc.entry.ranges {
-            for id in base_digests(stage, sc, r)?.into_keys() {
+            for id in base_digests(sc, pass, r)?.into_keys() {
                 by_id.insert(id, r.index);
             }
         }
@@ -90,6 +92,8 @@ pub struct RangeOutcome {
     pub report: SyncReport,
     /// What it sent and deleted (`None` in a dry run).
     pub record: Option<DeltaRecord>,
+    /// What the target holds of the range now (`None` in a dry run).
+    pub digests: Option<FileRef>,
     /// A counter change field: the largest value read.
     pub max_seen: Option<Value>,
 }
@@ -129,7 +133,7 @@ impl CollectionSync<'_> {
     }
 
     pub fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
-        base_digests(self.stage, self.sc, r)
+        base_digests(self.sc, Some(&self.pass), r)
     }
 
     /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
@@ -271,6 +275,7 @@ impl CollectionSync<'_> {
             return Ok(RangeOutcome {
                 report: d.out,
                 record: None,
+                digests: None,
                 max_seen: d.delta.max_seen,
             });
         }
@@ -296,10 +301,11 @@ impl CollectionSync<'_> {
         removed.extend(d.delta.aside_gone.iter().cloned());
         self.delete(&removed)?;
         let record = self.record(r, written.as_ref(), &removed, bulk, &d.delta.aside)?;
-        write_digests(self.stage, self.sc.name, r.index, &mut d.now)?;
+        let digests = write_digests(self.stage, self.sc.name, self.pass_no, r.index, &mut d.now)?;
         Ok(RangeOutcome {
             report: d.out,
             record: Some(record),
+            digests: Some(digests),
             max_seen: d.delta.max_seen,
         })
     }
@@ -392,16 +398,18 @@ impl CollectionSync<'_> {
             let mut text = aside.join("\n");
             text.push('\n');
             let rel = layout::sync_set_aside_file(name, self.pass_no, r.index);
-            self.stage.write_small(&rel, text.as_bytes())?;
+            self.stage.write_sync_file(&rel, text.as_bytes())?;
         }
         Ok(DeltaRecord {
             pass: self.pass_no,
             range: r.index,
-            rows_file: written.map(|w| w.rel.clone()),
-            rows_sha256: written.map(|w| w.written.sha256.clone()),
+            rows_file: written.map(|w| FileRef {
+                file: w.rel.clone(),
+                sha256: w.written.sha256.clone(),
+                bytes: w.written.bytes,
+            }),
             rows: written.map_or(0, |w| w.written.rows),
-            tombstones_sha256: tomb.as_ref().map(|t| t.1.clone()),
-            tombstones_file: tomb.map(|t| t.0),
+            tombstones_file: tomb,
             deleted: removed.len() as u64,
             bulk,
         })

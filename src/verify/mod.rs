@@ -165,7 +165,7 @@ pub fn verify_collection(
                 let t = count_ids(milvus, m, &values)?;
                 if t != ids.len() as u64 {
                     bad.push(ChunkDiff {
-                        file: crate::stage::layout::sync_digests_file(sc.name, r),
+                        file: crate::stage::sync_state::range_label(sc.name, &view.pass, r),
                         staged: ids.len() as u64,
                         target: t,
                     });

@@ -5,9 +5,8 @@ use super::compare::{Comparison, compare_fetched};
 use crate::error::Result;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
-use crate::stage::layout::sync_digests_file;
 use crate::stage::reader::Row;
-use crate::stage::sync_state::{RowOrigin, SyncedView, current_rows};
+use crate::stage::sync_state::{RowOrigin, SyncedView, current_rows, range_label};
 use rand::Rng;
 
 /// Compares about `limit` of the current rows that came from sync passes (all with
@@ -64,7 +63,7 @@ pub fn compare_pass_rows(
             &mut out,
         )?;
         if out.mismatches.len() > before {
-            out.chunks.push(sync_digests_file(sc.name, range));
+            out.chunks.push(range_label(sc.name, &view.pass, range));
         }
     }
     if seen > 0 {

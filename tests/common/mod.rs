@@ -207,17 +207,21 @@ pub fn q2z_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_q2z"))
 }
 
-/// Runs q2z with args and the stand-in credentials in its environment; returns (code, stdout, stderr).
-pub fn run_q2z(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(q2z_bin())
-        .args(args)
+/// A q2z command with args and the stand-in credentials in its environment.
+pub fn q2z_command(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(q2z_bin());
+    c.args(args)
         .env("QDRANT_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
         .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
         .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
         .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
-        .env("Q2Z_LOG", "warn")
-        .output()
-        .expect("run q2z");
+        .env("Q2Z_LOG", "warn");
+    c
+}
+
+/// Runs q2z with args and the stand-in credentials in its environment; returns (code, stdout, stderr).
+pub fn run_q2z(args: &[&str]) -> (i32, String, String) {
+    let out = q2z_command(args).output().expect("run q2z");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -343,34 +343,25 @@ impl StallWatch {
 }
 
 impl Milvus {
-    /// Waits for an import job to end, looking every `poll`; a job whose state and progress
-    /// stay the same for `stall` is an error (it stays recorded: a rerun waits again). `what`
-    /// names the rows it imports in errors. A failed job is an error with its reason.
+    /// Waits for an import job to end (completed or failed: the answer says which), looking
+    /// every `poll`; a job whose state and progress stay the same for `stall` is an error (it
+    /// stays recorded: a rerun waits again).
     pub fn wait_job(
         &self,
         job: &str,
         target: &str,
         poll: std::time::Duration,
         stall: std::time::Duration,
-        what: &str,
     ) -> Result<ImportJob> {
         let mut watch = StallWatch::default();
         loop {
             crate::interrupt::check()?;
             let j = self.import_describe(job)?;
-            match j.state {
-                JobState::Completed => return Ok(j),
-                JobState::Failed => {
-                    return Err(Error::Other(format!(
-                        "import job {job} of {what} into {target} failed: {}; fix the cause and run the same command again",
-                        j.reason.clone().unwrap_or_default()
-                    )));
-                }
-                _ => {
-                    watch.check(&j, target, stall)?;
-                    std::thread::sleep(poll);
-                }
+            if j.state.is_final() {
+                return Ok(j);
             }
+            watch.check(&j, target, stall)?;
+            std::thread::sleep(poll);
         }
     }
 }
