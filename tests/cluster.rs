@@ -404,3 +404,103 @@ fn custom_shard_keys_become_a_partition_key_field_offline_and_live() {
     );
     assert_eq!(q["data"][0]["count(*)"], 30, "{q}");
 }
+
+/// A stage merged from parts split by shards has ranges that overlap (each part's cover the
+/// whole id space). Synced from the live collection, each id belongs to the one range that
+/// staged it (new ids: the first range whose bounds hold them): the source counted once,
+/// nothing upserted that did not change, the target equal to the source (cut-over integrity,
+/// finding 6).
+#[test]
+fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
+    use common::*;
+    use serde_json::{Value, json};
+    let whole = export_whole();
+    let (rows, _, _) = staged_rows(whole.path(), "gen_cluster");
+    // The live collection the node snapshots were taken of (the stand-in serves none by that
+    // name; another run of this test may have left one).
+    let url = standin("Q2Z_QDRANT_URL");
+    let _ = reqwest::blocking::Client::new()
+        .delete(format!("{url}/collections/gen_cluster"))
+        .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
+        .send();
+    create_collection(
+        "gen_cluster",
+        json!({"vectors": {"size": 6, "distance": "Dot"}, "shard_number": 4}),
+    );
+    // The payload back from the staged row: `$meta`, with the keys the mapping escaped because
+    // they collide with a field name (`id` → `id_`, `id_` → `id__`, …) named as the source has them.
+    let pts: Vec<Value> = rows
+        .values()
+        .map(|r| {
+            let payload: serde_json::Map<String, Value> = r["$meta"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    let reserved = ["id", "vector", "$meta"].contains(&k.trim_end_matches('_'));
+                    let k = if reserved && k.ends_with('_') { &k[..k.len() - 1] } else { k };
+                    (k.to_string(), v.clone())
+                })
+                .collect();
+            json!({"id": r["id"].as_u64().unwrap(), "vector": r["vector"], "payload": payload})
+        })
+        .collect();
+    for part in pts.chunks(250) {
+        upsert("gen_cluster", part.to_vec());
+    }
+    let base = tempfile::tempdir().unwrap();
+    let files: Vec<String> = [1111u64, 2222, 3333].iter().map(|p| node(*p)).collect();
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let d = base.path().join(format!("p{i}")).to_string_lossy().into_owned();
+        let mut a = vec!["export", "--stage", &d, "--target-prefix", "f6_"];
+        let part = format!("{i}/2");
+        a.extend(["--part", &part, "--snapshot"]);
+        a.extend(files.iter().map(String::as_str));
+        let (code, text) = q2z(&a);
+        assert_eq!(code, 0, "{text}");
+        parts.push(d);
+    }
+    let into = base.path().join("merged");
+    let (code, text) = merge(&parts, &into);
+    assert_eq!(code, 0, "{text}");
+    let m = q2z::stage::manifest::Manifest::load(&into).unwrap().unwrap();
+    let e = &m.collections["gen_cluster"];
+    assert!(
+        e.ranges.iter().filter(|r| r.start.is_none()).count() > 1,
+        "ranges overlap: {:?}",
+        e.ranges
+    );
+    milvus_post("collections/drop", json!({"collectionName": "f6_gen_cluster"}));
+    let (code, out, err) = import(&into, "bulk", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Nothing changed yet: nothing to do.
+    let (code, v, text) = sync(&into, "gen_cluster", &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(v[0]["source_points"], 1000, "each point counted once: {v}");
+    assert_eq!((v[0]["inserted"].as_u64(), v[0]["updated"].as_u64(), v[0]["deleted"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
+    // Changes: updates, deletes, new ids.
+    let changed: Vec<Value> = pts[..10]
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p["payload"]["changed"] = json!(true);
+            p
+        })
+        .collect();
+    upsert("gen_cluster", changed);
+    let gone: Vec<u64> = pts[10..15].iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    qdrant(reqwest::Method::POST, "/collections/gen_cluster/points/delete?wait=true", json!({"points": gone}));
+    upsert(
+        "gen_cluster",
+        (0..5).map(|i| json!({"id": 900_000 + i, "vector": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "payload": {"new": i}})).collect(),
+    );
+    let (code, v, text) = sync(&into, "gen_cluster", &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!((v[0]["inserted"].as_u64(), v[0]["updated"].as_u64(), v[0]["deleted"].as_u64()), (Some(5), Some(10), Some(5)), "{v}");
+    assert_eq!(v[0]["target_rows"], 1000, "{v}");
+    let d = target_vs_source("gen_cluster", "f6_gen_cluster");
+    assert!(d.is_empty(), "{d:#?}");
+    let (code, out, err) = verify(&into, &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -257,3 +257,55 @@ fn parts_on_object_storage_merge_there_by_server_side_copies() {
         "nothing written into --into when refused"
     );
 }
+
+/// The sync record lives with an `s3://` stage: a sync from one machine, then verify and
+/// repair from another working copy (the first one gone) check against what the sync left,
+/// not against the export (cut-over integrity, finding 7).
+#[test]
+fn a_sync_of_a_stage_on_object_storage_is_seen_from_another_machine() {
+    let (stage, on_disk) = fresh_stage("sync");
+    let c = format!("s3sync{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    let pt = |i: u64, v: u64| json!({"id": i, "vector": [0.1, 0.2, 0.3, (i % 5) as f32], "payload": {"v": v}});
+    upsert(&c, (1..=60).map(|i| pt(i, 1)).collect());
+    let url = standin("Q2Z_QDRANT_URL");
+    let milvus = standin("Q2Z_MILVUS_URL");
+    let s3 = [
+        "--s3-endpoint".to_string(),
+        standin("Q2Z_S3_ENDPOINT"),
+        "--s3-bucket".into(),
+        standin("Q2Z_S3_BUCKET"),
+    ];
+    let machine = |n: &str| {
+        let d = tempfile::tempdir().unwrap();
+        (d.path().join(n).to_str().unwrap().to_string(), d)
+    };
+    let (cache1, d1) = machine("one");
+    let (code, text) = run(&["export", "--qdrant-url", &url, "-c", &c, "--target-prefix", "s3s_", "--stage", &stage, "--stage-cache", &cache1]);
+    assert_eq!(code, 0, "{text}");
+    let mut a: Vec<String> = vec!["import".into(), "--stage".into(), stage.clone(), "--stage-cache".into(), cache1.clone(), "--milvus-url".into(), milvus.clone(), "--mode".into(), "bulk".into()];
+    a.extend(s3.iter().cloned());
+    let (code, text) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{text}");
+    upsert(&c, (1..=10).map(|i| pt(i, 2)).collect());
+    qdrant(reqwest::Method::POST, &format!("/collections/{c}/points/delete?wait=true"), json!({"points": [50, 51]}));
+    let (code, text) = run(&["sync", "--stage", &stage, "--stage-cache", &cache1, "--qdrant-url", &url, "--milvus-url", &milvus, "-c", &c]);
+    assert_eq!(code, 0, "{text}");
+    assert!(on_disk.join("sync-state.json").exists(), "the sync record is in the bucket");
+    drop(d1);
+    // Another machine: a new working copy, the first one gone.
+    let (cache2, _d2) = machine("two");
+    let (code, text) = run(&["verify", "--stage", &stage, "--stage-cache", &cache2, "--milvus-url", &milvus, "--full"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("sync pass"), "verified against what the sync left: {text}");
+    let target = format!("s3s_{c}");
+    let v = milvus_post("entities/delete", json!({"collectionName": target, "filter": "id in [3, 40]"}));
+    assert_eq!(v["code"], 0, "{v}");
+    let (cache3, _d3) = machine("three");
+    let mut a: Vec<String> = vec!["verify".into(), "--stage".into(), stage.clone(), "--stage-cache".into(), cache3, "--milvus-url".into(), milvus.clone(), "--repair".into()];
+    a.extend(s3.iter().cloned());
+    let (code, text) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{text}");
+    let d = target_vs_source(&c, &target);
+    assert!(d.is_empty(), "{d:#?}");
+}

@@ -185,6 +185,7 @@ impl Stage {
         schema: arrow::datatypes::SchemaRef,
         o: writer::ChunkOptions,
     ) -> Result<StagedWriter<'_>> {
+        self.parent_of(rel)?;
         let inner = writer::ChunkWriter::create(
             &self.file(rel),
             schema,
@@ -199,9 +200,21 @@ impl Stage {
         })
     }
 
+    /// Creates the directory a staged file goes in (a fresh working copy of an `s3://` stage
+    /// holds only what was fetched).
+    fn parent_of(&self, rel: &str) -> Result<()> {
+        if let Some(d) = self.file(rel).parent()
+            && !d.is_dir()
+        {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        Ok(())
+    }
+
     /// Writes a small staged file `rel` (a [`layout`] name) atomically; returns its sha256.
     pub fn write_small(&self, rel: &str, bytes: &[u8]) -> Result<String> {
         use sha2::Digest;
+        self.parent_of(rel)?;
         fsutil::write_atomic(&self.file(rel), bytes)?;
         Ok(hex::encode(sha2::Sha256::digest(bytes)))
     }

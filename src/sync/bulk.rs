@@ -49,7 +49,6 @@ pub struct DeltaFile<'a> {
 
 /// A finished delta file.
 pub struct WrittenDelta {
-    pub path: PathBuf,
     pub rel: String,
     pub written: WrittenFile,
 }
@@ -96,7 +95,6 @@ impl<'a> DeltaFile<'a> {
             }
             Some(w) => Ok(Some(WrittenDelta {
                 written: w.finish()?,
-                path: self.stage.file(&self.rel),
                 rel: self.rel,
             })),
         }
@@ -154,7 +152,14 @@ impl DeltaImport<'_> {
         }
         let up = Uploader::s3(self.bulk.storage.clone())?;
         let key = up.key_for(&file.rel);
-        up.put_file(&file.path, &key, Some(&file.written.sha256))?;
+        // On an `s3://` stage the file went up to the stage when it was finished (and left
+        // the working copy): fetched back, checked.
+        let local = self.stage.sync_file(&crate::stage::sync_state::FileRef {
+            file: file.rel.clone(),
+            sha256: file.written.sha256.clone(),
+            bytes: file.written.bytes,
+        })?;
+        up.put_file(&local, &key, Some(&file.written.sha256))?;
         crate::stage::fsutil::write_atomic(&self.job_file(), key.as_bytes())?;
         let job = self
             .milvus

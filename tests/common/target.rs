@@ -180,7 +180,21 @@ pub fn target_vs_source(c: &str, target: &str) -> Vec<String> {
         {
             diffs.push(format!("id {id}: vector {v:?} vs {t:?}"));
         }
-        let payload = p["payload"].as_object().cloned().unwrap_or_default();
+        // Keys that collide with a field name are escaped in the target (`id` → `id_`).
+        let escaped = |k: &str| {
+            if ["id", "vector", "$meta"].contains(&k.trim_end_matches('_')) {
+                format!("{k}_")
+            } else {
+                k.to_string()
+            }
+        };
+        let payload: serde_json::Map<String, Value> = p["payload"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (escaped(&k), v))
+            .collect();
         for (k, want) in &payload {
             let got = row.get(k).unwrap_or(&Value::Null);
             if got != want && !(want.is_null() && got.is_null()) {
