@@ -438,7 +438,11 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
                 .iter()
                 .map(|(k, v)| {
                     let reserved = ["id", "vector", "$meta"].contains(&k.trim_end_matches('_'));
-                    let k = if reserved && k.ends_with('_') { &k[..k.len() - 1] } else { k };
+                    let k = if reserved && k.ends_with('_') {
+                        &k[..k.len() - 1]
+                    } else {
+                        k
+                    };
                     (k.to_string(), v.clone())
                 })
                 .collect();
@@ -452,7 +456,11 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
     let files: Vec<String> = [1111u64, 2222, 3333].iter().map(|p| node(*p)).collect();
     let mut parts = Vec::new();
     for i in 0..2 {
-        let d = base.path().join(format!("p{i}")).to_string_lossy().into_owned();
+        let d = base
+            .path()
+            .join(format!("p{i}"))
+            .to_string_lossy()
+            .into_owned();
         let mut a = vec!["export", "--stage", &d, "--target-prefix", "f6_"];
         let part = format!("{i}/2");
         a.extend(["--part", &part, "--snapshot"]);
@@ -464,21 +472,34 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
     let into = base.path().join("merged");
     let (code, text) = merge(&parts, &into);
     assert_eq!(code, 0, "{text}");
-    let m = q2z::stage::manifest::Manifest::load(&into).unwrap().unwrap();
+    let m = q2z::stage::manifest::Manifest::load(&into)
+        .unwrap()
+        .unwrap();
     let e = &m.collections["gen_cluster"];
     assert!(
         e.ranges.iter().filter(|r| r.start.is_none()).count() > 1,
         "ranges overlap: {:?}",
         e.ranges
     );
-    milvus_post("collections/drop", json!({"collectionName": "f6_gen_cluster"}));
+    milvus_post(
+        "collections/drop",
+        json!({"collectionName": "f6_gen_cluster"}),
+    );
     let (code, out, err) = import(&into, "bulk", &[]);
     assert_eq!(code, 0, "{out}{err}");
     // Nothing changed yet: nothing to do.
     let (code, v, text) = sync(&into, "gen_cluster", &[]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v[0]["source_points"], 1000, "each point counted once: {v}");
-    assert_eq!((v[0]["inserted"].as_u64(), v[0]["updated"].as_u64(), v[0]["deleted"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
+    assert_eq!(
+        (
+            v[0]["inserted"].as_u64(),
+            v[0]["updated"].as_u64(),
+            v[0]["deleted"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{v}"
+    );
     // Changes: updates, deletes, new ids.
     let changed: Vec<Value> = pts[..10]
         .iter()
@@ -489,15 +510,30 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
         })
         .collect();
     upsert("gen_cluster", changed);
-    let gone: Vec<u64> = pts[10..15].iter().map(|p| p["id"].as_u64().unwrap()).collect();
-    qdrant(reqwest::Method::POST, "/collections/gen_cluster/points/delete?wait=true", json!({"points": gone}));
+    let gone: Vec<u64> = pts[10..15]
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    qdrant(
+        reqwest::Method::POST,
+        "/collections/gen_cluster/points/delete?wait=true",
+        json!({"points": gone}),
+    );
     upsert(
         "gen_cluster",
         (0..5).map(|i| json!({"id": 900_000 + i, "vector": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "payload": {"new": i}})).collect(),
     );
     let (code, v, text) = sync(&into, "gen_cluster", &[]);
     assert_eq!(code, 0, "{text}");
-    assert_eq!((v[0]["inserted"].as_u64(), v[0]["updated"].as_u64(), v[0]["deleted"].as_u64()), (Some(5), Some(10), Some(5)), "{v}");
+    assert_eq!(
+        (
+            v[0]["inserted"].as_u64(),
+            v[0]["updated"].as_u64(),
+            v[0]["deleted"].as_u64()
+        ),
+        (Some(5), Some(10), Some(5)),
+        "{v}"
+    );
     assert_eq!(v[0]["target_rows"], 1000, "{v}");
     let d = target_vs_source("gen_cluster", "f6_gen_cluster");
     assert!(d.is_empty(), "{d:#?}");

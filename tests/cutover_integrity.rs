@@ -323,11 +323,11 @@ struct Tally {
     merged: usize,
 }
 
-/// Starts `q2z sync` on a slowed source and kills it with -9 after `ms` milliseconds (it may
-/// have finished by then: the kill then lands on nothing).
-fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64) {
+/// Starts `q2z sync` on a source slowed by `slow_ms` per page and kills it with -9 after `ms`
+/// milliseconds; whether it was still running (if not, the kill landed on nothing).
+fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64, slow_ms: u64) -> bool {
     let mut slow = serde_json::Map::new();
-    slow.insert(c.to_string(), json!(25));
+    slow.insert(c.to_string(), json!(slow_ms));
     qdrant_faults(json!({"slow_ms_by_collection": slow}));
     let url = standin("Q2Z_QDRANT_URL");
     let milvus = standin("Q2Z_MILVUS_URL");
@@ -353,9 +353,11 @@ fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64) {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(ms));
+    let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     child.wait().unwrap();
     qdrant_faults(json!({}));
+    running
 }
 
 /// One random history: a collection, an export and an import, then steps of source changes
@@ -505,7 +507,7 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
         if rng.random_bool(0.2) {
             // The sync killed with -9 at a random moment; the same command then finishes it.
             t.kills += 1;
-            kill_sync_midway(&stage, &c, &refs, rng.random_range(20..500));
+            kill_sync_midway(&stage, &c, &refs, rng.random_range(20..500), 25);
         }
         let (code, _, text) = sync(&stage, &c, &refs);
         assert_eq!(code, 0, "seed {seed} step {step}: sync {args:?}: {text}");
@@ -652,4 +654,154 @@ fn grpc_reads_keep_integers_above_i64_max_exact() {
         (Some(0), Some(0), Some(0)),
         "{v}"
     );
+}
+
+/// Finding 5: gRPC and REST must reach the same collection. With a gRPC URL of another server
+/// (a stale `QDRANT_GRPC_URL`) holding a collection of that name, `--transport grpc` stops
+/// with the fix and `auto` reads every page over REST (said in a warning), so the stage holds
+/// the REST server's points and a sync's deletes follow them.
+#[test]
+fn a_grpc_url_of_another_server_is_never_followed() {
+    let c = format!("cutother{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(
+        &c,
+        (1..=30).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
+    );
+    // Another server: an empty Qdrant stand-in, then the same collection name with 3 points.
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, grpc_addr) = (dir.path().join("addr"), dir.path().join("grpc"));
+    let bin = std::path::PathBuf::from(standin("Q2Z_STANDIN_BIN")).join("qdrant-standin");
+    let mut other = std::process::Command::new(bin)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--addr-file")
+        .arg(&addr)
+        .arg("--grpc-addr-file")
+        .arg(&grpc_addr)
+        .env("QDRANT_STANDIN_API_KEY", standin("Q2Z_QDRANT_API_KEY"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = |p: &Path| {
+        for _ in 0..200 {
+            if let Ok(s) = std::fs::read_to_string(p)
+                && !s.trim().is_empty()
+            {
+                return format!("http://{}", s.trim());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the second stand-in did not start");
+    };
+    let (other_rest, other_grpc) = (read(&addr), read(&grpc_addr));
+    let client = reqwest::blocking::Client::new();
+    let call = |m: reqwest::Method, path: &str, body: Value| {
+        let r = client
+            .request(m, format!("{other_rest}{path}"))
+            .header("api-key", standin("Q2Z_QDRANT_API_KEY"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    };
+    call(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}"),
+        json!({"vectors": {"size": 4, "distance": "Dot"}}),
+    );
+    call(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}/points?wait=true"),
+        json!({"points": (1..=3).map(|i| point(i, 0.9, json!({"other": true}))).collect::<Vec<_>>()}),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    let (code, out, err) = live_export(
+        stage.path(),
+        &[&c],
+        &["--transport", "grpc", "--grpc-url", &other_grpc],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("not the same server") && err.contains("--grpc-url"),
+        "{err}"
+    );
+    let (code, out, err) = live_export(
+        stage.path(),
+        &[&c],
+        &[
+            "--transport",
+            "auto",
+            "--grpc-url",
+            &other_grpc,
+            "--target-prefix",
+            "cut_",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (rows, _, n) = staged_rows(stage.path(), &c);
+    assert_eq!(n, 30, "the REST server's points");
+    assert_eq!(rows["1"]["$meta"]["n"], 1);
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+/// Finding 10: deletes rest on a second look-up. A scroll answered by a replica that has not
+/// applied some points yet leaves them out (the stand-in's `stale_replica` fault); the sync
+/// looks the missing ids up again, finds them, and deletes nothing.
+#[test]
+fn ids_a_stale_replica_leaves_out_are_not_deleted() {
+    let c = format!("cutstale{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(
+        &c,
+        (1..=40).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "cut_", &[&c], &["--ranges", "2"]);
+    let (code, out, err) = import(stage.path(), "upsert", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    upsert(&c, vec![point(5, 0.9, json!({"n": 5, "changed": true}))]);
+    let mut stale = serde_json::Map::new();
+    stale.insert(c.clone(), json!([5, 6, 33]));
+    qdrant_faults(json!({"stale_replica": stale}));
+    let (code, v, text) = sync(stage.path(), &c, &[]);
+    qdrant_faults(json!({}));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(v[0]["deleted"], 0, "{v}");
+    assert_eq!(v[0]["delete_checks_kept"], 3, "{v}");
+    assert_eq!(
+        v[0]["updated"], 1,
+        "the point the look-up found changed is sent: {v}"
+    );
+    assert_equal(&c, &format!("cut_{c}"), "after a sync over a stale replica");
+}
+
+/// Finding 10: a pass whose first range failed is unfinished, for verify too.
+#[test]
+fn a_pass_stopped_before_its_first_range_is_unfinished() {
+    let c = format!("cutfirst{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(
+        &c,
+        (1..=20).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "cut_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "upsert", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    upsert(&c, vec![point(3, 0.9, json!({"n": 3, "changed": true}))]);
+    // Killed while the only range is read: the pass began, no range is done.
+    assert!(
+        kill_sync_midway(stage.path(), &c, &[], 1500, 1000),
+        "the sync ended before the kill; make it slower"
+    );
+    let (code, out, _) = verify(stage.path(), &[]);
+    assert_eq!(code, 3, "an unfinished pass fails verify: {out}");
+    assert!(out.contains("stopped part-way"), "{out}");
+    let (code, _, text) = sync(stage.path(), &c, &[]);
+    assert_eq!(code, 0, "{text}");
+    let (code, out, err) = verify(stage.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -281,28 +281,93 @@ fn a_sync_of_a_stage_on_object_storage_is_seen_from_another_machine() {
         (d.path().join(n).to_str().unwrap().to_string(), d)
     };
     let (cache1, d1) = machine("one");
-    let (code, text) = run(&["export", "--qdrant-url", &url, "-c", &c, "--target-prefix", "s3s_", "--stage", &stage, "--stage-cache", &cache1]);
+    let (code, text) = run(&[
+        "export",
+        "--qdrant-url",
+        &url,
+        "-c",
+        &c,
+        "--target-prefix",
+        "s3s_",
+        "--stage",
+        &stage,
+        "--stage-cache",
+        &cache1,
+    ]);
     assert_eq!(code, 0, "{text}");
-    let mut a: Vec<String> = vec!["import".into(), "--stage".into(), stage.clone(), "--stage-cache".into(), cache1.clone(), "--milvus-url".into(), milvus.clone(), "--mode".into(), "bulk".into()];
+    let mut a: Vec<String> = vec![
+        "import".into(),
+        "--stage".into(),
+        stage.clone(),
+        "--stage-cache".into(),
+        cache1.clone(),
+        "--milvus-url".into(),
+        milvus.clone(),
+        "--mode".into(),
+        "bulk".into(),
+    ];
     a.extend(s3.iter().cloned());
     let (code, text) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{text}");
     upsert(&c, (1..=10).map(|i| pt(i, 2)).collect());
-    qdrant(reqwest::Method::POST, &format!("/collections/{c}/points/delete?wait=true"), json!({"points": [50, 51]}));
-    let (code, text) = run(&["sync", "--stage", &stage, "--stage-cache", &cache1, "--qdrant-url", &url, "--milvus-url", &milvus, "-c", &c]);
+    qdrant(
+        reqwest::Method::POST,
+        &format!("/collections/{c}/points/delete?wait=true"),
+        json!({"points": [50, 51]}),
+    );
+    let (code, text) = run(&[
+        "sync",
+        "--stage",
+        &stage,
+        "--stage-cache",
+        &cache1,
+        "--qdrant-url",
+        &url,
+        "--milvus-url",
+        &milvus,
+        "-c",
+        &c,
+    ]);
     assert_eq!(code, 0, "{text}");
-    assert!(on_disk.join("sync-state.json").exists(), "the sync record is in the bucket");
+    assert!(
+        on_disk.join("sync-state.json").exists(),
+        "the sync record is in the bucket"
+    );
     drop(d1);
     // Another machine: a new working copy, the first one gone.
     let (cache2, _d2) = machine("two");
-    let (code, text) = run(&["verify", "--stage", &stage, "--stage-cache", &cache2, "--milvus-url", &milvus, "--full"]);
+    let (code, text) = run(&[
+        "verify",
+        "--stage",
+        &stage,
+        "--stage-cache",
+        &cache2,
+        "--milvus-url",
+        &milvus,
+        "--full",
+    ]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("sync pass"), "verified against what the sync left: {text}");
+    assert!(
+        text.contains("sync pass"),
+        "verified against what the sync left: {text}"
+    );
     let target = format!("s3s_{c}");
-    let v = milvus_post("entities/delete", json!({"collectionName": target, "filter": "id in [3, 40]"}));
+    let v = milvus_post(
+        "entities/delete",
+        json!({"collectionName": target, "filter": "id in [3, 40]"}),
+    );
     assert_eq!(v["code"], 0, "{v}");
     let (cache3, _d3) = machine("three");
-    let mut a: Vec<String> = vec!["verify".into(), "--stage".into(), stage.clone(), "--stage-cache".into(), cache3, "--milvus-url".into(), milvus.clone(), "--repair".into()];
+    let mut a: Vec<String> = vec![
+        "verify".into(),
+        "--stage".into(),
+        stage.clone(),
+        "--stage-cache".into(),
+        cache3,
+        "--milvus-url".into(),
+        milvus.clone(),
+        "--repair".into(),
+    ];
     a.extend(s3.iter().cloned());
     let (code, text) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{text}");

@@ -25,6 +25,12 @@ pub struct Faults {
     /// Extra delay of the scroll pages of some collections (kept until changed).
     #[serde(default)]
     pub slow_ms_by_collection: std::collections::HashMap<String, u64>,
+    /// Unfiltered scrolls of a collection answered by a replica that has not applied some
+    /// points yet (kept until changed): those ids are left out of the pages. Qdrant serves a
+    /// scroll from one replica (default `read_consistency` 1: lib/collection/src/shards/
+    /// replica_set, `execute_read_operation`), so a lagging one answers without them.
+    #[serde(default)]
+    pub stale_replica: std::collections::HashMap<String, Vec<u64>>,
 }
 
 /// What to do with one request.
@@ -40,6 +46,12 @@ pub enum Action {
 pub struct FaultState(pub Mutex<Faults>);
 
 impl FaultState {
+    /// The ids a stale replica of `collection` does not have yet.
+    pub fn stale_ids(&self, collection: &str) -> Vec<u64> {
+        let f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f.stale_replica.get(collection).cloned().unwrap_or_default()
+    }
+
     /// Takes the next fault for a data request (`scroll`: the request may be cut mid-body).
     pub fn next(&self, scroll: bool, collection: &str) -> (Action, u64) {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());

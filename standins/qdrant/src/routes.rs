@@ -594,6 +594,11 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let filter = req.get("filter").filter(|f| !f.is_null()).cloned();
+    let stale = if filter.is_none() {
+        s.faults.stale_ids(&name)
+    } else {
+        Vec::new()
+    };
     let s2 = s.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Option<Value>, String> {
         let colls = s2.colls.read().expect("lock");
@@ -614,6 +619,7 @@ async fn scroll(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: B
             && sv.coll.config.sparse.is_empty();
         let points: Vec<Value> = pts
             .iter()
+            .filter(|p| !matches!(&p.id, q2z::model::PointId::Num(n) if stale.contains(n)))
             .map(|p| {
                 let mut v = p.to_qdrant_json(unnamed);
                 if !with_payload {
