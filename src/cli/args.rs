@@ -489,12 +489,12 @@ pub struct ImportArgs {
     /// Points compared field by field after the import.
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
-    /// Collections to import (default: all staged).
     /// The cut-over: once verification passes, point this Milvus alias at the imported
     /// collection (created, or switched from the collection it named, in one step for the
     /// readers). One collection per import (-c NAME when the stage holds several).
     #[arg(long, value_name = "NAME")]
     pub alias: Option<String>,
+    /// Collections to import (default: all staged).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,
     /// Print a JSON report.

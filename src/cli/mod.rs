@@ -101,6 +101,39 @@ mod tests {
         }
     }
 
+    /// Every flag of every command has a help text, and within a command no two flags start
+    /// their help with the same line (a copied or swapped doc comment).
+    #[test]
+    fn every_flag_has_its_own_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            let mut firsts: std::collections::HashMap<String, String> = Default::default();
+            for a in cmd.get_arguments() {
+                let name = a.get_id().to_string();
+                if name == "help" || name == "version" {
+                    continue;
+                }
+                let help = a
+                    .get_long_help()
+                    .or(a.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let first = help.lines().next().unwrap_or("").trim().to_string();
+                if first.is_empty() {
+                    problems.push(format!("{path} --{name}: no help"));
+                } else if let Some(other) = firsts.insert(first.clone(), name.clone()) {
+                    problems.push(format!("{path} --{name} and --{other} share \"{first}\""));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), problems);
+            }
+        }
+        let mut problems = Vec::new();
+        walk(&Cli::command(), "q2z", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
     #[test]
     fn version_names_the_commit_and_build_date() {
         use clap::CommandFactory;

@@ -1,7 +1,8 @@
 //! What `q2z sync` leaves in a stage, and so what the target must hold after it:
 //! `sync-state.json` (the passes, the ranges done, and a record of every range each pass
 //! changed, tied to the export they start from); per range, the digests of the rows the target
-//! holds (`<collection>/sync-RRRR.digests`); and per pass and range the rows sent
+//! holds (`<collection>/sync-PPPP-RRRR.digests`, the current one named in the state); and per
+//! pass and range the rows sent
 //! (`sync-PPPP-RRRR.parquet`, the staged schema) and the ids deleted (`.tombstones`).
 //! The export's rows, then each pass's rows and tombstones in order, are the target's state:
 //! [`current_rows`] gives it for one range (verify and repair read it).
