@@ -491,15 +491,7 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
     let (code, v, text) = sync(&into, "gen_cluster", &[]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v[0]["source_points"], 1000, "each point counted once: {v}");
-    assert_eq!(
-        (
-            v[0]["inserted"].as_u64(),
-            v[0]["updated"].as_u64(),
-            v[0]["deleted"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0)),
-        "{v}"
-    );
+    assert_eq!(counts(&v), (0, 0, 0), "{v}");
     // Changes: updates, deletes, new ids.
     let changed: Vec<Value> = pts[..10]
         .iter()
@@ -525,15 +517,7 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
     );
     let (code, v, text) = sync(&into, "gen_cluster", &[]);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(
-        (
-            v[0]["inserted"].as_u64(),
-            v[0]["updated"].as_u64(),
-            v[0]["deleted"].as_u64()
-        ),
-        (Some(5), Some(10), Some(5)),
-        "{v}"
-    );
+    assert_eq!(counts(&v), (5, 10, 5), "{v}");
     assert_eq!(v[0]["target_rows"], 1000, "{v}");
     let d = target_vs_source("gen_cluster", "f6_gen_cluster");
     assert!(d.is_empty(), "{d:#?}");

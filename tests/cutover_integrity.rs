@@ -16,6 +16,28 @@ fn point(id: u64, seed: f32, payload: Value) -> Value {
     json!({"id": id, "vector": [seed, 1.0 - seed, (id % 7) as f32 / 7.0, 0.5], "payload": payload})
 }
 
+/// A live collection `<name><random>` of points 1..=n with payload `{"n": i}`, exported (with
+/// `export_extra`) and imported (`mode`): (collection, stage, target).
+fn migrated(
+    name: &str,
+    n: u64,
+    export_extra: &[&str],
+    mode: &str,
+) -> (String, tempfile::TempDir, String) {
+    let c = format!("{name}{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(
+        &c,
+        (1..=n).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "cut_", &[&c], export_extra);
+    let (code, out, err) = import(stage.path(), mode, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = format!("cut_{c}");
+    (c, stage, target)
+}
+
 /// Deletes points in the Qdrant stand-in.
 fn delete_points(c: &str, ids: &[u64]) {
     qdrant(
@@ -36,16 +58,8 @@ fn delete_target_rows(target: &str, ids: &[u64]) {
 }
 
 fn repair(stage: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut a = vec![
-        "--repair".to_string(),
-        "--s3-endpoint".into(),
-        standin("Q2Z_S3_ENDPOINT"),
-        "--s3-bucket".into(),
-        standin("Q2Z_S3_BUCKET"),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    verify(stage, &refs)
+    let a = repair_args(extra);
+    verify(stage, &a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn assert_equal(c: &str, target: &str, when: &str) {
@@ -103,15 +117,7 @@ fn repair_after_a_sync_neither_reverts_nor_resurrects() {
     // A further sync finds nothing to do.
     let (code, v, text) = sync(stage.path(), &c, &[]);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(
-        (
-            v[0]["inserted"].as_u64(),
-            v[0]["updated"].as_u64(),
-            v[0]["deleted"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0)),
-        "{v}"
-    );
+    assert_eq!(counts(&v), (0, 0, 0), "{v}");
     // The stage records each pass's rows and tombstones.
     let dir = stage.path().join(&c);
     let names: Vec<String> = std::fs::read_dir(&dir)
@@ -215,21 +221,12 @@ fn a_counter_change_field_reads_every_update_pass_after_pass() {
 /// staged it; verify agrees.
 #[test]
 fn a_point_set_aside_by_a_sync_is_listed_and_counted() {
-    let c = format!("cutaside{}", rand::random::<u32>());
-    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
-    upsert(
-        &c,
-        (1..=30).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
-    );
-    let stage = tempfile::tempdir().unwrap();
-    stage_export(
-        stage.path(),
-        "cut_",
-        &[&c],
+    let (c, stage, _target) = migrated(
+        "cutaside",
+        30,
         &["--oversize-payload", "set-aside"],
+        "upsert",
     );
-    let (code, out, err) = import(stage.path(), "upsert", &[]);
-    assert_eq!(code, 0, "{out}{err}");
     upsert(
         &c,
         vec![point(7, 0.5, json!({"n": 7, "big": "x".repeat(70_000)}))],
@@ -329,24 +326,10 @@ fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64, slow_ms: u64
     let mut slow = serde_json::Map::new();
     slow.insert(c.to_string(), json!(slow_ms));
     qdrant_faults(json!({"slow_ms_by_collection": slow}));
-    let url = standin("Q2Z_QDRANT_URL");
-    let milvus = standin("Q2Z_MILVUS_URL");
-    let mut args = vec![
-        "sync",
-        "--stage",
-        stage.to_str().unwrap(),
-        "--qdrant-url",
-        &url,
-        "--milvus-url",
-        &milvus,
-        "-c",
-        c,
-        "--page-size",
-        "8",
-        "--batch",
-        "8",
-    ];
-    args.extend_from_slice(extra);
+    let mut more = vec!["--page-size", "8", "--batch", "8"];
+    more.extend_from_slice(extra);
+    let args = sync_args(stage, c, &more);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = q2z_command(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -645,15 +628,7 @@ fn grpc_reads_keep_integers_above_i64_max_exact() {
         &["--transport", "grpc", "--grpc-url", &grpc],
     );
     assert_eq!(code, 0, "{text}");
-    assert_eq!(
-        (
-            v[0]["inserted"].as_u64(),
-            v[0]["updated"].as_u64(),
-            v[0]["deleted"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0)),
-        "{v}"
-    );
+    assert_eq!(counts(&v), (0, 0, 0), "{v}");
 }
 
 /// Finding 5: gRPC and REST must reach the same collection. With a gRPC URL of another server
@@ -752,16 +727,7 @@ fn a_grpc_url_of_another_server_is_never_followed() {
 /// looks the missing ids up again, finds them, and deletes nothing.
 #[test]
 fn ids_a_stale_replica_leaves_out_are_not_deleted() {
-    let c = format!("cutstale{}", rand::random::<u32>());
-    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
-    upsert(
-        &c,
-        (1..=40).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
-    );
-    let stage = tempfile::tempdir().unwrap();
-    stage_export(stage.path(), "cut_", &[&c], &["--ranges", "2"]);
-    let (code, out, err) = import(stage.path(), "upsert", &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (c, stage, _target) = migrated("cutstale", 40, &["--ranges", "2"], "upsert");
     upsert(&c, vec![point(5, 0.9, json!({"n": 5, "changed": true}))]);
     let mut stale = serde_json::Map::new();
     stale.insert(c.clone(), json!([5, 6, 33]));
@@ -781,16 +747,7 @@ fn ids_a_stale_replica_leaves_out_are_not_deleted() {
 /// Finding 10: a pass whose first range failed is unfinished, for verify too.
 #[test]
 fn a_pass_stopped_before_its_first_range_is_unfinished() {
-    let c = format!("cutfirst{}", rand::random::<u32>());
-    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
-    upsert(
-        &c,
-        (1..=20).map(|i| point(i, 0.5, json!({"n": i}))).collect(),
-    );
-    let stage = tempfile::tempdir().unwrap();
-    stage_export(stage.path(), "cut_", &[&c], &[]);
-    let (code, out, err) = import(stage.path(), "upsert", &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (c, stage, _target) = migrated("cutfirst", 20, &[], "upsert");
     upsert(&c, vec![point(3, 0.9, json!({"n": 3, "changed": true}))]);
     // Killed while the only range is read: the pass began, no range is done.
     assert!(
@@ -804,4 +761,43 @@ fn a_pass_stopped_before_its_first_range_is_unfinished() {
     assert_eq!(code, 0, "{text}");
     let (code, out, err) = verify(stage.path(), &[]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Finding 9: a payload nested deeper than prost's decoding limit (100 messages: ~33 JSON
+/// levels) fails a gRPC page; that page is read over REST, and the export stages it exactly.
+#[test]
+fn payloads_nested_deeper_than_grpc_decodes_are_read_over_rest() {
+    let c = format!("cutdeep{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    let mut deep = json!({"leaf": 1});
+    for i in 0..40 {
+        deep = json!({format!("l{i}"): deep});
+    }
+    upsert(
+        &c,
+        (1..=12)
+            .map(|i| {
+                point(
+                    i,
+                    0.5,
+                    if i == 7 {
+                        json!({"deep": deep})
+                    } else {
+                        json!({"n": i})
+                    },
+                )
+            })
+            .collect(),
+    );
+    let grpc = standin("Q2Z_QDRANT_GRPC_URL");
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(
+        stage.path(),
+        "cut_",
+        &[&c],
+        &["--transport", "grpc", "--grpc-url", &grpc],
+    );
+    let (rows, _, n) = staged_rows(stage.path(), &c);
+    assert_eq!(n, 12);
+    assert_eq!(rows["7"]["$meta"]["deep"], deep);
 }

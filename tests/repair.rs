@@ -13,18 +13,6 @@ fn expected(c: &str) -> u64 {
     scroll_all(c).len() as u64
 }
 
-fn repair_args(extra: &[&str]) -> Vec<String> {
-    let mut a = vec![
-        "--repair".to_string(),
-        "--s3-endpoint".into(),
-        standin("Q2Z_S3_ENDPOINT"),
-        "--s3-bucket".into(),
-        standin("Q2Z_S3_BUCKET"),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
-}
-
 fn count_where(name: &str, filter: &str) -> u64 {
     let v = milvus_post(
         "entities/query",

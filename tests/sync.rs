@@ -16,15 +16,6 @@ fn point(id: u64, seed: f32, tag: &str) -> Value {
            "payload": {"tag": tag, "n": id, "nested": {"a": [1, 2]}}})
 }
 
-fn counts(v: &Value) -> (u64, u64, u64) {
-    let r = &v[0];
-    (
-        r["inserted"].as_u64().unwrap(),
-        r["updated"].as_u64().unwrap(),
-        r["deleted"].as_u64().unwrap(),
-    )
-}
-
 #[test]
 fn sync_applies_exactly_what_changed_and_survives_kill_9() {
     let c = format!("syncsrc{}", rand::random::<u32>());

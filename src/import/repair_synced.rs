@@ -93,13 +93,18 @@ pub fn repair_ranges(
                 delete(milvus, sc, &ids)?;
                 let mut rows: Vec<Row> = Vec::new();
                 current_rows(sc, pass, range, true, |_, batch_rows, keep, _| {
-                    rows.extend(
-                        batch_rows
-                            .into_iter()
-                            .zip(keep)
-                            .filter(|x| x.1)
-                            .map(|x| rest_row(x.0)),
-                    );
+                    for (row, k) in batch_rows.into_iter().zip(keep) {
+                        if !k {
+                            continue;
+                        }
+                        if let Some(why) = crate::import::upsert::rest_refusal(&row, m) {
+                            return Err(Error::Other(format!(
+                                "collection {}: {why}; repair sends an upsert-imported collection over REST. Drop the target and import the stage with --mode bulk, then sync",
+                                sc.name
+                            )));
+                        }
+                        rows.push(rest_row(row));
+                    }
                     if rows.len() >= 500 {
                         milvus.upsert(&m.target, &rows)?;
                         rows.clear();

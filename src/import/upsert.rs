@@ -3,9 +3,9 @@
 
 use super::ImportOptions;
 use super::ledger_book::LedgerBook;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::sink::milvus::Milvus;
+use crate::sink::milvus::{Milvus, rest_json};
 use crate::stage::StagedCollection;
 use crate::stage::ledger::ChunkState;
 use crate::stage::manifest::{Chunk, stage_err};
@@ -46,6 +46,13 @@ pub fn import_all(
 }
 
 /// Turns a staged row into a REST row: `$meta` keys go to the top level (the dynamic field).
+/// Why a staged row cannot go over REST unchanged (see [`rest_json::inexact_value`]), with
+/// its id.
+pub fn rest_refusal(r: &Row, m: &crate::transform::mapping::CollectionMapping) -> Option<String> {
+    let meta = r.get(META)?.as_object()?;
+    rest_json::inexact_value(meta).map(|why| format!("point {}: {why}", r[&m.id_field]))
+}
+
 pub fn rest_row(mut r: Row) -> Row {
     if let Some(Value::Object(meta)) = r.remove(META) {
         for (k, v) in meta {
@@ -78,6 +85,12 @@ pub fn upsert_chunk(
     sc.for_each_batch(c, 1024, |rows| {
         crate::interrupt::check()?;
         for r in rows {
+            if let Some(why) = rest_refusal(&r, &sc.entry.mapping) {
+                return Err(Error::Other(format!(
+                    "collection {}, chunk {}: {why}. --mode upsert sends rows over REST; import this collection with --mode bulk (and the bucket) so every value arrives exact",
+                    sc.name, c.file
+                )));
+            }
             let row = rest_row(r);
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0);
             if bytes + size > batch_bytes && !batch.is_empty() {

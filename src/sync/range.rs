@@ -108,7 +108,8 @@ struct Delta<'a> {
     /// Ids of the changed rows.
     ids: Vec<Value>,
     changed: usize,
-    /// The range reached `--bulk-over`: it goes through bulk import.
+    /// The range reached `--bulk-over`, or holds a row REST would change: it goes through
+    /// bulk import.
     over: bool,
     /// Points set aside (Qdrant JSON lines).
     aside: Vec<String>,
@@ -191,6 +192,19 @@ impl CollectionSync<'_> {
                 }
             };
             keep.push(changed);
+            if changed && let Some(why) = crate::import::upsert::rest_refusal(&row, m) {
+                if self.opts.bulk.is_none() || d.delta.file.is_none() {
+                    if !self.opts.dry_run {
+                        return Err(Error::Other(format!(
+                            "collection {}, {why}. Sync sends small deltas as REST upserts; give the bucket the target imports from (--s3-endpoint, --s3-bucket) so such rows go through bulk import",
+                            self.sc.name
+                        )));
+                    }
+                } else {
+                    d.delta.over = true;
+                    d.delta.upserts.clear();
+                }
+            }
             if changed {
                 d.delta.changed += 1;
                 d.delta.ids.push(row[&m.id_field].clone());

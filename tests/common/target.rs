@@ -94,24 +94,41 @@ pub fn verify(stage: &Path, extra: &[&str]) -> (i32, String, String) {
 /// Runs `q2z sync --json` of one collection from the Qdrant stand-in into the Milvus stand-in:
 /// (exit code, the JSON report, all output).
 pub fn sync(stage: &std::path::Path, c: &str, extra: &[&str]) -> (i32, Value, String) {
-    let url = standin("Q2Z_QDRANT_URL");
-    let milvus = standin("Q2Z_MILVUS_URL");
-    let mut args = vec![
+    let args = sync_args(stage, c, extra);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--json");
+    let (code, out, err) = run_q2z(&args);
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (code, v, format!("{out}{err}"))
+}
+
+/// The arguments of `q2z sync` of one collection between the stand-ins, then `extra`.
+pub fn sync_args(stage: &std::path::Path, c: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "sync",
         "--stage",
         stage.to_str().unwrap(),
         "--qdrant-url",
-        &url,
+        &standin("Q2Z_QDRANT_URL"),
         "--milvus-url",
-        &milvus,
+        &standin("Q2Z_MILVUS_URL"),
         "-c",
         c,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let (code, out, err) = run_q2z(&args);
-    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    (code, v, format!("{out}{err}"))
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// (inserted, updated, deleted) of a one-collection sync report.
+pub fn counts(v: &Value) -> (u64, u64, u64) {
+    let r = &v[0];
+    (
+        r["inserted"].as_u64().unwrap(),
+        r["updated"].as_u64().unwrap(),
+        r["deleted"].as_u64().unwrap(),
+    )
 }
 
 /// The target equals the source now: a fresh export verified against it, every row.
@@ -211,4 +228,17 @@ pub fn target_vs_source(c: &str, target: &str) -> Vec<String> {
     }
     diffs.truncate(10);
     diffs
+}
+
+/// The arguments `verify` takes to repair through the S3 stand-in, then `extra`.
+pub fn repair_args(extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "--repair".to_string(),
+        "--s3-endpoint".into(),
+        standin("Q2Z_S3_ENDPOINT"),
+        "--s3-bucket".into(),
+        standin("Q2Z_S3_BUCKET"),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
 }

@@ -3,6 +3,7 @@
 //! and 5xx are retried by the one retry contract of [`crate::http::retry`].
 
 pub mod jobs;
+pub mod rest_json;
 pub mod schema;
 
 use crate::error::{Error, Result};
@@ -134,12 +135,14 @@ impl Milvus {
             obj.entry("dbName").or_insert_with(|| json!(db));
         }
         let url = format!("{}{path}", self.base);
+        let bytes = rest_json::to_vec(&body);
         let make = || {
             let mut rb = self
                 .client
                 .post(&url)
                 .header("Accept-Type-Allow-Int64", "true")
-                .json(&body);
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone());
             if !idempotent {
                 // A request that may create something has a short life, so that after it the
                 // caller knows for sure whether the server acted on it (see CREATE_WINDOW).
