@@ -12,6 +12,13 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::path::Path;
 
+/// The Qdrant stand-in's faults are one state for every test of this binary (running side by
+/// side): a test holds this while its faults are on.
+fn faults_lock() -> std::sync::MutexGuard<'static, ()> {
+    static FAULTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    FAULTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn point(id: u64, seed: f32, payload: Value) -> Value {
     json!({"id": id, "vector": [seed, 1.0 - seed, (id % 7) as f32 / 7.0, 0.5], "payload": payload})
 }
@@ -323,6 +330,7 @@ struct Tally {
 /// Starts `q2z sync` on a source slowed by `slow_ms` per page and kills it with -9 after `ms`
 /// milliseconds; whether it was still running (if not, the kill landed on nothing).
 fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64, slow_ms: u64) -> bool {
+    let _faults = faults_lock();
     let mut slow = serde_json::Map::new();
     slow.insert(c.to_string(), json!(slow_ms));
     qdrant_faults(json!({"slow_ms_by_collection": slow}));
@@ -731,9 +739,11 @@ fn ids_a_stale_replica_leaves_out_are_not_deleted() {
     upsert(&c, vec![point(5, 0.9, json!({"n": 5, "changed": true}))]);
     let mut stale = serde_json::Map::new();
     stale.insert(c.clone(), json!([5, 6, 33]));
+    let faults = faults_lock();
     qdrant_faults(json!({"stale_replica": stale}));
     let (code, v, text) = sync(stage.path(), &c, &[]);
     qdrant_faults(json!({}));
+    drop(faults);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v[0]["deleted"], 0, "{v}");
     assert_eq!(v[0]["delete_checks_kept"], 3, "{v}");
