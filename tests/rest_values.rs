@@ -3,7 +3,7 @@
 //! arrays pass through float64) never go over REST: `import --mode upsert` stops naming the
 //! point and the fix, `sync` sends such rows through bulk import when it has the bucket and
 //! stops with the fix when it has not; floats always carry a `.` so the layer reads them as
-//! floats (`1e21`, `1e-6`).
+//! floats (`1e21`, `1e-6`). Collections are created with consistency level Strong.
 
 mod common;
 
@@ -37,6 +37,9 @@ fn rows_rest_would_change_go_through_bulk_or_stop_with_the_fix() {
     let target = format!("rv_{c}");
     let d = target_vs_source(&c, &target);
     assert!(d.is_empty(), "{d:#?}");
+    // Created Strong: servers that ignore a query's level use the collection's.
+    let v = milvus_post("collections/describe", json!({"collectionName": target}));
+    assert_eq!(v["data"]["consistencyLevel"], "Strong", "{v}");
     // A changed row holding such a value: without the bucket sync stops, with it the row goes
     // through bulk import.
     upsert(

@@ -287,7 +287,8 @@ def describe(st, body):
     return ok({"collectionName": body["collectionName"], "collectionID": cid, "description": req.get("description", ""),
                "autoId": bool(req["schema"].get("autoID")), "fields": fields, "functions": [], "aliases": [], "indexes": idx,
                "load": "LoadStateLoaded" if "Loaded" in str(load) else "LoadStateNotLoad", "shardsNum": 1, "partitionsNum": 1,
-               "consistencyLevel": "Bounded", "enableDynamicField": bool(req["schema"].get("enableDynamicField")), "properties": []})
+               # handler_v2.go describeCollection: the level set at create (params.consistencyLevel), else Bounded.
+               "consistencyLevel": (req.get("params") or {}).get("consistencyLevel", "Bounded"), "enableDynamicField": bool(req["schema"].get("enableDynamicField")), "properties": []})
 
 
 # ---------------------------------------------------------------- rows

@@ -29,16 +29,20 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
             indexes.push(json!({"fieldName": s.field, "indexName": format!("{}_idx", s.field), "indexType": ix}));
         }
     }
-    let mut body = json!({
+    // Strong: a collection's default consistency is what queries get on servers that ignore
+    // the request's level (before mid-2025 builds, `entities/query` used the collection's:
+    // Bounded unless set here; handler_v2.go `createCollection` reads `params.consistencyLevel`).
+    let mut params = json!({"consistencyLevel": "Strong"});
+    if let (Some(n), true) = (m.partitions_num, m.scalars.iter().any(|s| s.partition_key)) {
+        params["partitionsNum"] = json!(n);
+    }
+    json!({
         "collectionName": m.target,
         "description": m.description,
         "schema": {"autoID": false, "enableDynamicField": true, "fields": fields},
         "indexParams": indexes,
-    });
-    if let (Some(n), true) = (m.partitions_num, m.scalars.iter().any(|s| s.partition_key)) {
-        body["params"] = json!({ "partitionsNum": n });
-    }
-    body
+        "params": params,
+    })
 }
 
 /// A collection as `collections/describe` shows it (the parts q2z checks).
