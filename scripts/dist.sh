@@ -32,7 +32,7 @@ esac
 "$OUT/$NAME" completions bash >"$OUT/q2z.bash"
 "$OUT/$NAME" completions zsh >"$OUT/_q2z"
 "$OUT/$NAME" completions fish >"$OUT/q2z.fish"
-"$OUT/$NAME" manpage >"$OUT/q2z.1"
+"$OUT/$NAME" manpage --dir "$OUT/man"   # q2z.1 and one page per command
 # It runs with no toolchain on PATH, from a clean directory: plan, then a whole migration of
 # the fixture into the Milvus and S3 stand-ins.
 CLEAN="$(mktemp -d)"

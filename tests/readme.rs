@@ -1,4 +1,5 @@
-//! Every `q2z` command README.md shows runs here, as written, against the stand-ins: each bash
+//! Every `q2z` command README.md and docs/guide.md show runs here, as written, against the
+//! stand-ins (and every relative link of the docs resolves): each bash
 //! block in a fresh working directory, with the README's host names and placeholders replaced
 //! by the stand-ins' addresses (`http://qdrant:6333` → a Qdrant stand-in holding a `docs`
 //! collection, `http://milvus:19530` and `https://CLUSTER_ENDPOINT` → the Milvus stand-in,
@@ -15,8 +16,11 @@ use std::process::{Child, Command};
 /// The `q2z …` commands of each bash block of README.md, `\` continuations joined, leading
 /// `VAR=value` assignments and comments left out.
 fn readme_blocks() -> Vec<Vec<String>> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // README.md, then the guide beside it (its recipes, in the order the README had them).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = ["README.md", "docs/guide.md"]
+        .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+        .join("\n");
     let mut blocks = Vec::new();
     let mut block: Vec<String> = Vec::new();
     let mut in_bash = false;
@@ -186,4 +190,37 @@ fn every_readme_command_runs_as_written() {
             );
         }
     }
+}
+
+/// Every relative link of README.md and docs/*.md points at a file or directory that exists.
+#[test]
+fn every_relative_link_of_the_docs_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut broken = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for part in text.split("](").skip(1) {
+            let Some(target) = part.split(')').next() else {
+                continue;
+            };
+            let target = target.split('#').next().unwrap_or("");
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            seen += 1;
+            if !f.parent().unwrap().join(target).exists() {
+                broken.push(format!("{}: {target}", f.display()));
+            }
+        }
+    }
+    assert!(seen >= 8, "only {seen} relative links found");
+    assert!(broken.is_empty(), "{broken:#?}");
 }

@@ -59,10 +59,19 @@ pub enum Command {
     ///
     /// Example: q2z completions bash > /etc/bash_completion.d/q2z
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
+    /// Print the man page (roff), or write one page per command into a directory.
     ///
-    /// Example: q2z manpage > /usr/local/share/man/man1/q2z.1
-    Manpage,
+    /// Example: q2z manpage --dir /usr/local/share/man/man1   (q2z.1, q2z-export.1, …)
+    Manpage(ManpageArgs),
+}
+
+/// `q2z manpage`.
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Write q2z.1 and a page per subcommand (q2z-export.1, q2z-stage-merge.1, …) here instead
+    /// of printing q2z.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `q2z sync`.

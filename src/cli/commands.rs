@@ -34,8 +34,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
             output::merge_reports(&reports, &a.into, a.json)
         }
-        Command::Manpage => {
+        Command::Manpage(a) => {
             use clap::CommandFactory;
+            if let Some(dir) = &a.dir {
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+                    .with_context(|| {
+                        format!("could not write the man pages into {}", dir.display())
+                    })?;
+                return Ok(0);
+            }
             match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
                 _ => Ok(0),

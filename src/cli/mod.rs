@@ -134,6 +134,23 @@ mod tests {
         assert!(problems.is_empty(), "{problems:#?}");
     }
 
+    /// One man page per command, as q2z.1's SEE ALSO names them.
+    #[test]
+    fn man_pages_cover_every_subcommand() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        clap_mangen::generate_to(Cli::command(), dir.path()).unwrap();
+        for page in [
+            "q2z.1",
+            "q2z-export.1",
+            "q2z-sync.1",
+            "q2z-verify.1",
+            "q2z-stage-merge.1",
+        ] {
+            assert!(dir.path().join(page).is_file(), "{page} missing");
+        }
+    }
+
     #[test]
     fn version_names_the_commit_and_build_date() {
         use clap::CommandFactory;
