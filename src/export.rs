@@ -471,31 +471,13 @@ fn run_ranges(
     {
         e.state = ExportState::Exporting;
     }
-    let queue = Mutex::new(pending);
-    let first_err: Mutex<Option<Error>> = Mutex::new(None);
     let threads = opts.workers.max(1).min(entry.ranges.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
-                        return;
-                    }
-                    let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        return;
-                    };
-                    if let Err(e) = export_range(stage, src, name, idx, &shared, opts, &progress) {
-                        let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
-                        fe.get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
+    let ran = crate::pool::run(pending.into_iter().collect(), threads, |idx| {
+        export_range(stage, src, name, idx, &shared, opts, &progress)
     });
     progress.finish();
     *manifest = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Err(e) = ran {
         stage.save_manifest(manifest)?;
         return Err(e);
     }

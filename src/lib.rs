@@ -19,6 +19,7 @@ pub mod stage;
 pub mod sync;
 pub mod transform;
 pub mod verify;
+pub mod wait;
 
 #[cfg(test)]
 mod fuzz;

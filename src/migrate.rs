@@ -93,7 +93,7 @@ pub fn upload_while_exporting(
                 }
                 crate::interrupt::check()?;
                 let key = up.key_for(&c.file);
-                let path = stage.file(&c.file);
+                let path = stage.local_path(&c.file);
                 if !up.holds(&key, c.bytes, &c.sha256, &path)? {
                     up.put_file(&path, &key, Some(&c.sha256))?;
                     if finished {

@@ -149,14 +149,10 @@ fn find_created_job(
     known: &std::collections::BTreeSet<String>,
     since: u64,
 ) -> Result<Option<String>> {
-    loop {
-        let found = milvus.find_job_reading(target, keys, known, RECONCILE_WAIT)?;
-        if found.is_some() || unix_now() >= since + CREATE_WINDOW.as_secs() {
-            return Ok(found);
-        }
-        crate::interrupt::check()?;
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    let window = Duration::from_secs((since + CREATE_WINDOW.as_secs()).saturating_sub(unix_now()));
+    crate::wait::until(Duration::from_secs(2), window, || {
+        milvus.find_job_reading(target, keys, known, RECONCILE_WAIT)
+    })
 }
 
 /// Uploads what is not in the bucket yet, several files at once; each file is recorded as
@@ -170,54 +166,20 @@ fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) ->
     if pending.is_empty() {
         return Ok(());
     }
-    let queue = std::sync::Mutex::new(pending.into_iter());
-    let (tx, rx) = std::sync::mpsc::channel::<Result<(String, String)>>();
-    let mut first_err = None;
-    std::thread::scope(|s| -> Result<()> {
-        for _ in 0..UPLOAD_THREADS {
-            let tx = tx.clone();
-            let queue = &queue;
-            s.spawn(move || {
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some(c) = next else { return };
-                    let key = up.key_for(&c.file);
-                    let r = (|| {
-                        crate::interrupt::check()?;
-                        // A stage on object storage in the import's bucket is already there.
-                        let named = sc.stage().file(&c.file);
-                        if !up.holds(&key, c.bytes, &c.sha256, &named)? {
-                            up.put_file(&sc.chunk_path(c)?, &key, Some(&c.sha256))?;
-                        }
-                        Ok((c.file.clone(), key))
-                    })();
-                    let failed = r.is_err();
-                    if tx.send(r).is_err() || failed {
-                        return;
-                    }
-                }
-            });
+    let book = std::sync::Mutex::new(book);
+    crate::pool::run(pending, UPLOAD_THREADS, |c| {
+        let key = up.key_for(&c.file);
+        // A stage on object storage in the import's bucket is already there.
+        if !up.holds(&key, c.bytes, &c.sha256, &sc.local_path(c))? {
+            up.put_file(&sc.chunk_path(c)?, &key, Some(&c.sha256))?;
         }
-        drop(tx);
-        for r in rx {
-            match r {
-                Ok((file, key)) => {
-                    let l = book.get().chunk(&file);
-                    l.key = Some(key);
-                    l.state = ChunkState::Uploaded;
-                    book.save()?;
-                }
-                Err(e) => {
-                    if let Ok(mut q) = queue.lock() {
-                        q.by_ref().for_each(drop);
-                    }
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        Ok(())
-    })?;
-    first_err.map_or(Ok(()), Err)
+        // Recorded as soon as it is there.
+        let mut b = book.lock().unwrap_or_else(|e| e.into_inner());
+        let l = b.get().chunk(&c.file);
+        l.key = Some(key);
+        l.state = ChunkState::Uploaded;
+        b.save()
+    })
 }
 
 /// Creates jobs for the uploaded chunks (at most 1,000 files and 1 TB each). Each group is

@@ -207,13 +207,10 @@ fn wait_and_verify(
     ledger: &CollectionLedger,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport> {
-    for _ in 0..60 {
-        if milvus.count(&sc.entry.mapping.target, "")? >= sc.rows() {
-            break;
-        }
-        crate::interrupt::check()?;
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    crate::wait::until(Duration::from_millis(500), Duration::from_secs(30), || {
+        let n = milvus.count(&sc.entry.mapping.target, "")?;
+        Ok((n >= sc.rows()).then_some(()))
+    })?;
     verify_imported(milvus, sc, Some(ledger), opts)
 }
 

@@ -219,6 +219,17 @@ impl Stage {
         Ok(hex::encode(sha2::Sha256::digest(bytes)))
     }
 
+    /// Where a staged file listed by the manifest is (or would be) in the working copy, not
+    /// fetched (a stage on object storage may not hold it locally).
+    pub fn local_path(&self, rel: &str) -> PathBuf {
+        self.file(rel)
+    }
+
+    /// Removes a file q2z wrote into the stage (a name from [`layout`]), if it is there.
+    pub fn remove_file(&self, rel: &str) {
+        let _ = std::fs::remove_file(self.file(rel));
+    }
+
     /// The path of a staged file listed by the manifest (checked when the manifest was read).
     pub fn file(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
@@ -444,6 +455,11 @@ impl<'a> StagedCollection<'a> {
     /// Its chunks, in range and sequence order.
     pub fn chunks(&self) -> &'a [Chunk] {
         &self.entry.chunks
+    }
+
+    /// Where a chunk is (or would be) in the working copy, not fetched.
+    pub fn local_path(&self, c: &Chunk) -> PathBuf {
+        self.stage.local_path(&c.file)
     }
 
     /// The chunk recorded under a file name.

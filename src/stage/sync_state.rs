@@ -133,6 +133,12 @@ impl Stage {
         Ok(())
     }
 
+    /// The marker beside a sync or repair file that records the object key its import job
+    /// reads (`<file>.job`), kept until the job is known to have ended.
+    pub fn job_marker(&self, rel: &str) -> std::path::PathBuf {
+        self.file(&format!("{rel}.job"))
+    }
+
     /// A small file of the sync record written and, on object storage, uploaded.
     pub fn write_sync_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
         let sha256 = self.write_small(rel, bytes)?;

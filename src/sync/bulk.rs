@@ -90,7 +90,7 @@ impl<'a> DeltaFile<'a> {
     pub fn finish(self) -> Result<Option<WrittenDelta>> {
         match self.writer {
             None => {
-                let _ = std::fs::remove_file(self.stage.file(&self.rel));
+                self.stage.remove_file(&self.rel);
                 Ok(None)
             }
             Some(w) => Ok(Some(WrittenDelta {
@@ -115,7 +115,7 @@ pub struct DeltaImport<'a> {
 
 impl DeltaImport<'_> {
     fn job_file(&self) -> PathBuf {
-        self.stage.file(&format!("{}.job", self.rel))
+        self.stage.job_marker(&self.rel)
     }
 
     /// Before a range is read again: waits for the job an earlier run created for it, if any

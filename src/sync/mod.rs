@@ -218,7 +218,7 @@ fn sync_collection(
         // The digests the target no longer matches: the record's rows and tombstones keep
         // the history.
         if let Some(old) = superseded {
-            let _ = std::fs::remove_file(stage.file(&old.file));
+            stage.remove_file(&old.file);
         }
         Ok(())
     })?;

@@ -235,9 +235,9 @@ impl Milvus {
         known: &std::collections::BTreeSet<String>,
         wait: std::time::Duration,
     ) -> Result<Option<String>> {
-        let start = std::time::Instant::now();
-        loop {
-            let mut silent = Vec::new();
+        let mut silent = Vec::new();
+        let found = crate::wait::until(std::time::Duration::from_secs(2), wait, || {
+            silent.clear();
             let mut failed = None;
             for j in self.import_list(name)? {
                 if known.contains(&j.job_id) {
@@ -255,24 +255,19 @@ impl Milvus {
                         failed.get_or_insert(d.job_id);
                         continue;
                     }
-                    return Ok(Some(d.job_id));
+                    return Ok(Some(Some(d.job_id)));
                 }
                 if d.details.is_empty() && !d.state.is_final() {
                     silent.push(d.job_id);
                 }
             }
-            if silent.is_empty() {
-                return Ok(failed);
-            }
-            if start.elapsed() >= wait {
-                return Err(Error::Other(format!(
-                    "an import job into {name} may have been created for these files, but Milvus does not yet say which files jobs {} read; run the same command again in a few minutes (sending the files now could import them twice)",
-                    silent.join(", ")
-                )));
-            }
-            crate::interrupt::check()?;
-            std::thread::sleep(std::time::Duration::from_secs(2));
-        }
+            // Settled once no job is silent about its files.
+            Ok(silent.is_empty().then_some(failed))
+        })?;
+        found.ok_or_else(|| Error::Other(format!(
+            "an import job into {name} may have been created for these files, but Milvus does not yet say which files jobs {} read; run the same command again in a few minutes (sending the files now could import them twice)",
+            silent.join(", ")
+        )))
     }
 }
 
@@ -354,14 +349,14 @@ impl Milvus {
         stall: std::time::Duration,
     ) -> Result<ImportJob> {
         let mut watch = StallWatch::default();
-        loop {
-            crate::interrupt::check()?;
+        let ended = crate::wait::until(poll, std::time::Duration::MAX, || {
             let j = self.import_describe(job)?;
             if j.state.is_final() {
-                return Ok(j);
+                return Ok(Some(j));
             }
             watch.check(&j, target, stall)?;
-            std::thread::sleep(poll);
-        }
+            Ok(None)
+        })?;
+        Ok(ended.expect("an unbounded wait ends with an answer or an error"))
     }
 }

@@ -269,20 +269,16 @@ impl Milvus {
             load_state: String,
         }
         self.call("collections/load", json!({"collectionName": name}))?;
-        for _ in 0..600 {
-            let s = self.call(
-                "collections/get_load_state",
-                json!({"collectionName": name}),
-            )?;
-            if Self::typed::<LoadState>("collections/get_load_state", s)?.load_state
-                == "LoadStateLoaded"
-            {
-                return Ok(());
-            }
-            crate::interrupt::check()?;
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Err(Error::Other(format!(
+        let loaded =
+            crate::wait::until(Duration::from_millis(200), Duration::from_secs(120), || {
+                let s = self.call(
+                    "collections/get_load_state",
+                    json!({"collectionName": name}),
+                )?;
+                let state = Self::typed::<LoadState>("collections/get_load_state", s)?.load_state;
+                Ok((state == "LoadStateLoaded").then_some(()))
+            })?;
+        loaded.ok_or_else(|| Error::Other(format!(
             "collection {name} did not finish loading in 2 minutes; check the target's query nodes, then run the same command again"
         )))
     }
