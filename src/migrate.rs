@@ -84,7 +84,7 @@ pub fn upload_while_exporting(
         .collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut sent = EarlyUploads::default();
-    loop {
+    let ended = crate::wait::until(Duration::from_millis(300), Duration::MAX, || {
         let finished = done.load(Ordering::SeqCst);
         if let Some(m) = stage.manifest()? {
             for c in m.collections.values().flat_map(|e| &e.chunks) {
@@ -104,9 +104,8 @@ pub fn upload_while_exporting(
                 }
             }
         }
-        if finished {
-            return Ok(sent);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        Ok(finished.then_some(()))
+    })?;
+    debug_assert!(ended.is_some());
+    Ok(sent)
 }

@@ -255,8 +255,7 @@ fn poll_jobs(
 ) -> Result<()> {
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
     let mut stall = crate::sink::milvus::jobs::StallWatch::default();
-    while !jobs.is_empty() {
-        crate::interrupt::check()?;
+    crate::wait::until(opts.poll_interval, Duration::MAX, || {
         let mut finished = Vec::new();
         for (job, files) in &jobs {
             let d = match milvus.import_describe(job) {
@@ -290,10 +289,8 @@ fn poll_jobs(
             .map(|c| c.rows)
             .sum();
         progress.set(imported + running.values().sum::<u64>());
-        if !jobs.is_empty() {
-            std::thread::sleep(opts.poll_interval);
-        }
-    }
+        Ok(jobs.is_empty().then_some(()))
+    })?;
     Ok(())
 }
 

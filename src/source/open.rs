@@ -98,30 +98,30 @@ fn same_collection(
     name: &str,
 ) -> std::result::Result<(), String> {
     let mut last = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
-        let over_grpc = match g.count(name) {
-            Ok(n) => n,
-            Err(e) => {
-                last = format!(
-                    "the gRPC endpoint {} cannot count collection {name} ({e})",
-                    g.url()
-                );
-                continue;
+    let same = crate::wait::until(
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_millis(900),
+        || {
+            let over_grpc = match g.count(name) {
+                Ok(n) => n,
+                Err(e) => {
+                    last = format!("the gRPC endpoint {} cannot count collection {name} ({e})", g.url());
+                    return Ok(None);
+                }
+            };
+            let over_rest = rest.count(name)?;
+            if over_grpc == over_rest {
+                return Ok(Some(()));
             }
-        };
-        let over_rest = rest.count(name).map_err(|e| e.to_string())?;
-        if over_grpc == over_rest {
-            return Ok(());
-        }
-        last = format!(
-            "the gRPC endpoint {} counts {over_grpc} points in collection {name}, the REST endpoint {over_rest}: they are not the same server",
-            g.url()
-        );
-    }
-    Err(last)
+            last = format!(
+                "the gRPC endpoint {} counts {over_grpc} points in collection {name}, the REST endpoint {over_rest}: they are not the same server",
+                g.url()
+            );
+            Ok(None)
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    same.ok_or(last)
 }
 
 /// The opened collections, their description for the manifest, and the scratch directory
