@@ -7,8 +7,8 @@
 
 use super::ImportOptions;
 use crate::error::{Error, Result};
-use crate::import::upsert::rest_row;
 use crate::sink::milvus::Milvus;
+use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
 use crate::stage::StagedCollection;
 use crate::stage::layout::sync_repair_file;
 use crate::stage::ledger::ImportMode;
@@ -97,7 +97,7 @@ pub fn repair_ranges(
                         if !k {
                             continue;
                         }
-                        if let Some(why) = crate::import::upsert::rest_refusal(&row, m) {
+                        if let Some(why) = rest_refusal(&row, m) {
                             return Err(Error::Other(format!(
                                 "collection {}: {why}; repair sends an upsert-imported collection over REST. Drop the target and import the stage with --mode bulk, then sync",
                                 sc.name

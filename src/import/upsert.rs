@@ -5,12 +5,11 @@ use super::ImportOptions;
 use super::ledger_book::LedgerBook;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::sink::milvus::{Milvus, rest_json};
+use crate::sink::milvus::Milvus;
+use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
 use crate::stage::StagedCollection;
 use crate::stage::ledger::ChunkState;
 use crate::stage::manifest::{Chunk, stage_err};
-use crate::stage::reader::Row;
-use crate::transform::mapping::META;
 use serde_json::{Map, Value};
 
 /// Upserts every chunk not imported yet.
@@ -43,23 +42,6 @@ pub fn import_all(
         book.save()?;
     }
     Ok(())
-}
-
-/// Turns a staged row into a REST row: `$meta` keys go to the top level (the dynamic field).
-/// Why a staged row cannot go over REST unchanged (see [`rest_json::inexact_value`]), with
-/// its id.
-pub fn rest_refusal(r: &Row, m: &crate::transform::mapping::CollectionMapping) -> Option<String> {
-    let meta = r.get(META)?.as_object()?;
-    rest_json::inexact_value(meta).map(|why| format!("point {}: {why}", r[&m.id_field]))
-}
-
-pub fn rest_row(mut r: Row) -> Row {
-    if let Some(Value::Object(meta)) = r.remove(META) {
-        for (k, v) in meta {
-            r.insert(k, v);
-        }
-    }
-    r
 }
 
 /// Sends one chunk as upserts in batches of at most `batch_bytes`.

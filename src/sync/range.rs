@@ -7,9 +7,9 @@ use super::bulk::{DeltaFile, DeltaImport, WrittenDelta};
 use super::changed::{self, FieldKind};
 use super::{SyncOptions, SyncReport};
 use crate::error::{Error, Result};
-use crate::import::upsert::rest_row;
 use crate::model::{Point, PointId};
 use crate::sink::milvus::Milvus;
+use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
 use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::layout;
 use crate::stage::manifest::Range;
@@ -192,7 +192,7 @@ impl CollectionSync<'_> {
                 }
             };
             keep.push(changed);
-            if changed && let Some(why) = crate::import::upsert::rest_refusal(&row, m) {
+            if changed && let Some(why) = rest_refusal(&row, m) {
                 if self.opts.bulk.is_none() || d.delta.file.is_none() {
                     if !self.opts.dry_run {
                         return Err(Error::Other(format!(

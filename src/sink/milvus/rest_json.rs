@@ -7,7 +7,8 @@
 //! values. Floats are therefore always written with a `.` ([`to_vec`]), and rows holding values
 //! the layer cannot carry exactly are found by [`inexact_value`] so they go through bulk import.
 
-use serde_json::Value;
+use crate::transform::mapping::{CollectionMapping, META};
+use serde_json::{Map, Value};
 use std::io::Write;
 
 /// serde_json's formatter, except that a float always has a `.` (`1e21` → `1000000000000000000000.0`,
@@ -67,6 +68,23 @@ pub fn inexact_value(meta: &serde_json::Map<String, Value>) -> Option<String> {
         Value::Array(_) | Value::Object(_) => nested(k, v),
         _ => None,
     })
+}
+
+/// A staged row as Milvus's REST insert/upsert takes it: `$meta` keys go to the top level (the
+/// dynamic field).
+pub fn rest_row(mut r: Map<String, Value>) -> Map<String, Value> {
+    if let Some(Value::Object(meta)) = r.remove(META) {
+        for (k, v) in meta {
+            r.insert(k, v);
+        }
+    }
+    r
+}
+
+/// Why a staged row cannot go over REST unchanged (see [`inexact_value`]), with its id.
+pub fn rest_refusal(r: &Map<String, Value>, m: &CollectionMapping) -> Option<String> {
+    let meta = r.get(META)?.as_object()?;
+    inexact_value(meta).map(|why| format!("point {}: {why}", r[&m.id_field]))
 }
 
 #[cfg(test)]
