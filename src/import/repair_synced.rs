@@ -67,6 +67,7 @@ pub fn repair_ranges(
             .iter()
             .map(|k| crate::verify::typed_id(m.id_kind, k))
             .collect();
+        let wanted = crate::stage::sync_state::base_digests(sc, Some(pass), range)?;
         match &bulk {
             Some(b) => {
                 let rel = sync_repair_file(sc.name, pass.passes, range.index);
@@ -81,7 +82,7 @@ pub fn repair_ranges(
                 };
                 di.settle_earlier()?;
                 let mut file = DeltaFile::new(sc.stage(), rel, arrow_schema(m));
-                current_rows(sc, pass, range, true, |batch, _, keep, _| {
+                current_rows(sc, pass, range, &wanted, true, |batch, _, keep, _| {
                     file.write(batch, keep)
                 })?;
                 match file.finish()? {
@@ -92,7 +93,7 @@ pub fn repair_ranges(
             None => {
                 delete(milvus, sc, &ids)?;
                 let mut rows: Vec<Row> = Vec::new();
-                current_rows(sc, pass, range, true, |_, batch_rows, keep, _| {
+                current_rows(sc, pass, range, &wanted, true, |_, batch_rows, keep, _| {
                     for (row, k) in batch_rows.into_iter().zip(keep) {
                         if !k {
                             continue;

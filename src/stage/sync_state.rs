@@ -393,17 +393,18 @@ pub enum RowOrigin {
 /// Calls `f` with every batch holding rows the target must hold now in `range`, with the mask
 /// of those rows: for each id the range's digests list, the newest version whose digest
 /// matches — from the newest pass that sent the range back to the staged chunks (`staged`
-/// false: the passes' rows only, e.g. to check them apart from the staged ones).
+/// false: the passes' rows only, e.g. to check them apart from the staged ones). `wanted` is
+/// the range's digests as [`base_digests`] reads them.
 pub fn current_rows(
     sc: StagedCollection,
     pass: &PassState,
     range: &Range,
+    wanted: &HashMap<String, u64>,
     staged: bool,
     mut f: impl FnMut(&RecordBatch, Vec<Row>, Vec<bool>, RowOrigin) -> Result<()>,
 ) -> Result<()> {
     let stage = sc.stage();
     let m = &sc.entry.mapping;
-    let wanted = base_digests(sc, Some(pass), range)?;
     let mut found: HashSet<String> = HashSet::new();
     let mut pick = |batch: &RecordBatch, rows: Vec<Row>, origin: RowOrigin| {
         let keep: Vec<bool> = rows

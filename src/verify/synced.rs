@@ -20,8 +20,9 @@ pub fn compare_pass_rows(
     let mut rng = rand::rng();
     let mut seen = 0usize;
     let mut picked: Vec<(usize, Row)> = Vec::new();
-    for r in &sc.entry.ranges {
-        current_rows(sc, &view.pass, r, false, |_, rows, keep, origin| {
+    // The view holds each range's digests already (in the plan's order).
+    for (r, wanted) in sc.entry.ranges.iter().zip(&view.ranges) {
+        current_rows(sc, &view.pass, r, wanted, false, |_, rows, keep, origin| {
             debug_assert!(matches!(origin, RowOrigin::Pass { .. }));
             for (row, k) in rows.into_iter().zip(keep) {
                 if !k {
