@@ -5,3 +5,7 @@
 . scripts/toolchain.sh
 if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
 B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo release)"
+if [ -n "${Q2Z_BENCH_BIN:-}" ]; then
+  # A copy of the binaries: a rebuild during a long bench does not swap what is timed.
+  mkdir -p "$Q2Z_BENCH_BIN" && cp "$B/q2z" "$B/qdrant-standin" "$Q2Z_BENCH_BIN/" && B="$Q2Z_BENCH_BIN"
+fi

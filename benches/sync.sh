@@ -6,11 +6,13 @@
 # import (`--bulk-over`), next to each other.
 # Each pass prints its time and peak RSS (the memory of a sync pass). QUICK=1 runs only the
 # digest passes (nothing changed, 1% changed).
-# Usage: benches/sync.sh [POINTS] (default 200000). Env: DIM (64), PROFILE (dev), QUICK.
+# Usage: benches/sync.sh [POINTS] (default 200000). Env: DIM (64), TEXT (30: repeats of a
+# 27-byte phrase in each payload, ~1 KiB), PROFILE (dev), QUICK, Q2Z_RUN_DIR (stand-ins of its
+# own beside the tests'), Q2Z_BENCH_BIN (binaries to time, copied, so a rebuild does not swap them).
 set -euo pipefail
-N="${1:-200000}"; DIM="${DIM:-64}"
+N="${1:-200000}"; DIM="${DIM:-64}"; TEXT="${TEXT:-30}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
-W="$ROOT/.cache/bench-sync-$N-$DIM"; mkdir -p "$W"
+W="$ROOT/.cache/bench-sync-$N-$DIM-$TEXT"; mkdir -p "$W"
 PROFILE="${PROFILE:-dev}"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 . benches/build.sh
@@ -24,23 +26,23 @@ SPID=$!
 trap 'kill $SPID 2>/dev/null || true; scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
 while [ ! -s "$W/addr" ]; do sleep 0.2; done
 URL="http://$(cat "$W/addr")"
-python3 - "$URL" "$N" "$DIM" <<'PY'
+python3 - "$URL" "$N" "$DIM" "$TEXT" <<'PY'
 import json, sys, urllib.request, random
-url, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+url, n, dim, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def call(method, path, body):
     req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req).read()
 call("PUT", "/collections/bulk", {"vectors": {"size": dim, "distance": "Cosine"}})
 random.seed(1)
-text = "lorem ipsum dolor sit amet " * 30
+text = "lorem ipsum dolor sit amet " * reps
 for start in range(1, n + 1, 400):
     pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i, "text": text, "updated_at": 1000}}
            for i in range(start, min(start + 400, n + 1))]
     call("PUT", "/collections/bulk/points?wait=true", {"points": pts})
 print(f"loaded {n} points")
 PY
-. .cache/run/env
+. "${Q2Z_RUN_DIR:-.cache/run}/env"
 export MILVUS_TOKEN="$Q2Z_MILVUS_TOKEN" AWS_ACCESS_KEY_ID="$Q2Z_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$Q2Z_S3_SECRET_KEY"
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
 rm -rf "$W/stage"

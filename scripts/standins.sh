@@ -7,10 +7,11 @@
 #   scripts/standins.sh start --target-only   only the Milvus and S3 stand-ins
 #   scripts/standins.sh env      print the environment of the running stand-ins
 #   scripts/standins.sh stop     stop them
+# Q2Z_RUN_DIR (default .cache/run) holds their state: a bench can run its own set beside the tests'.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache"
-RUN="$CACHE/run"
+RUN="${Q2Z_RUN_DIR:-$CACHE/run}"
 VENV="$CACHE/venv-milvus"
 VENV23="$CACHE/venv-m23"
 SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/fixtures/qdrant-1.19}"

@@ -223,6 +223,77 @@ fn a_counter_change_field_reads_every_update_pass_after_pass() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// Flat sync memory: a range is diffed a window of `--diff-window` ids at a time on each side
+/// (the target's record, the source). Windows of a few points — smaller than a page, smaller
+/// than a run of inserts or deletes between two recorded ids — find exactly what one window
+/// over the whole range finds, by digest and by change field, and the pass leaves the target
+/// equal to the source with its digests recorded in id order.
+#[test]
+fn a_range_read_in_small_windows_finds_what_one_window_finds() {
+    let c = format!("cutwin{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Euclid"}}));
+    let pt = |i: u64, seed: f32, rev: u64| point(i, seed, json!({"rev": rev, "n": i}));
+    upsert(&c, (1..=40).map(|i| pt(i * 10, 0.1, 1)).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "cut_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "upsert", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = format!("cut_{c}");
+    // Inserts before the first id, between recorded ids (a run of five), past the last (a
+    // run longer than any window); updates; deletes in a run and at the end.
+    let inserts: Vec<u64> = [1, 15, 16, 17, 18, 19, 55]
+        .into_iter()
+        .chain(401..=420)
+        .collect();
+    upsert(&c, inserts.iter().map(|&i| pt(i, 0.5, 2)).collect());
+    upsert(&c, [20, 30, 200].map(|i| pt(i, 0.9, 3)).to_vec());
+    delete_points(&c, &[100, 110, 120, 130, 140, 150, 400]);
+    let want = (27, 3, 7);
+    let changed = ["--changed-since-field", "rev", "--since", "2"];
+    for cf in [&[][..], &changed[..]] {
+        for (window, page) in [("1000000", "256"), ("1", "1"), ("3", "2"), ("4", "16")] {
+            let mut args = vec!["--dry-run", "--diff-window", window, "--page-size", page];
+            args.extend_from_slice(cf);
+            let (code, v, text) = sync(stage.path(), &c, &args);
+            assert_eq!(code, 0, "{text}");
+            assert_eq!(
+                counts(&v),
+                want,
+                "window {window}, page {page}, {cf:?}: {v}"
+            );
+            assert_eq!(v[0]["source_points"], 60, "{v}");
+        }
+    }
+    let (code, v, text) = sync(
+        stage.path(),
+        &c,
+        &["--diff-window", "3", "--page-size", "2"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), want, "{v}");
+    assert_equal(&c, &target, "after a pass in windows of 3");
+    let digests = std::fs::read_to_string(stage.path().join(format!("{c}/sync-0001-0000.digests")))
+        .expect("the pass's digests of range 0");
+    let ids: Vec<u64> = digests
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 60, "one digest per source point");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+    // The next pass reads the recorded digests in windows too.
+    upsert(&c, [15, 410].map(|i| pt(i, 0.3, 4)).to_vec());
+    delete_points(&c, &[19]);
+    let mut args = vec!["--diff-window", "2", "--page-size", "3"];
+    args.extend_from_slice(&changed[..2]);
+    args.extend(["--since", "4"]);
+    let (code, v, text) = sync(stage.path(), &c, &args);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (0, 2, 1), "{v}");
+    assert_equal(&c, &target, "after a second pass in windows of 2");
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// Finding 8: a point whose payload grew past the set-aside limit is listed in a set-aside
 /// file of the pass and counted; its old row leaves the target, as the export would not have
 /// staged it; verify agrees.
@@ -321,6 +392,7 @@ struct Tally {
     datetime_syncs: usize,
     counter_syncs: usize,
     bulk_syncs: usize,
+    windowed: usize,
     repairs: usize,
     bulk_imports: usize,
     kills: usize,
@@ -334,7 +406,10 @@ fn kill_sync_midway(stage: &Path, c: &str, extra: &[&str], ms: u64, slow_ms: u64
     let mut slow = serde_json::Map::new();
     slow.insert(c.to_string(), json!(slow_ms));
     qdrant_faults(json!({"slow_ms_by_collection": slow}));
-    let mut more = vec!["--page-size", "8", "--batch", "8"];
+    let mut more = vec!["--batch", "8"];
+    if !extra.contains(&"--page-size") {
+        more.extend(["--page-size", "8"]);
+    }
     more.extend_from_slice(extra);
     let args = sync_args(stage, c, &more);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -482,6 +557,13 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
                     counter_started = true;
                 }
             }
+        }
+        if rng.random_bool(0.4) {
+            // Windows of a few ids (flat memory), pages smaller than a window.
+            t.windowed += 1;
+            let w = rng.random_range(1..6u32);
+            args.extend(["--diff-window".into(), w.to_string()]);
+            args.extend(["--page-size".into(), rng.random_range(1..=w).to_string()]);
         }
         if rng.random_bool(0.3) {
             t.bulk_syncs += 1;

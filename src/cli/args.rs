@@ -109,6 +109,11 @@ pub struct SyncArgs {
     /// Ranges of the export's plan read at once, each with its own scroll cursor (1..=256).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Points of one range compared at a time, on each side (source and target record): a
+    /// range is read in windows of this size, so memory stays flat at any collection size
+    /// (about 200 bytes per point per worker).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub diff_window: u64,
     /// Collections to sync (default: every staged one).
     #[arg(long = "collection", short = 'c')]
     pub collections: Vec<String>,

@@ -557,6 +557,7 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
         batch: usize::from(a.batch),
         collections: a.collections.clone(),
         workers: usize::from(a.workers),
+        window: usize::try_from(a.diff_window).unwrap_or(usize::MAX),
         changed_since: a
             .changed_since_field
             .clone()

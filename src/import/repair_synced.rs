@@ -85,9 +85,10 @@ pub fn repair_ranges(
                 current_rows(sc, pass, range, &wanted, true, |batch, _, keep, _| {
                     file.write(batch, keep)
                 })?;
-                match file.finish()? {
-                    Some(w) => di.run(&w, &ids, &m.id_field)?,
-                    None => delete(milvus, sc, &ids)?,
+                let written = file.finish()?;
+                delete(milvus, sc, &ids)?;
+                if let Some(w) = written {
+                    di.run(&w, &m.id_field, 500)?;
                 }
             }
             None => {

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod merge;
 pub mod reader;
 pub mod remote;
+pub mod sync_lines;
 pub mod sync_state;
 pub mod writer;
 

@@ -145,6 +145,21 @@ fn put_vectors(
 
 /// The primary keys of a chunk file, read from its id column alone.
 pub fn read_ids(path: &Path, id_field: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for_each_id_batch(path, id_field, 8192, |ids| {
+        out.extend(ids);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The primary keys of a chunk file, `batch` at a time, read from its id column alone.
+pub fn for_each_id_batch(
+    path: &Path,
+    id_field: &str,
+    batch: usize,
+    mut f: impl FnMut(Vec<Value>) -> Result<()>,
+) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let ctx = || path.display().to_string();
     let builder =
@@ -156,18 +171,20 @@ pub fn read_ids(path: &Path, id_field: &str) -> Result<Vec<Value>> {
     let mask = parquet::arrow::ProjectionMask::leaves(schema, [idx]);
     let reader = builder
         .with_projection(mask)
-        .with_batch_size(8192)
+        .with_batch_size(batch)
         .build()
         .map_err(|e| Error::format(ctx(), e))?;
-    let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::format(ctx(), e))?;
         let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
         put_ids(&mut rows, batch.column(0).as_ref(), id_field)
             .map_err(|e| Error::format(ctx(), e))?;
-        out.extend(rows.into_iter().filter_map(|mut r| r.remove(id_field)));
+        f(rows
+            .into_iter()
+            .filter_map(|mut r| r.remove(id_field))
+            .collect())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One cell of a promoted scalar column as JSON (`null` for a null cell; `json`: the text is

@@ -12,11 +12,13 @@ use crate::stage::fsutil::write_atomic;
 use crate::stage::layout::{self, SYNC_STATE};
 use crate::stage::manifest::{Range, stage_err};
 use crate::stage::reader::{Row, for_each_record_batch};
+use crate::stage::sync_lines::DigestStream;
 use crate::stage::{Stage, StagedCollection};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 
 /// `sync-state.json`: the ranges the current sync pass has finished, per collection, tied to
 /// the export they start from.
@@ -316,42 +318,40 @@ pub fn base_digests(
     Ok(out)
 }
 
-/// Records what the target holds of a range after pass `pass` (id → digest, sorted).
-pub fn write_digests(
-    stage: &Stage,
-    collection: &str,
-    pass: u64,
-    range: usize,
-    now: &mut [(String, u64)],
-) -> Result<FileRef> {
-    now.sort_unstable();
-    let mut text = String::with_capacity(now.len() * 24);
-    for (id, d) in now.iter() {
-        text.push_str(id);
-        text.push('\t');
-        text.push_str(&format!("{d:016x}\n"));
+/// What the target holds for a range as a [`DigestStream`] in id order: the digests file the
+/// last pass of the range recorded in `pass`, else the staged rows' digests (written to a temp
+/// file of the stage's working copy, removed when the returned guard drops).
+pub fn base_stream(
+    sc: StagedCollection,
+    pass: Option<&PassState>,
+    r: &Range,
+) -> Result<(DigestStream, Option<tempfile::TempPath>)> {
+    let stage = sc.stage();
+    if let Some(f) = pass.and_then(|p| p.digests.get(&r.index)) {
+        let path = stage.sync_file(f)?;
+        return Ok((DigestStream::open(&path, &f.file, stage.dir())?, None));
     }
-    stage.write_sync_file(
-        &layout::sync_digests_file(collection, pass, range),
-        text.as_bytes(),
-    )
-}
-
-/// Writes the ids a pass deleted from a range; `None` when there are none.
-pub fn write_tombstones(
-    stage: &Stage,
-    collection: &str,
-    pass: u64,
-    range: usize,
-    ids: &[String],
-) -> Result<Option<FileRef>> {
-    if ids.is_empty() {
-        return Ok(None);
+    let tmp = tempfile::Builder::new()
+        .prefix(".sync-base-")
+        .tempfile_in(stage.dir())
+        .map_err(|e| Error::io(stage.dir(), e))?;
+    let path = tmp.path().to_path_buf();
+    let mut out = std::io::BufWriter::new(tmp.as_file());
+    let id_field = &sc.entry.mapping.id_field;
+    for c in sc.chunks().iter().filter(|c| c.range == r.index) {
+        sc.for_each_batch(c, 4096, |rows| {
+            for row in rows {
+                writeln!(out, "{}\t{:016x}", id_key(&row[id_field]), digest(&row))
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            Ok(())
+        })?;
     }
-    let mut text = ids.join("\n");
-    text.push('\n');
-    let rel = layout::sync_tombstones_file(collection, pass, range);
-    stage.write_sync_file(&rel, text.as_bytes()).map(Some)
+    out.flush().map_err(|e| Error::io(&path, e))?;
+    drop(out);
+    let name = format!("{}/range-{:04} (staged rows)", sc.name, r.index);
+    let stream = DigestStream::open(&path, &name, stage.dir())?;
+    Ok((stream, Some(tmp.into_temp_path())))
 }
 
 /// Every id a range ever held in the target through q2z: its staged rows, every row a pass

@@ -18,7 +18,6 @@ use crate::stage::writer::{ChunkOptions, WrittenFile};
 use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -145,13 +144,9 @@ impl DeltaImport<'_> {
         Ok(())
     }
 
-    /// Deletes `ids` from the target, uploads the file and imports it to the end.
-    pub fn run(&self, file: &WrittenDelta, ids: &[Value], id_field: &str) -> Result<()> {
-        for f in crate::verify::id_filters(id_field, ids) {
-            self.milvus.delete(self.target, &f)?;
-        }
-        let up = Uploader::s3(self.bulk.storage.clone())?;
-        let key = up.key_for(&file.rel);
+    /// Deletes the file's ids from the target (`batch` per request, read from its id column),
+    /// uploads the file and imports it to the end.
+    pub fn run(&self, file: &WrittenDelta, id_field: &str, batch: usize) -> Result<()> {
         // On an `s3://` stage the file went up to the stage when it was finished (and left
         // the working copy): fetched back, checked.
         let local = self.stage.sync_file(&crate::stage::sync_state::FileRef {
@@ -159,6 +154,14 @@ impl DeltaImport<'_> {
             sha256: file.written.sha256.clone(),
             bytes: file.written.bytes,
         })?;
+        crate::stage::reader::for_each_id_batch(&local, id_field, batch.max(1), |ids| {
+            for f in crate::verify::id_filters(id_field, &ids) {
+                self.milvus.delete(self.target, &f)?;
+            }
+            Ok(())
+        })?;
+        let up = Uploader::s3(self.bulk.storage.clone())?;
+        let key = up.key_for(&file.rel);
         up.put_file(&local, &key, Some(&file.written.sha256))?;
         crate::stage::fsutil::write_atomic(&self.job_file(), key.as_bytes())?;
         let job = self

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::sink::milvus::Milvus;
 use crate::source::SharedSource;
 use crate::stage::Stage;
-use crate::stage::sync_state::{PassState, SyncState, export_fingerprint};
+use crate::stage::sync_state::{PassState, SyncState, base_stream, export_fingerprint};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,6 +39,8 @@ pub struct SyncOptions {
     pub collections: Vec<String>,
     /// Ranges read at once (each its own scroll cursor).
     pub workers: usize,
+    /// Ids of one range diffed at once (on each side): what bounds a range's memory.
+    pub window: usize,
     /// Read only points changed after a bound, by a payload field the application keeps.
     pub changed_since: Option<ChangeField>,
     /// Ranges with many changed rows go through bulk import.
@@ -194,7 +196,8 @@ fn sync_collection(
         .filter(|r| pass.done.contains(&r.index))
     {
         if !opts.dry_run {
-            report.source_points += job.base_digests(r)?.len() as u64;
+            let (base, _tmp) = base_stream(sc, Some(&pass), r)?;
+            report.source_points += base.count()?;
         }
     }
     let todo: Vec<&crate::stage::manifest::Range> = sc

@@ -3,7 +3,7 @@
 //! look up once more every id that seems gone, then send the changed rows (upserts, or one bulk
 //! job), delete the confirmed-gone ids, and record it all in the stage.
 
-use super::bulk::{DeltaFile, DeltaImport, WrittenDelta};
+use super::bulk::{DeltaFile, DeltaImport};
 use super::changed::{self, FieldKind};
 use super::{SyncOptions, SyncReport};
 use crate::error::{Error, Result};
@@ -14,8 +14,9 @@ use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::layout;
 use crate::stage::manifest::Range;
 use crate::stage::reader::{Row, rows_of};
+use crate::stage::sync_lines::{DigestStream, SyncLines};
 use crate::stage::sync_state::{
-    DeltaRecord, FileRef, PassState, base_digests, digest, id_key, write_digests, write_tombstones,
+    DeltaRecord, FileRef, PassState, base_digests, base_stream, digest, id_key,
 };
 use crate::stage::{Stage, StagedCollection};
 use crate::transform::batch::{arrow_schema, to_batch};
@@ -105,8 +106,6 @@ struct Delta<'a> {
     upserts: Vec<Row>,
     /// The pass's rows of the range (not in a dry run).
     file: Option<DeltaFile<'a>>,
-    /// Ids of the changed rows.
-    ids: Vec<Value>,
     changed: usize,
     /// The range reached `--bulk-over`, or holds a row REST would change: it goes through
     /// bulk import.
@@ -119,8 +118,8 @@ struct Delta<'a> {
     max_seen: Option<Value>,
 }
 
-/// The diff of a range as it goes: what the target holds (`base`, taken out as ids are
-/// seen) and what it will hold (`now`).
+/// The diff of a range as it goes: what the target holds of the window being read (`base`,
+/// taken out as ids are seen) and what it will hold (`now`).
 struct Diff<'a> {
     base: HashMap<String, u64>,
     now: Vec<(String, u64)>,
@@ -128,13 +127,15 @@ struct Diff<'a> {
     delta: Delta<'a>,
 }
 
+/// The files a range of a pass writes as it goes (not in a dry run).
+struct RangeFiles<'a> {
+    digests: SyncLines<'a>,
+    tombstones: SyncLines<'a>,
+}
+
 impl CollectionSync<'_> {
     fn mapping(&self) -> &CollectionMapping {
         &self.sc.entry.mapping
-    }
-
-    pub fn base_digests(&self, r: &Range) -> Result<HashMap<String, u64>> {
-        base_digests(self.sc, Some(&self.pass), r)
     }
 
     /// Calls `f` with every page of range `r` (of the points matching `filter`, if given).
@@ -151,11 +152,7 @@ impl CollectionSync<'_> {
             filter,
         };
         for page in pages(self.src.as_ref(), r.start.clone(), r.end.clone(), o) {
-            let mut pts = page?;
-            if let Some(own) = &self.owners {
-                pts.retain(|p| own.owner(&p.id) == Some(r.index));
-            }
-            f(pts)?;
+            f(self.owned(r, page?))?;
         }
         Ok(())
     }
@@ -207,7 +204,6 @@ impl CollectionSync<'_> {
             }
             if changed {
                 d.delta.changed += 1;
-                d.delta.ids.push(row[&m.id_field].clone());
                 if !d.delta.over {
                     d.delta.upserts.push(row);
                 }
@@ -249,16 +245,18 @@ impl CollectionSync<'_> {
         d.delta.aside.extend(lines);
     }
 
-    /// Reads the range from the source, sends what differs, records what the target holds.
+    /// Reads the range from the source a window at a time, sends what differs, deletes what
+    /// is gone, records what the target holds.
     pub fn sync_range(&self, r: &Range) -> Result<RangeOutcome> {
         let dry = self.opts.dry_run;
-        let rel = layout::sync_delta_file(self.sc.name, self.pass_no, r.index);
+        let (name, pass) = (self.sc.name, self.pass_no);
+        let rel = layout::sync_delta_file(name, pass, r.index);
         let delta_import = self.opts.bulk.as_ref().map(|bulk| DeltaImport {
             stage: self.stage,
             milvus: self.milvus,
             bulk,
             target: &self.mapping().target,
-            collection: self.sc.name,
+            collection: name,
             range: r.index,
             rel: rel.clone(),
         });
@@ -267,8 +265,9 @@ impl CollectionSync<'_> {
         {
             d.settle_earlier()?;
         }
+        let (mut base, _base_tmp) = base_stream(self.sc, Some(&self.pass), r)?;
         let mut d = Diff {
-            base: self.base_digests(r)?,
+            base: HashMap::new(),
             now: Vec::new(),
             out: SyncReport::default(),
             delta: Delta {
@@ -276,15 +275,31 @@ impl CollectionSync<'_> {
                 ..Default::default()
             },
         };
-        match &self.filter {
-            None => self.each_page(r, true, None, |pts| self.diff(&pts, &mut d))?,
-            Some(filter) => self.read_changed(r, filter, &mut d)?,
+        let mut record = (!dry)
+            .then(|| -> Result<_> {
+                Ok(RangeFiles {
+                    digests: SyncLines::create(
+                        self.stage,
+                        &layout::sync_digests_file(name, pass, r.index),
+                    )?,
+                    tombstones: SyncLines::create(
+                        self.stage,
+                        &layout::sync_tombstones_file(name, pass, r.index),
+                    )?,
+                })
+            })
+            .transpose()?;
+        let mut start = r.start.clone();
+        loop {
+            let mut order = Vec::new();
+            let next = self.read_window(r, start, &mut base, &mut order, &mut d)?;
+            self.confirm_gone(r, &mut d)?;
+            self.close_window(&mut d, record.as_mut())?;
+            match next {
+                Some(id) => start = Some(id),
+                None => break,
+            }
         }
-        self.confirm_gone(r, &mut d)?;
-        let mut gone: Vec<String> = d.base.keys().cloned().collect();
-        gone.sort_unstable();
-        d.out.deleted += gone.len() as u64;
-        d.out.source_points += d.now.len() as u64;
         if dry {
             return Ok(RangeOutcome {
                 report: d.out,
@@ -302,7 +317,7 @@ impl CollectionSync<'_> {
             .flatten();
         let bulk = match (&written, &delta_import) {
             (Some(file), Some(di)) if d.delta.over => {
-                di.run(file, &d.delta.ids, &self.mapping().id_field)?;
+                di.run(file, &self.mapping().id_field, self.opts.batch)?;
                 d.out.bulk_rows += d.delta.changed as u64;
                 true
             }
@@ -311,48 +326,160 @@ impl CollectionSync<'_> {
                 false
             }
         };
-        let mut removed = gone.clone();
-        removed.extend(d.delta.aside_gone.iter().cloned());
-        self.delete(&removed)?;
-        let record = self.record(r, written.as_ref(), &removed, bulk, &d.delta.aside)?;
-        let digests = write_digests(self.stage, self.sc.name, self.pass_no, r.index, &mut d.now)?;
+        let files = record.take().expect("not a dry run");
+        let deleted = files.tombstones.lines();
+        let tombstones_file = files.tombstones.finish(false)?;
+        if !d.delta.aside.is_empty() {
+            let mut text = d.delta.aside.join("\n");
+            text.push('\n');
+            let rel = layout::sync_set_aside_file(name, pass, r.index);
+            self.stage.write_sync_file(&rel, text.as_bytes())?;
+        }
+        let record = DeltaRecord {
+            pass,
+            range: r.index,
+            rows_file: written.as_ref().map(|w| FileRef {
+                file: w.rel.clone(),
+                sha256: w.written.sha256.clone(),
+                bytes: w.written.bytes,
+            }),
+            rows: written.as_ref().map_or(0, |w| w.written.rows),
+            tombstones_file,
+            deleted,
+            bulk,
+        };
+        let digests = files.digests.finish(true)?;
         Ok(RangeOutcome {
             report: d.out,
             record: Some(record),
-            digests: Some(digests),
+            digests,
             max_seen: d.delta.max_seen,
         })
     }
 
-    /// With a change field: which ids the range holds now (ids only), then in full the points
-    /// the filter calls changed and the ids the target has never seen; the other ids still in
-    /// the source are unchanged.
-    fn read_changed(&self, r: &Range, filter: &Value, d: &mut Diff) -> Result<()> {
-        let mut ids: HashSet<String> = HashSet::new();
-        self.each_page(r, false, None, |pts| {
-            ids.extend(pts.iter().map(|p| p.id.to_key_string()));
-            Ok(())
-        })?;
-        let mut read: HashSet<String> = HashSet::new();
-        self.each_page(r, true, Some(filter), |pts| {
-            read.extend(pts.iter().map(|p| p.id.to_key_string()));
-            self.diff(&pts, d)
-        })?;
-        let unseen: Vec<Value> = ids
-            .iter()
-            .filter(|i| !read.contains(*i) && !d.base.contains_key(*i))
-            .filter_map(|i| PointId::from_key_string(i).map(|p| p.to_json()))
-            .collect();
-        self.read_ids(r, &unseen, d)?;
-        let Diff { base, now, .. } = d;
-        base.retain(|id, dg| {
-            let kept = ids.contains(id) && !read.contains(id);
-            if kept {
-                now.push((id.clone(), *dg));
+    /// Reads the next window of range `r` from `start`: at most `--diff-window` ids of what
+    /// the target holds (taken from `base`) and about as many points of the source (cut at a
+    /// page boundary), diffed into `d`. Returns where the next window starts (`None`: the
+    /// range is read).
+    fn read_window(
+        &self,
+        r: &Range,
+        start: Option<PointId>,
+        base: &mut DigestStream,
+        order: &mut Vec<(PointId, String)>,
+        d: &mut Diff,
+    ) -> Result<Option<PointId>> {
+        let n = self.opts.window.max(1);
+        let base_end = base.take_window(n, &mut d.base, order)?;
+        let end = match (base_end, &r.end) {
+            (Some(b), Some(e)) => Some(b.min(e.clone())),
+            (b, e) => b.or_else(|| e.clone()),
+        };
+        // The source's side of the window: its ids only (change field), or its points.
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = 0usize;
+        let mut cut = None;
+        let with_data = self.filter.is_none();
+        let o = ScrollOpts {
+            page_size: self.opts.page_size,
+            with_data,
+            filter: None,
+        };
+        let mut it = pages(self.src.as_ref(), start.clone(), end.clone(), o);
+        while let Some(page) = it.next() {
+            let pts = self.owned(r, page?);
+            seen += pts.len();
+            if with_data {
+                self.diff(&pts, d)?;
+            } else {
+                ids.extend(pts.iter().map(|p| p.id.to_key_string()));
             }
-            !kept
-        });
+            if seen >= n {
+                cut = it.cursor().cloned();
+                break;
+            }
+        }
+        drop(it);
+        let wend = match &cut {
+            Some(c) => {
+                base.give_back(c, &mut d.base, order);
+                Some(c.clone())
+            }
+            None => end.clone(),
+        };
+        if let Some(filter) = &self.filter {
+            self.read_changed(r, start, wend.clone(), filter, &ids, d)?;
+        }
+        // The window ends at the range's end: the range is read.
+        Ok(match (&wend, &r.end) {
+            (None, _) => None,
+            (Some(w), Some(e)) if w >= e => None,
+            (Some(w), _) => Some(w.clone()),
+        })
+    }
+
+    /// The points of a page that belong to range `r` (all, unless ranges overlap).
+    fn owned(&self, r: &Range, mut pts: Vec<Point>) -> Vec<Point> {
+        if let Some(own) = &self.owners {
+            pts.retain(|p| own.owner(&p.id) == Some(r.index));
+        }
+        pts
+    }
+
+    /// Ends a window: its gone ids (and set-aside points the target held) deleted and listed
+    /// as tombstones, what the target now holds appended to the range's digests in id order.
+    fn close_window(&self, d: &mut Diff, files: Option<&mut RangeFiles>) -> Result<()> {
+        let mut gone: Vec<String> = d.base.drain().map(|(k, _)| k).collect();
+        d.out.deleted += gone.len() as u64;
+        gone.append(&mut d.delta.aside_gone);
+        gone.sort_by_cached_key(|k| PointId::from_key_string(k));
+        d.now
+            .sort_by_cached_key(|(k, _)| PointId::from_key_string(k));
+        d.out.source_points += d.now.len() as u64;
+        if let Some(f) = files {
+            self.delete(&gone)?;
+            for id in &gone {
+                f.tombstones.line(id)?;
+            }
+            for (id, dg) in &d.now {
+                f.digests.line(&format!("{id}\t{dg:016x}"))?;
+            }
+        }
+        d.now.clear();
         Ok(())
+    }
+
+    /// With a change field, for a window `[start, end)` whose ids are `ids`: reads in full the
+    /// points the filter calls changed and the ids the target has never seen; the other ids
+    /// still in the source are unchanged.
+    fn read_changed(
+        &self,
+        r: &Range,
+        start: Option<PointId>,
+        end: Option<PointId>,
+        filter: &Value,
+        ids: &[String],
+        d: &mut Diff,
+    ) -> Result<()> {
+        let mut read: HashSet<String> = HashSet::new();
+        let o = ScrollOpts {
+            page_size: self.opts.page_size,
+            with_data: true,
+            filter: Some(filter),
+        };
+        for page in pages(self.src.as_ref(), start, end, o) {
+            let pts = self.owned(r, page?);
+            read.extend(pts.iter().map(|p| p.id.to_key_string()));
+            self.diff(&pts, d)?;
+        }
+        let mut unseen = Vec::new();
+        for id in ids.iter().filter(|i| !read.contains(*i)) {
+            match d.base.remove(id) {
+                Some(dg) => d.now.push((id.clone(), dg)),
+                None => unseen.extend(PointId::from_key_string(id).map(|p| p.to_json())),
+            }
+        }
+        self.read_ids(r, &unseen, d)
     }
 
     /// Reads the given ids of the range in full and diffs them.
@@ -395,38 +522,6 @@ impl CollectionSync<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Writes the range's tombstones and set-aside points; the record of what it changed.
-    fn record(
-        &self,
-        r: &Range,
-        written: Option<&WrittenDelta>,
-        removed: &[String],
-        bulk: bool,
-        aside: &[String],
-    ) -> Result<DeltaRecord> {
-        let name = self.sc.name;
-        let tomb = write_tombstones(self.stage, name, self.pass_no, r.index, removed)?;
-        if !aside.is_empty() {
-            let mut text = aside.join("\n");
-            text.push('\n');
-            let rel = layout::sync_set_aside_file(name, self.pass_no, r.index);
-            self.stage.write_sync_file(&rel, text.as_bytes())?;
-        }
-        Ok(DeltaRecord {
-            pass: self.pass_no,
-            range: r.index,
-            rows_file: written.map(|w| FileRef {
-                file: w.rel.clone(),
-                sha256: w.written.sha256.clone(),
-                bytes: w.written.bytes,
-            }),
-            rows: written.map_or(0, |w| w.written.rows),
-            tombstones_file: tomb,
-            deleted: removed.len() as u64,
-            bulk,
-        })
     }
 
     /// Upserts the rows gathered so far (nothing in a dry run).
