@@ -283,6 +283,13 @@ fn bad_input_is_refused_with_the_fix() {
     );
     let (code, _, err) = import(third.path(), "upsert", &["--into-existing"]);
     assert_eq!(code, 0, "{err}");
+    // A database the server does not have (Milvus code 800): named, with the fix.
+    let (code, _, err) = import(third.path(), "upsert", &["--db", "no_such_db"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("database not found, database: no_such_db") && err.contains("--db"),
+        "{err}"
+    );
 }
 
 #[test]

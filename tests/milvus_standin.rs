@@ -184,6 +184,24 @@ fn milvus_import_job_states_and_column_rules() {
     );
     let v = call("jobs/import/describe", json!({"jobId": "does-not-exist"}));
     assert_eq!(v["code"], 2100);
+    // The proxy's checks of the files (task_import.go): ErrImportFailed (2100), except an
+    // empty request (1100).
+    for (files, code, why) in [
+        (
+            json!([["a.parquet", "b.parquet"]]),
+            2100,
+            "accepts only one file",
+        ),
+        (json!([["a.csv"]]), 2100, "unexpected file type"),
+        (json!([[]]), 1100, "import request is empty"),
+    ] {
+        let v = call(
+            "jobs/import/create",
+            json!({"collectionName": "smoke_imp", "files": files}),
+        );
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(why), "{v}");
+    }
 }
 
 #[test]
@@ -223,4 +241,110 @@ fn s3_standin_checks_signatures() {
         err.to_string().contains("403") || err.to_string().to_lowercase().contains("signature"),
         "{err}"
     );
+}
+
+/// Milvus's REST insert of dynamic values (httpserver/utils.go `checkAndSetData` over gjson): a
+/// number whose text has no `.` through `cast.ToInt64` (`1e-6`, `1e21`, integers above
+/// i64::MAX become 0), one with a `.` through `cast.ToFloat64`, objects and arrays through
+/// float64, `null` dropped; the query output (`buildQueryResp`) reads `$meta` through float64.
+/// A filter on the stored JSON compares exactly. The engine's rows are what the stand-in's test
+/// endpoint returns.
+#[test]
+fn milvus_rest_layer_coerces_dynamic_numbers_as_go_does() {
+    call("collections/drop", json!({"collectionName": "smoke_nums"}));
+    let v = call(
+        "collections/create",
+        json!({
+            "collectionName": "smoke_nums",
+            "schema": {"autoID": false, "enableDynamicField": true, "fields": [
+                {"fieldName": "id", "dataType": "Int64", "isPrimary": true},
+                {"fieldName": "v", "dataType": "FloatVector", "elementTypeParams": {"dim": 2}}]},
+            "indexParams": [{"fieldName": "v", "indexName": "v_idx", "metricType": "L2", "indexType": "FLAT", "params": {}}]
+        }),
+    );
+    assert_eq!(v["code"], 0, "{v}");
+    // Raw text: serde_json would write the numbers its own way.
+    let body = r#"{"collectionName": "smoke_nums", "data": [{"id": 1, "v": [0.1, 0.2],
+        "tiny": 1e-6, "huge": 1e21, "over": 9223372036854775813, "max": 18446744073709551615,
+        "nested": {"x": [9007199254740993]}, "half": 2.5, "five": 5.0, "gone": null,
+        "tiny_dot": 0.000001, "huge_dot": 1000000000000000000000.0, "i": -7},
+        {"id": 2, "v": [0.3, 0.4], "big": 9007199254740993}]}"#;
+    let url = standin("Q2Z_MILVUS_URL");
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{url}/v2/vectordb/entities/insert"))
+        .bearer_auth(standin("Q2Z_MILVUS_TOKEN"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["data"]["insertCount"], 2, "{v}");
+    let q = |filter: &str| json!({"collectionName": "smoke_nums", "filter": filter, "outputFields": ["*"], "limit": 5, "consistencyLevel": "Strong"});
+    let stored = standin_rows(q("id == 1"))["data"][0].clone();
+    for (k, want) in [
+        ("tiny", json!(0)),
+        ("huge", json!(0)),
+        ("over", json!(0)),
+        ("max", json!(0)),
+        ("nested", json!({"x": [9_007_199_254_740_992u64]})),
+        ("half", json!(2.5)),
+        ("five", json!(5)),
+        ("tiny_dot", json!(0.000001)),
+        ("huge_dot", json!(1e21)),
+        ("i", json!(-7)),
+    ] {
+        assert_eq!(stored[k], want, "{k}: {stored}");
+    }
+    assert!(stored.get("gone").is_none(), "{stored}");
+    // Stored exactly at the top level, answered through float64, matched exactly by a filter.
+    assert_eq!(
+        standin_rows(q("id == 2"))["data"][0]["big"],
+        9_007_199_254_740_993u64
+    );
+    let v = call("entities/query", q("id == 2"));
+    assert_eq!(v["data"][0]["big"], 9_007_199_254_740_992u64, "{v}");
+    for (filter, n) in [
+        (r#"id in [2] and $meta["big"] == 9007199254740993"#, 1),
+        (r#"id in [2] and $meta["big"] == 9007199254740992"#, 0),
+    ] {
+        let v = call(
+            "entities/query",
+            json!({"collectionName": "smoke_nums", "filter": filter, "outputFields": ["count(*)"], "consistencyLevel": "Strong"}),
+        );
+        assert_eq!(v["data"][0]["count(*)"], n, "{filter}: {v}");
+    }
+}
+
+/// Every REST v2 call names its database (body `dbName`, else the `DB-Name` header, else
+/// "default"); handler_v2.go `checkDatabase` answers code 800 for one that does not exist.
+#[test]
+fn milvus_calls_check_their_database() {
+    let v = call(
+        "collections/has",
+        json!({"dbName": "nosuch", "collectionName": "x"}),
+    );
+    assert_eq!(v["code"], 800, "{v}");
+    assert_eq!(v["message"], "database not found, database: nosuch");
+    let url = standin("Q2Z_MILVUS_URL");
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{url}/v2/vectordb/collections/has"))
+        .bearer_auth(standin("Q2Z_MILVUS_TOKEN"))
+        .header("DB-Name", "nosuch_either")
+        .json(&json!({"collectionName": "x"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["code"], 800, "the header names it too: {v}");
+    let db = format!("db{}", rand::random::<u32>());
+    let v = call("databases/create", json!({"dbName": db}));
+    assert_eq!(v["code"], 0, "{v}");
+    let v = call("databases/list", json!({}));
+    assert!(v["data"].as_array().unwrap().contains(&json!(db)), "{v}");
+    let v = call(
+        "collections/has",
+        json!({"dbName": db, "collectionName": "x"}),
+    );
+    assert_eq!(v, json!({"code": 0, "data": {"has": false}}));
 }

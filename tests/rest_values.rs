@@ -77,6 +77,21 @@ fn rows_rest_would_change_go_through_bulk_or_stop_with_the_fix() {
     );
     let d = target_vs_source(&c, &target);
     assert!(d.is_empty(), "{d:#?}");
+    // The REST query output rounds the integers beyond 2^53 (through float64): verify checks
+    // them exactly with a filter the server evaluates, and says how many; u64::MAX - 1 (above
+    // i64::MAX, no filter literal holds it) is compared to float64 precision, and said so.
     let (code, out, err) = verify(stage.path(), &["--full"]);
     assert_eq!(code, 0, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("1 payload integers beyond 2^53")
+            && text.contains("checked exactly by a server-side filter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "1 payload integers above the largest Int64 were compared to float64 precision only"
+        ),
+        "{text}"
+    );
 }

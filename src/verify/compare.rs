@@ -53,6 +53,7 @@ pub fn compare_row(
     target: &Map<String, Value>,
     upsert_mode: bool,
     dropped_nulls: &mut usize,
+    rounded: &mut Vec<Rounded>,
 ) -> Vec<String> {
     let mut diffs = Vec::new();
     let id = &staged[&m.id_field];
@@ -108,16 +109,131 @@ pub fn compare_row(
         *dropped_nulls += before - want.len();
         dynamic.retain(|_, v| !v.is_null());
     }
-    if dynamic != want {
-        let mut keys: Vec<&String> = want
-            .keys()
-            .chain(dynamic.keys())
-            .filter(|k| want.get(*k) != dynamic.get(*k))
-            .collect();
-        keys.dedup();
+    let all: std::collections::BTreeSet<&String> = want.keys().chain(dynamic.keys()).collect();
+    let keys: Vec<&String> = all
+        .into_iter()
+        .filter(|k| {
+            let (s, t) = (want.get(*k), dynamic.get(*k));
+            match (s, t) {
+                (Some(s), Some(t)) => {
+                    let mut path = format!("{META}[{}]", Value::from(k.as_str()));
+                    !same_meta(s, t, &mut path, id, rounded)
+                }
+                _ => true,
+            }
+        })
+        .collect();
+    if !keys.is_empty() {
         diffs.push(format!("id {id}: payload differs in keys {keys:?}"));
     }
     diffs
+}
+
+/// A payload integer beyond 2^53 that the target answered rounded (Milvus's query output reads
+/// `$meta` into float64: `buildQueryResp`, internal/distributed/proxy/httpserver/utils.go): to
+/// be checked exactly by a filter the server evaluates on the stored JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rounded {
+    /// The row's primary key.
+    pub id: Value,
+    /// The value's JSON path in a filter (`$meta["k"]["x"][0]`).
+    pub path: String,
+    /// The staged (exact) integer.
+    pub exact: serde_json::Number,
+}
+
+fn beyond_f64(n: &serde_json::Number) -> bool {
+    const EXACT: u64 = 1 << 53;
+    n.as_u64().is_some_and(|u| u > EXACT) || n.as_i64().is_some_and(|i| i.unsigned_abs() > EXACT)
+}
+
+/// A `$meta` value against the target's answer, as the REST query output carries numbers
+/// (through float64: an integral float comes back as an integer, an integer beyond 2^53
+/// rounded): equal by value; an integer beyond 2^53 answered as its rounding is noted in
+/// `rounded` to be checked server-side.
+fn same_meta(
+    s: &Value,
+    t: &Value,
+    path: &mut String,
+    id: &Value,
+    rounded: &mut Vec<Rounded>,
+) -> bool {
+    match (s, t) {
+        (Value::Number(a), Value::Number(b)) => {
+            if a == b {
+                return true;
+            }
+            if a.as_f64() != b.as_f64() {
+                return false;
+            }
+            if beyond_f64(a) && (a.is_i64() || a.is_u64()) {
+                rounded.push(Rounded {
+                    id: id.clone(),
+                    path: path.clone(),
+                    exact: a.clone(),
+                });
+            }
+            true
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y).enumerate().all(|(i, (a, b))| {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    let same = same_meta(a, b, path, id, rounded);
+                    path.truncate(len);
+                    same
+                })
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, a)| {
+                    y.get(k).is_some_and(|b| {
+                        let len = path.len();
+                        path.push_str(&format!("[{}]", Value::from(k.as_str())));
+                        let same = same_meta(a, b, path, id, rounded);
+                        path.truncate(len);
+                        same
+                    })
+                })
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Checks rounded answers exactly where the server can: one count per value of `id == X and
+/// <path> == <exact>` (a filter literal is an Int64; keys holding `"` or `\` cannot be named).
+/// Returns (checked exactly, compared to float64 precision only) and adds a line per value the
+/// server does not hold exactly.
+pub fn check_rounded(
+    milvus: &Milvus,
+    m: &CollectionMapping,
+    rounded: &[Rounded],
+    mismatches: &mut Vec<String>,
+) -> Result<(usize, usize)> {
+    let (mut exact, mut float_only) = (0, 0);
+    for r in rounded {
+        if r.exact.as_i64().is_none() || r.path.contains('\\') {
+            float_only += 1;
+            continue;
+        }
+        let filter = format!(
+            "{} in {} and {} == {}",
+            m.id_field,
+            Value::Array(vec![r.id.clone()]),
+            r.path,
+            r.exact
+        );
+        if milvus.count(&m.target, &filter)? == 1 {
+            exact += 1;
+        } else {
+            mismatches.push(format!(
+                "id {}: payload value {} is not {} in the target (checked server-side)",
+                r.id, r.path, r.exact
+            ));
+        }
+    }
+    Ok((exact, float_only))
 }
 
 /// Scalar equality across the forms Milvus answers in: Int64 as text, JSON fields as text,
@@ -151,6 +267,23 @@ pub struct Comparison {
     pub notes: Vec<String>,
     /// Picked rows left out (`keep` said no).
     pub skipped: usize,
+    /// Payload integers beyond 2^53 the query output rounds, checked exactly by a filter.
+    pub exact_server_side: usize,
+    /// Payload integers above i64::MAX, which no filter literal holds: compared to float64
+    /// precision only.
+    pub float64_only: usize,
+}
+
+impl Comparison {
+    /// The notes on how rounded payload integers were compared.
+    pub fn note_rounded(&mut self) {
+        if self.exact_server_side > 0 {
+            self.notes.push(format!("{} payload integers beyond 2^53 (which Milvus's REST query output rounds through float64) were checked exactly by a server-side filter", self.exact_server_side));
+        }
+        if self.float64_only > 0 {
+            self.notes.push(format!("{} payload integers above the largest Int64 were compared to float64 precision only (no Milvus filter literal holds them)", self.float64_only));
+        }
+    }
 }
 
 /// Reads the picked rows (chunk index, sorted row positions) from the stage, fetches them from
@@ -196,6 +329,7 @@ pub fn compare_rows(
     if dropped > 0 {
         out.notes.push(format!("{dropped} null-valued payload keys in the compared rows were dropped by Milvus's insert API (upsert mode); --mode bulk keeps them"));
     }
+    out.note_rounded();
     Ok(out)
 }
 
@@ -221,6 +355,7 @@ pub fn compare_fetched(
                 by_id.insert(key, o);
             }
         }
+        let mut rounded = Vec::new();
         for r in group {
             out.checked += 1;
             let key = id_key(&r[&m.id_field]);
@@ -228,11 +363,15 @@ pub fn compare_fetched(
                 None => out
                     .mismatches
                     .push(format!("id {key}: missing in the target")),
-                Some(t) => out
-                    .mismatches
-                    .extend(compare_row(m, r, t, upsert_mode, dropped)),
+                Some(t) => {
+                    out.mismatches
+                        .extend(compare_row(m, r, t, upsert_mode, dropped, &mut rounded))
+                }
             }
         }
+        let (exact, float_only) = check_rounded(milvus, m, &rounded, &mut out.mismatches)?;
+        out.exact_server_side += exact;
+        out.float64_only += float_only;
     }
     Ok(())
 }
@@ -286,11 +425,11 @@ mod tests {
         }))
         .unwrap();
         let mut dropped = 0;
-        assert!(compare_row(&m, &staged, &same, false, &mut dropped).is_empty());
+        assert!(compare_row(&m, &staged, &same, false, &mut dropped, &mut Vec::new()).is_empty());
         let mut other = same.clone();
         other.insert("d".into(), json!([0.5, 0.75]));
         other.insert("a".into(), json!(2));
-        let diffs = compare_row(&m, &staged, &other, false, &mut dropped);
+        let diffs = compare_row(&m, &staged, &other, false, &mut dropped, &mut Vec::new());
         assert_eq!(diffs.len(), 2, "{diffs:?}");
         assert!(
             diffs[0].contains("field 'd' differs") && diffs[1].contains("[\"a\"]"),
@@ -300,11 +439,47 @@ mod tests {
         let mut no_null = same.clone();
         no_null.remove("n");
         assert_eq!(
-            compare_row(&m, &staged, &no_null, false, &mut dropped).len(),
+            compare_row(&m, &staged, &no_null, false, &mut dropped, &mut Vec::new()).len(),
             1
         );
-        assert!(compare_row(&m, &staged, &no_null, true, &mut dropped).is_empty());
+        assert!(compare_row(&m, &staged, &no_null, true, &mut dropped, &mut Vec::new()).is_empty());
         assert_eq!(dropped, 1);
+    }
+
+    #[test]
+    fn payload_numbers_compare_as_the_rest_query_output_carries_them() {
+        let m = mapping();
+        let staged: Row = serde_json::from_value(json!({
+            "id": 7, "d": [0.5, 0.25], "s": {"indices": [1], "values": [0.5]},
+            "$meta": {"f": 5.0, "big": 9_007_199_254_740_993u64, "n": {"x": [u64::MAX]}, "k\"q": 9_007_199_254_740_995u64}
+        }))
+        .unwrap();
+        // Through float64: 5.0 comes back as 5, the big integers rounded.
+        let answered: Map<String, Value> = serde_json::from_value(json!({
+            "id": 7, "d": [0.5, 0.25], "s": {"1": 0.5}, "f": 5,
+            "big": 9_007_199_254_740_992u64, "n": {"x": [18_446_744_073_709_551_616.0]},
+            "k\"q": 9_007_199_254_740_996u64
+        }))
+        .unwrap();
+        let mut rounded = Vec::new();
+        let diffs = compare_row(&m, &staged, &answered, false, &mut 0, &mut rounded);
+        assert!(diffs.is_empty(), "{diffs:?}");
+        let paths: Vec<&str> = rounded.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$meta[\"big\"]",
+                "$meta[\"k\\\"q\"]",
+                "$meta[\"n\"][\"x\"][0]"
+            ]
+        );
+        assert_eq!(rounded[0].exact.as_u64(), Some(9_007_199_254_740_993));
+        // A value that differs beyond float64's rounding is a difference.
+        let mut wrong = answered.clone();
+        wrong.insert("big".into(), json!(9_007_199_254_740_000u64));
+        let diffs = compare_row(&m, &staged, &wrong, false, &mut 0, &mut Vec::new());
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        assert!(diffs[0].contains("\"big\""), "{diffs:?}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub fn compare_pass_rows(
             out.chunks.push(range_label(sc.name, &view.pass, range));
         }
     }
+    out.note_rounded();
     if seen > 0 {
         out.notes.push(format!(
             "{} of the {seen} rows that sync passes sent and the target must hold were compared field by field",

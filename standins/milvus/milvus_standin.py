@@ -43,6 +43,96 @@ MAX_VARCHAR = 65535
 JSON_MAX = 65536               # common.JSONMaxLength, insert path
 
 
+class RawInt(int):
+    """A JSON integer with its text: Milvus parses REST rows with gjson, which keeps it."""
+    raw = ""
+
+
+class RawFloat(float):
+    """A JSON number with a fraction or exponent, with its text (see RawInt)."""
+    raw = ""
+
+
+def raw_int(text):
+    v = RawInt(text)
+    v.raw = text
+    return v
+
+
+def raw_float(text):
+    v = RawFloat(text)
+    v.raw = text
+    return v
+
+
+def go_float(f):
+    """A float64 as Go's encoding/json writes it and a JSON reader reads it back: an integral
+    value below 1e21 prints without fraction or exponent (strconv 'f' format), so it comes back
+    as an integer."""
+    if math.isfinite(f) and f.is_integer() and abs(f) < 1e21:
+        return int(f)
+    return f
+
+
+def through_float64(v):
+    """A JSON value after Go decoded it into interface{} (every number a float64) and encoded it
+    again: integers beyond 2^53 rounded, integral floats as integers."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return go_float(float(v))
+    if isinstance(v, list):
+        return [through_float64(x) for x in v]
+    if isinstance(v, dict):
+        return {k: through_float64(x) for k, x in v.items()}
+    return v
+
+
+INT64_RE = re.compile(r"^[+-]?[0-9]+$")
+
+
+def cast_to_int64(text):
+    """spf13/cast ToInt64 of a string (caste.go ToInt64E: strconv.ParseInt(s, 0, 0)), its error
+    discarded as checkAndSetData discards it: anything ParseInt refuses (an exponent, a value
+    outside Int64) is 0."""
+    if not INT64_RE.match(text):
+        return 0
+    n = int(text)
+    return n if -2**63 <= n < 2**63 else 0
+
+
+def rest_dynamic_value(v):
+    """A dynamic-field value of a REST insert/upsert row as Milvus stores it:
+    internal/distributed/proxy/httpserver/utils.go, checkAndSetData, the `isDynamic` branch over
+    gjson.Result: a number whose raw text holds a '.' goes through cast.ToFloat64, any other
+    number through cast.ToInt64(mapValue.String()) (errors discarded); an object or array through
+    gjson's Value() (every number a float64); the map is then json.Marshal-ed into $meta.
+    (`null` values are skipped by the caller.)"""
+    if isinstance(v, bool) or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        raw = getattr(v, "raw", "") or repr(v)
+        if "." in raw:
+            return go_float(float(raw))
+        return cast_to_int64(raw)
+    return through_float64(v)
+
+
+def plain(v):
+    """A value with RawInt/RawFloat turned back into int/float (what pymilvus is handed)."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, RawInt):
+        return int(v)
+    if isinstance(v, RawFloat):
+        return float(v)
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    return v
+
+
 class ApiError(Exception):
     def __init__(self, code, message, http=200):
         super().__init__(message)
@@ -59,6 +149,7 @@ class State:
         self.jobs = {}         # jobId -> job dict
         self.faults = {}
         self.next_job = int(time.time() * 1000) % 10**12
+        self.databases = {"default"}  # one namespace of collections for all (see route)
         self.collection_ids = {}  # name -> collectionID (see create_collection)
         self.next_collection_id = (int(time.time() * 1000) << 18)
 
@@ -375,12 +466,12 @@ def engine_row(st, name, row, from_rest):
                 raise ApiError(1100, f"the length ({len(v)}) of array field ({fname}) exceeds max capacity ({cap}): invalid parameter")
             if any(x is None for x in v):
                 raise ApiError(1804, f"array field {fname} has a null element")
-        out[fname] = v
+        out[fname] = plain(v)
     dyn = check_row_dynamic(st, name, row, static)
     for k, v in dyn.items():
         if from_rest and v is None:
             continue  # Milvus's REST insert drops a null dynamic value
-        out[k] = v
+        out[k] = rest_dynamic_value(v) if from_rest else v
     if dyn:
         text = json.dumps({k: v for k, v in dyn.items()}, separators=(",", ":"), ensure_ascii=False)
         if len(text.encode()) > JSON_MAX and from_rest:
@@ -431,7 +522,7 @@ def primary(st, name):
     return "id"
 
 
-def out_row(st, name, r, allow_int64):
+def out_row(st, name, r, allow_int64, exact=False):
     static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
     o = {}
     for k, v in r.items():
@@ -445,12 +536,16 @@ def out_row(st, name, r, allow_int64):
             o[k] = [float(str(np.float32(x))) for x in v]  # Go prints float32 in its shortest form
         elif dt == "Int64" and not allow_int64:
             o[k] = str(v)
+        elif k not in static and not exact:
+            # A dynamic key: buildQueryResp (httpserver/utils.go) json.Unmarshal-s $meta into
+            # map[string]interface{}, so its numbers reach the answer through float64.
+            o[k] = through_float64(v)
         else:
             o[k] = v
     return o
 
 
-def query(st, body, allow_int64):
+def query(st, body, allow_int64, exact=False):
     need(body, "collectionName")
     name = body["collectionName"]
     schema_of(st, name)
@@ -474,7 +569,7 @@ def query(st, body, allow_int64):
             r = st.client.query(name, filter=flt, output_fields=out, limit=limit, offset=offset, consistency_level="Strong")
     except MilvusException as e:
         raise ApiError(1100, f"{e.message}: invalid parameter")
-    return ok([out_row(st, name, dict(x), allow_int64) for x in r])
+    return ok([out_row(st, name, dict(x), allow_int64, exact) for x in r])
 
 
 def search(st, body, allow_int64):
@@ -717,14 +812,20 @@ def create_import(st, body):
                     files.append((st.s3(body.get("accessKey"), body.get("secretKey")), f"{m.group(1)}/{m.group(2)}", url))
     else:
         need(body, "files")
+        # internal/proxy/task_import.go importTask.PreExecute: empty groups filtered out; none
+        # left is merr.WrapErrParameterInvalidMsg (1100); too many files, and the file-type
+        # checks of importutilv2.GetFileType, are merr.WrapErrImportFailed (2100, "<why>:
+        # importing data failed").
         groups = [g for g in body["files"] if g]
+        if not groups:
+            raise ApiError(1100, "import request is empty: invalid parameter")
         if len(groups) > 1024:
-            raise ApiError(1100, "The max number of import files should not exceed 1024: invalid parameter")
+            raise ApiError(2100, f"The max number of import files should not exceed 1024, but got {len(groups)}: importing data failed")
         for g in groups:
             if len(g) != 1:
-                raise ApiError(1100, f"for Parquet import, accepts only one file, but got {len(g)}: invalid parameter")
+                raise ApiError(2100, f"for Parquet import, accepts only one file, but got {len(g)}: importing data failed")
             if not g[0].endswith(".parquet") and not g[0].endswith(".json"):
-                raise ApiError(1100, f"unexpected file type, files={g}: invalid parameter")
+                raise ApiError(2100, f"unexpected file type, files={g}: importing data failed")
             files.append((st.s3(), f"{st.args.bucket}/{g[0]}", g[0]))
     if not files:
         raise ApiError(1802, "missing required parameters, required parameters: [files]")
@@ -835,6 +936,27 @@ def alias_drop(st, body):
 
 # ---------------------------------------------------------------- HTTP
 
+def check_database(st, path, body, header_db):
+    """handler_v2.go: the request's dbName (body `dbName`, else the `DB-Name` header, else
+    "default"), checked by `checkDatabase` against ListDatabases before the handler runs:
+    code merr.ErrDatabaseNotFound (800), "database not found, database: <name>"."""
+    if path.startswith("/v2/vectordb/databases/"):
+        return
+    db = body.get("dbName") or header_db or "default"
+    if db not in st.databases:
+        raise ApiError(800, f"database not found, database: {db}")
+
+
+def create_database(st, body):
+    need(body, "dbName")
+    db = body["dbName"]
+    with st.lock:
+        if db in st.databases:
+            raise ApiError(65535, f"database already exist: {db}")
+        st.databases.add(db)
+    return ok()
+
+
 def route(st, path, body, allow_int64):
     p = path.split("?", 1)[0]
     c = st.client
@@ -844,6 +966,8 @@ def route(st, path, body, allow_int64):
         body = dict(body, collectionName=st.aliases[body["collectionName"]])
     name = body.get("collectionName")
     table = {
+        "/v2/vectordb/databases/create": lambda: create_database(st, body),
+        "/v2/vectordb/databases/list": lambda: ok(sorted(st.databases)),
         "/v2/vectordb/collections/create": lambda: create_collection(st, body),
         "/v2/vectordb/collections/has": lambda: (need(body, "collectionName"), ok({"has": name in st.schemas and c.has_collection(name)}))[1],
         "/v2/vectordb/collections/list": lambda: ok(sorted(st.schemas)),
@@ -904,6 +1028,17 @@ def make_handler(st):
         def do_POST(self):
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
+            if self.path == "/__standin/rows":
+                # Not a Milvus API: the rows as the engine stores them (dynamic values not
+                # through the REST output's float64), for tests that check what the target
+                # holds rather than what its REST layer answers.
+                body = json.loads(raw)
+                if body.get("collectionName") in st.aliases and body.get("collectionName") not in st.schemas:
+                    body["collectionName"] = st.aliases[body["collectionName"]]
+                try:
+                    return self.send(200, query(st, body, True, exact=True))
+                except ApiError as e:
+                    return self.send(200, {"code": e.code, "message": e.message})
             if self.path == "/__standin/faults":
                 with st.lock:
                     st.faults.update(json.loads(raw or b"{}"))
@@ -914,11 +1049,13 @@ def make_handler(st):
             if st.fault("timeout"):
                 return self.send(408, {"code": 10001, "message": "request timeout"})
             try:
-                body = json.loads(raw or b"{}")
+                # Numbers keep their text (gjson does; checkAndSetData reads it).
+                body = json.loads(raw or b"{}", parse_int=raw_int, parse_float=raw_float)
             except ValueError as e:
                 return self.send(200, {"code": 1801, "message": f"can only accept json format request, error: {e}"})
             allow = self.headers.get("Accept-Type-Allow-Int64", "true").lower() != "false"
             try:
+                check_database(st, self.path, body, self.headers.get("DB-Name"))
                 r = route(st, self.path, body, allow)
                 if r is None:
                     return self.send(404, {"message": "404 page not found"})

@@ -17,6 +17,19 @@ pub fn milvus_post(path: &str, body: Value) -> Value {
         .unwrap()
 }
 
+/// Rows of a target collection as the stand-in's engine stores them (a query body; the
+/// stand-in's test endpoint, not a Milvus API: Milvus's REST output rounds dynamic values).
+pub fn standin_rows(body: Value) -> Value {
+    let url = standin("Q2Z_MILVUS_URL");
+    reqwest::blocking::Client::new()
+        .post(format!("{url}/__standin/rows"))
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 /// `count(*)` of a target collection.
 pub fn target_count(name: &str) -> u64 {
     let v = milvus_post(
@@ -144,8 +157,9 @@ pub fn target_rows(target: &str, ids: &[String]) -> std::collections::BTreeMap<S
     let mut out = std::collections::BTreeMap::new();
     for part in ids.chunks(500) {
         let filter = format!("id in [{}]", part.join(","));
-        let v = milvus_post(
-            "entities/query",
+        // What the engine stores: the stand-in's REST output, like Milvus's, carries dynamic
+        // values through float64 (integers beyond 2^53 rounded).
+        let v = standin_rows(
             json!({"collectionName": target, "filter": filter, "outputFields": ["*"], "limit": part.len() * 2 + 1, "consistencyLevel": "Strong"}),
         );
         assert_eq!(v["code"], 0, "{v}");
@@ -214,7 +228,7 @@ pub fn target_vs_source(c: &str, target: &str) -> Vec<String> {
             .collect();
         for (k, want) in &payload {
             let got = row.get(k).unwrap_or(&Value::Null);
-            if got != want && !(want.is_null() && got.is_null()) {
+            if !same_value(got, want) {
                 diffs.push(format!(
                     "id {id}: payload {k} = {want} in the source, {got} in the target"
                 ));
@@ -228,6 +242,25 @@ pub fn target_vs_source(c: &str, target: &str) -> Vec<String> {
     }
     diffs.truncate(10);
     diffs
+}
+
+/// JSON values equal as values: a number equal to a float by value is the same (Milvus's REST
+/// insert stores a float64 as Go writes it: `5.0` as `5`); integers compare exactly.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || ((x.is_f64() || y.is_f64()) && x.as_f64() == y.as_f64())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, a)| y.get(k).is_some_and(|b| same_value(a, b)))
+        }
+        (a, b) => a == b,
+    }
 }
 
 /// The arguments `verify` takes to repair through the S3 stand-in, then `extra`.
