@@ -102,12 +102,6 @@ impl Milvus {
         self
     }
 
-    /// Uses another retry policy (tests shorten it).
-    pub fn with_policy(mut self, policy: RetryPolicy) -> Milvus {
-        self.policy = policy;
-        self
-    }
-
     /// The endpoint URL without credentials.
     pub fn url(&self) -> &str {
         &self.shown
@@ -186,11 +180,17 @@ impl Milvus {
         if code == 0 || code == 200 {
             return Ok(v.get("data").cloned().unwrap_or(Value::Null));
         }
-        let message = v
+        let mut message = v
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        if code == 800 {
+            // merr.ErrDatabaseNotFound, from handler_v2.go checkDatabase.
+            message.push_str(
+                "; pass the database the collections belong in with --db, or create it first (POST /v2/vectordb/databases/create)",
+            );
+        }
         Err(Error::Milvus {
             call: path.into(),
             code,
