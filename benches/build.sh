@@ -3,9 +3,13 @@
 # and sets B to the directory of the binaries.
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
-if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
 B="$ROOT/target/$([ "$PROFILE" = dev ] && echo debug || echo release)"
-if [ -n "${Q2Z_BENCH_BIN:-}" ]; then
-  # A copy of the binaries: a rebuild during a long bench does not swap what is timed.
-  mkdir -p "$Q2Z_BENCH_BIN" && cp "$B/q2z" "$B/qdrant-standin" "$Q2Z_BENCH_BIN/" && B="$Q2Z_BENCH_BIN"
+if [ -n "${Q2Z_BENCH_BIN:-}" ] && [ -x "$Q2Z_BENCH_BIN/q2z" ]; then
+  # Binaries copied by an earlier run: a rebuild during a long bench does not swap them.
+  B="$Q2Z_BENCH_BIN"
+else
+  if [ "$PROFILE" = dev ]; then q2z_build; else cargo build --release --locked --workspace --all-targets; fi
+  if [ -n "${Q2Z_BENCH_BIN:-}" ]; then
+    mkdir -p "$Q2Z_BENCH_BIN" && cp "$B/q2z" "$B/qdrant-standin" "$Q2Z_BENCH_BIN/" && B="$Q2Z_BENCH_BIN"
+  fi
 fi

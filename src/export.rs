@@ -53,7 +53,7 @@ impl Default for ExportOptions {
             ranges: 0,
             page_size: 256,
             max_file_bytes: 1 << 30,
-            zstd_level: 3,
+            zstd_level: crate::stage::writer::ZSTD_LEVEL,
             compress_vectors: false,
             restart: false,
             mapping: MappingOptions::default(),
@@ -180,16 +180,6 @@ pub fn plan_ranges(scan: &IdScan, n: usize) -> Vec<Range> {
             }
         })
         .collect()
-}
-
-/// Estimated staged bytes of one row (vectors + payload), for row-group sizing.
-fn row_bytes(m: &CollectionMapping) -> usize {
-    64 + m
-        .vectors
-        .iter()
-        .map(|v| v.dim.unwrap_or(32) * 4)
-        .sum::<usize>()
-        + 512
 }
 
 /// Runs (or resumes) an export of `sources` into the stage directory.
@@ -649,7 +639,7 @@ impl RangeJob<'_> {
                             rel,
                             self.schema.clone(),
                             ChunkOptions {
-                                row_bytes: row_bytes(self.mapping),
+                                row_bytes: ChunkOptions::row_bytes(self.mapping),
                                 zstd_level: opts.zstd_level,
                                 compress_vectors: opts.compress_vectors,
                             },

@@ -62,14 +62,6 @@ pub struct StatusRetry;
 impl RetryLogic for StatusRetry {}
 
 impl RetryPolicy {
-    /// A policy that makes exactly one attempt.
-    pub fn once() -> RetryPolicy {
-        RetryPolicy {
-            attempts: 1,
-            ..Default::default()
-        }
-    }
-
     /// The wait before attempt `attempt + 1` (attempt counts from 1): exponential from
     /// `base_backoff`, capped at `max_backoff`, with up to 25% jitter taken off so that
     /// parallel workers do not retry in lockstep.

@@ -15,7 +15,6 @@ use crate::stage::ledger::ImportMode;
 use crate::stage::reader::Row;
 use crate::stage::sync_state::{PassState, current_rows, ids_ever, range_label};
 use crate::sync::bulk::{BulkDelta, DeltaFile, DeltaImport};
-use crate::transform::batch::arrow_schema;
 use std::collections::BTreeSet;
 
 /// The ranges holding the bad chunks and bad sync ranges a verification named.
@@ -81,7 +80,7 @@ pub fn repair_ranges(
                     rel: rel.clone(),
                 };
                 di.settle_earlier()?;
-                let mut file = DeltaFile::new(sc.stage(), rel, arrow_schema(m));
+                let mut file = DeltaFile::new(sc.stage(), rel, m);
                 current_rows(sc, pass, range, &wanted, true, |batch, _, keep, _| {
                     file.write(batch, keep)
                 })?;

@@ -5,13 +5,20 @@
 use super::Stage;
 use super::fsutil::{sync_dir, tmp_path};
 use super::manifest::stage_err;
-use super::sync_state::FileRef;
 use crate::error::{Error, Result};
 use crate::model::PointId;
 use sha2::Digest;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// A file of the stage's sync record: its name, sha256 and size.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
 
 /// A file of the sync record written a line at a time: a temp name until [`SyncLines::finish`]
 /// makes it durable and (on object storage) uploads it; nothing is recorded before that.

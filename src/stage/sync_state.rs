@@ -13,6 +13,7 @@ use crate::stage::layout::{self, SYNC_STATE};
 use crate::stage::manifest::{Range, stage_err};
 use crate::stage::reader::{Row, for_each_record_batch};
 use crate::stage::sync_lines::DigestStream;
+pub use crate::stage::sync_lines::FileRef;
 use crate::stage::{Stage, StagedCollection};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -66,14 +67,6 @@ pub struct PassState {
     /// staged rows).
     #[serde(default)]
     pub digests: BTreeMap<usize, FileRef>,
-}
-
-/// A file of the stage's sync record: its name, sha256 and size.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FileRef {
-    pub file: String,
-    pub sha256: String,
-    pub bytes: u64,
 }
 
 impl PassState {

@@ -45,6 +45,9 @@ pub struct WrittenFile {
     pub rows: u64,
 }
 
+/// The default zstd level of staged files (`export --zstd-level`).
+pub const ZSTD_LEVEL: i32 = 3;
+
 /// How a staged Parquet file is written.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkOptions {
@@ -53,6 +56,27 @@ pub struct ChunkOptions {
     pub zstd_level: i32,
     /// zstd on the vector columns too.
     pub compress_vectors: bool,
+}
+
+impl ChunkOptions {
+    /// Estimated staged bytes of one row of mapping `m` (vectors + payload).
+    pub fn row_bytes(m: &crate::transform::mapping::CollectionMapping) -> usize {
+        64 + m
+            .vectors
+            .iter()
+            .map(|v| v.dim.unwrap_or(32) * 4)
+            .sum::<usize>()
+            + 512
+    }
+
+    /// The export's defaults for rows of mapping `m`.
+    pub fn defaults_for(m: &crate::transform::mapping::CollectionMapping) -> ChunkOptions {
+        ChunkOptions {
+            row_bytes: Self::row_bytes(m),
+            zstd_level: ZSTD_LEVEL,
+            compress_vectors: false,
+        }
+    }
 }
 
 /// Parquet writer for one chunk.

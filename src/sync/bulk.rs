@@ -15,6 +15,8 @@ use crate::sink::object_store::{StorageConfig, Uploader};
 use crate::stage::Stage;
 use crate::stage::StagedWriter;
 use crate::stage::writer::{ChunkOptions, WrittenFile};
+use crate::transform::batch::arrow_schema;
+use crate::transform::mapping::CollectionMapping;
 use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -33,17 +35,14 @@ pub struct BulkDelta {
     pub stall_timeout: Duration,
 }
 
-/// The estimated row size that sizes a delta file's row groups (as a 768-d float vector and
-/// a small payload), and its zstd level: the export's defaults.
-const ROW_BYTES: usize = 4096;
-const ZSTD_LEVEL: i32 = 3;
-
-/// A file of rows being written into the stage's sync record.
+/// A file of rows being written into the stage's sync record, as the export writes chunks
+/// (its row-group sizing for the collection, its default zstd level).
 pub struct DeltaFile<'a> {
     stage: &'a Stage,
     writer: Option<StagedWriter<'a>>,
     rel: String,
     schema: SchemaRef,
+    options: ChunkOptions,
 }
 
 /// A finished delta file.
@@ -53,13 +52,14 @@ pub struct WrittenDelta {
 }
 
 impl<'a> DeltaFile<'a> {
-    /// The file `rel` of the stage (a `layout::sync_*` name).
-    pub fn new(stage: &'a Stage, rel: String, schema: SchemaRef) -> DeltaFile<'a> {
+    /// The file `rel` of the stage (a `layout::sync_*` name) of rows of mapping `m`.
+    pub fn new(stage: &'a Stage, rel: String, m: &CollectionMapping) -> DeltaFile<'a> {
         DeltaFile {
             stage,
             writer: None,
             rel,
-            schema,
+            schema: arrow_schema(m),
+            options: ChunkOptions::defaults_for(m),
         }
     }
 
@@ -75,11 +75,7 @@ impl<'a> DeltaFile<'a> {
             None => self.writer.insert(self.stage.chunk_writer(
                 &self.rel,
                 self.schema.clone(),
-                ChunkOptions {
-                    row_bytes: ROW_BYTES,
-                    zstd_level: ZSTD_LEVEL,
-                    compress_vectors: false,
-                },
+                self.options,
             )?),
         };
         w.write(&picked)

@@ -271,7 +271,7 @@ impl CollectionSync<'_> {
             now: Vec::new(),
             out: SyncReport::default(),
             delta: Delta {
-                file: (!dry).then(|| DeltaFile::new(self.stage, rel, arrow_schema(self.mapping()))),
+                file: (!dry).then(|| DeltaFile::new(self.stage, rel, self.mapping())),
                 ..Default::default()
             },
         };
