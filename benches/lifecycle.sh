@@ -15,8 +15,14 @@ trap 'scripts/standins.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1091
 . .cache/run/env
 start=$(date +%s)
+# The whole output (a failing step's full message included) goes to a log; its summary here.
+log=".cache/lifecycle-$(date +%Y%m%d-%H%M%S).log"
+set +e
 Q2Z_LIFECYCLE_HISTORIES="${1:-2000}" Q2Z_LIFECYCLE_STEPS="${STEPS:-8}" \
   Q2Z_LIFECYCLE_SEED="${SEED:-1000}" Q2Z_LIFECYCLE_THREADS="${THREADS:-4}" \
-  cargo test --locked --test cutover_integrity lifecycle_histories -- --nocapture 2>&1 \
-  | grep -E "lifecycle|Tally|panicked|seed|test result"
-echo "took $(( $(date +%s) - start )) s"
+  cargo test --locked --test cutover_integrity lifecycle_histories -- --nocapture >"$log" 2>&1
+rc=$?
+set -e
+grep -E "^lifecycle|Tally|panicked at|test result" "$log" || true
+echo "took $(( $(date +%s) - start )) s; full output: $log"
+exit "$rc"
