@@ -8,8 +8,8 @@
 //! JSON → gRPC conversion turns into doubles (use `--transport rest` for such payloads).
 
 use crate::error::{Error, Result};
+use crate::http::retry::{Attempt, RetryPolicy};
 use crate::model::{Point, PointId, VectorValue};
-use qdrant_client::Qdrant;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::vector_output::Vector;
@@ -18,6 +18,7 @@ use qdrant_client::qdrant::{
     CountPointsBuilder, PointId as GrpcId, RetrievedPoint, ScrollPointsBuilder, ShardKey,
     Value as GrpcValue, shard_key,
 };
+use qdrant_client::{Qdrant, QdrantError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,17 +80,18 @@ impl QdrantGrpc {
 
     /// The exact point count of a collection (`Points/Count`).
     pub fn count(&self, name: &str) -> Result<u64> {
-        let r = self
-            .rt
-            .block_on(self.client.count(CountPointsBuilder::new(name).exact(true)))
-            .map_err(|e| {
-                grpc_err(
-                    "count",
-                    name,
-                    &crate::http::strip_credentials(&e.to_string()),
-                )
-            })?;
+        let r = self.retried(|| {
+            let r = self
+                .rt
+                .block_on(self.client.count(CountPointsBuilder::new(name).exact(true)));
+            attempt(r, "count", name)
+        })?;
         Ok(r.result.map_or(0, |c| c.count))
+    }
+
+    /// Runs a read call under the retry policy every client of q2z follows (http::retry).
+    fn retried<T>(&self, mut call: impl FnMut() -> Attempt<T>) -> Result<T> {
+        RetryPolicy::default().run(WHAT, &self.url, |_| call())
     }
 
     /// One scroll page from `offset` (inclusive), in Qdrant's id order.
@@ -107,11 +109,12 @@ impl QdrantGrpc {
         if let Some(o) = offset {
             req = req.offset(to_grpc_id(o));
         }
-        let r = self.rt.block_on(self.client.scroll(req)).map_err(|e| {
-            grpc_err(
+        let req = req.build();
+        let r = self.retried(|| {
+            attempt(
+                self.rt.block_on(self.client.scroll(req.clone())),
                 "scroll",
                 name,
-                &crate::http::strip_credentials(&e.to_string()),
             )
         })?;
         let next = r.next_page_offset.as_ref().map(from_grpc_id).transpose()?;
@@ -121,6 +124,43 @@ impl QdrantGrpc {
             .map(to_point)
             .collect::<Result<Vec<Point>>>()?;
         Ok((points, next))
+    }
+}
+
+/// What to do with the outcome of a read call: a transport that failed (a reset or refused
+/// connection: `Unavailable`), a call that timed out or was aborted, or a busy server
+/// (`ResourceExhausted`, after the wait it asks for) is tried again; anything else is an error.
+fn attempt<T>(r: std::result::Result<T, QdrantError>, call: &str, name: &str) -> Attempt<T> {
+    use tonic::Code;
+    match r {
+        Ok(t) => Attempt::Done(t),
+        Err(QdrantError::ResourceExhaustedError {
+            retry_after_seconds,
+            ..
+        }) => Attempt::Retry {
+            why: format!("{call} {name}: resource exhausted"),
+            after: Some(Duration::from_secs(retry_after_seconds)),
+        },
+        Err(QdrantError::ResponseError { status })
+            if matches!(
+                status.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Aborted
+            ) =>
+        {
+            Attempt::Retry {
+                why: format!(
+                    "{call} {name}: {} {}",
+                    status.code(),
+                    crate::http::strip_credentials(status.message())
+                ),
+                after: None,
+            }
+        }
+        Err(e) => Attempt::Fail(grpc_err(
+            call,
+            name,
+            &crate::http::strip_credentials(&e.to_string()),
+        )),
     }
 }
 
@@ -358,6 +398,43 @@ mod tests {
     fn credentials_in_the_grpc_url_are_never_shown() {
         let g = QdrantGrpc::new("http://user:s3cret@127.0.0.1:9", None).unwrap();
         assert!(!g.url().contains("s3cret"), "{}", g.url());
+    }
+
+    #[test]
+    fn a_reset_connection_or_a_busy_server_is_tried_again_other_errors_are_not() {
+        use super::{Attempt, attempt};
+        use qdrant_client::QdrantError;
+        let status = |s: tonic::Status| -> std::result::Result<(), QdrantError> {
+            Err(QdrantError::ResponseError { status: s })
+        };
+        for s in [
+            tonic::Status::unavailable("error trying to connect: Connection reset by peer"),
+            tonic::Status::deadline_exceeded("timeout"),
+            tonic::Status::aborted("aborted"),
+        ] {
+            assert!(
+                matches!(attempt(status(s), "scroll", "c"), Attempt::Retry { .. }),
+                "tried again"
+            );
+        }
+        let busy = Err::<(), _>(QdrantError::ResourceExhaustedError {
+            status: tonic::Status::resource_exhausted("busy"),
+            retry_after_seconds: 3,
+        });
+        assert!(matches!(
+            attempt(busy, "scroll", "c"),
+            Attempt::Retry { after: Some(d), .. } if d.as_secs() == 3
+        ));
+        for s in [
+            tonic::Status::not_found("Collection c not found"),
+            tonic::Status::invalid_argument("bad"),
+            tonic::Status::unauthenticated("no key"),
+        ] {
+            match attempt(status(s), "scroll", "c") {
+                Attempt::Fail(e) => assert!(e.to_string().contains("scroll c"), "{e}"),
+                _ => panic!("not tried again"),
+            }
+        }
     }
 
     #[test]
