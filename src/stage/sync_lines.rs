@@ -94,6 +94,11 @@ impl<'a> SyncLines<'a> {
 }
 
 /// One line of a digests file: `id<TAB>digest` (16 hex digits).
+pub fn digest_line(id: &str, digest: u64) -> String {
+    format!("{id}\t{digest:016x}")
+}
+
+/// Reads a line written by [`digest_line`].
 fn parse_digest_line(line: &str) -> Option<(PointId, String, u64)> {
     let (id, d) = line.rsplit_once('\t')?;
     let point = PointId::from_key_string(id)?;
@@ -140,10 +145,7 @@ impl DigestStream {
                 all.push(parse_digest_line(&line).ok_or_else(damaged)?);
             }
             all.sort_by(|a, b| a.0.cmp(&b.0));
-            Box::new(
-                all.into_iter()
-                    .map(|(_, id, d)| Ok(format!("{id}\t{d:016x}"))),
-            )
+            Box::new(all.into_iter().map(|(_, id, d)| Ok(digest_line(&id, d))))
         };
         Ok(DigestStream {
             lines,

@@ -12,8 +12,8 @@ use crate::stage::fsutil::write_atomic;
 use crate::stage::layout::{self, SYNC_STATE};
 use crate::stage::manifest::{Range, stage_err};
 use crate::stage::reader::{Row, for_each_record_batch};
-use crate::stage::sync_lines::DigestStream;
 pub use crate::stage::sync_lines::FileRef;
+use crate::stage::sync_lines::{DigestStream, digest_line};
 use crate::stage::{Stage, StagedCollection};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -334,8 +334,12 @@ pub fn base_stream(
     for c in sc.chunks().iter().filter(|c| c.range == r.index) {
         sc.for_each_batch(c, 4096, |rows| {
             for row in rows {
-                writeln!(out, "{}\t{:016x}", id_key(&row[id_field]), digest(&row))
-                    .map_err(|e| Error::io(&path, e))?;
+                writeln!(
+                    out,
+                    "{}",
+                    digest_line(&id_key(&row[id_field]), digest(&row))
+                )
+                .map_err(|e| Error::io(&path, e))?;
             }
             Ok(())
         })?;

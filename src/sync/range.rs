@@ -14,7 +14,7 @@ use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::layout;
 use crate::stage::manifest::Range;
 use crate::stage::reader::{Row, rows_of};
-use crate::stage::sync_lines::{DigestStream, SyncLines};
+use crate::stage::sync_lines::{DigestStream, SyncLines, digest_line};
 use crate::stage::sync_state::{
     DeltaRecord, FileRef, PassState, base_digests, base_stream, digest, id_key,
 };
@@ -144,14 +144,26 @@ impl CollectionSync<'_> {
         r: &Range,
         with_data: bool,
         filter: Option<&Value>,
-        mut f: impl FnMut(Vec<Point>) -> Result<()>,
+        f: impl FnMut(Vec<Point>) -> Result<()>,
     ) -> Result<()> {
         let o = ScrollOpts {
             page_size: self.opts.page_size,
             with_data,
             filter,
         };
-        for page in pages(self.src.as_ref(), r.start.clone(), r.end.clone(), o) {
+        self.each_page_in(r, r.start.clone(), r.end.clone(), o, f)
+    }
+
+    /// Calls `f` with every page of `[start, end)` within range `r`.
+    fn each_page_in(
+        &self,
+        r: &Range,
+        start: Option<PointId>,
+        end: Option<PointId>,
+        o: ScrollOpts,
+        mut f: impl FnMut(Vec<Point>) -> Result<()>,
+    ) -> Result<()> {
+        for page in pages(self.src.as_ref(), start, end, o) {
             f(self.owned(r, page?))?;
         }
         Ok(())
@@ -291,8 +303,7 @@ impl CollectionSync<'_> {
             .transpose()?;
         let mut start = r.start.clone();
         loop {
-            let mut order = Vec::new();
-            let next = self.read_window(r, start, &mut base, &mut order, &mut d)?;
+            let next = self.read_window(r, start, &mut base, &mut d)?;
             self.confirm_gone(r, &mut d)?;
             self.close_window(&mut d, record.as_mut())?;
             match next {
@@ -366,11 +377,11 @@ impl CollectionSync<'_> {
         r: &Range,
         start: Option<PointId>,
         base: &mut DigestStream,
-        order: &mut Vec<(PointId, String)>,
         d: &mut Diff,
     ) -> Result<Option<PointId>> {
         let n = self.opts.window.max(1);
-        let base_end = base.take_window(n, &mut d.base, order)?;
+        let mut order = Vec::new();
+        let base_end = base.take_window(n, &mut d.base, &mut order)?;
         let end = match (base_end, &r.end) {
             (Some(b), Some(e)) => Some(b.min(e.clone())),
             (b, e) => b.or_else(|| e.clone()),
@@ -402,7 +413,7 @@ impl CollectionSync<'_> {
         drop(it);
         let wend = match &cut {
             Some(c) => {
-                base.give_back(c, &mut d.base, order);
+                base.give_back(c, &mut d.base, &order);
                 Some(c.clone())
             }
             None => end.clone(),
@@ -442,7 +453,7 @@ impl CollectionSync<'_> {
                 f.tombstones.line(id)?;
             }
             for (id, dg) in &d.now {
-                f.digests.line(&format!("{id}\t{dg:016x}"))?;
+                f.digests.line(&digest_line(id, *dg))?;
             }
         }
         d.now.clear();
@@ -467,11 +478,10 @@ impl CollectionSync<'_> {
             with_data: true,
             filter: Some(filter),
         };
-        for page in pages(self.src.as_ref(), start, end, o) {
-            let pts = self.owned(r, page?);
+        self.each_page_in(r, start, end, o, |pts| {
             read.extend(pts.iter().map(|p| p.id.to_key_string()));
-            self.diff(&pts, d)?;
-        }
+            self.diff(&pts, d)
+        })?;
         let mut unseen = Vec::new();
         for id in ids.iter().filter(|i| !read.contains(*i)) {
             match d.base.remove(id) {
