@@ -2,7 +2,7 @@
 //! which keeps each object as a file under its root, so the bucket's copy of the stage is read
 //! back as a directory): export killed with -9 and resumed from another working copy (another
 //! machine), imported without a second upload, and two runs on one stage told apart by the
-//! conditional put of the manifest.
+//! stage's lease (another machine's live lease refused, an expired one taken over).
 
 mod common;
 
@@ -183,7 +183,7 @@ fn two_runs_on_one_stage_on_object_storage_are_told_apart() {
         "exactly one of two runs on one stage stops"
     );
     assert!(
-        failed[0].contains("changed by another run"),
+        failed[0].contains("being written by another q2z run"),
         "{}",
         failed[0]
     );
@@ -200,6 +200,86 @@ fn two_runs_on_one_stage_on_object_storage_are_told_apart() {
         code != 0 && text.contains("does not throw a stage away"),
         "{text}"
     );
+}
+
+/// A client of the stand-in's bucket at the prefix of `stage` (what another machine sees).
+fn bucket_client(stage: &str) -> q2z::sink::object_store::Uploader {
+    let (bucket, prefix) = q2z::stage::remote::parse_url(stage).unwrap();
+    q2z::sink::object_store::Uploader::s3(q2z::sink::object_store::StorageConfig {
+        endpoint: Some(standin("Q2Z_S3_ENDPOINT")),
+        bucket,
+        prefix,
+        region: "us-east-1".into(),
+        access_key: Some(standin("Q2Z_S3_ACCESS_KEY")),
+        secret_key: Some(standin("Q2Z_S3_SECRET_KEY")),
+        session_token: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_stage_leased_by_a_run_on_another_machine_is_refused_until_the_lease_expires() {
+    let (stage, on_disk) = fresh_stage("lease");
+    let url = standin("Q2Z_QDRANT_URL");
+    let bucket = bucket_client(&stage);
+    let key = bucket.key_for(".q2z.lease");
+    let now = q2z::source::unix_now();
+    let lease = |expires: u64| {
+        json!({"run": "r1", "host": "another-machine", "pid": 1,
+               "command": "sync", "expires_unix": expires})
+        .to_string()
+        .into_bytes()
+    };
+    bucket
+        .put_small_if(&key, lease(now + 600), None)
+        .unwrap()
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path().to_string_lossy().into_owned();
+    let (code, text) = run(&export_args(&url, &stage, &cache));
+    assert!(
+        code != 0
+            && text.contains("being written by another q2z run")
+            && text.contains("`sync` on host another-machine"),
+        "{text}"
+    );
+    let written: Vec<_> = walk(&on_disk)
+        .into_iter()
+        .filter(|p| !p.ends_with(".q2z.lease"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "the refused run wrote nothing: {written:?}"
+    );
+    // The other machine stopped renewing: once expired, the lease is taken over.
+    let (_, etag) = bucket.get_small(&key).unwrap().unwrap();
+    bucket
+        .put_small_if(&key, lease(now - 1), etag.as_deref())
+        .unwrap()
+        .unwrap();
+    let (code, text) = run(&export_args(&url, &stage, &cache));
+    assert_eq!(code, 0, "{text}");
+    let (rows, _, total) = staged_rows(&on_disk, "gen_kill");
+    assert_eq!((total, rows.len()), (1500, 1500));
+    assert_eq!(
+        bucket.get_small(&key).unwrap(),
+        None,
+        "a run releases its lease when it ends"
+    );
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

@@ -114,6 +114,16 @@ impl Uploader {
         }
     }
 
+    /// Deletes an object (gone already is fine).
+    pub fn delete(&self, key: &str) -> Result<()> {
+        self.rt.block_on(async {
+            match self.store.delete(&ObjPath::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.err(key, e)),
+            }
+        })
+    }
+
     /// Size of an object, if it exists.
     pub fn size(&self, key: &str) -> Result<Option<u64>> {
         match self.rt.block_on(self.store.head(&ObjPath::from(key))) {

@@ -4,6 +4,7 @@
 
 pub mod fsutil;
 pub mod layout;
+pub mod lease;
 pub mod ledger;
 pub mod lock;
 pub mod manifest;
@@ -65,7 +66,10 @@ impl Stage {
             };
         }
         let url = stage.to_string_lossy().into_owned();
-        let r = remote::RemoteStage::connect(&url)?;
+        let mut r = remote::RemoteStage::connect(&url)?;
+        if need != Need::Read {
+            r.take_lease(what)?;
+        }
         let cache = cache
             .map(Path::to_path_buf)
             .unwrap_or_else(|| remote::RemoteStage::default_cache(&url));

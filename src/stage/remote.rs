@@ -2,15 +2,18 @@
 //! holds the stage, a local working copy (the cache) is what a run reads and writes. A staged
 //! file goes up before any manifest that lists it; `manifest.json` and `import-state.json` are
 //! written with conditional puts (If-Match on the ETag read, If-None-Match for the first), so
-//! two runs that write one stage at once are told apart instead of overwriting each other.
+//! two runs that write one stage at once are told apart instead of overwriting each other; a
+//! run that changes the stage holds its lease ([`super::lease`]), so no second run uploads a
+//! staged file over one the first listed.
 
 use super::layout::{IMPORT_STATE, MANIFEST, SYNC_STATE};
+use super::lease::{LEASE, Lease};
 use super::manifest::stage_err;
 use crate::error::Result;
 use crate::sink::object_store::{StorageConfig, Uploader};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Whether a `--stage` value names object storage.
 pub fn is_remote(stage: &Path) -> bool {
@@ -30,13 +33,15 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
 
 /// The object-storage side of a stage.
 pub struct RemoteStage {
-    store: Uploader,
+    store: Arc<Uploader>,
     url: String,
     prefix: String,
     /// ETag of each state file as last read or written (`None`: not there).
     etags: Mutex<BTreeMap<&'static str, Option<String>>>,
     /// Staged files known to be in the bucket.
     present: Mutex<HashSet<String>>,
+    /// Held by a run that changes the stage: no other run writes it meanwhile.
+    lease: Option<Lease>,
 }
 
 impl std::fmt::Debug for RemoteStage {
@@ -59,7 +64,7 @@ impl RemoteStage {
             )
         })?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let store = Uploader::s3(StorageConfig {
+        let store = Arc::new(Uploader::s3(StorageConfig {
             endpoint: env("AWS_ENDPOINT_URL"),
             bucket,
             prefix: prefix.clone(),
@@ -67,14 +72,33 @@ impl RemoteStage {
             access_key: env("AWS_ACCESS_KEY_ID"),
             secret_key: env("AWS_SECRET_ACCESS_KEY"),
             session_token: env("AWS_SESSION_TOKEN"),
-        })?;
+        })?);
         Ok(RemoteStage {
             store,
             url: url.trim_end_matches('/').to_string(),
             prefix,
             etags: Mutex::new(BTreeMap::new()),
             present: Mutex::new(HashSet::new()),
+            lease: None,
         })
+    }
+
+    /// Takes the stage's lease for a run of `command` that changes it (see [`super::lease`]):
+    /// refused while another run holds it.
+    pub fn take_lease(&mut self, command: &str) -> Result<()> {
+        let key = self.key(LEASE);
+        self.lease = Some(Lease::acquire(
+            Arc::clone(&self.store),
+            key,
+            &self.url,
+            command,
+        )?);
+        Ok(())
+    }
+
+    /// Ok unless this run took the lease and lost it (then it must write nothing more).
+    fn still_held(&self) -> Result<()> {
+        self.lease.as_ref().map_or(Ok(()), Lease::check)
     }
 
     /// `s3://bucket/prefix`, as shown.
@@ -126,6 +150,7 @@ impl RemoteStage {
     /// Puts a state file of the working copy if the bucket still holds the version this run
     /// last read or wrote; another run's write in between is an error that says so.
     pub fn push_state(&self, dir: &Path, name: &'static str) -> Result<()> {
+        self.still_held()?;
         let local = dir.join(name);
         let bytes = std::fs::read(&local).map_err(|e| crate::error::Error::io(&local, e))?;
         let expected = self.lock_etags().get(name).cloned().flatten();
@@ -159,6 +184,7 @@ impl RemoteStage {
         if self.lock_present().contains(rel) {
             return Ok(());
         }
+        self.still_held()?;
         let key = self.key(rel);
         let local = dir.join(rel);
         let bytes = std::fs::metadata(&local)
@@ -190,6 +216,7 @@ impl RemoteStage {
 
     /// Copies a staged file of another stage in the same bucket to `rel` here (server side).
     pub fn copy_from(&self, other: &RemoteStage, from_rel: &str, rel: &str) -> Result<()> {
+        self.still_held()?;
         self.store.copy(&other.key(from_rel), &self.key(rel))?;
         self.lock_present().insert(rel.to_string());
         Ok(())
