@@ -52,6 +52,11 @@ pub enum Command {
     /// Example: q2z sync --stage ./stage --qdrant-url http://qdrant:6333
     ///          --milvus-url http://milvus:19530 --dry-run
     Sync(Box<SyncArgs>),
+    /// Check a target before anything is written: which server it is (Milvus release or
+    /// Zilliz Cloud), what its REST layer supports, and that the token and database work.
+    ///
+    /// Example: q2z doctor --milvus-url http://milvus:19530 --milvus-version 2.4.9
+    Doctor(DoctorArgs),
     /// Work on staging directories: join the parts of `export --part I/N`.
     #[command(subcommand)]
     Stage(StageCommand),
@@ -63,6 +68,16 @@ pub enum Command {
     ///
     /// Example: q2z manpage --dir /usr/local/share/man/man1   (q2z.1, q2z-export.1, …)
     Manpage(ManpageArgs),
+}
+
+/// `q2z doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `q2z manpage`.
@@ -423,6 +438,12 @@ pub struct TargetArgs {
     /// Milvus database.
     #[arg(long)]
     pub db: Option<String>,
+    /// The target's release (`2.4.9`, `2.6`, `3.0.2`) or `zilliz`: its REST rules apply (flush,
+    /// nullable fields, stale reads, import idempotency). Default: Zilliz Cloud by its host;
+    /// a self-hosted Milvus probed, taken at the oldest release of the line it answers as
+    /// (REST reports no version). `q2z doctor` shows what applies.
+    #[arg(long, env = "MILVUS_VERSION", value_parser = parse_milvus_version)]
+    pub milvus_version: Option<crate::sink::milvus::version::ServerKind>,
     /// Zilliz Cloud cluster id (`in01-…`): run bulk imports through the Zilliz Cloud control
     /// plane, reading the files from your bucket (`--s3-bucket`, keys from AWS_*).
     #[arg(long, env = "ZILLIZ_CLUSTER_ID")]
@@ -445,6 +466,12 @@ pub struct TargetArgs {
     /// (default `s3://<bucket>/`; e.g. `gs://bucket/` or an https bucket URL).
     #[arg(long)]
     pub object_url_base: Option<String>,
+}
+
+fn parse_milvus_version(s: &str) -> Result<crate::sink::milvus::version::ServerKind, String> {
+    crate::sink::milvus::version::ServerKind::parse(s).ok_or_else(|| {
+        format!("'{s}' is not a Milvus release from 2.4 on (e.g. 2.4.9, 2.6, 3.0.2) nor 'zilliz'")
+    })
 }
 
 /// How rows reach the target.

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Migrate(a) => migrate(*a),
         Command::Verify(a) => verify_cmd(*a),
         Command::Sync(a) => sync_cmd(*a),
+        Command::Doctor(a) => doctor(a),
         Command::Stage(StageCommand::Merge(a)) => {
             let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
             output::merge_reports(&reports, &a.into, a.json)
@@ -70,7 +71,7 @@ fn milvus(t: &TargetArgs) -> Result<Milvus> {
             "--milvus-url URL (or MILVUS_URL) is required: the Milvus REST endpoint (http://host:19530) or the Zilliz cluster endpoint",
         ));
     };
-    Ok(Milvus::new(url, token(t), t.db.clone())?)
+    Ok(Milvus::new(url, token(t), t.db.clone())?.with_version(t.milvus_version))
 }
 
 /// The target client for imports (routed through Zilliz Cloud's control plane when a cluster
@@ -455,6 +456,35 @@ fn sources(a: &SourceArgs, stage: Option<&Stage>, part: Option<Part>) -> Result<
         transport: transport(&a.transport),
         grpc_url: a.transport.grpc_url.clone(),
     })?)
+}
+
+/// `q2z doctor`: the target server, what it supports, and a call that proves token and
+/// database.
+fn doctor(a: DoctorArgs) -> Result<u8> {
+    let m = milvus(&a.target)?;
+    let server = m.server()?;
+    let collections = m.list_collections()?;
+    let caps = server.capabilities();
+    if a.json {
+        let v = serde_json::json!({
+            "url": m.url(),
+            "database": m.db(),
+            "server": server.to_string(),
+            "collections": collections.len(),
+            "supports": caps.iter().map(|(what, yes)| serde_json::json!({"what": what, "supported": yes})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("target {} (database {}): {server}", m.url(), m.db());
+        println!(
+            "token and database work: {} collections listed",
+            collections.len()
+        );
+        for (what, yes) in caps {
+            println!("  [{}] {what}", if yes { "x" } else { " " });
+        }
+    }
+    Ok(0)
 }
 
 fn plan(a: PlanArgs) -> Result<u8> {

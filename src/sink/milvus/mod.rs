@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod rest_json;
 pub mod schema;
+pub mod version;
 
 use crate::error::{Error, Result};
 use crate::http::retry::{RetryLogic, RetryPolicy};
@@ -12,7 +13,10 @@ use crate::http::{self, strip_credentials};
 use reqwest::blocking::Client;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use version::{Known, ServerKind, Target};
 
 pub use jobs::{CloudImport, ImportJob, JobFile, JobState, JobSummary};
 
@@ -26,6 +30,12 @@ pub struct Milvus {
     client: Client,
     policy: RetryPolicy,
     cloud: Option<Box<CloudImport>>,
+    /// `--milvus-version`, if given.
+    given: Option<ServerKind>,
+    /// The server, once known (given, or probed at first need).
+    target: Arc<OnceLock<Target>>,
+    /// Per collection: whether its queries may answer a stale view (see [`Milvus::count`]).
+    stale_reads: Arc<Mutex<HashMap<String, bool>>>,
 }
 
 impl std::fmt::Debug for Milvus {
@@ -42,6 +52,9 @@ impl std::fmt::Debug for Milvus {
 }
 
 const WHAT: &str = "Milvus";
+
+/// Most reads of a count that must settle (one a second) on a server answering stale views.
+const STABLE_READS: usize = 10;
 
 /// Milvus codes worth retrying: rate limits and quota pressure.
 fn retryable_code(code: i64) -> bool {
@@ -93,7 +106,48 @@ impl Milvus {
             client: http::client(Duration::from_secs(120))?,
             policy: RetryPolicy::default(),
             cloud: None,
+            given: None,
+            target: Arc::new(OnceLock::new()),
+            stale_reads: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// Takes the server's release as given (`--milvus-version`) instead of probing it.
+    pub fn with_version(mut self, v: Option<ServerKind>) -> Milvus {
+        self.given = v;
+        self
+    }
+
+    /// The server and its REST rules: as given, Zilliz Cloud by its host, or probed once.
+    pub fn server(&self) -> Result<Target> {
+        if let Some(t) = self.target.get() {
+            return Ok(*t);
+        }
+        let t = match self.given {
+            Some(kind) => Target {
+                kind,
+                known: Known::Given,
+            },
+            None if version::is_zilliz_host(&self.base) => Target {
+                kind: ServerKind::Zilliz,
+                known: Known::Host,
+            },
+            None => {
+                // REST v2 reports no version. `collections/flush` arrived in 2.5: a 404 is 2.4.
+                let probe = json!({"collectionName": "q2z_version_probe_no_such_collection"});
+                let release = match self.call("collections/flush", probe) {
+                    Err(Error::Http { status: 404, .. }) => version::Release(2, 4, 0),
+                    Err(e @ (Error::Auth { .. } | Error::Tls { .. })) => return Err(e),
+                    _ => version::Release(2, 5, 0),
+                };
+                Target {
+                    kind: ServerKind::Milvus(release),
+                    known: Known::Probed,
+                }
+            }
+        };
+        tracing::info!(target = %self.shown, "target server: {t}");
+        Ok(*self.target.get_or_init(|| t))
     }
 
     /// Runs import jobs through the Zilliz Cloud control plane instead of this endpoint.
@@ -218,9 +272,31 @@ impl Milvus {
         Ok(Self::typed::<Has>("collections/has", d)?.has)
     }
 
-    /// Creates a collection from a `collections/create` body.
+    /// Creates a collection from a `collections/create` body; nullable fields are refused
+    /// with the fix on a server that has none (2.4 would make them required, silently).
     pub fn create_collection(&self, body: &Value) -> Result<()> {
+        let nullable: Vec<&str> = body["schema"]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["nullable"] == json!(true))
+            .filter_map(|f| f["fieldName"].as_str())
+            .collect();
+        let server = self.server()?;
+        if !nullable.is_empty() && !server.kind.has_nullable() {
+            return Err(Error::Other(format!(
+                "collection {}: fields {} are nullable (payload keys promoted with --promote, absent on some points), which {server} does not support (it would make them required and refuse every point without them); export again without --promote (the keys stay in the dynamic field $meta), or import into Milvus ≥ 2.5 / Zilliz Cloud",
+                body["collectionName"].as_str().unwrap_or("?"),
+                nullable.join(", ")
+            )));
+        }
         self.call("collections/create", body.clone()).map(|_| ())
+    }
+
+    /// The names of the database's collections.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        let d = self.call("collections/list", json!({}))?;
+        Self::typed("collections/list", d)
     }
 
     /// Drops a collection.
@@ -283,8 +359,11 @@ impl Milvus {
         )))
     }
 
-    /// Flushes a collection (absent on Milvus 2.4.0: a 404 is ignored).
+    /// Flushes a collection where the server has the call (2.5+; before, a 404 is ignored).
     pub fn flush(&self, name: &str) -> Result<()> {
+        if !self.server()?.kind.has_flush() {
+            return Ok(());
+        }
         match self.call("collections/flush", json!({"collectionName": name})) {
             Err(Error::Http { status: 404, .. }) | Ok(_) => Ok(()),
             Err(e) => Err(e),
@@ -300,8 +379,46 @@ impl Milvus {
         Ok(as_u64(d.get("upsertCount")).unwrap_or(rows.len() as u64))
     }
 
-    /// `count(*)` with Strong consistency, optionally filtered.
+    /// `count(*)` with Strong consistency, optionally filtered. Where the server ignores the
+    /// request's level and the collection's own is weaker (a collection q2z did not create, on
+    /// Milvus before 2.5.14), the count is read again a second apart until two reads agree.
     pub fn count(&self, name: &str, filter: &str) -> Result<u64> {
+        let mut last = self.count_once(name, filter)?;
+        if !self.reads_may_be_stale(name)? {
+            return Ok(last);
+        }
+        for _ in 0..STABLE_READS {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = self.count_once(name, filter)?;
+            if now == last {
+                return Ok(now);
+            }
+            last = now;
+        }
+        Err(Error::Other(format!(
+            "collection {name}: its row count kept changing over {STABLE_READS} s (the server answers queries at the collection's consistency level, not Strong); let writes to it settle, then run the same command again"
+        )))
+    }
+
+    /// Whether queries on `name` may answer a view older than the last write.
+    fn reads_may_be_stale(&self, name: &str) -> Result<bool> {
+        if self.server()?.kind.query_takes_consistency() {
+            return Ok(false);
+        }
+        if let Some(&s) = self.lock_stale().get(name) {
+            return Ok(s);
+        }
+        let d = self.call("collections/describe", json!({"collectionName": name}))?;
+        let stale = d.get("consistencyLevel").and_then(Value::as_str) != Some("Strong");
+        self.lock_stale().insert(name.to_string(), stale);
+        Ok(stale)
+    }
+
+    fn lock_stale(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.stale_reads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_once(&self, name: &str, filter: &str) -> Result<u64> {
         let d = self.call("entities/query", json!({"collectionName": name, "filter": filter, "outputFields": ["count(*)"], "consistencyLevel": "Strong"}))?;
         d.get(0)
             .and_then(|r| as_u64(r.get("count(*)")))
