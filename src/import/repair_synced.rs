@@ -104,7 +104,7 @@ pub fn repair_ranges(
                                 sc.name
                             )));
                         }
-                        rows.push(rest_row(row));
+                        rows.push(rest_row(row, m));
                     }
                     if rows.len() >= 500 {
                         milvus.upsert(&m.target, &rows)?;

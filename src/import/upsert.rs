@@ -73,7 +73,7 @@ pub fn upsert_chunk(
                     sc.name, c.file
                 )));
             }
-            let row = rest_row(r);
+            let row = rest_row(r, &sc.entry.mapping);
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0);
             if bytes + size > batch_bytes && !batch.is_empty() {
                 flush(&mut batch, &mut bytes)?;

@@ -541,7 +541,11 @@ impl CollectionSync<'_> {
         }
         if !self.opts.dry_run {
             for part in rows.chunks(self.opts.batch.max(1)) {
-                let rest: Vec<Row> = part.iter().cloned().map(rest_row).collect();
+                let rest: Vec<Row> = part
+                    .iter()
+                    .cloned()
+                    .map(|r| rest_row(r, self.mapping()))
+                    .collect();
                 self.milvus.upsert(&self.mapping().target, &rest)?;
             }
         }

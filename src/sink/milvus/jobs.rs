@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 /// How long a job-creation request may take before the client gives up on it.
 pub const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Pages of Zilliz Cloud's job list read at most (100 jobs each).
+const MAX_LIST_PAGES: usize = 50;
 /// After this long from its sending, a job-creation request that left no job never will: a
 /// server creates the job while it answers the request.
 pub const CREATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
@@ -113,13 +115,13 @@ pub struct ImportJob {
 }
 
 impl ImportJob {
-    /// Whether the job reads any of these object keys (matched as whole keys, or as the key
-    /// relative to a volume's prefix).
-    pub fn reads_any(&self, keys: &[String]) -> bool {
-        self.details.iter().flat_map(JobFile::paths).any(|p| {
-            keys.iter()
-                .any(|k| p == k || k.ends_with(&format!("/{p}")) || p.ends_with(&format!("/{k}")))
-        })
+    /// Whether the job reads any of these paths, each matched whole (`part-0000-000000.parquet`
+    /// recurs in every collection's directory: a suffix would match another collection's job).
+    pub fn reads_any(&self, paths: &[String]) -> bool {
+        self.details
+            .iter()
+            .flat_map(JobFile::paths)
+            .any(|p| paths.iter().any(|k| p == k))
     }
 }
 
@@ -211,17 +213,70 @@ impl Milvus {
             #[serde(default)]
             records: Vec<JobSummary>,
         }
-        let d = match &self.cloud {
-            Some(c) => c.api.call(
-                "jobs/import/list",
-                json!({"clusterId": c.cluster_id, "collectionName": name, "pageSize": 100, "currentPage": 1}),
-            )?,
-            None => self.call("jobs/import/list", json!({"collectionName": name}))?,
+        let Some(c) = &self.cloud else {
+            let d = self.call("jobs/import/list", json!({"collectionName": name}))?;
+            if d.is_null() {
+                return Ok(Vec::new());
+            }
+            return Ok(Self::typed::<List>("jobs/import/list", d)?.records);
         };
-        if d.is_null() {
-            return Ok(Vec::new());
+        // Zilliz Cloud pages the cluster's jobs (`pageSize`, `currentPage`; a page shorter than
+        // its size is the last): read to the end, keep this collection's.
+        #[derive(Deserialize)]
+        struct Record {
+            #[serde(flatten)]
+            job: JobSummary,
+            #[serde(default, rename = "collectionName")]
+            collection: Option<String>,
         }
-        Ok(Self::typed::<List>("jobs/import/list", d)?.records)
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            records: Vec<Record>,
+        }
+        const PAGE: usize = 100;
+        let mut out = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let d = c.api.call(
+                "jobs/import/list",
+                json!({"clusterId": c.cluster_id, "collectionName": name, "pageSize": PAGE, "currentPage": page}),
+            )?;
+            let records = if d.is_null() {
+                Vec::new()
+            } else {
+                Self::typed::<Page>("jobs/import/list", d)?.records
+            };
+            let last = records.len() < PAGE;
+            out.extend(
+                records
+                    .into_iter()
+                    .filter(|r| r.collection.as_deref().is_none_or(|c| c == name))
+                    .map(|r| r.job),
+            );
+            if last {
+                return Ok(out);
+            }
+        }
+        Err(Error::Other(format!(
+            "Zilliz Cloud lists more than {} import jobs for cluster {}; reconciling a lost job creation needs them all: run the same command again once old jobs have expired",
+            MAX_LIST_PAGES * PAGE,
+            c.cluster_id
+        )))
+    }
+
+    /// The forms in which a job may print the object `key` it reads: the key itself, the URL
+    /// Zilliz was given (`url_base` + key), the path in a volume (key without its prefix).
+    fn printed_forms(&self, keys: &[String]) -> Vec<String> {
+        let mut out = keys.to_vec();
+        if let Some(c) = &self.cloud {
+            for k in keys {
+                out.push(format!("{}{k}", c.url_base));
+                if let Some(rel) = k.strip_prefix(c.url_base.as_str()) {
+                    out.push(rel.to_string());
+                }
+            }
+        }
+        out
     }
 
     /// After a job creation whose answer was lost: the job of `name` that reads any of `keys`,
@@ -235,6 +290,7 @@ impl Milvus {
         known: &std::collections::BTreeSet<String>,
         wait: std::time::Duration,
     ) -> Result<Option<String>> {
+        let keys = &self.printed_forms(keys);
         let mut silent = Vec::new();
         let found = crate::wait::until(std::time::Duration::from_secs(2), wait, || {
             silent.clear();
@@ -306,7 +362,10 @@ mod tests {
             reason: None,
             details: vec![volume],
         };
-        assert!(j.reads_any(&["vol-prefix/q2z/c/part-0000-000000.parquet".into()]));
+        assert!(j.reads_any(&["c/part-0000-000000.parquet".into()]));
+        // Another collection's file of the same name is not this job's.
+        assert!(!j.reads_any(&["vol-prefix/q2z/d/c/part-0000-000000.parquet".into()]));
+        assert!(!j.reads_any(&["part-0000-000000.parquet".into()]));
     }
 }
 

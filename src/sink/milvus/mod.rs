@@ -133,12 +133,12 @@ impl Milvus {
                 known: Known::Host,
             },
             None => {
-                // REST v2 reports no version. `collections/flush` arrived in 2.5: a 404 is 2.4.
+                // REST v2 reports no version. `collections/flush` arrived in 2.5.4: a 404 is older.
                 let probe = json!({"collectionName": "q2z_version_probe_no_such_collection"});
                 let release = match self.call("collections/flush", probe) {
                     Err(Error::Http { status: 404, .. }) => version::Release(2, 4, 0),
                     Err(e @ (Error::Auth { .. } | Error::Tls { .. })) => return Err(e),
-                    _ => version::Release(2, 5, 0),
+                    _ => version::Release(2, 5, 4),
                 };
                 Target {
                     kind: ServerKind::Milvus(release),
@@ -359,7 +359,7 @@ impl Milvus {
         )))
     }
 
-    /// Flushes a collection where the server has the call (2.5+; before, a 404 is ignored).
+    /// Flushes a collection where the server has the call (2.5.4+; before, a 404 is ignored).
     pub fn flush(&self, name: &str) -> Result<()> {
         if !self.server()?.kind.has_flush() {
             return Ok(());
@@ -381,7 +381,7 @@ impl Milvus {
 
     /// `count(*)` with Strong consistency, optionally filtered. Where the server ignores the
     /// request's level and the collection's own is weaker (a collection q2z did not create, on
-    /// Milvus before 2.5.14), the count is read again a second apart until two reads agree.
+    /// Milvus before 2.5.12), the count is read again a second apart until two reads agree.
     pub fn count(&self, name: &str, filter: &str) -> Result<u64> {
         let mut last = self.count_once(name, filter)?;
         if !self.reads_may_be_stale(name)? {

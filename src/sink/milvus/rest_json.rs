@@ -7,7 +7,8 @@
 //! values. Floats are therefore always written with a `.` ([`to_vec`]), and rows holding values
 //! the layer cannot carry exactly are found by [`inexact_value`] so they go through bulk import.
 
-use crate::transform::mapping::{CollectionMapping, META};
+use crate::transform::mapping::{CollectionMapping, META, VectorKind};
+use base64::Engine;
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -71,11 +72,27 @@ pub fn inexact_value(meta: &serde_json::Map<String, Value>) -> Option<String> {
 }
 
 /// A staged row as Milvus's REST insert/upsert takes it: `$meta` keys go to the top level (the
-/// dynamic field).
-pub fn rest_row(mut r: Map<String, Value>) -> Map<String, Value> {
+/// dynamic field); float16 vectors as base64 of their little-endian bytes, the one form every
+/// line reads (utils.go `checkAndSetData`: 2.4 takes only base64, 2.5+ also float arrays), and
+/// exact (the staged floats are the float16 values, so the bytes are the staged ones).
+pub fn rest_row(mut r: Map<String, Value>, m: &CollectionMapping) -> Map<String, Value> {
     if let Some(Value::Object(meta)) = r.remove(META) {
         for (k, v) in meta {
             r.insert(k, v);
+        }
+    }
+    for v in m
+        .vectors
+        .iter()
+        .filter(|v| v.kind == VectorKind::Float16Vector)
+    {
+        if let Some(Value::Array(xs)) = r.get(&v.field) {
+            let bytes: Vec<u8> = xs
+                .iter()
+                .flat_map(|x| half::f16::from_f64(x.as_f64().unwrap_or(f64::NAN)).to_le_bytes())
+                .collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            r.insert(v.field.clone(), Value::String(b64));
         }
     }
     r
@@ -108,6 +125,34 @@ mod tests {
         );
         let back: Value = serde_json::from_slice(text.as_bytes()).unwrap();
         assert_eq!(back, body, "every value reads back the same");
+    }
+
+    #[test]
+    fn float16_vectors_go_as_base64_of_their_bytes_and_meta_to_the_top() {
+        use crate::transform::mapping::{IdKind, test_mapping};
+        let mut m = test_mapping(crate::model::Distance::Cosine, IdKind::Int64);
+        m.vectors[0].kind = VectorKind::Float16Vector;
+        let field = m.vectors[0].field.clone();
+        let halves = [0.1f32, -65504.0, 3.0e-5];
+        let staged: Vec<f32> = halves
+            .iter()
+            .map(|x| half::f16::from_f32(*x).to_f32())
+            .collect();
+        let mut row = Map::new();
+        row.insert(field.clone(), json!(staged));
+        row.insert(META.into(), json!({"k": 1}));
+        let out = rest_row(row, &m);
+        let b64 = out[&field].as_str().expect("base64 text");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let want: Vec<u8> = halves
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        assert_eq!(bytes, want, "the staged float16 values, byte for byte");
+        assert_eq!(out["k"], 1);
+        assert!(!out.contains_key(META));
     }
 
     #[test]

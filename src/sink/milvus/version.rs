@@ -3,7 +3,8 @@
 //! Given with `--milvus-version` (best: the exact release), or told from the server: Zilliz
 //! Cloud by its endpoint's host, and Milvus's REST v2 reports no version, so a self-hosted
 //! server is probed (`collections/flush` answers 404 before 2.5) and taken at the oldest
-//! release of the line that answer allows. The table is in README.md ("conformance").
+//! release of the line that answer allows. The table is in README.md ("conformance"); the
+//! releases below are those of the commits in milvus-io/milvus that brought each behaviour.
 
 use std::fmt;
 
@@ -76,37 +77,44 @@ impl ServerKind {
         self.release() >= r
     }
 
-    /// `collections/flush` exists (REST v2 gained it in 2.5; a 404 before).
+    /// `collections/flush` exists (handler_v2.go, milvus PR 39425: 2.5.4; a 404 before).
     pub fn has_flush(self) -> bool {
-        self.at_least(Release(2, 5, 0))
+        self.at_least(Release(2, 5, 4))
     }
 
-    /// Fields may be `nullable` (2.5+; a 2.4 server drops the key and makes the field required).
+    /// Fields may be `nullable` (PR 35825: 2.5.0; 2.4's `createCollection` drops the key and
+    /// makes the field required).
     pub fn has_nullable(self) -> bool {
         self.at_least(Release(2, 5, 0))
     }
 
-    /// A row may hold an empty sparse vector (`{}`) over REST (2.4.12+).
+    /// A row may hold an empty sparse vector (`{}`) over REST (utils.go `checkAndSetData`,
+    /// PR 36061: 2.4.12).
     pub fn takes_empty_sparse(self) -> bool {
         self.at_least(Release(2, 4, 12))
     }
 
-    /// `entities/query` honours the request's `consistencyLevel` (milvus PR 41830: 2.5.14,
-    /// 2.6.0); before, the collection's level applies.
-    pub fn query_takes_consistency(self) -> bool {
-        let r = self.release();
-        r >= Release(2, 6, 0) || (r.0 == 2 && r.1 == 5 && r.2 >= 14)
+    /// A Parquet import takes an empty sparse row (`"{}"`; importutilv2 parquet reader, PR
+    /// 40586: 2.5.7; every 2.4 release fails the job).
+    pub fn imports_empty_sparse(self) -> bool {
+        self.at_least(Release(2, 5, 7))
     }
 
-    /// `jobs/import/create` honours an `Idempotency-Key` header (2.6.24+ and 3.0.2+): the same
-    /// key answers the original job.
+    /// `entities/query` honours the request's `consistencyLevel` (PR 41830, the 2.5 pick of
+    /// 41825: 2.5.12, and 2.6.0); before, the collection's level applies.
+    pub fn query_takes_consistency(self) -> bool {
+        self.at_least(Release(2, 5, 12))
+    }
+
+    /// `jobs/import/create` honours an `Idempotency-Key` header (2.6.24 and 3.0.2; milvus-docs
+    /// idempotent-import.md): the same key, per collection, answers the original job for ~24 h.
     pub fn import_idempotency(self) -> bool {
         let r = self.release();
         r >= Release(3, 0, 2) || (r.0 == 2 && r >= Release(2, 6, 24))
     }
 
-    /// Import jobs may wait for a commit (`options.auto_commit=false`, state Uncommitted,
-    /// `jobs/import/commit` / `abort`): the 3.0 line.
+    /// Import jobs may wait for a commit (`options.auto_commit` "false", state Uncommitted,
+    /// `jobs/import/commit` / `abort`; PR 48524: 3.0.0).
     pub fn two_phase_import(self) -> bool {
         self.at_least(Release(3, 0, 0)) && self != ServerKind::Zilliz
     }
@@ -139,6 +147,10 @@ impl Target {
             ),
             ("nullable fields (promoted payload keys)", k.has_nullable()),
             ("empty sparse vectors in REST rows", k.takes_empty_sparse()),
+            (
+                "empty sparse vectors in Parquet imports",
+                k.imports_empty_sparse(),
+            ),
             (
                 "queries honour consistencyLevel (else counts are read until stable)",
                 k.query_takes_consistency(),
@@ -185,9 +197,11 @@ mod tests {
         for bad in ["2.3.9", "1.0", "2", "2.x", "2.4.1.1", ""] {
             assert_eq!(ServerKind::parse(bad), None, "{bad}");
         }
-        assert!(!v("2.4.11").has_flush() && !v("2.4.11").has_nullable());
+        assert!(!v("2.5.3").has_flush() && v("2.5.4").has_flush());
+        assert!(!v("2.4.11").has_nullable() && v("2.5.0").has_nullable());
+        assert!(!v("2.5.6").imports_empty_sparse() && v("2.5.7").imports_empty_sparse());
         assert!(!v("2.4.11").takes_empty_sparse() && v("2.4.12").takes_empty_sparse());
-        assert!(!v("2.5.13").query_takes_consistency() && v("2.5.14").query_takes_consistency());
+        assert!(!v("2.5.11").query_takes_consistency() && v("2.5.12").query_takes_consistency());
         assert!(!v("2.6.23").import_idempotency() && v("2.6.24").import_idempotency());
         assert!(!v("3.0.1").import_idempotency() && v("3.0.2").import_idempotency());
         assert!(v("3.0").two_phase_import() && !v("2.6.30").two_phase_import());
