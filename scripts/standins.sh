@@ -14,6 +14,8 @@ CACHE="$ROOT/.cache"
 RUN="${Q2Z_RUN_DIR:-$CACHE/run}"
 VENV="$CACHE/venv-milvus"
 VENV23="$CACHE/venv-m23"
+# Releases whose REST behaviour extra Milvus stand-ins follow (the main one: 2.5.16).
+MILVUS_PROFILES="2.4.9 2.6.24 3.0.2"
 SHARED_FIXTURES="${Q2Z_FIXTURES:-$ROOT/fixtures/qdrant-1.19}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/debug"
@@ -116,8 +118,27 @@ start() {
     --s3-endpoint "http://$(cat "$RUN/s3.addr")" --s3-access-key "$ak" --s3-secret-key "$sk" --bucket milvus-bucket \
     --addr-file "$RUN/milvus.addr" >"$RUN/milvus.log" 2>&1 &
   echo $! >>"$RUN/pids"
+  # The same stand-in following other releases' REST behaviour (--milvus-version), for the
+  # suites that scripts/test.sh runs once per release line.
+  local profiles_env=""
+  if [ -z "$target_only" ]; then
+    for v in $MILVUS_PROFILES; do
+      mkdir -p "$RUN/milvus-$v"
+      "$VENV/bin/python" "$ROOT/standins/milvus/milvus_standin.py" --data "$RUN/milvus-$v" --token "$mt" \
+        --s3-endpoint "http://$(cat "$RUN/s3.addr")" --s3-access-key "$ak" --s3-secret-key "$sk" --bucket milvus-bucket \
+        --milvus-version "$v" --addr-file "$RUN/milvus-$v.addr" >"$RUN/milvus-$v.log" 2>&1 &
+      echo $! >>"$RUN/pids"
+    done
+  fi
   wait_file "$RUN/qdrant.addr" 60 qdrant
   wait_file "$RUN/milvus.addr" 60 milvus
+  if [ -z "$target_only" ]; then
+    for v in $MILVUS_PROFILES; do
+      wait_file "$RUN/milvus-$v.addr" 60 "milvus $v"
+      profiles_env="${profiles_env}export Q2Z_MILVUS_URL_${v//./_}=http://$(cat "$RUN/milvus-$v.addr")
+"
+    done
+  fi
   [ -z "$target_only" ] && start_m23
   cat >"$RUN/env" <<ENV
 export Q2Z_QDRANT_URL=http://$(cat "$RUN/qdrant.addr")
@@ -135,6 +156,8 @@ export Q2Z_STANDIN_BIN=$BIN
 export Q2Z_FIXTURES=$SHARED_FIXTURES
 export Q2Z_M23_NETNS=$(cat "$RUN/netns" 2>/dev/null || echo none)
 export Q2Z_M23_PYTHON=$VENV23/bin/python
+export Q2Z_MILVUS_PROFILES="$([ -z "$target_only" ] && echo "$MILVUS_PROFILES")"
+${profiles_env}
 ENV
   log "started in $(( ($(date +%s%N) - t0) / 1000000 )) ms; RSS (KiB): $(for p in $(cat "$RUN/pids"); do ps -o rss= -p "$p" | tr -d ' '; done | paste -sd' ')"
   cat "$RUN/env"

@@ -6,7 +6,11 @@ import jobs that read Parquet files from the S3 stand-in with pyarrow, enforcing
 rules Milvus 2.5's import parser applies, then insert the rows into the engine.
 
 Run: python milvus_standin.py --port 0 --data DIR --token root:Milvus --s3-endpoint URL \
-        --s3-access-key AK --s3-secret-key SK --bucket milvus-bucket --addr-file FILE
+        --s3-access-key AK --s3-secret-key SK --bucket milvus-bucket --addr-file FILE \
+        [--milvus-version 2.4.9|2.5.16|2.6.24|3.0.2]
+
+`--milvus-version` picks the REST behaviour of that release where the lines differ; each
+difference names the milvus-io/milvus change (PR) and the Go function it is in (see `at_least`).
 """
 
 import argparse
@@ -139,9 +143,16 @@ class ApiError(Exception):
         self.code, self.message, self.http = code, message, http
 
 
+def parse_version(text):
+    parts = [int(x) for x in text.lstrip("vV").split(".")]
+    return tuple((parts + [0, 0, 0])[:3])
+
+
 class State:
     def __init__(self, args):
         self.args = args
+        self.version = parse_version(args.milvus_version)
+        self.idempotency = {}  # (collection, Idempotency-Key) -> jobId (2.6.24+, 3.0.2+)
         self.client = MilvusClient(f"{args.data}/milvus_lite.db")
         self.lock = threading.RLock()
         self.schemas = {}      # name -> create request (as given), for describe and import checks
@@ -159,6 +170,9 @@ class State:
         scheme = a.s3_endpoint.split("://", 1)[0] if "://" in a.s3_endpoint else "http"
         return pafs.S3FileSystem(access_key=ak or a.s3_access_key, secret_key=sk or a.s3_secret_key,
                                  endpoint_override=host, scheme=scheme, region="us-east-1")
+
+    def at_least(self, *v):
+        return self.version >= v
 
     def fault(self, name):
         with self.lock:
@@ -197,6 +211,11 @@ def create_collection(st, body):
     with st.lock:
         if st.client.has_collection(name):
             raise ApiError(65535, f"collection already exists[collection={name}]")
+    if not st.at_least(2, 5, 0):
+        # 2.4 (handler_v2.go createCollection, before PR 35825): the field schema has no
+        # `nullable`; the key is dropped silently and the field is required.
+        fields = [{k: v for k, v in f.items() if k not in ("nullable", "defaultValue")} for f in fields]
+        body = dict(body, schema=dict(schema, fields=fields))
     nullable = any(f.get("nullable") for f in fields)
     s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
                                    enable_dynamic_field=bool(schema.get("enableDynamicField", False)) or nullable,
@@ -438,11 +457,24 @@ def engine_row(st, name, row, from_rest):
                 v = np.frombuffer(raw, dtype="<f2")
             elif isinstance(v, (bytes, bytearray)):
                 v = np.frombuffer(bytes(v), dtype="<f2")
+            elif from_rest and not st.at_least(2, 5, 0):
+                # 2.4 utils.go checkAndSetData: a Float16Vector is []byte (json.Unmarshal: a
+                # base64 string, or an array of 0..255 integers); float arrays came with PR
+                # 37556 (2.5.0).
+                if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
+                    raise ApiError(1804, f"fail to deal with the vector field {fname}: json: cannot unmarshal number into Go value of type uint8")
+                if len(v) != 2 * dim:
+                    raise ApiError(1804, f"fail to deal with the vector field {fname}: byte size mismatch")
+                v = np.frombuffer(bytes(v), dtype="<f2")
             else:
                 if len(v) != dim:
                     raise ApiError(1804, f"fail to deal with the vector field {fname}: dimension mismatch, expect {dim}")
                 v = np.array(v, dtype=np.float32).astype(np.float16)
         elif dt == "SparseFloatVector":
+            if from_rest and v in ({}, "{}") and not st.at_least(2, 4, 12):
+                # utils.go checkAndSetData → typeutil.CreateSparseFloatRowFromJSON: an empty
+                # row was refused until PR 36061 (2.4.12).
+                raise ApiError(1804, f"fail to deal with the sparse vector field {fname}: empty JSON input")
             v = sparse_dict(v, fname)
         elif dt in ("Double", "Float"):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -726,6 +758,10 @@ def import_rows(st, name, table):
                     raise ApiError(2100, f"vector dimension mismatch: the number of bytes is not aligned with dim, expect {2 * dim}, actual {len(raw)}: importing data failed")
                 v = np.frombuffer(raw, dtype="<f2")
             if dt == "SparseFloatVector":
+                if v.strip() == "{}" and not st.at_least(2, 5, 7):
+                    # importutilv2/parquet field_reader.go ReadSparseFloatVectorData: an empty
+                    # row indexed the row at -1 (a panic, the job fails) until PR 40586 (2.5.7).
+                    raise ApiError(2100, f"runtime error: index out of range [-1] (field {fname}, an empty sparse row): importing data failed")
                 v = sparse_dict(v, fname)
             if dt == "VarChar":
                 ml = int(f["elementTypeParams"]["max_length"])
@@ -774,15 +810,13 @@ def run_job(st, job):
         staged = []
         for label, t in tables:
             staged.append((label, import_rows(st, job["collectionName"], t)))
-        # all files parsed: insert (a failed job imports nothing)
-        for label, rows in staged:
-            for i in range(0, len(rows), 1000):
-                with st.lock:
-                    st.client.insert(job["collectionName"], rows[i:i + 1000])
-                done += len(rows[i:i + 1000])
-                job["importedRows"] = done
-                job["progress"] = 10 + int(80 * done / max(total, 1))
-        job["state"], job["progress"], job["completeTime"] = "Completed", 100, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if job.get("_auto_commit") is False:
+            # 3.0 (PR 48524, datacoord import checker): imported segments wait, invisible,
+            # in state Uncommitted until `jobs/import/commit` (or `abort`).
+            job["_staged"] = staged
+            job["state"], job["progress"] = "Uncommitted", 99
+            return
+        insert_staged(st, job, staged, total)
     except ApiError as e:
         job["state"], job["reason"], job["importedRows"] = "Failed", e.message, 0
     except Exception as e:  # engine errors become the job's reason
@@ -792,10 +826,73 @@ def run_job(st, job):
         job["finishedAt"] = time.time()
 
 
-def create_import(st, body):
+def insert_staged(st, job, staged, total):
+    if True:
+        done = 0
+        # all files parsed: insert (a failed job imports nothing)
+        for label, rows in staged:
+            for i in range(0, len(rows), 1000):
+                with st.lock:
+                    st.client.insert(job["collectionName"], rows[i:i + 1000])
+                done += len(rows[i:i + 1000])
+                job["importedRows"] = done
+                job["progress"] = 10 + int(80 * done / max(total, 1))
+        job["state"], job["progress"], job["completeTime"] = "Completed", 100, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def commit_import(st, body):
+    """3.0 handler_v2.go commitImportJob / datacoord CommitImport: only from Uncommitted (a
+    no-op once Committing or Completed); an auto-commit job is refused (2100)."""
+    job = find_job(st, body)
+    if job.get("_auto_commit") is not False:
+        raise ApiError(2100, f"import job {job['jobId']} is auto-commit, nothing to commit: importing data failed")
+    if job["state"] in ("Committing", "Completed"):
+        return ok()
+    if job["state"] != "Uncommitted":
+        raise ApiError(2100, f"import job {job['jobId']} is {job['state']}, not Uncommitted: importing data failed")
+    job["state"] = "Committing"
+    staged = job.pop("_staged", [])
+    insert_staged(st, job, staged, job.get("totalRows", 0))
+    return ok()
+
+
+def abort_import(st, body):
+    """3.0 abortImportJob: refused once Committing or Completed; otherwise the job fails."""
+    job = find_job(st, body)
+    if job.get("_auto_commit") is not False:
+        raise ApiError(2100, f"import job {job['jobId']} is auto-commit, it cannot be aborted: importing data failed")
+    if job["state"] in ("Committing", "Completed"):
+        raise ApiError(2100, f"import job {job['jobId']} is {job['state']}, too late to abort: importing data failed")
+    job.pop("_staged", None)
+    job["state"], job["reason"], job["importedRows"] = "Failed", "aborted by the user", 0
+    return ok()
+
+
+def create_import(st, body, idem_key=None):
     need(body, "collectionName")
     name = body["collectionName"]
     schema_of(st, name)
+    opts = body.get("options") or {}
+    for k, v in opts.items():
+        if not isinstance(v, str):
+            # request_v2.go ImportReq.Options is map[string]string: any other JSON type fails
+            # the bind.
+            raise ApiError(1801, f"can only accept json format request, error: json: cannot unmarshal {type(v).__name__} into Go struct field ImportReq.options of type string")
+    auto_commit = True
+    if "auto_commit" in opts and st.at_least(3, 0, 0) and "clusterId" not in body:
+        if opts["auto_commit"] not in ("true", "false"):
+            raise ApiError(1100, f"invalid auto_commit value {opts['auto_commit']}: invalid parameter")
+        auto_commit = opts["auto_commit"] == "true"
+    if idem_key is not None and (st.at_least(3, 0, 2) or (st.version[:2] == (2, 6) and st.at_least(2, 6, 24))):
+        # Idempotent import (milvus-docs idempotent-import.md; 2.6.24, 3.0.2): a printable
+        # ASCII key of at most 256 bytes, per collection; the same key answers the original
+        # job (failed or not), whatever the body says. Older servers ignore the header.
+        if not idem_key or len(idem_key) > 256 or not all(32 <= ord(c) < 127 for c in idem_key):
+            raise ApiError(1100, "invalid Idempotency-Key: printable ASCII of at most 256 bytes: invalid parameter")
+        with st.lock:
+            known = st.idempotency.get((name, idem_key))
+        if known is not None and known in st.jobs:
+            return ok({"jobId": known})
     files = []
     if "clusterId" in body or "volumeName" in body:   # Zilliz control plane
         if body.get("volumeName"):
@@ -834,14 +931,19 @@ def create_import(st, body):
         job_id = ("job-" + uuid.uuid4().hex[:20]) if "clusterId" in body else str(st.next_job)
     job = {"jobId": job_id, "collectionName": name, "state": "Pending", "progress": 0, "importedRows": 0, "totalRows": 0,
            "fileSize": 0, "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "completeTime": "",
-           "_files": files, "fileNames": [f[2] for f in files]}
+           "_files": files, "fileNames": [f[2] for f in files], "_auto_commit": auto_commit}
     st.jobs[job_id] = job
+    if idem_key and (st.at_least(3, 0, 2) or (st.version[:2] == (2, 6) and st.at_least(2, 6, 24))):
+        with st.lock:
+            st.idempotency[(name, idem_key)] = job_id
     threading.Thread(target=run_job, args=(st, job), daemon=True).start()
     return ok({"jobId": job_id})
 
 
 def job_view(job):
     v = {k: x for k, x in job.items() if not k.startswith("_") and k not in ("finishedAt", "fileNames")}
+    if job.get("_auto_commit") is not False and v["state"] in ("Uncommitted", "Committing"):
+        v["state"], v["progress"] = "Importing", 99
     # As Milvus's datacoord reports them: one entry per file group, named with Go's %v of the
     # group's paths ("[a.parquet]"), and none before the pre-import has made the import tasks.
     v["details"] = [] if job["state"] == "Pending" else [
@@ -957,7 +1059,7 @@ def create_database(st, body):
     return ok()
 
 
-def route(st, path, body, allow_int64):
+def route(st, path, body, allow_int64, headers=None):
     p = path.split("?", 1)[0]
     c = st.client
     # A request naming an alias acts on its collection, as Milvus resolves names.
@@ -987,7 +1089,9 @@ def route(st, path, body, allow_int64):
         "/v2/vectordb/entities/get": lambda: get(st, body, allow_int64),
         "/v2/vectordb/entities/search": lambda: search(st, body, allow_int64),
         "/v2/vectordb/entities/delete": lambda: delete(st, body),
-        "/v2/vectordb/jobs/import/create": lambda: create_import(st, body),
+        "/v2/vectordb/jobs/import/create": lambda: create_import(st, body, (headers or {}).get("Idempotency-Key")),
+        "/v2/vectordb/jobs/import/commit": lambda: commit_import(st, body),
+        "/v2/vectordb/jobs/import/abort": lambda: abort_import(st, body),
         "/v2/vectordb/jobs/import/get_progress": lambda: ok(job_view(find_job(st, body))),
         "/v2/vectordb/jobs/import/describe": lambda: ok(job_view(find_job(st, body))),
         "/v2/vectordb/jobs/import/getProgress": lambda: ok(job_view(find_job(st, body))),
@@ -1000,7 +1104,16 @@ def route(st, path, body, allow_int64):
         "/v2/vectordb/aliases/list": lambda: ok(sorted(a for a, col in st.aliases.items()
                                                        if body.get("collectionName") in (None, "", col))),
     }
-    if p not in table:
+    # Routes by release (handler_v2.go RegisterRoutesToV2): collections/flush from PR 39425
+    # (2.5.4), jobs/import/describe from PR 36754 (2.4.13), commit/abort from PR 48524 (3.0.0).
+    absent = set()
+    if not st.at_least(2, 5, 4):
+        absent.add("/v2/vectordb/collections/flush")
+    if not st.at_least(2, 4, 13):
+        absent.add("/v2/vectordb/jobs/import/describe")
+    if not st.at_least(3, 0, 0):
+        absent |= {"/v2/vectordb/jobs/import/commit", "/v2/vectordb/jobs/import/abort"}
+    if p not in table or p in absent:
         return None
     return table[p]()
 
@@ -1056,7 +1169,7 @@ def make_handler(st):
             allow = self.headers.get("Accept-Type-Allow-Int64", "true").lower() != "false"
             try:
                 check_database(st, self.path, body, self.headers.get("DB-Name"))
-                r = route(st, self.path, body, allow)
+                r = route(st, self.path, body, allow, self.headers)
                 if r is None:
                     return self.send(404, {"message": "404 page not found"})
                 lose_for = st.faults.get("lose_import_answer_for")
@@ -1090,6 +1203,8 @@ def main():
     ap.add_argument("--s3-secret-key", required=True)
     ap.add_argument("--bucket", default="milvus-bucket")
     ap.add_argument("--addr-file")
+    ap.add_argument("--milvus-version", default="2.5.16",
+                    help="the release whose REST behaviour to follow where lines differ")
     args = ap.parse_args()
     st = State(args)
     srv = ThreadingHTTPServer((args.host, args.port), make_handler(st))

@@ -1,0 +1,326 @@
+//! What differs between Milvus release lines, end to end: scripts/test.sh runs this file once
+//! against the main Milvus stand-in (2.5.16) and once against the stand-in following each other
+//! line (`Q2Z_MILVUS_PROFILE` = 2.4.9, 2.6.24, 3.0.2; q2z told the release through
+//! MILVUS_VERSION, as `--milvus-version` would). The payload set REST would change (`1e-6`,
+//! `1e21`, 2^63+5, 2^64-1, nested 2^53+1, a null) and float16 vectors (2.4 reads only base64)
+//! go through migrate, sync and verify exact on every line; what a line lacks (nullable fields
+//! before 2.5, flush before 2.5.4) is refused with the fix or skipped; the stand-in's own
+//! release rules (routes, two-phase import, Idempotency-Key) are checked over raw REST.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+/// The release the target stand-in follows.
+fn profile() -> (u16, u16, u16) {
+    let v = std::env::var("Q2Z_MILVUS_PROFILE").unwrap_or_else(|_| "2.5.16".into());
+    let p: Vec<u16> = v.split('.').map(|x| x.parse().unwrap()).collect();
+    (p[0], p[1], p[2])
+}
+
+fn at_least(v: (u16, u16, u16)) -> bool {
+    profile() >= v
+}
+
+fn point(id: u64, payload: Value) -> Value {
+    json!({"id": id, "vector": [0.25, -0.5, 0.125, id as f32], "payload": payload})
+}
+
+fn bucket_args() -> Vec<String> {
+    vec![
+        "--s3-endpoint".into(),
+        standin("Q2Z_S3_ENDPOINT"),
+        "--s3-bucket".into(),
+        standin("Q2Z_S3_BUCKET"),
+    ]
+}
+
+#[test]
+fn the_payload_set_rest_would_change_arrives_exact_through_import_sync_and_verify() {
+    let c = format!("profpay{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    let set = json!({"tiny": 1e-6, "huge": 1e21, "over": 9_223_372_036_854_775_813u64,
+                     "max": u64::MAX, "nested": {"x": [9_007_199_254_740_993u64]},
+                     "gone": null, "plain": 7});
+    let pts: Vec<Value> = (1..=30)
+        .map(|i| {
+            point(
+                i,
+                if i % 3 == 0 {
+                    set.clone()
+                } else {
+                    json!({"n": i, "f": 0.5})
+                },
+            )
+        })
+        .collect();
+    upsert(&c, pts);
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pp_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = format!("pp_{c}");
+    let d = target_vs_source(&c, &target);
+    assert!(d.is_empty(), "after import: {d:#?}");
+    // Changes of every kind, some holding the set: sync sends those through bulk import.
+    upsert(
+        &c,
+        vec![
+            point(2, set.clone()),
+            point(4, json!({"n": 4, "f": 2.5e-7, "huge": 3e30})),
+            point(
+                40,
+                json!({"nested": {"y": [{"z": 18_014_398_509_481_985u64}]}}),
+            ),
+        ],
+    );
+    qdrant(
+        reqwest::Method::POST,
+        &format!("/collections/{c}/points/delete?wait=true"),
+        json!({"points": [5, 6]}),
+    );
+    let bucket = bucket_args();
+    let bucket: Vec<&str> = bucket.iter().map(String::as_str).collect();
+    let (code, v, text) = sync(stage.path(), &c, &bucket);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (1, 2, 2), "{v}");
+    let d = target_vs_source(&c, &target);
+    assert!(d.is_empty(), "after sync: {d:#?}");
+    for _ in 0..2 {
+        let (code, out, err) = verify(stage.path(), &["--full", "--repair"]);
+        assert_eq!(code, 0, "no mismatch, nothing to repair, twice: {out}{err}");
+        assert!(!format!("{out}{err}").contains("sent again"), "{out}{err}");
+    }
+}
+
+#[test]
+fn float16_vectors_reach_every_line_exact_over_rest_and_bulk() {
+    let c = format!("proff16{}", rand::random::<u32>());
+    create_collection(
+        &c,
+        json!({"vectors": {"half": {"size": 4, "distance": "Cosine", "datatype": "float16"}}}),
+    );
+    let vector = |i: u64, k: f32| json!({"half": [0.1 * k, -(i as f32) / 3.0, 1.0e-3, 65504.0]});
+    upsert(
+        &c,
+        (1..=12)
+            .map(|i| json!({"id": i, "vector": vector(i, 1.0), "payload": {"i": i}}))
+            .collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pf_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Changed vectors go over REST (upserts): as base64 bytes, the one form 2.4 reads.
+    upsert(
+        &c,
+        (1..=4)
+            .map(|i| json!({"id": i, "vector": vector(i, 7.0), "payload": {"i": i}}))
+            .collect(),
+    );
+    let (code, v, text) = sync(stage.path(), &c, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (0, 4, 0), "{v}");
+    let target = format!("pf_{c}");
+    let rows = standin_rows(json!({"collectionName": target, "filter": "id > 0",
+                                   "outputFields": ["id", "half"], "limit": 100}));
+    let rows = rows["data"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 12);
+    for p in scroll_all(&c) {
+        let want: Vec<u8> = p["vector"]["half"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|x| half::f16::from_f64(x.as_f64().unwrap()).to_le_bytes())
+            .collect();
+        let row = rows.iter().find(|r| r["id"] == p["id"]).unwrap();
+        let got = base64::engine::general_purpose::STANDARD
+            .decode(row["half"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(got, want, "point {}: float16 bytes", p["id"]);
+    }
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn promoted_keys_need_nullable_fields_and_a_line_without_them_is_refused_with_the_fix() {
+    let c = format!("profnull{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(
+        &c,
+        (1..=6)
+            .map(|i| {
+                point(
+                    i,
+                    if i % 2 == 0 {
+                        json!({"k": i})
+                    } else {
+                        json!({})
+                    },
+                )
+            })
+            .collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pn_", &[&c], &["--promote", "k:Int64"]);
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    if at_least((2, 5, 0)) {
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(target_count(&format!("pn_{c}")), 6);
+    } else {
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(
+            err.contains("nullable") && err.contains("without --promote"),
+            "{err}"
+        );
+        let has = milvus_post(
+            "collections/has",
+            json!({"collectionName": format!("pn_{c}")}),
+        );
+        assert_eq!(has["data"]["has"], false, "nothing created: {has}");
+    }
+}
+
+#[test]
+fn doctor_names_the_release_given_or_probed() {
+    let url = standin("Q2Z_MILVUS_URL");
+    let out = q2z_command(&["doctor", "--milvus-url", &url, "--milvus-version", "2.6.24"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Milvus 2.6.24 (as given"), "{text}");
+    assert!(text.contains("[x] Idempotency-Key"), "{text}");
+    let out = q2z_command(&["doctor", "--milvus-url", &url, "--json"])
+        .env_remove("MILVUS_VERSION")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = if at_least((2, 5, 4)) {
+        "Milvus 2.5.4 (probed"
+    } else {
+        "Milvus 2.4.0 (probed"
+    };
+    assert!(v["server"].as_str().unwrap().starts_with(want), "{v}");
+}
+
+/// The Parquet files of an import (object keys, from the stage's ledger).
+fn imported_keys(stage: &std::path::Path, c: &str) -> Vec<String> {
+    let ledger: Value =
+        serde_json::from_slice(&std::fs::read(stage.join("import-state.json")).unwrap()).unwrap();
+    ledger["targets"]
+        .as_object()
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(|t| t.pointer(&format!("/{c}/chunks")))
+        .filter_map(Value::as_object)
+        .flat_map(|c| c.values())
+        .filter_map(|c| c["key"].as_str().map(String::from))
+        .collect()
+}
+
+/// POSTs to the target with extra headers.
+fn milvus_post_with(path: &str, body: Value, headers: &[(&str, &str)]) -> Value {
+    let url = standin("Q2Z_MILVUS_URL");
+    let mut rb = reqwest::blocking::Client::new()
+        .post(format!("{url}/v2/vectordb/{path}"))
+        .bearer_auth(standin("Q2Z_MILVUS_TOKEN"))
+        .json(&body);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().unwrap();
+    if r.status() == 404 {
+        return json!({"http": 404});
+    }
+    r.json().unwrap()
+}
+
+fn wait_state(job: &str, done: &[&str]) -> Value {
+    for _ in 0..300 {
+        let d = milvus_post("jobs/import/get_progress", json!({"jobId": job}));
+        let s = d["data"]["state"].as_str().unwrap_or("").to_string();
+        if done.contains(&s.as_str()) {
+            return d["data"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("job {job} never reached {done:?}");
+}
+
+#[test]
+fn the_stand_in_follows_the_release_routes_two_phase_import_and_idempotency_key() {
+    let c = format!("profjob{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(&c, (1..=8).map(|i| point(i, json!({"i": i}))).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pj_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = format!("pj_{c}");
+    let keys = imported_keys(stage.path(), &c);
+    assert!(!keys.is_empty());
+    let files: Vec<Vec<&String>> = keys.iter().map(|k| vec![k]).collect();
+    // Routes by release.
+    let flush = milvus_post_with("collections/flush", json!({"collectionName": target}), &[]);
+    assert_eq!(flush.get("http").is_some(), !at_least((2, 5, 4)), "{flush}");
+    let describe = milvus_post_with("jobs/import/describe", json!({"jobId": "1"}), &[]);
+    assert_eq!(
+        describe.get("http").is_some(),
+        !at_least((2, 4, 13)),
+        "{describe}"
+    );
+    // Option values are strings on every line (request_v2.go ImportReq.Options).
+    let bad = milvus_post(
+        "jobs/import/create",
+        json!({"collectionName": target, "files": files, "options": {"auto_commit": false}}),
+    );
+    assert_eq!(bad["code"], 1801, "{bad}");
+    // Two-phase import (3.0): the rows wait, invisible, until the commit.
+    let cleared = milvus_post(
+        "entities/delete",
+        json!({"collectionName": target, "filter": "id > 0"}),
+    );
+    assert_eq!(cleared["code"], 0, "{cleared}");
+    assert_eq!(target_count(&target), 0);
+    let created = milvus_post(
+        "jobs/import/create",
+        json!({"collectionName": target, "files": files, "options": {"auto_commit": "false"}}),
+    );
+    let job = created["data"]["jobId"].as_str().unwrap().to_string();
+    if at_least((3, 0, 0)) {
+        wait_state(&job, &["Uncommitted"]);
+        assert_eq!(
+            target_count(&target),
+            0,
+            "nothing visible before the commit"
+        );
+        let r = milvus_post("jobs/import/commit", json!({"jobId": job}));
+        assert_eq!(r["code"], 0, "{r}");
+        wait_state(&job, &["Completed"]);
+        assert_eq!(target_count(&target), 8);
+        let late = milvus_post("jobs/import/abort", json!({"jobId": job}));
+        assert_eq!(late["code"], 2100, "too late to abort: {late}");
+    } else {
+        // Before 3.0 the option means nothing: the job commits itself.
+        wait_state(&job, &["Completed"]);
+        assert_eq!(target_count(&target), 8);
+        let r = milvus_post_with("jobs/import/commit", json!({"jobId": job}), &[]);
+        assert_eq!(r["http"], 404, "{r}");
+    }
+    // Idempotency-Key (2.6.24, 3.0.2): the same key answers the first job.
+    let key = [("Idempotency-Key", "q2z-test-key-1")];
+    let body = json!({"collectionName": target, "files": files});
+    let a = milvus_post_with("jobs/import/create", body.clone(), &key);
+    let b = milvus_post_with("jobs/import/create", body, &key);
+    let (a, b) = (a["data"]["jobId"].clone(), b["data"]["jobId"].clone());
+    let honoured = at_least((3, 0, 2)) || (profile().1 == 6 && at_least((2, 6, 24)));
+    assert_eq!(a == b, honoured, "{a} {b}");
+    for j in [&a, &b] {
+        let d = wait_state(j.as_str().unwrap(), &["Completed"]);
+        assert_eq!(d["importedRows"], 8, "{d}");
+    }
+}
