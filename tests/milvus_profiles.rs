@@ -324,3 +324,31 @@ fn the_stand_in_follows_the_release_routes_two_phase_import_and_idempotency_key(
         assert_eq!(d["importedRows"], 8, "{d}");
     }
 }
+
+#[test]
+fn a_repair_imports_its_rows_again_under_a_new_job_key() {
+    // On a release that honours Idempotency-Key, a key reused for the repair's job would answer
+    // the first import's job and send nothing: the rows deleted here would stay missing.
+    let c = format!("profrep{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(&c, (1..=20).map(|i| point(i, json!({"i": i}))).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pr_", &[&c], &[]);
+    let (code, out, err) = import(stage.path(), "bulk", &["--drop-existing"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = format!("pr_{c}");
+    let r = milvus_post(
+        "entities/delete",
+        json!({"collectionName": target, "filter": "id in [1, 2, 3, 4, 5]"}),
+    );
+    assert_eq!(r["code"], 0, "{r}");
+    let (code, out, err) = verify(stage.path(), &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    let mut args = vec!["--repair"];
+    let bucket = bucket_args();
+    args.extend(bucket.iter().map(String::as_str));
+    let (code, out, err) = verify(stage.path(), &args);
+    assert_eq!(code, 0, "{out}{err}");
+    let d = target_vs_source(&c, &target);
+    assert!(d.is_empty(), "after the repair: {d:#?}");
+}

@@ -204,7 +204,17 @@ fn submit_uploaded(milvus: &Milvus, sc: StagedCollection, book: &mut LedgerBook)
         }
         book.save()?;
         let sent = unix_now();
-        let job = match milvus.import_create(target, &keys) {
+        // Jobs these files ever had: a new job after a failed or repaired one gets a new key,
+        // a creation whose answer was lost (nothing recorded) the same.
+        let attempt = group
+            .iter()
+            .map(|f| {
+                let l = book.get().chunk(f);
+                (l.past_jobs.len() + usize::from(l.job.is_some())) as u32
+            })
+            .max()
+            .unwrap_or(0);
+        let job = match milvus.import_create(target, &keys, attempt) {
             Ok(job) => job,
             Err(e @ (Error::Unreachable { .. } | Error::Http { .. } | Error::Protocol { .. })) => {
                 tracing::warn!(

@@ -162,7 +162,13 @@ impl DeltaImport<'_> {
         crate::stage::fsutil::write_atomic(&self.job_file(), key.as_bytes())?;
         let job = self
             .milvus
-            .import_create(self.target, std::slice::from_ref(&key))?;
+            // A pass run again may send the same delta file after a failed job: each creation
+            // is its own attempt (the marker, not the key, finds an earlier run's job).
+            .import_create(
+                self.target,
+                std::slice::from_ref(&key),
+                crate::source::unix_now() as u32,
+            )?;
         tracing::info!(collection = self.collection, range = self.range, job = %job, rows = file.written.rows, "sync delta import started");
         self.wait(&job)?;
         let _ = std::fs::remove_file(self.job_file());

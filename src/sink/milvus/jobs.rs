@@ -138,7 +138,11 @@ impl Milvus {
     /// Starts an import job over object keys; returns the job id. Never repeated after an
     /// attempt that may have reached the server: the caller reconciles with
     /// [`Milvus::find_job_reading`] instead (a second job would import the rows twice).
-    pub fn import_create(&self, name: &str, files: &[String]) -> Result<String> {
+    /// `attempt` tells this creation from earlier ones of the same files (a job that failed):
+    /// on a server that honours `Idempotency-Key` (2.6.24, 3.0.2) the key — of the collection's
+    /// id, the files and the attempt — makes a creation that is sent again, or that raced a
+    /// lost answer, answer the same job instead of importing twice.
+    pub fn import_create(&self, name: &str, files: &[String], attempt: u32) -> Result<String> {
         #[derive(Deserialize)]
         struct Created {
             #[serde(rename = "jobId", deserialize_with = "job_id")]
@@ -147,10 +151,12 @@ impl Milvus {
         let d = match &self.cloud {
             None => {
                 let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
-                self.post_with(
+                let key = self.idempotency_key(name, files, attempt)?;
+                self.post_keyed(
                     "/v2/vectordb/jobs/import/create",
                     json!({"collectionName": name, "files": groups}),
                     false,
+                    key.as_deref(),
                 )?
             }
             Some(c) => {
@@ -182,6 +188,29 @@ impl Milvus {
             }
         };
         Ok(Self::typed::<Created>("jobs/import/create", d)?.job_id)
+    }
+
+    /// The `Idempotency-Key` of a job creation, where the server honours one: hex SHA-256 of
+    /// the collection's id (a collection dropped and created again gets another, so its
+    /// imports are never taken for the old one's), the object keys and the attempt.
+    fn idempotency_key(
+        &self,
+        name: &str,
+        files: &[String],
+        attempt: u32,
+    ) -> Result<Option<String>> {
+        if !self.server()?.kind.import_idempotency() {
+            return Ok(None);
+        }
+        use sha2::Digest;
+        let id = self.describe(name)?.id().unwrap_or_default();
+        let mut h = sha2::Sha256::new();
+        h.update(format!("q2z-import\n{name}\n{id}\n{attempt}\n"));
+        for f in files {
+            h.update(f.as_bytes());
+            h.update(b"\n");
+        }
+        Ok(Some(format!("q2z-{}", &hex::encode(h.finalize())[..40])))
     }
 
     /// Describes an import job (`describe`, falling back to `get_progress` on Milvus 2.4).

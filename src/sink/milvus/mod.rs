@@ -178,7 +178,18 @@ impl Milvus {
 
     /// POSTs; `idempotent` false: an attempt that may have reached the server is not repeated
     /// (the caller reconciles instead).
-    fn post_with(&self, path: &str, mut body: Value, idempotent: bool) -> Result<Value> {
+    fn post_with(&self, path: &str, body: Value, idempotent: bool) -> Result<Value> {
+        self.post_keyed(path, body, idempotent, None)
+    }
+
+    /// POSTs with an `Idempotency-Key` header when `key` is given.
+    fn post_keyed(
+        &self,
+        path: &str,
+        mut body: Value,
+        idempotent: bool,
+        key: Option<&str>,
+    ) -> Result<Value> {
         if let (Some(db), Some(obj)) = (&self.db, body.as_object_mut()) {
             obj.entry("dbName").or_insert_with(|| json!(db));
         }
@@ -201,6 +212,9 @@ impl Milvus {
             }
             if let Some(db) = &self.db {
                 rb = rb.header("DB-Name", db);
+            }
+            if let Some(k) = key {
+                rb = rb.header("Idempotency-Key", k);
             }
             rb
         };
