@@ -103,7 +103,7 @@ impl Lease {
         };
         for _ in 0..5 {
             let t0 = Instant::now();
-            holder.expires_unix = crate::source::unix_now() + TTL.as_secs();
+            holder.expires_unix = unix_now() + TTL.as_secs();
             let body = serde_json::to_vec(&holder).map_err(|e| Error::Other(e.to_string()))?;
             let found = store.get_small(&key)?;
             let expected = match &found {
@@ -117,7 +117,7 @@ impl Lease {
                             ),
                         ));
                     };
-                    match judge(&h, crate::source::unix_now(), &holder.host, pid_alive) {
+                    match judge(&h, unix_now(), &holder.host, pid_alive) {
                         Verdict::Live => return Err(busy(url, &h)),
                         Verdict::Stale(why) => {
                             tracing::warn!(stage = url, host = %h.host, pid = h.pid, command = %h.command, "taking over the stage's lease: {why}");
@@ -196,7 +196,7 @@ impl Inner {
         let t0 = Instant::now();
         let (body, etag) = {
             let mut s = self.lock();
-            s.holder.expires_unix = crate::source::unix_now() + TTL.as_secs();
+            s.holder.expires_unix = unix_now() + TTL.as_secs();
             (
                 serde_json::to_vec(&s.holder).unwrap_or_default(),
                 s.etag.clone(),
@@ -240,6 +240,13 @@ impl Drop for Lease {
             tracing::warn!(stage = %self.inner.url, "releasing the stage's lease failed (it expires in {} s): {e}", TTL.as_secs());
         }
     }
+}
+
+/// Seconds since the Unix epoch on this machine's clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The error for a stage whose lease another run holds.
