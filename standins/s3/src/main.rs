@@ -48,6 +48,26 @@ async fn main() {
         std::fs::write(f, addr.to_string()).expect("write addr file");
     }
     eprintln!("s3-standin listening on http://{addr}");
+    // Real S3 decides conditional writes (`If-None-Match: *`, `If-Match`) atomically: of two
+    // racing ones, one succeeds and the other gets 412 (AWS S3 user guide, "conditional
+    // writes"). s3s-fs checks the condition and then writes (s3s-fs/src/s3.rs `put_object`),
+    // so two racing creates could both succeed here: conditional PUTs are serialized.
+    let conditional = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let service = service.clone();
+        let conditional = conditional.clone();
+        async move {
+            let guarded = req.method() == hyper::Method::PUT
+                && (req.headers().contains_key("if-none-match")
+                    || req.headers().contains_key("if-match"));
+            let _turn = if guarded {
+                Some(conditional.lock().await)
+            } else {
+                None
+            };
+            hyper::service::Service::call(&service, req).await
+        }
+    });
     let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     loop {
         let Ok((sock, _)) = listener.accept().await else {
