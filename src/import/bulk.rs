@@ -155,6 +155,30 @@ fn find_created_job(
     })
 }
 
+/// On a server that honours `Idempotency-Key`: the creation sent again with the same key
+/// answers the job the lost answer was about (or creates the one that was never made) — one
+/// job either way. `None` if the server stays unreachable (the job list is searched then).
+fn resend_with_same_key(
+    milvus: &Milvus,
+    target: &str,
+    keys: &[String],
+    attempt: u32,
+) -> Option<String> {
+    for n in 1..=5u64 {
+        std::thread::sleep(Duration::from_secs(n));
+        match milvus.import_create(target, keys, attempt) {
+            Ok(job) => {
+                tracing::info!(job = %job, "the job creation sent again with the same Idempotency-Key answered its job");
+                return Some(job);
+            }
+            Err(e) => tracing::warn!(
+                "sending the job creation again with the same Idempotency-Key failed: {e}"
+            ),
+        }
+    }
+    None
+}
+
 /// Uploads what is not in the bucket yet, several files at once; each file is recorded as
 /// uploaded as soon as it is there.
 fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) -> Result<()> {
@@ -220,7 +244,15 @@ fn submit_uploaded(milvus: &Milvus, sc: StagedCollection, book: &mut LedgerBook)
                 tracing::warn!(
                     "the answer to an import-job creation was lost ({e}); looking for the job on the server"
                 );
-                match find_created_job(milvus, target, &keys, &known, sent)? {
+                let again = if milvus.server()?.kind.import_idempotency() {
+                    resend_with_same_key(milvus, target, &keys, attempt)
+                } else {
+                    None
+                };
+                match again.map_or_else(
+                    || find_created_job(milvus, target, &keys, &known, sent),
+                    |j| Ok(Some(j)),
+                )? {
                     Some(job) => job,
                     None => {
                         // Nothing was created: the group goes back to the bucket state and is
