@@ -94,12 +94,7 @@ pub struct RestCollection {
     pub grpc: Option<Arc<grpc::QdrantGrpc>>,
 }
 
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::wait::unix_now;
 
 impl CollectionSource for RestCollection {
     fn config(&self) -> &CollectionConfig {

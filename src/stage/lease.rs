@@ -11,6 +11,7 @@
 use super::manifest::stage_err;
 use crate::error::{Error, Result};
 use crate::sink::object_store::Uploader;
+use crate::wait::unix_now;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -240,13 +241,6 @@ impl Drop for Lease {
             tracing::warn!(stage = %self.inner.url, "releasing the stage's lease failed (it expires in {} s): {e}", TTL.as_secs());
         }
     }
-}
-
-/// Seconds since the Unix epoch on this machine's clock.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The error for a stage whose lease another run holds.

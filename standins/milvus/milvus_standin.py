@@ -827,17 +827,16 @@ def run_job(st, job):
 
 
 def insert_staged(st, job, staged, total):
-    if True:
-        done = 0
-        # all files parsed: insert (a failed job imports nothing)
-        for label, rows in staged:
-            for i in range(0, len(rows), 1000):
-                with st.lock:
-                    st.client.insert(job["collectionName"], rows[i:i + 1000])
-                done += len(rows[i:i + 1000])
-                job["importedRows"] = done
-                job["progress"] = 10 + int(80 * done / max(total, 1))
-        job["state"], job["progress"], job["completeTime"] = "Completed", 100, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    done = 0
+    # all files parsed: insert (a failed job imports nothing)
+    for label, rows in staged:
+        for i in range(0, len(rows), 1000):
+            with st.lock:
+                st.client.insert(job["collectionName"], rows[i:i + 1000])
+            done += len(rows[i:i + 1000])
+            job["importedRows"] = done
+            job["progress"] = 10 + int(80 * done / max(total, 1))
+    job["state"], job["progress"], job["completeTime"] = "Completed", 100, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def commit_import(st, body):
@@ -868,6 +867,11 @@ def abort_import(st, body):
     return ok()
 
 
+def honours_idempotency(st):
+    """Idempotency-Key on jobs/import/create: 2.6.24 on the 2.6 line, 3.0.2 on the 3.0 line."""
+    return st.at_least(3, 0, 2) or (st.version[:2] == (2, 6) and st.at_least(2, 6, 24))
+
+
 def create_import(st, body, idem_key=None):
     need(body, "collectionName")
     name = body["collectionName"]
@@ -883,7 +887,7 @@ def create_import(st, body, idem_key=None):
         if opts["auto_commit"] not in ("true", "false"):
             raise ApiError(1100, f"invalid auto_commit value {opts['auto_commit']}: invalid parameter")
         auto_commit = opts["auto_commit"] == "true"
-    if idem_key is not None and (st.at_least(3, 0, 2) or (st.version[:2] == (2, 6) and st.at_least(2, 6, 24))):
+    if idem_key is not None and honours_idempotency(st):
         # Idempotent import (milvus-docs idempotent-import.md; 2.6.24, 3.0.2): a printable
         # ASCII key of at most 256 bytes, per collection; the same key answers the original
         # job (failed or not), whatever the body says. Older servers ignore the header.
@@ -933,7 +937,7 @@ def create_import(st, body, idem_key=None):
            "fileSize": 0, "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "completeTime": "",
            "_files": files, "fileNames": [f[2] for f in files], "_auto_commit": auto_commit}
     st.jobs[job_id] = job
-    if idem_key and (st.at_least(3, 0, 2) or (st.version[:2] == (2, 6) and st.at_least(2, 6, 24))):
+    if idem_key and honours_idempotency(st):
         with st.lock:
             st.idempotency[(name, idem_key)] = job_id
     threading.Thread(target=run_job, args=(st, job), daemon=True).start()

@@ -422,8 +422,7 @@ impl Milvus {
         if let Some(&s) = self.lock_stale().get(name) {
             return Ok(s);
         }
-        let d = self.call("collections/describe", json!({"collectionName": name}))?;
-        let stale = d.get("consistencyLevel").and_then(Value::as_str) != Some("Strong");
+        let stale = self.describe(name)?.consistency_level.as_deref() != Some("Strong");
         self.lock_stale().insert(name.to_string(), stale);
         Ok(stale)
     }

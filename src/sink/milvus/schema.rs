@@ -54,6 +54,9 @@ pub struct CollectionDescription {
     /// allocated at creation; a collection dropped and created again gets another).
     #[serde(default, rename = "collectionID")]
     pub collection_id: serde_json::Value,
+    /// `consistencyLevel`: the level set at create (`params.consistencyLevel`), else Bounded.
+    #[serde(default, rename = "consistencyLevel")]
+    pub consistency_level: Option<String>,
 }
 
 /// One field of a described collection.
