@@ -297,7 +297,13 @@ fn the_stand_in_follows_the_release_routes_two_phase_import_and_idempotency_key(
     );
     let job = created["data"]["jobId"].as_str().unwrap().to_string();
     if at_least((3, 0, 0)) {
-        wait_state(&job, &["Uncommitted"]);
+        let u = wait_state(&job, &["Uncommitted"]);
+        // import_util.go GetJobProgress: progress 99, importedRows = totalRows = rows read.
+        assert_eq!(
+            (&u["progress"], &u["importedRows"], &u["totalRows"]),
+            (&json!(99), &json!(8), &json!(8)),
+            "{u}"
+        );
         assert_eq!(
             target_count(&target),
             0,
@@ -397,4 +403,172 @@ fn a_lost_job_creation_answer_leaves_one_job_on_every_line() {
         "{jobs}"
     );
     assert_eq!(target_count(&target), 10);
+}
+
+/// The import jobs of a collection as the stand-in lists them: (job id, state).
+fn jobs_of(target: &str) -> Vec<(String, String)> {
+    let jobs = milvus_post("jobs/import/list", json!({"collectionName": target}));
+    jobs["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["jobId"].as_str().unwrap_or_default().to_string(),
+                r["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_job_that_read_other_rows_than_the_stage_is_aborted_on_3_0_and_caught_by_the_count_before() {
+    // The server reads one row fewer than the file holds. On the 3.0 line (two-phase import)
+    // q2z sees it while the job is Uncommitted, aborts it (nothing lands), checks the upload
+    // and sends the files again: the target ends exact. Earlier lines commit by themselves:
+    // the rows land short, and the import's own count says so.
+    let c = format!("profshort{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(&c, (1..=20).map(|i| point(i, json!({"i": i}))).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "ps_", &[&c], &[]);
+    let target = format!("ps_{c}");
+    milvus_faults(json!({"drop_rows_for": target}));
+    let args = import_args(stage.path(), "bulk");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--drop-existing");
+    let out = q2z_command(&args).env("Q2Z_LOG", "info").output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs = jobs_of(&target);
+    if at_least((3, 0, 0)) {
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("the job read 19 rows where the stage holds 20"),
+            "{text}"
+        );
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert!(jobs.iter().any(|(_, s)| s == "Failed"), "{jobs:?}");
+        assert_eq!(target_count(&target), 20);
+        assert!(target_vs_source(&c, &target).is_empty());
+    } else {
+        assert!(
+            !out.status.success(),
+            "a short import must not pass: {text}"
+        );
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(target_count(&target), 19, "{text}");
+    }
+}
+
+#[test]
+fn an_import_killed_between_uncommitted_and_commit_is_committed_by_the_rerun() {
+    let c = format!("profkill{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(&c, (1..=12).map(|i| point(i, json!({"i": i}))).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pk_", &[&c], &[]);
+    let target = format!("pk_{c}");
+    let args = import_args(stage.path(), "bulk");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--drop-existing");
+    if !at_least((3, 0, 0)) {
+        // No two-phase import before 3.0: q2z sends no commit (the route is absent, a call
+        // would fail the import) and the job completes by itself.
+        let (code, out, err) = run_q2z(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        let jobs = jobs_of(&target);
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].1, "Completed");
+        assert_eq!(target_count(&target), 12);
+        return;
+    }
+    milvus_faults(json!({"hang_commit_for": target, "commit_hung": null}));
+    let mut child = q2z_command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let f = milvus_faults(json!({}));
+        if f["data"]["commit_hung"].is_string() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "q2z never sent the commit: {f}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // q2z is inside its commit request: kill -9.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    milvus_faults(json!({"hang_commit_for": null}));
+    let jobs = jobs_of(&target);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].1, "Uncommitted", "{jobs:?}");
+    assert_eq!(
+        target_count(&target),
+        0,
+        "nothing visible before the commit"
+    );
+    // The same command again: the ledger's job is found Uncommitted, checked and committed.
+    let args: Vec<&str> = args
+        .into_iter()
+        .filter(|a| *a != "--drop-existing")
+        .collect();
+    let (code, out, err) = run_q2z(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let jobs = jobs_of(&target);
+    assert_eq!(jobs.len(), 1, "no second job: {jobs:?}");
+    assert_eq!(jobs[0].1, "Completed", "{jobs:?}");
+    assert_eq!(target_count(&target), 12);
+    assert!(target_vs_source(&c, &target).is_empty());
+}
+
+#[test]
+fn a_creation_refused_by_the_job_limit_is_sent_again_and_makes_one_job() {
+    // datacoord refuses a new job while maxImportJobNum jobs run (before it looks at the
+    // Idempotency-Key): q2z waits and sends the same creation again. One job, the rows once.
+    let c = format!("proflimit{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    upsert(&c, (1..=10).map(|i| point(i, json!({"i": i}))).collect());
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "plim_", &[&c], &[]);
+    let target = format!("plim_{c}");
+    milvus_faults(json!({"job_limit_for": {"collection": target, "seconds": 5}}));
+    let args = import_args(stage.path(), "bulk");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--drop-existing");
+    let out = q2z_command(&args).env("Q2Z_LOG", "info").output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("import job limit is reached"), "{text}");
+    let jobs = jobs_of(&target);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(target_count(&target), 10);
+    // While the limit holds, the raw creation is refused with the server's words.
+    milvus_faults(json!({"job_limit_for": {"collection": target, "seconds": 60}}));
+    let keys = imported_keys(stage.path(), &c);
+    let files: Vec<Vec<&String>> = keys.iter().map(|k| vec![k]).collect();
+    let r = milvus_post(
+        "jobs/import/create",
+        json!({"collectionName": target, "files": files}),
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("The number of jobs has reached the limit"),
+        "{r}"
+    );
+    milvus_faults(json!({"job_limit_for": null}));
 }

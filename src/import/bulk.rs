@@ -315,7 +315,7 @@ fn poll_jobs(
             };
             running.insert(job.clone(), d.imported_rows);
             stall.check(&d, &sc.entry.mapping.target, opts.stall_timeout)?;
-            if job_ended(&d, files, sc, book, opts)? {
+            if job_ended(milvus, &d, files, sc, book, opts)? {
                 finished.push(job.clone());
             }
         }
@@ -337,50 +337,67 @@ fn poll_jobs(
 }
 
 /// Records a job's end in the ledger: completed → imported; failed → back to the bucket
-/// state (an error once a chunk's jobs failed `max_attempts` times). Returns whether it ended.
+/// state (an error once a chunk's jobs failed `max_attempts` times). A two-phase job (3.0)
+/// waiting Uncommitted is committed when it read the stage's rows of its files, and aborted
+/// otherwise: its files are then checked in the bucket and sent again. Returns whether it ended.
 fn job_ended(
+    milvus: &Milvus,
     d: &ImportJob,
     files: &[String],
     sc: StagedCollection,
     book: &mut LedgerBook,
     opts: &ImportOptions,
 ) -> Result<bool> {
-    match d.state {
+    let (reason, back_to) = match d.state {
         JobState::Completed => {
             for f in files {
                 book.get().chunk(f).state = ChunkState::Imported;
             }
-            Ok(true)
+            return Ok(true);
         }
-        JobState::Failed => {
-            let reason = d
-                .reason
+        JobState::Uncommitted => {
+            let want = sc
+                .chunks()
+                .iter()
+                .filter(|c| files.contains(&c.file))
+                .map(|c| c.rows)
+                .sum();
+            match milvus.settle_uncommitted(d, Some(want))? {
+                None => return Ok(false),
+                // What the server read is not what the stage holds: the upload is checked
+                // again before the next job.
+                Some(why) => (why, ChunkState::Pending),
+            }
+        }
+        JobState::Failed => (
+            d.reason
                 .clone()
                 .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "no reason given".into());
-            let mut exhausted = false;
-            for f in files {
-                let l = book.get().chunk(f);
-                l.last_error = Some(reason.clone());
-                exhausted |= l.attempts >= opts.max_attempts;
-                // Back to the bucket state: this run or the next sends it again.
-                l.state = ChunkState::Uploaded;
-                l.retire_job();
-            }
-            book.save()?;
-            if exhausted {
-                return Err(Error::Other(format!(
-                    "import job {} failed for {}: {reason}. Files: {}. Fix the cause and run the same command again (only these files are sent again)",
-                    d.job_id,
-                    sc.entry.mapping.target,
-                    files.join(", ")
-                )));
-            }
-            tracing::warn!(job = %d.job_id, %reason, "import job failed; its files will be sent again");
-            Ok(true)
-        }
-        _ => Ok(false),
+                .unwrap_or_else(|| "no reason given".into()),
+            // Back to the bucket state: this run or the next sends it again.
+            ChunkState::Uploaded,
+        ),
+        _ => return Ok(false),
+    };
+    let mut exhausted = false;
+    for f in files {
+        let l = book.get().chunk(f);
+        l.last_error = Some(reason.clone());
+        exhausted |= l.attempts >= opts.max_attempts;
+        l.state = back_to;
+        l.retire_job();
     }
+    book.save()?;
+    if exhausted {
+        return Err(Error::Other(format!(
+            "import job {} failed for {}: {reason}. Files: {}. Fix the cause and run the same command again (only these files are sent again)",
+            d.job_id,
+            sc.entry.mapping.target,
+            files.join(", ")
+        )));
+    }
+    tracing::warn!(job = %d.job_id, %reason, "import job failed; its files will be sent again");
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -129,9 +129,14 @@ impl DeltaImport<'_> {
         )?;
         if let Some(job) = found {
             // Whatever it ended with, the range is redone from a delete.
-            let j =
-                self.milvus
-                    .wait_job(&job, self.target, self.bulk.poll, self.bulk.stall_timeout)?;
+            // A two-phase job still uncommitted is aborted: none of its rows ever land.
+            let j = self.milvus.wait_job(
+                &job,
+                self.target,
+                self.bulk.poll,
+                self.bulk.stall_timeout,
+                None,
+            )?;
             if j.state == JobState::Failed {
                 tracing::warn!(job = %job, "the earlier import job of this range failed; the range is sent again");
             }
@@ -170,15 +175,19 @@ impl DeltaImport<'_> {
                 crate::source::unix_now() as u32,
             )?;
         tracing::info!(collection = self.collection, range = self.range, job = %job, rows = file.written.rows, "sync delta import started");
-        self.wait(&job)?;
+        self.wait(&job, file.written.rows)?;
         let _ = std::fs::remove_file(self.job_file());
         Ok(())
     }
 
-    fn wait(&self, job: &str) -> Result<()> {
-        let j = self
-            .milvus
-            .wait_job(job, self.target, self.bulk.poll, self.bulk.stall_timeout)?;
+    fn wait(&self, job: &str, rows: u64) -> Result<()> {
+        let j = self.milvus.wait_job(
+            job,
+            self.target,
+            self.bulk.poll,
+            self.bulk.stall_timeout,
+            Some(rows),
+        )?;
         if j.state == JobState::Failed {
             return Err(Error::Other(format!(
                 "import job {job} of {} (collection {}, range {}) failed: {}; fix the cause and run the same command again (it deletes the file's ids and imports it again)",

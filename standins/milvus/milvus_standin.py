@@ -804,6 +804,13 @@ def run_job(st, job):
                 raise ApiError(2100, f"failed to get file size of '{label}', error:{e}: importing data failed")
             check_parquet(st, job["collectionName"], table)
             tables.append((label, table))
+        drop_for = st.faults.get("drop_rows_for")
+        if drop_for and drop_for == job["collectionName"] and tables and tables[0][1].num_rows:
+            # Test fault (no Milvus behaviour): the server reads one row fewer than the file
+            # holds, as a server-side loss would look to the client.
+            with st.lock:
+                st.faults.pop("drop_rows_for", None)
+            tables[0] = (tables[0][0], tables[0][1].slice(0, tables[0][1].num_rows - 1))
         total = sum(t.num_rows for _, t in tables)
         job["totalRows"] = total
         done = 0
@@ -812,9 +819,10 @@ def run_job(st, job):
             staged.append((label, import_rows(st, job["collectionName"], t)))
         if job.get("_auto_commit") is False:
             # 3.0 (PR 48524, datacoord import checker): imported segments wait, invisible,
-            # in state Uncommitted until `jobs/import/commit` (or `abort`).
+            # in state Uncommitted until `jobs/import/commit` (or `abort`). import_util.go
+            # GetJobProgress reports progress 99 and importedRows = totalRows (the rows read).
             job["_staged"] = staged
-            job["state"], job["progress"] = "Uncommitted", 99
+            job["state"], job["progress"], job["importedRows"] = "Uncommitted", 99, total
             return
         insert_staged(st, job, staged, total)
     except ApiError as e:
@@ -849,6 +857,14 @@ def commit_import(st, body):
         return ok()
     if job["state"] != "Uncommitted":
         raise ApiError(2100, f"import job {job['jobId']} is {job['state']}, not Uncommitted: importing data failed")
+    if st.faults.get("hang_commit_for") == job["collectionName"]:
+        # Test fault (no Milvus behaviour): the commit request hangs before it is acted on, so
+        # a test can kill the client between Uncommitted and commit. Released, it answers an
+        # error and commits nothing (its client is gone).
+        st.faults["commit_hung"] = job["jobId"]
+        while st.faults.get("hang_commit_for") == job["collectionName"]:
+            time.sleep(0.1)
+        raise ApiError(65535, "request cancelled")
     job["state"] = "Committing"
     staged = job.pop("_staged", [])
     insert_staged(st, job, staged, job.get("totalRows", 0))
@@ -856,15 +872,43 @@ def commit_import(st, body):
 
 
 def abort_import(st, body):
-    """3.0 abortImportJob: refused once Committing or Completed; otherwise the job fails."""
+    """3.0 abortImportJob: refused once Committing or Completed (PR 51083:
+    "job %d is in terminal/committed state %s, abort not allowed", ErrImportFailed); a Failed
+    job may be aborted again; otherwise the job fails with "aborted by user"."""
     job = find_job(st, body)
     if job.get("_auto_commit") is not False:
         raise ApiError(2100, f"import job {job['jobId']} is auto-commit, it cannot be aborted: importing data failed")
     if job["state"] in ("Committing", "Completed"):
-        raise ApiError(2100, f"import job {job['jobId']} is {job['state']}, too late to abort: importing data failed")
+        raise ApiError(2100, f"job {job['jobId']} is in terminal/committed state {job['state']}, abort not allowed: importing data failed")
     job.pop("_staged", None)
     job["state"], job["reason"], job["importedRows"] = "Failed", "aborted by the user", 0
     return ok()
+
+
+def check_job_limit(st, name):
+    """datacoord import_util.go ValidateMaxImportJobExceed (PR 36891, 2.4 backport 36892): a
+    new job is refused while `dataCoord.import.maxImportJobNum` (1024) jobs, cluster-wide, are
+    neither Completed nor Failed. It runs in validateImportRequest, before the broadcaster looks
+    at the Idempotency-Key: a refused creation records no key, and a resend of an accepted
+    one is refused too while the limit holds. Test fault `job_limit_for` {collection, seconds}:
+    the same refusal for one collection for a while (filling the real limit would stall every
+    other test)."""
+    with st.lock:
+        executing = sum(1 for j in st.jobs.values() if j["state"] not in ("Completed", "Failed"))
+        limit = int(st.faults.get("max_import_jobs", 1024))
+        scoped = st.faults.get("job_limit_for") or {}
+        until = scoped.get("_until")
+        if scoped.get("collection") == name and until is None:
+            until = scoped["_until"] = time.time() + float(scoped.get("seconds", 0))
+    if executing >= limit or (scoped.get("collection") == name and time.time() < until):
+        why = ("The number of jobs has reached the limit, please try again later. If your request is set to "
+               "only import a single file, please consider importing multiple files in one request for better efficiency.")
+        if st.at_least(2, 6, 0):
+            why = "failed to validate import request: " + why
+        # The newest code wraps it as ErrImportSysFailed (2101); earlier ErrImportFailed (2100).
+        if st.at_least(3, 0, 0):
+            raise ApiError(2101, why + ": importing data failed on server side")
+        raise ApiError(2100, why + ": importing data failed")
 
 
 def honours_idempotency(st):
@@ -884,9 +928,9 @@ def create_import(st, body, idem_key=None):
             raise ApiError(1801, f"can only accept json format request, error: json: cannot unmarshal {type(v).__name__} into Go struct field ImportReq.options of type string")
     auto_commit = True
     if "auto_commit" in opts and st.at_least(3, 0, 0) and "clusterId" not in body:
-        if opts["auto_commit"] not in ("true", "false"):
-            raise ApiError(1100, f"invalid auto_commit value {opts['auto_commit']}: invalid parameter")
-        auto_commit = opts["auto_commit"] == "true"
+        # importutilv2/option.go IsAutoCommit: only "false" (any case) stops at Uncommitted.
+        auto_commit = opts["auto_commit"].lower() != "false"
+    check_job_limit(st, name)
     if idem_key is not None and honours_idempotency(st):
         # Idempotent import (milvus-docs idempotent-import.md; 2.6.24, 3.0.2): a printable
         # ASCII key of at most 256 bytes, per collection; the same key answers the original

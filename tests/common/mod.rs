@@ -258,7 +258,7 @@ pub fn scroll_all(collection: &str) -> Vec<Value> {
 }
 
 /// Switches faults on in the stand-in whose URL is in `url_var`.
-fn post_faults(url_var: &str, f: Value) {
+fn post_faults(url_var: &str, f: Value) -> Value {
     let url = standin(url_var);
     reqwest::blocking::Client::new()
         .post(format!("{url}/__standin/faults"))
@@ -266,7 +266,9 @@ fn post_faults(url_var: &str, f: Value) {
         .send()
         .unwrap()
         .error_for_status()
-        .unwrap();
+        .unwrap()
+        .json()
+        .unwrap_or(Value::Null)
 }
 
 /// Calls the Qdrant stand-in's REST API (asserts success) and returns the answer.
@@ -298,10 +300,10 @@ pub fn upsert(c: &str, points: Vec<Value>) {
 
 /// Switches faults on in the Qdrant stand-in.
 pub fn qdrant_faults(f: Value) {
-    post_faults("Q2Z_QDRANT_URL", f)
+    post_faults("Q2Z_QDRANT_URL", f);
 }
 
-/// Switches faults on in the Milvus stand-in.
-pub fn milvus_faults(f: Value) {
+/// Switches faults on in the Milvus stand-in; answers the faults now set (`data`).
+pub fn milvus_faults(f: Value) -> Value {
     post_faults("Q2Z_MILVUS_URL", f)
 }

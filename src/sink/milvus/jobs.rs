@@ -13,6 +13,9 @@ const MAX_LIST_PAGES: usize = 50;
 /// After this long from its sending, a job-creation request that left no job never will: a
 /// server creates the job while it answers the request.
 pub const CREATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a job creation refused by the server's job limit (`maxImportJobNum`, 1,024
+/// executing or pending jobs by default) is sent again before the run stops.
+const JOB_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 /// Bulk imports through the Zilliz Cloud control plane (`api.cloud.zilliz.com`) from the
 /// user's own bucket (`objectUrls` + keys) or a Zilliz volume (`volumeName` + `dataPaths`).
@@ -39,6 +42,9 @@ pub enum JobState {
     Importing,
     Completed,
     Failed,
+    /// A two-phase job (3.0, `auto_commit` "false") that has read its files and waits,
+    /// invisible, for `jobs/import/commit` or `/abort`.
+    Uncommitted,
     /// Anything else (`None`, or a state a later version adds): still running for q2z.
     Other(String),
 }
@@ -55,7 +61,10 @@ impl<'de> Deserialize<'de> for JobState {
         let s = String::deserialize(d)?;
         Ok(match s.as_str() {
             "Pending" => JobState::Pending,
-            "Importing" | "PreImporting" | "Sorting" | "IndexBuilding" => JobState::Importing,
+            "Importing" | "PreImporting" | "Sorting" | "IndexBuilding" | "Committing" => {
+                JobState::Importing
+            }
+            "Uncommitted" => JobState::Uncommitted,
             "Completed" => JobState::Completed,
             "Failed" => JobState::Failed,
             _ => JobState::Other(s),
@@ -108,6 +117,10 @@ pub struct ImportJob {
     pub progress: u64,
     #[serde(default, rename = "importedRows", deserialize_with = "lenient_u64")]
     pub imported_rows: u64,
+    /// Rows the job read from its files (datacoord `GetJobProgress`; while Uncommitted, also
+    /// what `importedRows` says).
+    #[serde(default, rename = "totalRows", deserialize_with = "lenient_u64")]
+    pub total_rows: u64,
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
@@ -148,13 +161,55 @@ impl Milvus {
             #[serde(rename = "jobId", deserialize_with = "job_id")]
             job_id: String,
         }
-        let d = match &self.cloud {
+        let mut waited = std::time::Duration::ZERO;
+        let d = loop {
+            match self.send_import_create(name, files, attempt) {
+                Err(Error::Milvus {
+                    code: 2100 | 2101,
+                    message,
+                    ..
+                }) if message.contains("number of jobs has reached the limit") => {
+                    // datacoord import_util.go ValidateMaxImportJobExceed: the server refused
+                    // before making a job (no Idempotency-Key is recorded either): sent again
+                    // as it was, with the same key, once the server has room.
+                    if waited >= JOB_LIMIT_WAIT {
+                        return Err(Error::Other(format!(
+                            "{name}: the target refuses new import jobs for {} s (\"{message}\"): too many import jobs are running or pending on it. Let them finish (or raise dataCoord.import.maxImportJobNum) and run the same command again",
+                            waited.as_secs()
+                        )));
+                    }
+                    let pause = (waited / 2).clamp(
+                        std::time::Duration::from_secs(2),
+                        std::time::Duration::from_secs(60),
+                    );
+                    tracing::warn!(
+                        collection = name,
+                        "the target's import job limit is reached; sending the creation again in {} s",
+                        pause.as_secs()
+                    );
+                    std::thread::sleep(pause);
+                    waited += pause;
+                }
+                r => break r?,
+            }
+        };
+        Ok(Self::typed::<Created>("jobs/import/create", d)?.job_id)
+    }
+
+    /// One `jobs/import/create` request (see [`Milvus::import_create`]).
+    fn send_import_create(&self, name: &str, files: &[String], attempt: u32) -> Result<Value> {
+        Ok(match &self.cloud {
             None => {
                 let groups: Vec<Vec<&String>> = files.iter().map(|f| vec![f]).collect();
                 let key = self.idempotency_key(name, files, attempt)?;
+                let mut body = json!({"collectionName": name, "files": groups});
+                if self.server()?.kind.two_phase_import() {
+                    // Nothing visible until q2z has checked the rows the job read (commit).
+                    body["options"] = json!({"auto_commit": "false"});
+                }
                 self.post_keyed(
                     "/v2/vectordb/jobs/import/create",
-                    json!({"collectionName": name, "files": groups}),
+                    body,
                     false,
                     key.as_deref(),
                 )?
@@ -186,8 +241,7 @@ impl Milvus {
                 c.api
                     .post_with("/v2/vectordb/jobs/import/create", body, false)?
             }
-        };
-        Ok(Self::typed::<Created>("jobs/import/create", d)?.job_id)
+        })
     }
 
     /// The `Idempotency-Key` of a job creation, where the server honours one: hex SHA-256 of
@@ -233,6 +287,30 @@ impl Milvus {
             j.job_id = job.to_string();
         }
         Ok(j)
+    }
+
+    /// Settles a two-phase job (3.0) that waits in state Uncommitted: commits it when it read
+    /// exactly `rows` rows (the stage's count for its files; its rows become visible), aborts
+    /// it otherwise (nothing of it ever lands). `rows` `None` (the caller no longer knows what
+    /// the job was for) aborts. Returns why it was aborted, `None` once committed.
+    pub fn settle_uncommitted(&self, d: &ImportJob, rows: Option<u64>) -> Result<Option<String>> {
+        // datacoord import_util.go GetJobProgress: while Uncommitted, importedRows and
+        // totalRows are both the rows the job read.
+        let read = d.total_rows.max(d.imported_rows);
+        let why = match rows {
+            Some(want) if want == read => {
+                self.call("jobs/import/commit", json!({"jobId": d.job_id}))?;
+                tracing::info!(job = %d.job_id, rows = read, "import job read the stage's rows: committed");
+                return Ok(None);
+            }
+            Some(want) => format!(
+                "the job read {read} rows where the stage holds {want}: aborted before any row became visible"
+            ),
+            None => "an earlier run's job, replaced by this run's: aborted before any row became visible".to_string(),
+        };
+        self.call("jobs/import/abort", json!({"jobId": d.job_id}))?;
+        tracing::warn!(job = %d.job_id, "{why}");
+        Ok(Some(why))
     }
 
     /// Import jobs of a collection.
@@ -388,6 +466,7 @@ mod tests {
             state: JobState::Pending,
             progress: 0,
             imported_rows: 0,
+            total_rows: 0,
             reason: None,
             details: vec![volume],
         };
@@ -428,17 +507,25 @@ impl StallWatch {
 impl Milvus {
     /// Waits for an import job to end (completed or failed: the answer says which), looking
     /// every `poll`; a job whose state and progress stay the same for `stall` is an error (it
-    /// stays recorded: a rerun waits again).
+    /// stays recorded: a rerun waits again). A two-phase job is committed when it read `rows`
+    /// rows and aborted otherwise ([`Milvus::settle_uncommitted`]).
     pub fn wait_job(
         &self,
         job: &str,
         target: &str,
         poll: std::time::Duration,
         stall: std::time::Duration,
+        rows: Option<u64>,
     ) -> Result<ImportJob> {
         let mut watch = StallWatch::default();
         let ended = crate::wait::until(poll, std::time::Duration::MAX, || {
-            let j = self.import_describe(job)?;
+            let mut j = self.import_describe(job)?;
+            if j.state == JobState::Uncommitted
+                && let Some(why) = self.settle_uncommitted(&j, rows)?
+            {
+                j.state = JobState::Failed;
+                j.reason = Some(why);
+            }
             if j.state.is_final() {
                 return Ok(Some(j));
             }
