@@ -29,6 +29,7 @@ fn main() {
         access_key: std::env::var("AWS_ACCESS_KEY_ID").ok(),
         secret_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
         session_token: None,
+        ..Default::default()
     })
     .unwrap();
     let queue = std::sync::Mutex::new(files.iter());

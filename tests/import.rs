@@ -439,6 +439,7 @@ fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
         access_key: Some(standin("Q2Z_S3_ACCESS_KEY")),
         secret_key: Some(standin("Q2Z_S3_SECRET_KEY")),
         session_token: None,
+        ..Default::default()
     })
     .unwrap();
     let key = up.key_for("good.parquet");
@@ -477,4 +478,105 @@ fn upload_is_checked_by_the_store_against_the_manifest_sha256() {
     assert!(!err.contains(&standin("Q2Z_S3_SECRET_KEY")), "{err}");
     assert!(!err.contains("X-Amz-Signature"), "{err}");
     assert_eq!(up.size(&key).unwrap(), None);
+}
+
+/// Sets the S3 stand-in's PUT delay for keys under `prefix` (0: none).
+fn s3_put_delay(ms: u64, prefix: &str) {
+    reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/__standin/faults?put_delay_ms={ms}&put_delay_prefix={prefix}",
+            standin("Q2Z_S3_ENDPOINT")
+        ))
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+fn volume_import(stage: &str, volume: &str) -> (i32, String, String) {
+    let cloud = standin("Q2Z_MILVUS_URL");
+    run_q2z(&[
+        "import",
+        "--stage",
+        stage,
+        "--milvus-url",
+        &cloud,
+        "--drop-existing",
+        "--zilliz-cluster-id",
+        "in01-q2ztest",
+        "--zilliz-volume",
+        volume,
+        "--zilliz-cloud-url",
+        &cloud,
+    ])
+}
+
+#[test]
+fn zilliz_volume_keys_are_renewed_before_they_expire() {
+    // The volume's keys live 4 s (the S3 stand-in refuses them after, ExpiredToken as AWS
+    // does); each PUT is answered 2 s late and 4 go at once: the third round of PUTs starts
+    // after the first keys died.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = live_export(
+        dir.path(),
+        &["gen_mixed_ids"],
+        &[
+            "--target-prefix",
+            "zt_",
+            "--max-file-bytes",
+            "4000",
+            "--page-size",
+            "20",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let files = std::fs::read_dir(dir.path().join("gen_mixed_ids"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count();
+    assert!(
+        files >= 9,
+        "{files} files: the upload must take longer than the keys live"
+    );
+    // A volume of its own: files an earlier run left in another would not be sent again.
+    let vol = format!("vol_ttl{}", rand::random::<u32>());
+    let before = milvus_faults(json!({"volume_credential_ttl": {vol.as_str(): 4}}));
+    let applied = |f: &Value| {
+        f["data"]["volume_applies"][vol.as_str()]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    s3_put_delay(2000, &format!("volumes/{vol}/"));
+    let (code, out, err) = volume_import(dir.path().to_str().unwrap(), &vol);
+    s3_put_delay(0, "");
+    let after = milvus_faults(json!({"volume_credential_ttl": {}}));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        applied(&after) >= applied(&before) + 2,
+        "the keys were asked for again: {before} → {after}\n{err}"
+    );
+    assert_eq!(target_count("zt_gen_mixed_ids"), expected("gen_mixed_ids"));
+}
+
+#[test]
+fn a_zilliz_volume_limit_refuses_the_upload_before_any_file_goes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "zl_", &["fx_named"], &[]);
+    // A free-tier volume's condition, shrunk below the stage's bytes.
+    milvus_faults(json!({"volume_condition": {"vol_lim": {"maxContentLength": 100}}}));
+    let (code, out, err) = volume_import(dir.path().to_str().unwrap(), "vol_lim");
+    milvus_faults(json!({"volume_condition": {}}));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("over its limit of 100"), "{err}");
+    assert!(err.contains("Nothing was uploaded"), "{err}");
+    let uploaded = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
+        .join(standin("Q2Z_S3_BUCKET"))
+        .join("volumes/vol_lim");
+    assert!(!uploaded.exists(), "nothing under {}", uploaded.display());
 }

@@ -213,6 +213,7 @@ fn bucket_client(stage: &str) -> q2z::sink::object_store::Uploader {
         access_key: Some(standin("Q2Z_S3_ACCESS_KEY")),
         secret_key: Some(standin("Q2Z_S3_SECRET_KEY")),
         session_token: None,
+        ..Default::default()
     })
     .unwrap()
 }

@@ -130,6 +130,7 @@ fn storage(s: &StorageArgs) -> Option<StorageConfig> {
         access_key: s.s3_access_key.clone(),
         secret_key: s.s3_secret_key.clone(),
         session_token: None,
+        ..Default::default()
     })
 }
 

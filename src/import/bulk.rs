@@ -57,6 +57,7 @@ pub fn import_all(
     let storage = opts.storage.clone().ok_or_else(|| Error::Other(
         "bulk import needs the bucket Milvus reads from: pass --s3-endpoint, --s3-bucket and the keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or use --mode upsert".into(),
     ))?;
+    check_limits(&storage.limits, sc, book)?;
     let up = Uploader::s3(storage)?;
     reconcile_submissions(milvus, sc, book)?;
     // A chunk whose jobs failed in an earlier run is sent again: the rerun is the user's
@@ -93,6 +94,35 @@ pub fn import_all(
     }
     progress.set(sc.rows());
     Ok(())
+}
+
+/// A Zilliz volume's upload limits (`maxContentLength`, `maxFileNumber`), checked against the
+/// collection's files still to upload before the first one goes up (as pymilvus does).
+fn check_limits(
+    limits: &crate::sink::object_store::UploadLimits,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+) -> Result<()> {
+    let pending: Vec<&Chunk> = sc
+        .chunks()
+        .iter()
+        .filter(|c| book.get().state(&c.file) == ChunkState::Pending)
+        .collect();
+    let bytes: u64 = pending.iter().map(|c| c.bytes).sum();
+    let over = match (limits.max_bytes, limits.max_files) {
+        (Some(max), _) if bytes > max => Some(format!("{bytes} bytes, over its limit of {max}")),
+        (_, Some(max)) if pending.len() as u64 > max => {
+            Some(format!("{} files, over its limit of {max}", pending.len()))
+        }
+        _ => None,
+    };
+    match over {
+        Some(why) => Err(Error::Other(format!(
+            "{}: the upload to the Zilliz volume would hold {why} (the volume's plan). Nothing was uploaded. Move the volume to a pay-as-you-go plan, stage the collection with larger --max-file-bytes (fewer files), or import from your own bucket with --s3-bucket",
+            sc.entry.mapping.target
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Chunks left `Submitting` (a run stopped, or a creation's answer was lost): the job that

@@ -4,4 +4,5 @@
 
 pub mod milvus;
 pub mod object_store;
+pub mod temp_credentials;
 pub mod zilliz;

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::http::retry::{Attempt, RetryLogic};
+use crate::sink::temp_credentials::{CredentialSource, Refreshing, TempCredentials};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Where import files go. The secret is never printed.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct StorageConfig {
     pub endpoint: Option<String>,
     pub bucket: String,
@@ -25,6 +26,20 @@ pub struct StorageConfig {
     pub secret_key: Option<String>,
     /// STS session token of temporary credentials (Zilliz volumes); never printed.
     pub session_token: Option<String>,
+    /// Temporary keys (a Zilliz volume's): when they expire and where fresh ones come from.
+    pub renew: Option<(Option<std::time::SystemTime>, Arc<dyn CredentialSource>)>,
+    /// The most an upload may hold (a Zilliz volume's `condition`).
+    pub limits: UploadLimits,
+}
+
+/// Upload limits of a Zilliz volume (`condition` of `/v2/volumes/apply`): checked before the
+/// first file goes up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// `maxContentLength`: bytes of one upload.
+    pub max_bytes: Option<u64>,
+    /// `maxFileNumber`: files of one upload.
+    pub max_files: Option<u64>,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -72,11 +87,23 @@ impl Uploader {
                 .with_allow_http(e.starts_with("http://"))
                 .with_virtual_hosted_style_request(false);
         }
-        if let (Some(a), Some(s)) = (&cfg.access_key, &cfg.secret_key) {
-            b = b.with_access_key_id(a).with_secret_access_key(s);
-        }
-        if let Some(t) = cfg.session_token.as_ref().filter(|t| !t.is_empty()) {
-            b = b.with_token(t);
+        match (&cfg.access_key, &cfg.secret_key, &cfg.renew) {
+            (Some(a), Some(s), Some((expires, source))) => {
+                let first = TempCredentials {
+                    access_key: a.clone(),
+                    secret_key: s.clone(),
+                    session_token: cfg.session_token.clone(),
+                    expires: *expires,
+                };
+                b = b.with_credentials(Arc::new(Refreshing::new(source.clone(), &first)));
+            }
+            (Some(a), Some(s), None) => {
+                b = b.with_access_key_id(a).with_secret_access_key(s);
+                if let Some(t) = cfg.session_token.as_ref().filter(|t| !t.is_empty()) {
+                    b = b.with_token(t);
+                }
+            }
+            _ => {}
         }
         let store = b.build().map_err(|e| {
             Error::Other(format!(

@@ -1,10 +1,14 @@
-//! Zilliz Cloud volumes: temporary upload credentials from `POST /v2/volumes/apply`.
+//! Zilliz Cloud volumes: temporary upload credentials from `POST /v2/volumes/apply`, asked for
+//! again before they expire, and the volume's upload limits.
 
 use crate::error::{Error, Result};
 use crate::sink::milvus::Milvus;
-use crate::sink::object_store::StorageConfig;
+use crate::sink::object_store::{StorageConfig, UploadLimits};
+use crate::sink::temp_credentials::{CredentialSource, TempCredentials};
 use serde::Deserialize;
+use std::sync::Arc;
 
+/// `data` of `/v2/volumes/apply` (pymilvus volume_file_manager.py reads the same keys).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Applied {
@@ -12,8 +16,12 @@ struct Applied {
     volume_prefix: Option<String>,
     endpoint: Option<String>,
     region: Option<String>,
+    /// `aws`, `gcp`, `azure`, `aliyun`, …
+    cloud: Option<String>,
     #[serde(default)]
     credentials: Credentials,
+    #[serde(default)]
+    condition: Condition,
 }
 
 #[derive(Deserialize, Default)]
@@ -24,22 +32,84 @@ struct Credentials {
     #[serde(rename = "tmpSK")]
     tmp_sk: Option<String>,
     session_token: Option<String>,
+    /// ISO-8601, e.g. `2026-12-04T12:00:00Z`.
+    expire_time: Option<String>,
 }
 
-/// Where files for a Zilliz volume go (bucket, key prefix, temporary keys), and the volume's
-/// key prefix that `dataPaths` are relative to. `api` is the control-plane client.
-pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, String)> {
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Condition {
+    max_content_length: Option<u64>,
+    max_file_number: Option<u64>,
+}
+
+/// The request for upload credentials of `volume`.
+fn apply(api: &Milvus, volume: &str) -> Result<Applied> {
     let d = api
         .post(
             "/v2/volumes/apply",
             serde_json::json!({"volumeName": volume, "path": "q2z/"}),
         )
         .map_err(|e| Error::Other(format!("asking Zilliz Cloud for upload credentials of volume '{volume}' failed: {e}. Does the volume exist in this project? Create it in the console or with POST /v2/volumes/create")))?;
-    let a: Applied = serde_json::from_value(d).map_err(|e| {
+    serde_json::from_value(d).map_err(|e| {
         Error::Other(format!(
             "Zilliz Cloud's answer for volume '{volume}' is not what q2z knows ({e})"
         ))
-    })?;
+    })
+}
+
+fn temp_credentials(volume: &str, a: &Applied) -> Result<TempCredentials> {
+    let c = &a.credentials;
+    let (Some(ak), Some(sk)) = (&c.tmp_ak, &c.tmp_sk) else {
+        return Err(Error::Other(format!(
+            "Zilliz Cloud's answer for volume '{volume}' has no temporary keys (tmpAK/tmpSK)"
+        )));
+    };
+    let expires = match &c.expire_time {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(std::time::SystemTime::from)
+                .map_err(|e| {
+                    Error::Other(format!(
+                        "Zilliz Cloud's expireTime '{t}' for volume '{volume}' is not ISO-8601 ({e})"
+                    ))
+                })?,
+        ),
+    };
+    Ok(TempCredentials {
+        access_key: ak.clone(),
+        secret_key: sk.clone(),
+        session_token: c.session_token.clone(),
+        expires,
+    })
+}
+
+/// Fresh keys of one volume, from the control plane.
+struct VolumeKeys {
+    api: Milvus,
+    volume: String,
+}
+
+impl CredentialSource for VolumeKeys {
+    fn fetch(&self) -> Result<TempCredentials> {
+        temp_credentials(&self.volume, &apply(&self.api, &self.volume)?)
+    }
+}
+
+/// Where files for a Zilliz volume go (bucket, key prefix, temporary keys renewed before they
+/// expire, the volume's limits), and the volume's key prefix that `dataPaths` are relative to.
+/// `api` is the control-plane client.
+pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, String)> {
+    let a = apply(api, volume)?;
+    if let Some(cloud) = a.cloud.as_deref().filter(|c| *c == "gcp") {
+        // pymilvus uploads to GCP volumes with the session token as an OAuth bearer, not
+        // SigV4 keys.
+        return Err(Error::Other(format!(
+            "volume '{volume}' is on {cloud}, whose uploads take an OAuth bearer token instead of S3 keys; q2z does not upload to it yet. Use a volume on AWS, or your own bucket with --s3-bucket (Zilliz reads it with the keys you give)"
+        )));
+    }
+    let keys = temp_credentials(volume, &a)?;
     let (Some(bucket), Some(prefix)) = (a.bucket_name, a.volume_prefix) else {
         return Err(Error::Other(format!(
             "Zilliz Cloud's answer for volume '{volume}' has no bucketName/volumePrefix"
@@ -52,14 +122,23 @@ pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, Stri
             format!("https://{e}")
         }
     });
+    let source: Arc<dyn CredentialSource> = Arc::new(VolumeKeys {
+        api: api.clone(),
+        volume: volume.to_string(),
+    });
     let storage = StorageConfig {
         endpoint,
         bucket,
         prefix: format!("{prefix}q2z"),
         region: a.region.unwrap_or_else(|| "us-east-1".into()),
-        access_key: a.credentials.tmp_ak,
-        secret_key: a.credentials.tmp_sk,
-        session_token: a.credentials.session_token,
+        access_key: Some(keys.access_key),
+        secret_key: Some(keys.secret_key),
+        session_token: keys.session_token,
+        renew: Some((keys.expires, source)),
+        limits: UploadLimits {
+            max_bytes: a.condition.max_content_length,
+            max_files: a.condition.max_file_number,
+        },
     };
     Ok((storage, prefix))
 }

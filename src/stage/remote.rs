@@ -72,6 +72,7 @@ impl RemoteStage {
             access_key: env("AWS_ACCESS_KEY_ID"),
             secret_key: env("AWS_SECRET_ACCESS_KEY"),
             session_token: env("AWS_SESSION_TOKEN"),
+            ..Default::default()
         })?);
         Ok(RemoteStage {
             store,

@@ -16,6 +16,7 @@ difference names the milvus-io/milvus change (PR) and the Go function it is in (
 import argparse
 import base64
 import json
+import urllib.request
 import math
 import re
 import struct
@@ -1023,13 +1024,29 @@ def list_jobs(st, body):
 
 
 def volume_apply(st, body):
+    """Zilliz Cloud `POST /v2/volumes/apply` as pymilvus volume_file_manager.py reads it:
+    temporary STS keys (`tmpAK`, `tmpSK`, `sessionToken`) valid until `expireTime` (ISO-8601),
+    and the upload `condition` (`maxContentLength` bytes and `maxFileNumber` files per
+    upload). The keys are minted by the S3 stand-in and expire there. Test settings (faults),
+    per volume name: `volume_credential_ttl` {volume: seconds} (3600), `volume_condition`
+    {volume: condition}; applies are counted per volume in `volume_applies`."""
     need(body, "volumeName")
     a = st.args
+    vol = body["volumeName"]
+    ttl = int((st.faults.get("volume_credential_ttl") or {}).get(vol, 3600))
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{a.s3_endpoint}/__standin/sts?seconds={ttl}", data=b"", method="POST"), timeout=10) as r:
+        creds = json.loads(r.read())
+    with st.lock:
+        counts = st.faults.setdefault("volume_applies", {})
+        counts[vol] = counts.get(vol, 0) + 1
+    condition = (st.faults.get("volume_condition") or {}).get(vol) or {"maxContentLength": 10 * 2**30}
     return ok({"volumeName": body["volumeName"], "volumePrefix": f"volumes/{body['volumeName']}/", "bucketName": a.bucket,
                "endpoint": a.s3_endpoint, "cloud": "aws", "region": "us-east-1",
-               "credentials": {"tmpAK": a.s3_access_key, "tmpSK": a.s3_secret_key, "sessionToken": "",
-                               "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))},
-               "condition": {"maxContentLength": 10 * 2**30}})
+               "credentials": {"tmpAK": creds["accessKeyId"], "tmpSK": creds["secretAccessKey"],
+                               "sessionToken": creds["sessionToken"],
+                               "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ttl))},
+               "condition": condition})
 
 
 # ---------------------------------------------------------------- aliases

@@ -1,8 +1,17 @@
 //! `s3-standin`: S3 on a local directory through s3s-fs, with SigV4 signature checking.
 //! Objects are plain files under `ROOT/<bucket>/<key>`.
+//!
+//! Besides S3, two test routes (not S3 APIs): `POST /__standin/sts?seconds=N` hands out
+//! temporary keys valid N seconds, as STS `AssumeRole` does (AWS answers a request signed with
+//! expired ones 400 `ExpiredToken`, "The provided token has expired."), and
+//! `POST /__standin/faults?put_delay_ms=N&put_delay_prefix=P` answers PUTs of keys under P
+//! N ms late (a slow upload; its keys checked on arrival).
 
 use clap::Parser;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(about = "S3 stand-in (s3s-fs, SigV4-checking)")]
@@ -27,6 +36,65 @@ struct Cli {
     addr_file: Option<PathBuf>,
 }
 
+/// The long-lived key and the temporary ones handed out by `/__standin/sts`.
+#[derive(Debug, Default)]
+struct Keys {
+    main: (String, String),
+    temporary: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+#[derive(Debug, Clone)]
+struct Auth(Arc<Keys>);
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for Auth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<s3s::auth::SecretKey> {
+        if access_key == self.0.main.0 {
+            return Ok(self.0.main.1.as_str().into());
+        }
+        let t = self.0.temporary.lock().unwrap_or_else(|e| e.into_inner());
+        match t.get(access_key) {
+            Some((sk, until)) if Instant::now() < *until => Ok(sk.as_str().into()),
+            Some(_) => Err(s3s::s3_error!(
+                ExpiredToken,
+                "The provided token has expired."
+            )),
+            None => Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
+        }
+    }
+}
+
+/// A random hex string (std's per-process random hasher keys; enough for a stand-in).
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i ^ Instant::now().elapsed().as_nanos() as u64);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+fn query_param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn json_response(body: String) -> hyper::Response<s3s::Body> {
+    let mut r = hyper::Response::new(s3s::Body::from(body));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -35,10 +103,13 @@ async fn main() {
     }
     let fs = s3s_fs::FileSystem::new(&cli.root).expect("s3s-fs root");
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(
-        cli.access_key.as_str(),
-        cli.secret_key.as_str(),
-    ));
+    let keys = Arc::new(Keys {
+        main: (cli.access_key.clone(), cli.secret_key.clone()),
+        ..Keys::default()
+    });
+    builder.set_auth(Auth(keys.clone()));
+    // (delay, key prefix) of `/__standin/faults`.
+    let delay: Arc<Mutex<(u64, String)>> = Arc::default();
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
@@ -56,7 +127,46 @@ async fn main() {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let service = service.clone();
         let conditional = conditional.clone();
+        let keys = keys.clone();
+        let delay = delay.clone();
         async move {
+            let q = req.uri().query().unwrap_or("").to_string();
+            if req.uri().path() == "/__standin/sts" {
+                let secs: u64 = query_param(&q, "seconds")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(3600);
+                let (ak, sk, token) = (
+                    format!("ASIA{}", &random_hex()[..16].to_uppercase()),
+                    random_hex(),
+                    random_hex(),
+                );
+                keys.temporary
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        ak.clone(),
+                        (sk.clone(), Instant::now() + Duration::from_secs(secs)),
+                    );
+                return Ok(json_response(format!(
+                    "{{\"accessKeyId\":\"{ak}\",\"secretAccessKey\":\"{sk}\",\"sessionToken\":\"{token}\",\"seconds\":{secs}}}"
+                )));
+            }
+            if req.uri().path() == "/__standin/faults" {
+                let mut d = delay.lock().unwrap_or_else(|e| e.into_inner());
+                d.0 = query_param(&q, "put_delay_ms")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                d.1 = query_param(&q, "put_delay_prefix")
+                    .unwrap_or("")
+                    .to_string();
+                return Ok(json_response(format!("{{\"put_delay_ms\":{}}}", d.0)));
+            }
+            let pause = {
+                let d = delay.lock().unwrap_or_else(|e| e.into_inner());
+                let key = req.uri().path().splitn(3, '/').nth(2).unwrap_or("");
+                (req.method() == hyper::Method::PUT && d.0 > 0 && key.starts_with(d.1.as_str()))
+                    .then(|| Duration::from_millis(d.0))
+            };
             let guarded = req.method() == hyper::Method::PUT
                 && (req.headers().contains_key("if-none-match")
                     || req.headers().contains_key("if-match"));
@@ -65,7 +175,12 @@ async fn main() {
             } else {
                 None
             };
-            hyper::service::Service::call(&service, req).await
+            let answer = hyper::service::Service::call(&service, req).await;
+            // A slow upload: accepted (and its keys checked) on arrival, answered late.
+            if let Some(p) = pause {
+                tokio::time::sleep(p).await;
+            }
+            answer
         }
     });
     let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
