@@ -5,6 +5,7 @@
 #
 #   scripts/standins.sh start    install (if needed) and start; prints the environment
 #   scripts/standins.sh start --target-only   only the Milvus and S3 stand-ins
+#   scripts/standins.sh start --no-extra      without the Milvus release profiles and Milvus 2.3.5
 #   scripts/standins.sh env      print the environment of the running stand-ins
 #   scripts/standins.sh stop     stop them
 # Q2Z_RUN_DIR (default .cache/run) holds their state: a bench can run its own set beside the tests'.
@@ -82,10 +83,14 @@ wait_file() { # file seconds name
 }
 
 start() {
-  local target_only="${1:-}"
+  local target_only="" extra="yes"
+  case "${1:-}" in
+    --target-only) target_only=yes; extra="" ;;
+    --no-extra) extra="" ;;
+  esac
   [ -f "$RUN/env" ] && stop >/dev/null 2>&1 || true
   install_python
-  [ -z "$target_only" ] && install_m23
+  [ -n "$extra" ] && install_m23
   build_bins
   rm -rf "$RUN"; mkdir -p "$RUN"
   if [ -z "$target_only" ]; then
@@ -121,7 +126,7 @@ start() {
   # The same stand-in following other releases' REST behaviour (--milvus-version), for the
   # suites that scripts/test.sh runs once per release line.
   local profiles_env=""
-  if [ -z "$target_only" ]; then
+  if [ -n "$extra" ]; then
     for v in $MILVUS_PROFILES; do
       mkdir -p "$RUN/milvus-$v"
       "$VENV/bin/python" "$ROOT/standins/milvus/milvus_standin.py" --data "$RUN/milvus-$v" --token "$mt" \
@@ -132,14 +137,14 @@ start() {
   fi
   wait_file "$RUN/qdrant.addr" 60 qdrant
   wait_file "$RUN/milvus.addr" 60 milvus
-  if [ -z "$target_only" ]; then
+  if [ -n "$extra" ]; then
     for v in $MILVUS_PROFILES; do
       wait_file "$RUN/milvus-$v.addr" 60 "milvus $v"
       profiles_env="${profiles_env}export Q2Z_MILVUS_URL_${v//./_}=http://$(cat "$RUN/milvus-$v.addr")
 "
     done
   fi
-  [ -z "$target_only" ] && start_m23
+  [ -n "$extra" ] && start_m23
   cat >"$RUN/env" <<ENV
 export Q2Z_QDRANT_URL=http://$(cat "$RUN/qdrant.addr")
 export Q2Z_QDRANT_API_KEY=$qk
@@ -156,7 +161,7 @@ export Q2Z_STANDIN_BIN=$BIN
 export Q2Z_FIXTURES=$SHARED_FIXTURES
 export Q2Z_M23_NETNS=$(cat "$RUN/netns" 2>/dev/null || echo none)
 export Q2Z_M23_PYTHON=$VENV23/bin/python
-export Q2Z_MILVUS_PROFILES="$([ -z "$target_only" ] && echo "$MILVUS_PROFILES")"
+export Q2Z_MILVUS_PROFILES="$([ -n "$extra" ] && echo "$MILVUS_PROFILES")"
 ${profiles_env}
 ENV
   log "started in $(( ($(date +%s%N) - t0) / 1000000 )) ms; RSS (KiB): $(for p in $(cat "$RUN/pids"); do ps -o rss= -p "$p" | tr -d ' '; done | paste -sd' ')"

@@ -572,3 +572,40 @@ fn a_creation_refused_by_the_job_limit_is_sent_again_and_makes_one_job() {
     );
     milvus_faults(json!({"job_limit_for": null}));
 }
+
+#[test]
+fn plan_against_the_target_says_what_its_release_lacks_for_the_mapping() {
+    // gen_named: a sparse vector; `flag` promoted to a nullable field.
+    let qdrant = standin("Q2Z_QDRANT_URL");
+    let milvus = standin("Q2Z_MILVUS_URL");
+    let (code, out, err) = run_q2z(&[
+        "plan",
+        "--qdrant-url",
+        &qdrant,
+        "-c",
+        "gen_named",
+        "--promote",
+        "flag:Bool",
+        "--milvus-url",
+        &milvus,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let t = &v[0]["target"];
+    assert!(t["server"].as_str().unwrap().contains("Milvus"), "{t}");
+    let notes: Vec<&str> = t["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let has = |s: &str| notes.iter().any(|n| n.contains(s));
+    assert_eq!(has("are nullable"), !at_least((2, 5, 0)), "{notes:#?}");
+    assert_eq!(has("empty sparse row"), !at_least((2, 5, 7)), "{notes:#?}");
+    assert_eq!(
+        has("refuses over REST"),
+        !at_least((2, 4, 12)),
+        "{notes:#?}"
+    );
+}

@@ -56,7 +56,7 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
     let url = standin("Q2Z_QDRANT_URL");
     let live = [
         "--search",
-        "30",
+        "12",
         "--seed",
         "7",
         "--min-overlap",
@@ -75,7 +75,7 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
     ] {
         let p = parity_of(&v, c, f);
         assert_eq!(p["metric"], metric, "{p}");
-        assert_eq!(p["queries"], 30, "{p}");
+        assert_eq!(p["queries"], 12, "{p}");
         assert_eq!(p["mean_overlap"], 1.0, "{p}");
         assert_eq!(p["min_overlap"], 1.0, "{p}");
         assert_eq!(p["mean_rank_correlation"], 1.0, "{p}");
@@ -102,7 +102,7 @@ fn every_metric_agrees_live_and_offline_and_a_changed_target_is_caught() {
                 .into_owned()
         })
         .collect();
-    let mut offline = vec!["--search", "30", "--seed", "7", "--snapshot"];
+    let mut offline = vec!["--search", "12", "--seed", "7", "--snapshot"];
     offline.extend(snaps.iter().map(String::as_str));
     let (code, v2, text) = verify_json(stage.path(), &offline);
     assert_eq!(code, 0, "{text}");

@@ -355,6 +355,10 @@ pub struct PlanArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub mapping: MappingArgs,
+    /// With --milvus-url: what each collection's mapping needs that the target lacks (its
+    /// release, an existing collection of the same name), said before anything is written.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Write the mapping file here.
     #[arg(long)]
     pub mapping_out: Option<PathBuf>,

@@ -491,6 +491,14 @@ fn doctor(a: DoctorArgs) -> Result<u8> {
 fn plan(a: PlanArgs) -> Result<u8> {
     let (opts, overrides) = mapping_options(&a.mapping)?;
     let opened = sources(&a.source, None, None)?;
+    let target = match &a.target.milvus_url {
+        Some(_) => {
+            let m = milvus(&a.target)?;
+            let server = m.server()?;
+            Some((m, server))
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     let mut file = MappingFile::default();
     for s in &opened.sources {
@@ -510,6 +518,12 @@ fn plan(a: PlanArgs) -> Result<u8> {
             tracing::warn!(collection = %cfg.name, "the collection's aliases could not be listed: {e}");
             Vec::new()
         });
+        if let Some((m, server)) = &target {
+            view.target = Some(output::PlanTarget {
+                server: server.to_string(),
+                notes: server.plan_notes(&mapping, m.has_collection(&mapping.target)?),
+            });
+        }
         out.push(view);
         file.collection.push(mapping);
     }

@@ -246,6 +246,17 @@ pub struct PlanView {
     /// Qdrant aliases pointing at the collection (live sources).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub qdrant_aliases: Vec<String>,
+    /// With `--milvus-url`: the target and what the mapping needs that it lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<PlanTarget>,
+}
+
+/// The target a plan was checked against.
+#[derive(Debug, Serialize)]
+pub struct PlanTarget {
+    pub server: String,
+    /// One line per need the target does not meet (empty: ready).
+    pub notes: Vec<String>,
 }
 
 impl PlanView {
@@ -271,6 +282,7 @@ impl PlanView {
             estimated_vector_bytes: row.saturating_mul(points),
             shards,
             qdrant_aliases: Vec::new(),
+            target: None,
         }
     }
 }
@@ -371,6 +383,16 @@ pub fn print_plan(p: &PlanView) {
     }
     for w in &p.warnings {
         println!("  warning: {w}");
+    }
+    if let Some(t) = &p.target {
+        if t.notes.is_empty() {
+            println!("  target {}: meets every need of this mapping", t.server);
+        } else {
+            println!("  target {}:", t.server);
+            for n in &t.notes {
+                println!("    ! {n}");
+            }
+        }
     }
 }
 

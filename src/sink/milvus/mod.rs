@@ -2,6 +2,7 @@
 //! Errors arrive as HTTP 200 with a non-zero `code`; rate limits (8, 9, 1807, 10001), 408, 429
 //! and 5xx are retried by the one retry contract of [`crate::http::retry`].
 
+pub mod fit;
 pub mod jobs;
 pub mod rest_json;
 pub mod schema;

@@ -100,6 +100,11 @@ impl ServerKind {
         self.at_least(Release(2, 5, 7))
     }
 
+    /// Indexes on JSON paths of the dynamic field (`json_path`, `json_cast_type`; 2.5.11).
+    pub fn has_json_path_index(self) -> bool {
+        self.at_least(Release(2, 5, 11))
+    }
+
     /// `entities/query` honours the request's `consistencyLevel` (PR 41830, the 2.5 pick of
     /// 41825: 2.5.12, and 2.6.0); before, the collection's level applies.
     pub fn query_takes_consistency(self) -> bool {
@@ -155,6 +160,7 @@ impl Target {
                 "queries honour consistencyLevel (else counts are read until stable)",
                 k.query_takes_consistency(),
             ),
+            ("JSON-path indexes on $meta keys", k.has_json_path_index()),
             ("Idempotency-Key on import jobs", k.import_idempotency()),
             (
                 "two-phase import (auto_commit=false, commit/abort)",

@@ -1,0 +1,121 @@
+//! What a collection's mapping needs from a target release, said before anything is written
+//! (`q2z plan --milvus-url`): each need the release lacks, with what happens and the fix.
+
+use super::version::Target;
+use crate::transform::mapping::{CollectionMapping, MultivectorPolicy, VectorKind};
+
+impl Target {
+    /// One line per need of `m` that this release does not meet (empty: it meets them all).
+    /// `exists`: the target already has a collection of the mapping's name.
+    pub fn plan_notes(&self, m: &CollectionMapping, exists: bool) -> Vec<String> {
+        let k = self.kind;
+        let release = match k {
+            super::version::ServerKind::Milvus(r) => format!("Milvus {r}"),
+            super::version::ServerKind::Zilliz => "Zilliz Cloud".to_string(),
+        };
+        let mut notes = Vec::new();
+        if exists {
+            notes.push(format!(
+                "the target already has a collection named '{}': import needs --into-existing (same schema) or --drop-existing, or another `target` in the mapping file",
+                m.target
+            ));
+        }
+        let nullable: Vec<&str> = m
+            .scalars
+            .iter()
+            .filter(|f| f.nullable)
+            .map(|f| f.field.as_str())
+            .collect();
+        if !nullable.is_empty() && !k.has_nullable() {
+            notes.push(format!(
+                "fields {} are nullable (promoted payload keys), which {release} lacks (2.5.0+): the import would be refused; leave out --promote (the keys stay in $meta) or import into Milvus ≥ 2.5 / Zilliz Cloud",
+                nullable.join(", ")
+            ));
+        }
+        for v in m
+            .vectors
+            .iter()
+            .filter(|v| v.kind == VectorKind::SparseFloatVector)
+        {
+            if !k.imports_empty_sparse() {
+                notes.push(format!(
+                    "sparse field '{}': a point without the vector is staged as an empty sparse row, which {release} fails in a bulk import (2.5.7+){}; check that every point has it, or import into a newer release",
+                    v.field,
+                    if k.takes_empty_sparse() {
+                        " but takes over REST (--mode upsert)"
+                    } else {
+                        " and refuses over REST (2.4.12+)"
+                    }
+                ));
+            }
+        }
+        for v in m.vectors.iter().filter(|v| v.is_multivector) {
+            let how = match v.multivector {
+                MultivectorPolicy::First => "its first vector only",
+                MultivectorPolicy::Skip => "nothing (left out)",
+                MultivectorPolicy::Ask => "nothing until --multivector first|skip is given",
+            };
+            notes.push(format!(
+                "vector '{}' is a multivector: staged as {how}; Milvus 2.6.4+ could hold it whole as an Array of Structs with a MAX_SIM index, which q2z does not write yet",
+                v.source
+            ));
+        }
+        if !m.json_indexes.is_empty() && !k.has_json_path_index() {
+            notes.push(format!(
+                "JSON-path indexes on $meta keys ({}) need 2.5.11+: {release} gets none (filters on those keys scan $meta); the import goes on without them",
+                m.json_indexes
+                    .iter()
+                    .map(|i| i.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sink::milvus::version::{Known, ServerKind, Target};
+    use crate::transform::mapping::CollectionMapping;
+
+    fn target(v: &str) -> Target {
+        Target {
+            kind: ServerKind::parse(v).unwrap(),
+            known: Known::Given,
+        }
+    }
+
+    #[test]
+    fn a_release_is_told_what_it_lacks_for_the_mapping() {
+        let m: CollectionMapping = toml::from_str(
+            r#"
+source = "c"
+target = "t"
+id_field = "id"
+id_kind = "Int64"
+[[vectors]]
+source = "sp"
+field = "sp"
+kind = "SparseFloatVector"
+metric = "IP"
+index_type = "SPARSE_INVERTED_INDEX"
+[[scalars]]
+key = "tenant"
+field = "tenant"
+type = "VarChar"
+max_length = 64
+"#,
+        )
+        .unwrap();
+        let old = target("2.4.9").plan_notes(&m, true);
+        assert_eq!(old.len(), 3, "{old:#?}");
+        assert!(old[0].contains("already has a collection named 't'"));
+        assert!(old[1].contains("fields tenant are nullable"));
+        assert!(old[2].contains("refuses over REST"));
+        let mid = target("2.5.4").plan_notes(&m, false);
+        assert_eq!(mid.len(), 1, "{mid:#?}");
+        assert!(mid[0].contains("takes over REST (--mode upsert)"));
+        assert!(target("2.6.24").plan_notes(&m, false).is_empty());
+    }
+}
