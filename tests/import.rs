@@ -580,3 +580,23 @@ fn a_zilliz_volume_limit_refuses_the_upload_before_any_file_goes_up() {
         .join("volumes/vol_lim");
     assert!(!uploaded.exists(), "nothing under {}", uploaded.display());
 }
+
+#[test]
+fn a_zilliz_volume_on_gcp_is_uploaded_to_with_its_token_as_a_bearer() {
+    // `cloud: gcp`: no tmpAK/tmpSK, the session token goes as `Authorization: Bearer` (GCS XML
+    // API, as pymilvus's OAuthMinio sends it); the S3 stand-in answers such requests only for
+    // a live token it handed out.
+    let dir = tempfile::tempdir().unwrap();
+    stage_export(dir.path(), "zg_", &["fx_named"], &[]);
+    let vol = format!("vol_gcp{}", rand::random::<u32>());
+    milvus_faults(json!({"volume_cloud": {vol.as_str(): "gcp"}}));
+    let (code, out, err) = volume_import(dir.path().to_str().unwrap(), &vol);
+    milvus_faults(json!({"volume_cloud": {}}));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verification: PASSED"), "{out}");
+    assert_eq!(target_count("zg_fx_named"), expected("fx_named"));
+    let uploaded = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
+        .join(standin("Q2Z_S3_BUCKET"))
+        .join(format!("volumes/{vol}/q2z/fx_named"));
+    assert!(uploaded.is_dir(), "{}", uploaded.display());
+}

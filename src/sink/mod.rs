@@ -2,6 +2,7 @@
 //! jobs, schema), object storage for the files the import jobs read ([`object_store`]), and
 //! Zilliz Cloud volumes ([`zilliz`]).
 
+pub mod bearer_store;
 pub mod milvus;
 pub mod object_store;
 pub mod temp_credentials;

@@ -30,6 +30,17 @@ pub struct StorageConfig {
     pub renew: Option<(Option<std::time::SystemTime>, Arc<dyn CredentialSource>)>,
     /// The most an upload may hold (a Zilliz volume's `condition`).
     pub limits: UploadLimits,
+    /// The session token is an OAuth bearer, not a SigV4 key (a Zilliz volume on GCP).
+    pub bearer: bool,
+}
+
+/// Keys that never change (a bearer token given without a way to renew it).
+struct Fixed(TempCredentials);
+
+impl CredentialSource for Fixed {
+    fn fetch(&self) -> Result<TempCredentials> {
+        Ok(self.0.clone())
+    }
 }
 
 /// Upload limits of a Zilliz volume (`condition` of `/v2/volumes/apply`): checked before the
@@ -59,6 +70,8 @@ pub struct Uploader {
     http: reqwest::Client,
     rt: tokio::runtime::Runtime,
     cfg: StorageConfig,
+    /// Bearer-token uploads (GCP volumes) instead of presigned S3 requests.
+    bearer: Option<crate::sink::bearer_store::BearerStore>,
 }
 
 /// Files above this size go up in parts (S3's limit for one PUT).
@@ -123,11 +136,33 @@ impl Uploader {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|e| Error::Other(format!("the HTTP client for uploads did not build: {e}")))?;
+        let bearer = cfg.bearer.then(|| {
+            let first = TempCredentials {
+                access_key: String::new(),
+                secret_key: String::new(),
+                session_token: cfg.session_token.clone(),
+                expires: cfg.renew.as_ref().and_then(|r| r.0),
+            };
+            let source = cfg.renew.as_ref().map_or_else(
+                || Arc::new(Fixed(first.clone())) as Arc<dyn CredentialSource>,
+                |r| r.1.clone(),
+            );
+            crate::sink::bearer_store::BearerStore {
+                base: cfg
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| "https://storage.googleapis.com".into()),
+                bucket: cfg.bucket.clone(),
+                http: http.clone(),
+                auth: Arc::new(Refreshing::new(source, &first)),
+            }
+        });
         Ok(Uploader {
             store: Arc::new(store),
             http,
             rt,
             cfg,
+            bearer,
         })
     }
 
@@ -143,6 +178,9 @@ impl Uploader {
 
     /// Deletes an object (gone already is fine).
     pub fn delete(&self, key: &str) -> Result<()> {
+        if let Some(b) = &self.bearer {
+            return self.rt.block_on(b.delete(key));
+        }
         self.rt.block_on(async {
             match self.store.delete(&ObjPath::from(key)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -153,6 +191,9 @@ impl Uploader {
 
     /// Size of an object, if it exists.
     pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        if let Some(b) = &self.bearer {
+            return self.rt.block_on(b.size(key));
+        }
         match self.rt.block_on(self.store.head(&ObjPath::from(key))) {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -173,6 +214,10 @@ impl Uploader {
     /// The full-object SHA-256 the store keeps for `key` (HEAD with checksum mode), if it
     /// reports one; composite multipart checksums and failures count as none.
     fn stored_sha256(&self, key: &str) -> Option<HeaderValue> {
+        // GCS reports MD5 and CRC32C only: the size decides there.
+        if self.bearer.is_some() {
+            return None;
+        }
         let mode = HeaderValue::from_static("ENABLED");
         let opts = SignedUrlOptions::default()
             .with_signed_header(HeaderName::from_static(CHECKSUM_MODE), mode.clone());
@@ -203,6 +248,9 @@ impl Uploader {
         let len = std::fs::metadata(file)
             .map_err(|e| Error::io(file, e))?
             .len();
+        if let Some(b) = &self.bearer {
+            return self.put_bearer(b, file, key, len);
+        }
         if len > MULTIPART_ABOVE {
             return self.put_multipart(file, key, len);
         }
@@ -245,6 +293,31 @@ impl Uploader {
                     url: shown.clone(),
                     detail,
                 }),
+            }
+        })
+    }
+
+    /// A PUT with a bearer token (GCP volumes), retried as presigned ones are.
+    fn put_bearer(
+        &self,
+        b: &crate::sink::bearer_store::BearerStore,
+        file: &Path,
+        key: &str,
+        len: u64,
+    ) -> Result<u64> {
+        let shown = format!("gs://{}/{key}", self.cfg.bucket);
+        let logic = crate::http::retry::StatusRetry;
+        crate::http::retry::RetryPolicy::default().run("object storage", &shown, |_| {
+            match self.rt.block_on(b.put_once(file, key, len)) {
+                Ok((status, _)) if (200..300).contains(&status) => Attempt::Done(len),
+                Ok((status, text)) => match logic.should_retry_response(status, text.as_bytes()) {
+                    Some(why) => Attempt::Retry { why, after: None },
+                    None => Attempt::Fail(self.refused(file, key, status, &text)),
+                },
+                Err(e) => Attempt::Retry {
+                    why: e.to_string(),
+                    after: None,
+                },
             }
         })
     }

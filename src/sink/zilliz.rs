@@ -60,10 +60,20 @@ fn apply(api: &Milvus, volume: &str) -> Result<Applied> {
 
 fn temp_credentials(volume: &str, a: &Applied) -> Result<TempCredentials> {
     let c = &a.credentials;
-    let (Some(ak), Some(sk)) = (&c.tmp_ak, &c.tmp_sk) else {
-        return Err(Error::Other(format!(
-            "Zilliz Cloud's answer for volume '{volume}' has no temporary keys (tmpAK/tmpSK)"
-        )));
+    let bearer = a.cloud.as_deref() == Some("gcp");
+    let (ak, sk) = match (&c.tmp_ak, &c.tmp_sk, &c.session_token) {
+        (_, _, Some(t)) if bearer && !t.is_empty() => (String::new(), String::new()),
+        (Some(ak), Some(sk), _) if !bearer => (ak.clone(), sk.clone()),
+        _ => {
+            return Err(Error::Other(format!(
+                "Zilliz Cloud's answer for volume '{volume}' has no temporary {}",
+                if bearer {
+                    "token (sessionToken)"
+                } else {
+                    "keys (tmpAK/tmpSK)"
+                }
+            )));
+        }
     };
     let expires = match &c.expire_time {
         None => None,
@@ -78,8 +88,8 @@ fn temp_credentials(volume: &str, a: &Applied) -> Result<TempCredentials> {
         ),
     };
     Ok(TempCredentials {
-        access_key: ak.clone(),
-        secret_key: sk.clone(),
+        access_key: ak,
+        secret_key: sk,
         session_token: c.session_token.clone(),
         expires,
     })
@@ -102,13 +112,9 @@ impl CredentialSource for VolumeKeys {
 /// `api` is the control-plane client.
 pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, String)> {
     let a = apply(api, volume)?;
-    if let Some(cloud) = a.cloud.as_deref().filter(|c| *c == "gcp") {
-        // pymilvus uploads to GCP volumes with the session token as an OAuth bearer, not
-        // SigV4 keys.
-        return Err(Error::Other(format!(
-            "volume '{volume}' is on {cloud}, whose uploads take an OAuth bearer token instead of S3 keys; q2z does not upload to it yet. Use a volume on AWS, or your own bucket with --s3-bucket (Zilliz reads it with the keys you give)"
-        )));
-    }
+    // pymilvus uploads to GCP volumes with the session token as an OAuth bearer (OAuthMinio),
+    // not SigV4 keys.
+    let bearer = a.cloud.as_deref() == Some("gcp");
     let keys = temp_credentials(volume, &a)?;
     let (Some(bucket), Some(prefix)) = (a.bucket_name, a.volume_prefix) else {
         return Err(Error::Other(format!(
@@ -131,10 +137,11 @@ pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, Stri
         bucket,
         prefix: format!("{prefix}q2z"),
         region: a.region.unwrap_or_else(|| "us-east-1".into()),
-        access_key: Some(keys.access_key),
-        secret_key: Some(keys.secret_key),
+        access_key: (!bearer).then_some(keys.access_key),
+        secret_key: (!bearer).then_some(keys.secret_key),
         session_token: keys.session_token,
         renew: Some((keys.expires, source)),
+        bearer,
         limits: UploadLimits {
             max_bytes: a.condition.max_content_length,
             max_files: a.condition.max_file_number,

@@ -1029,7 +1029,8 @@ def volume_apply(st, body):
     and the upload `condition` (`maxContentLength` bytes and `maxFileNumber` files per
     upload). The keys are minted by the S3 stand-in and expire there. Test settings (faults),
     per volume name: `volume_credential_ttl` {volume: seconds} (3600), `volume_condition`
-    {volume: condition}; applies are counted per volume in `volume_applies`."""
+    {volume: condition}, `volume_cloud` {volume: "gcp"}; applies are counted per volume in
+    `volume_applies`."""
     need(body, "volumeName")
     a = st.args
     vol = body["volumeName"]
@@ -1041,8 +1042,13 @@ def volume_apply(st, body):
         counts = st.faults.setdefault("volume_applies", {})
         counts[vol] = counts.get(vol, 0) + 1
     condition = (st.faults.get("volume_condition") or {}).get(vol) or {"maxContentLength": 10 * 2**30}
+    # A volume on GCP (test setting `volume_cloud` {volume: "gcp"}): pymilvus uploads with the
+    # session token as an OAuth bearer (OAuthMinio) and reads no tmpAK/tmpSK.
+    cloud = (st.faults.get("volume_cloud") or {}).get(vol, "aws")
+    if cloud == "gcp":
+        creds["accessKeyId"] = creds["secretAccessKey"] = ""
     return ok({"volumeName": body["volumeName"], "volumePrefix": f"volumes/{body['volumeName']}/", "bucketName": a.bucket,
-               "endpoint": a.s3_endpoint, "cloud": "aws", "region": "us-east-1",
+               "endpoint": a.s3_endpoint, "cloud": cloud, "region": "us-east-1",
                "credentials": {"tmpAK": creds["accessKeyId"], "tmpSK": creds["secretAccessKey"],
                                "sessionToken": creds["sessionToken"],
                                "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ttl))},

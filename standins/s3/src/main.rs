@@ -36,11 +36,13 @@ struct Cli {
     addr_file: Option<PathBuf>,
 }
 
-/// The long-lived key and the temporary ones handed out by `/__standin/sts`.
+/// The long-lived key and the temporary ones handed out by `/__standin/sts` (access key →
+/// secret and expiry; session token → expiry, for OAuth bearer requests).
 #[derive(Debug, Default)]
 struct Keys {
     main: (String, String),
     temporary: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Mutex<HashMap<String, Instant>>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,84 @@ fn json_response(body: String) -> hyper::Response<s3s::Body> {
     r
 }
 
+/// A GCS XML API request with an OAuth bearer token (how pymilvus's `OAuthMinio` uploads to a
+/// Zilliz volume on GCP): PUT, HEAD, GET and DELETE of `/bucket/key` on the same files s3s-fs
+/// serves. A token that is unknown or expired: 401 `AuthenticationRequired` (GCS's answer to a
+/// missing or invalid credential); a missing object: 404 `NoSuchKey`.
+async fn bearer(
+    root: &std::path::Path,
+    keys: &Keys,
+    token: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let xml = |status: u16, code: &str, message: &str| {
+        let mut r = hyper::Response::new(s3s::Body::from(format!(
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        )));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+        r
+    };
+    let live = keys
+        .tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(token)
+        .is_some_and(|until| Instant::now() < *until);
+    if !live {
+        return xml(401, "AuthenticationRequired", "Authentication required.");
+    }
+    let rel = req.uri().path().trim_start_matches('/').to_string();
+    if rel.split('/').any(|p| p == ".." || p.is_empty()) {
+        return xml(400, "InvalidArgument", "Invalid object name.");
+    }
+    let path = root.join(&rel);
+    match *req.method() {
+        hyper::Method::PUT => {
+            let Ok(body) = req.into_body().collect().await else {
+                return xml(400, "IncompleteBody", "The request body is incomplete.");
+            };
+            let bytes = body.to_bytes();
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match std::fs::write(&path, &bytes) {
+                Ok(()) => hyper::Response::new(s3s::Body::from(Vec::new())),
+                Err(e) => xml(500, "InternalError", &e.to_string()),
+            }
+        }
+        hyper::Method::HEAD | hyper::Method::GET => match std::fs::read(&path) {
+            Ok(data) => {
+                let len = data.len();
+                let body = if req.method() == hyper::Method::GET {
+                    data
+                } else {
+                    Vec::new()
+                };
+                let mut r = hyper::Response::new(s3s::Body::from(body));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_LENGTH,
+                    hyper::header::HeaderValue::from(len),
+                );
+                r
+            }
+            Err(_) => xml(404, "NoSuchKey", "The specified key does not exist."),
+        },
+        hyper::Method::DELETE => {
+            let _ = std::fs::remove_file(&path);
+            let mut r = hyper::Response::new(s3s::Body::from(Vec::new()));
+            *r.status_mut() = hyper::StatusCode::NO_CONTENT;
+            r
+        }
+        _ => xml(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed.",
+        ),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -124,8 +204,10 @@ async fn main() {
     // writes"). s3s-fs checks the condition and then writes (s3s-fs/src/s3.rs `put_object`),
     // so two racing creates could both succeed here: conditional PUTs are serialized.
     let conditional = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let root = Arc::new(cli.root.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let service = service.clone();
+        let root = root.clone();
         let conditional = conditional.clone();
         let keys = keys.clone();
         let delay = delay.clone();
@@ -140,13 +222,15 @@ async fn main() {
                     random_hex(),
                     random_hex(),
                 );
+                let until = Instant::now() + Duration::from_secs(secs);
                 keys.temporary
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        ak.clone(),
-                        (sk.clone(), Instant::now() + Duration::from_secs(secs)),
-                    );
+                    .insert(ak.clone(), (sk.clone(), until));
+                keys.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(token.clone(), until);
                 return Ok(json_response(format!(
                     "{{\"accessKeyId\":\"{ak}\",\"secretAccessKey\":\"{sk}\",\"sessionToken\":\"{token}\",\"seconds\":{secs}}}"
                 )));
@@ -160,6 +244,15 @@ async fn main() {
                     .unwrap_or("")
                     .to_string();
                 return Ok(json_response(format!("{{\"put_delay_ms\":{}}}", d.0)));
+            }
+            if let Some(token) = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_string)
+            {
+                return Ok(bearer(&root, &keys, &token, req).await);
             }
             let pause = {
                 let d = delay.lock().unwrap_or_else(|e| e.into_inner());
