@@ -326,23 +326,8 @@ fn zilliz_control_plane_imports_from_the_users_bucket() {
 fn zilliz_volume_needs_nothing_but_the_api_key() {
     let dir = tempfile::tempdir().unwrap();
     stage_export(dir.path(), "zv_", &["fx_named"], &[]);
-    let cloud = standin("Q2Z_MILVUS_URL");
-    let stage = dir.path().to_str().unwrap();
     // No bucket, endpoint or S3 keys: the volume hands out temporary credentials.
-    let (code, out, err) = run_q2z(&[
-        "import",
-        "--stage",
-        stage,
-        "--milvus-url",
-        &cloud,
-        "--drop-existing",
-        "--zilliz-cluster-id",
-        "in01-q2ztest",
-        "--zilliz-volume",
-        "vol_q2z",
-        "--zilliz-cloud-url",
-        &cloud,
-    ]);
+    let (code, out, err) = volume_import(dir.path().to_str().unwrap(), "vol_q2z");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("verification: PASSED"), "{out}");
     assert_eq!(target_count("zv_fx_named"), expected("fx_named"));

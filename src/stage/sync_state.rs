@@ -219,7 +219,6 @@ pub fn export_fingerprint(sc: &[StagedCollection]) -> String {
 /// What the target must hold after the syncs of a collection: per range of the export's
 /// plan, id → digest of the row the target holds.
 pub struct SyncedView {
-    pub ranges: Vec<HashMap<String, u64>>,
     /// Passes finished.
     pub passes: u64,
     /// A pass was stopped part-way (the target is between two states).
@@ -229,13 +228,48 @@ pub struct SyncedView {
 }
 
 impl SyncedView {
-    /// Rows the target must hold.
-    pub fn rows(&self) -> u64 {
-        self.ranges.iter().map(|r| r.len() as u64).sum()
+    /// What the target holds of range `r` (id → digest), read from the stage when asked: one
+    /// range in memory at a time, whatever the collection's size.
+    pub fn range(&self, sc: StagedCollection, r: &Range) -> Result<HashMap<String, u64>> {
+        base_digests(sc, Some(&self.pass), r)
     }
-    /// The digest of the row the target holds for an id (`None`: deleted, or never there).
-    pub fn digest_of(&self, id: &str) -> Option<u64> {
-        self.ranges.iter().find_map(|r| r.get(id).copied())
+}
+
+/// The digest of the row the target holds for an id, a range's digests read at a time (the
+/// last one kept: picks come chunk by chunk, so mostly from one range after another).
+pub struct DigestLookup<'a> {
+    sc: StagedCollection<'a>,
+    view: &'a SyncedView,
+    last: std::sync::Mutex<Option<(usize, HashMap<String, u64>)>>,
+}
+
+impl<'a> DigestLookup<'a> {
+    pub fn new(sc: StagedCollection<'a>, view: &'a SyncedView) -> DigestLookup<'a> {
+        DigestLookup {
+            sc,
+            view,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `None`: deleted, or never there.
+    pub fn digest_of(&self, id: &str) -> Result<Option<u64>> {
+        let point = crate::model::PointId::from_key_string(id);
+        let holds = |r: &&Range| {
+            point.as_ref().is_none_or(|p| {
+                r.start.as_ref().is_none_or(|s| s <= p) && r.end.as_ref().is_none_or(|e| p < e)
+            })
+        };
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        for r in self.sc.entry.ranges.iter().filter(holds) {
+            if last.as_ref().is_none_or(|(i, _)| *i != r.index) {
+                *last = Some((r.index, self.view.range(self.sc, r)?));
+            }
+            if let Some(d) = last.as_ref().and_then(|(_, m)| m.get(id)) {
+                return Ok(Some(*d));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -264,12 +298,7 @@ pub fn synced_view(sc: StagedCollection) -> Result<Option<SyncedView>> {
     let Some(pass) = pass_state(sc)? else {
         return Ok(None);
     };
-    let mut ranges = Vec::new();
-    for r in &sc.entry.ranges {
-        ranges.push(base_digests(sc, Some(&pass), r)?);
-    }
     Ok(Some(SyncedView {
-        ranges,
         passes: pass.passes,
         unfinished: pass.unfinished(sc.entry.ranges.len()),
         pass,

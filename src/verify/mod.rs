@@ -151,6 +151,8 @@ pub fn verify_collection(
     let mut bad = Vec::new();
     let mut problems = Vec::new();
     let mut notes = Vec::new();
+    // Rows the last sync left (after a sync).
+    let mut synced_rows = 0u64;
     match &synced {
         // After `q2z sync` the target holds what the last pass left: each range is counted by
         // the exact ids the pass recorded.
@@ -159,19 +161,26 @@ pub fn verify_collection(
                 problems.push("a sync pass was stopped part-way");
                 notes.push("a `q2z sync` pass was stopped part-way: run the same sync command again, then verify".into());
             }
-            for (r, ids) in view.ranges.iter().enumerate() {
+            for range in &entry.ranges {
                 crate::interrupt::check()?;
+                let ids = view.range(sc, range)?;
+                synced_rows += ids.len() as u64;
                 let values: Vec<Value> = ids.keys().map(|k| typed_id(m.id_kind, k)).collect();
+                drop(ids);
                 let t = count_ids(milvus, m, &values)?;
-                if t != ids.len() as u64 {
+                if t != values.len() as u64 {
                     bad.push(ChunkDiff {
-                        file: crate::stage::sync_state::range_label(sc.name, &view.pass, r),
-                        staged: ids.len() as u64,
+                        file: crate::stage::sync_state::range_label(
+                            sc.name,
+                            &view.pass,
+                            range.index,
+                        ),
+                        staged: values.len() as u64,
                         target: t,
                     });
                 }
             }
-            if target_count != view.rows() && !opts.exact_counts {
+            if target_count != synced_rows && !opts.exact_counts {
                 problems.push("target count differs from the rows the last sync left");
             }
         }
@@ -201,10 +210,20 @@ pub fn verify_collection(
         pick_sample(entry, opts.sample)
     };
     // After a sync, staged rows the source changed or deleted since are not the target's.
+    let lookup = synced
+        .as_ref()
+        .map(|v| crate::stage::sync_state::DigestLookup::new(sc, v));
     let unchanged = |row: &crate::stage::reader::Row| {
-        synced.as_ref().is_none_or(|v| {
+        lookup.as_ref().is_none_or(|l| {
             let id = crate::stage::sync_state::id_key(&row[&m.id_field]);
-            v.digest_of(&id) == Some(crate::stage::sync_state::digest(row))
+            match l.digest_of(&id) {
+                Ok(d) => d == Some(crate::stage::sync_state::digest(row)),
+                Err(e) => {
+                    // Read a moment ago for the counts: left out of this check, and said.
+                    tracing::warn!(collection = sc.name, "digests of the last sync could not be read again ({e}); point {id} is left out of the staged-row check");
+                    false
+                }
+            }
         })
     };
     let mut cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;
@@ -221,7 +240,7 @@ pub fn verify_collection(
         notes.push(format!(
             "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that a sync replaced or deleted since the export were left out of the staged-row check (their current versions are checked among the rows the passes sent)",
             v.passes,
-            v.rows(),
+            synced_rows,
             cmp.skipped
         ));
     }

@@ -20,26 +20,34 @@ pub fn compare_pass_rows(
     let mut rng = rand::rng();
     let mut seen = 0usize;
     let mut picked: Vec<(usize, Row)> = Vec::new();
-    // The view holds each range's digests already (in the plan's order).
-    for (r, wanted) in sc.entry.ranges.iter().zip(&view.ranges) {
-        current_rows(sc, &view.pass, r, wanted, false, |_, rows, keep, origin| {
-            debug_assert!(matches!(origin, RowOrigin::Pass { .. }));
-            for (row, k) in rows.into_iter().zip(keep) {
-                if !k {
-                    continue;
-                }
-                seen += 1;
-                if picked.len() < limit {
-                    picked.push((r.index, row));
-                } else {
-                    let j = rng.random_range(0..seen);
-                    if j < limit {
-                        picked[j] = (r.index, row);
+    // One range's digests in memory at a time.
+    for r in &sc.entry.ranges {
+        let wanted = view.range(sc, r)?;
+        current_rows(
+            sc,
+            &view.pass,
+            r,
+            &wanted,
+            false,
+            |_, rows, keep, origin| {
+                debug_assert!(matches!(origin, RowOrigin::Pass { .. }));
+                for (row, k) in rows.into_iter().zip(keep) {
+                    if !k {
+                        continue;
+                    }
+                    seen += 1;
+                    if picked.len() < limit {
+                        picked.push((r.index, row));
+                    } else {
+                        let j = rng.random_range(0..seen);
+                        if j < limit {
+                            picked[j] = (r.index, row);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     picked.sort_by_key(|p| p.0);
     let mut out = Comparison::default();
