@@ -347,4 +347,32 @@ fn milvus_calls_check_their_database() {
         json!({"dbName": db, "collectionName": "x"}),
     );
     assert_eq!(v, json!({"code": 0, "data": {"has": false}}));
+    // Each database is a namespace of its own: the same name in two databases is two
+    // collections, and a list shows a database's own names.
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), &format!("{db}_"), &["fx_named"], &[]);
+    let name = format!("{db}_fx_named");
+    let (code, out, err) = import(stage.path(), "bulk", &["--db", &db]);
+    assert_eq!(code, 0, "{out}{err}");
+    let count = |d: &str| {
+        call(
+            "entities/query",
+            json!({"dbName": d, "collectionName": name, "outputFields": ["count(*)"], "filter": ""}),
+        )
+    };
+    assert_eq!(
+        count(&db)["data"][0]["count(*)"],
+        json!(scroll_all("fx_named").len())
+    );
+    let v = call("collections/has", json!({"collectionName": name}));
+    assert_eq!(v["data"]["has"], false, "not in default: {v}");
+    let v = call("collections/list", json!({"dbName": db}));
+    assert_eq!(v["data"], json!([name]), "{v}");
+    let v = call("collections/list", json!({}));
+    assert!(!v["data"].as_array().unwrap().contains(&json!(name)), "{v}");
+    let d = call(
+        "collections/describe",
+        json!({"dbName": db, "collectionName": name}),
+    );
+    assert_eq!(d["data"]["collectionName"], json!(name), "{d}");
 }

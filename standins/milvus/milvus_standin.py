@@ -161,7 +161,7 @@ class State:
         self.jobs = {}         # jobId -> job dict
         self.faults = {}
         self.next_job = int(time.time() * 1000) % 10**12
-        self.databases = {"default"}  # one namespace of collections for all (see route)
+        self.databases = {"default"}  # each a namespace of collections (see in_database)
         self.collection_ids = {}  # name -> collectionID (see create_collection)
         self.next_collection_id = (int(time.time() * 1000) << 18)
 
@@ -1189,6 +1189,43 @@ def route(st, path, body, allow_int64, headers=None):
     return table[p]()
 
 
+def in_database(st, path, body, allow_int64, headers):
+    """handler_v2.go: a call acts in the request's database (body `dbName`, else the `DB-Name`
+    header, else "default"), and Milvus keeps collections and aliases per database: the same
+    name in two databases is two collections. Milvus Lite has one namespace, so a collection
+    (or alias) NAME of a database D other than "default" is kept as "D__NAME" and answered
+    under its own name; lists show a database's own names only."""
+    db = body.get("dbName") or (headers.get("DB-Name") if headers else None) or "default"
+    p = path.split("?", 1)[0]
+    listing = p.endswith("/collections/list") or p.endswith("/aliases/list")
+    if db == "default" or p.startswith("/v2/vectordb/databases/"):
+        r = route(st, path, body, allow_int64, headers)
+        if listing and r is not None:
+            others = tuple(f"{d}__" for d in st.databases if d != "default")
+            r["data"] = [n for n in r["data"] if not others or not n.startswith(others)]
+        return r
+    prefix = f"{db}__"
+    inner = dict(body)
+    for k in ("collectionName", "aliasName"):
+        if isinstance(inner.get(k), str) and inner[k]:
+            inner[k] = prefix + inner[k]
+    r = route(st, path, inner, allow_int64, headers)
+    if r is None:
+        return None
+    if listing:
+        r["data"] = [n for n in r["data"] if n.startswith(prefix)]
+
+    def own(v):
+        if isinstance(v, str) and v.startswith(prefix):
+            return v[len(prefix):]
+        if isinstance(v, list):
+            return [own(x) for x in v]
+        if isinstance(v, dict):
+            return {k: own(x) for k, x in v.items()}
+        return v
+    return own(r)
+
+
 def make_handler(st):
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -1240,7 +1277,7 @@ def make_handler(st):
             allow = self.headers.get("Accept-Type-Allow-Int64", "true").lower() != "false"
             try:
                 check_database(st, self.path, body, self.headers.get("DB-Name"))
-                r = route(st, self.path, body, allow, self.headers)
+                r = in_database(st, self.path, body, allow, self.headers)
                 if r is None:
                     return self.send(404, {"message": "404 page not found"})
                 lose_for = st.faults.get("lose_import_answer_for")
