@@ -171,6 +171,7 @@ pub fn plan_ranges(scan: &IdScan, n: usize) -> Vec<Range> {
             Range {
                 set_aside: Vec::new(),
                 zero_cosine: 0,
+                empty_sparse: 0,
                 index: i,
                 start: (i > 0).then(|| samples[k].clone()),
                 end: next.map(|k| samples[k].clone()),
@@ -573,6 +574,7 @@ fn export_range(
         e.ranges[idx].cursor = cursor.clone();
         e.ranges[idx].done = finished;
         e.ranges[idx].zero_cosine += part.zero_cosine;
+        e.ranges[idx].empty_sparse += part.empty_sparse;
         stage.save_manifest(&m)?;
     }
     Ok(())
@@ -598,6 +600,8 @@ struct StagedPart {
     aside: Vec<String>,
     /// Points with an all-zero vector in a COSINE field.
     zero_cosine: u64,
+    /// Points with an empty sparse row.
+    empty_sparse: u64,
     /// Where the next chunk starts (`None`: the range is done).
     cursor_after: Option<PointId>,
 }
@@ -614,6 +618,7 @@ impl RangeJob<'_> {
             last: None,
             aside: Vec::new(),
             zero_cosine: 0,
+            empty_sparse: 0,
             cursor_after: None,
         };
         let mut reader = pages(
@@ -630,6 +635,7 @@ impl RangeJob<'_> {
                 for c in convert(&pts, self.mapping, &self.schema)? {
                     part.aside.extend(c.set_aside);
                     part.zero_cosine += c.zero_cosine;
+                    part.empty_sparse += c.empty_sparse;
                     if c.batch.num_rows() == 0 {
                         continue;
                     }

@@ -591,3 +591,47 @@ fn plan_against_the_target_says_what_its_release_lacks_for_the_mapping() {
         "{notes:#?}"
     );
 }
+
+#[test]
+fn points_without_their_sparse_vector_are_refused_up_front_where_the_line_cannot_take_them() {
+    // A missing sparse vector is staged as an empty sparse row: REST takes it from 2.4.12, a
+    // Parquet import from 2.5.7. Where the line cannot, nothing is created and the error names
+    // the fix; elsewhere the import is exact.
+    let c = format!("profsp{}", rand::random::<u32>());
+    create_collection(
+        &c,
+        json!({"vectors": {"d": {"size": 4, "distance": "Dot"}}, "sparse_vectors": {"sp": {}}}),
+    );
+    let pts: Vec<Value> = (1..=12u64)
+        .map(|i| {
+            let mut v = json!({"d": [0.25, -0.5, 0.125, i as f32]});
+            if i % 3 != 0 {
+                v["sp"] = json!({"indices": [i as u32, 100], "values": [0.5, 1.5]});
+            }
+            json!({"id": i, "vector": v, "payload": {"i": i}})
+        })
+        .collect();
+    upsert(&c, pts);
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "psp_", &[&c], &[]);
+    let target = format!("psp_{c}");
+    let (ok, text) = bulk_import_logged(stage.path());
+    let has =
+        || milvus_post("collections/has", json!({"collectionName": target}))["data"]["has"].clone();
+    if at_least((2, 5, 7)) {
+        assert!(ok, "{text}");
+        assert_eq!(target_count(&target), 12);
+    } else {
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("4 points are staged with an empty sparse row"),
+            "{text}"
+        );
+        assert_eq!(has(), json!(false), "nothing created: {text}");
+        assert_eq!(
+            text.contains("--mode upsert"),
+            at_least((2, 4, 12)),
+            "{text}"
+        );
+    }
+}

@@ -50,6 +50,10 @@ pub struct Range {
     /// Points staged with an all-zero vector in a COSINE field (reported as a warning).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub zero_cosine: u64,
+    /// Points staged with an empty sparse row (`{}`), which Milvus takes over REST from 2.4.12
+    /// and in a Parquet import from 2.5.7 only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub empty_sparse: u64,
     /// Points the id scan counted in the range when it was planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_points: Option<u64>,

@@ -75,6 +75,8 @@ pub struct Converted {
     pub set_aside: Vec<String>,
     /// Points staged with an all-zero vector in a COSINE field.
     pub zero_cosine: u64,
+    /// Points staged with an empty sparse row.
+    pub empty_sparse: u64,
 }
 
 /// Sparse vector as the JSON text Milvus import reads.
@@ -136,6 +138,7 @@ struct Sorted<'a> {
     metas: Vec<String>,
     set_aside: Vec<String>,
     zero_cosine: u64,
+    empty_sparse: u64,
 }
 
 fn sort_points<'a>(points: &'a [Point], m: &CollectionMapping) -> Result<Sorted<'a>> {
@@ -145,6 +148,7 @@ fn sort_points<'a>(points: &'a [Point], m: &CollectionMapping) -> Result<Sorted<
         metas: Vec::with_capacity(points.len()),
         set_aside: Vec::new(),
         zero_cosine: 0,
+        empty_sparse: 0,
     };
     let mut oversize = Vec::new();
     let mut refused = Vec::new();
@@ -164,6 +168,7 @@ fn sort_points<'a>(points: &'a [Point], m: &CollectionMapping) -> Result<Sorted<
             continue;
         }
         out.zero_cosine += u64::from(checks::zero_cosine(p, m));
+        out.empty_sparse += u64::from(checks::empty_sparse(p, m));
         let meta = Value::Object(meta_object(&p.payload, m, &statics));
         let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
         if text.len() <= MAX_META_BYTES {
@@ -346,6 +351,7 @@ pub fn to_batch(points: &[Point], m: &CollectionMapping, schema: &SchemaRef) -> 
         batch,
         set_aside: sorted.set_aside,
         zero_cosine: sorted.zero_cosine,
+        empty_sparse: sorted.empty_sparse,
     })
 }
 

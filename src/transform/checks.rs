@@ -73,6 +73,18 @@ pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
     None
 }
 
+/// Whether the point stages an empty sparse row (`{}`: the vector missing, or without indices),
+/// which Milvus takes over REST from 2.4.12 and in a Parquet import from 2.5.7 only.
+pub fn empty_sparse(p: &Point, m: &CollectionMapping) -> bool {
+    m.vectors
+        .iter()
+        .filter(|v| v.kind == VectorKind::SparseFloatVector)
+        .any(|v| match p.vectors.get(&v.source) {
+            Some(VectorValue::Sparse { indices, .. }) => indices.is_empty(),
+            _ => true,
+        })
+}
+
 /// Whether the point stages an all-zero vector in a COSINE field (present or zero-filled).
 pub fn zero_cosine(p: &Point, m: &CollectionMapping) -> bool {
     m.vectors.iter().any(|v| {
