@@ -4,7 +4,7 @@
 
 use q2z::export::{plan_ranges, scan_ids};
 use q2z::source::rest::QdrantRest;
-use q2z::source::{RestCollection, SharedSource};
+use q2z::source::{LiveCollection, SharedSource};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +30,7 @@ fn main() {
     let key = std::env::var("QDRANT_API_KEY").ok();
     let client = QdrantRest::new(url, key.clone(), Default::default()).unwrap();
     let config = client.collection_config(coll).unwrap();
-    let src: SharedSource = Arc::new(RestCollection {
+    let src: SharedSource = Arc::new(LiveCollection {
         client: client.clone(),
         config,
         opened_at: q2z::source::unix_now(),

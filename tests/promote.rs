@@ -233,7 +233,7 @@ fn oversized_payloads_are_set_aside_whole_and_accounted_for() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("verification: PASSED"), "{out}");
     assert!(
-        out.contains("1 points with payloads over 64 KiB were set aside"),
+        out.contains("1 points were set aside at export (a payload over 64 KiB"),
         "{out}"
     );
     assert_eq!(target_count("aside_gen_big_payload"), 4);

@@ -291,12 +291,12 @@ pub struct MappingArgs {
     /// Points whose payload JSON exceeds Milvus's 64 KiB: stop with their ids, or set them aside
     /// whole (Qdrant JSON in the stage's `set-aside-*.jsonl`, reported by export and verify).
     #[arg(long, value_enum, default_value = "error")]
-    pub oversize_payload: OversizeArg,
+    pub oversize_payload: AsideArg,
     /// Points holding values Milvus refuses (NaN or infinite vector values, negative sparse
     /// values, sparse index 2^32-1 or repeated, an id over the key length): stop with their ids,
     /// or set them aside whole with the reason (like oversized payloads).
     #[arg(long, value_enum, default_value = "error")]
-    pub invalid_values: OversizeArg,
+    pub invalid_values: AsideArg,
 }
 
 /// `--replicas`.
@@ -317,9 +317,9 @@ pub enum NullValuesArg {
     Drop,
 }
 
-/// `--oversize-payload`.
+/// `--oversize-payload` and `--invalid-values`: stop, or set the points aside.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OversizeArg {
+pub enum AsideArg {
     /// Stop and name the points.
     Error,
     /// Keep them apart in the stage.

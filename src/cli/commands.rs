@@ -369,12 +369,12 @@ fn mapping_options(
             NullValuesArg::Drop => NullPolicy::Drop,
         },
         oversize_payload: match a.oversize_payload {
-            OversizeArg::Error => OversizePolicy::Error,
-            OversizeArg::SetAside => OversizePolicy::SetAside,
+            AsideArg::Error => OversizePolicy::Error,
+            AsideArg::SetAside => OversizePolicy::SetAside,
         },
         invalid_values: match a.invalid_values {
-            OversizeArg::Error => InvalidPolicy::Error,
-            OversizeArg::SetAside => InvalidPolicy::SetAside,
+            AsideArg::Error => InvalidPolicy::Error,
+            AsideArg::SetAside => InvalidPolicy::SetAside,
         },
     };
     let mut overrides = BTreeMap::new();

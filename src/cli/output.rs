@@ -71,7 +71,10 @@ pub fn export_line(r: &CollectionReport) -> String {
         r.source_count_at_start,
         r.seconds,
         if r.set_aside > 0 {
-            format!(" ({} set aside: payload over 64 KiB)", r.set_aside)
+            format!(
+                " ({} set aside: payload over 64 KiB or a value Milvus refuses; see the stage's set-aside files)",
+                r.set_aside
+            )
         } else {
             String::new()
         }

@@ -84,8 +84,8 @@ pub trait CollectionSource: Send + Sync {
     ) -> Result<(Vec<Point>, Option<PointId>)>;
 }
 
-/// A collection on a live Qdrant server.
-pub struct RestCollection {
+/// A collection on a live Qdrant server (config over REST, pages over REST or gRPC).
+pub struct LiveCollection {
     pub client: rest::QdrantRest,
     pub config: CollectionConfig,
     /// Unix seconds when it was opened (before anything was read).
@@ -96,7 +96,7 @@ pub struct RestCollection {
 
 pub use crate::wait::unix_now;
 
-impl CollectionSource for RestCollection {
+impl CollectionSource for LiveCollection {
     fn config(&self) -> &CollectionConfig {
         &self.config
     }

@@ -7,7 +7,7 @@ use crate::http::retry::RetryPolicy;
 use crate::source::cluster::ShardOptions;
 use crate::source::rest::QdrantRest;
 use crate::source::snapshot::{SnapshotInput, open_snapshot, open_snapshots, parse_file_name};
-use crate::source::{RestCollection, SharedSource};
+use crate::source::{LiveCollection, SharedSource};
 use crate::stage::layout::is_safe_dir_name;
 use crate::stage::manifest::{SnapshotFile, SourceInfo};
 use crate::stage::writer::sha256_file;
@@ -208,7 +208,7 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
     }
     for n in names {
         let config = client.collection_config(&n)?;
-        sources.push(Arc::new(RestCollection {
+        sources.push(Arc::new(LiveCollection {
             client: client.clone(),
             config,
             opened_at: super::unix_now(),

@@ -249,7 +249,7 @@ pub fn verify_collection(
         problems.push("staged rows differ from the source count");
     }
     if aside > 0 {
-        notes.push(format!("{aside} points with payloads over 64 KiB were set aside at export (listed in the stage's set-aside-*.jsonl files) and are not in the target"));
+        notes.push(format!("{aside} points were set aside at export (a payload over 64 KiB or a value Milvus refuses; listed with the reason in the stage's set-aside-*.jsonl files) and are not in the target"));
     }
     let ok = problems.is_empty() && bad.is_empty() && cmp.mismatches.is_empty();
     Ok(VerifyReport {
