@@ -2,7 +2,7 @@
 
 use crate::export::CollectionReport;
 use crate::sink::milvus::schema::milvus_create_body;
-use crate::stage::ledger::ImportState;
+use crate::stage::ledger::ImportLedger;
 use crate::stage::manifest::Manifest;
 use crate::transform::mapping::{CollectionMapping, NullPolicy, OversizePolicy};
 use crate::verify::VerifyReport;
@@ -400,7 +400,7 @@ pub fn print_plan(p: &PlanView) {
 }
 
 /// Prints what is staged and, per target, where each chunk is.
-pub fn status(m: &Manifest, state: &ImportState, json: bool) -> Result<u8> {
+pub fn status(m: &Manifest, state: &ImportLedger, json: bool) -> Result<u8> {
     if json {
         println!(
             "{}",

@@ -2,12 +2,12 @@
 
 use crate::error::Result;
 use crate::stage::Stage;
-use crate::stage::ledger::{CollectionLedger, ImportState};
+use crate::stage::ledger::{CollectionLedger, ImportLedger};
 
 /// The ledger of the collection being imported, with the stage it is saved to.
 pub struct LedgerBook<'a> {
     stage: &'a Stage,
-    state: ImportState,
+    state: ImportLedger,
     url: String,
     db: String,
     name: String,

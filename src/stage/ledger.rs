@@ -148,7 +148,7 @@ impl CollectionLedger {
 
 /// The whole ledger: target key → collection → ledger.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ImportState {
+pub struct ImportLedger {
     pub format_version: u32,
     pub targets: BTreeMap<String, BTreeMap<String, CollectionLedger>>,
 }
@@ -158,9 +158,9 @@ pub fn target_key(url: &str, db: &str) -> String {
     format!("{} db={db}", crate::http::strip_credentials(url))
 }
 
-impl ImportState {
+impl ImportLedger {
     /// Reads the ledger (empty if absent).
-    pub fn load(dir: &Path) -> Result<ImportState> {
+    pub fn load(dir: &Path) -> Result<ImportLedger> {
         let p = dir.join(IMPORT_STATE);
         match std::fs::read_to_string(&p) {
             Ok(t) => serde_json::from_str(&t).map_err(|e| {
@@ -171,7 +171,7 @@ impl ImportState {
                     ),
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImportState {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImportLedger {
                 format_version: 1,
                 ..Default::default()
             }),
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn targets_are_told_apart_by_database_and_never_keep_credentials() {
-        let mut s = ImportState::default();
+        let mut s = ImportLedger::default();
         s.target_mut("http://u:p@h:19530", "default").insert(
             "c".into(),
             CollectionLedger {
@@ -234,7 +234,7 @@ mod tests {
         );
         let text = serde_json::to_string(&s).unwrap();
         assert!(!text.contains("u:p"), "{text}");
-        let mut old: ImportState = serde_json::from_str(
+        let mut old: ImportLedger = serde_json::from_str(
             r#"{"format_version":1,"targets":{"http://h:19530":{"c":{"created":true,"chunks":{},"mode":"upsert"}}}}"#,
         )
         .unwrap();

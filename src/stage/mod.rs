@@ -17,7 +17,7 @@ pub mod writer;
 
 use crate::error::{Error, Result};
 use layout::{IMPORT_STATE, MANIFEST, SCRATCH, is_own_file, is_safe_dir_name};
-use ledger::ImportState;
+use ledger::ImportLedger;
 use lock::StageLock;
 use manifest::{Chunk, CollectionEntry, Manifest, stage_err};
 use std::path::{Path, PathBuf};
@@ -168,12 +168,12 @@ impl Stage {
     }
 
     /// The import ledger (empty if no import ran).
-    pub fn ledger(&self) -> Result<ImportState> {
-        ImportState::load(&self.dir)
+    pub fn ledger(&self) -> Result<ImportLedger> {
+        ImportLedger::load(&self.dir)
     }
 
     /// Saves the import ledger atomically (on object storage: a conditional put).
-    pub fn save_ledger(&self, s: &ImportState) -> Result<()> {
+    pub fn save_ledger(&self, s: &ImportLedger) -> Result<()> {
         s.save(&self.dir)?;
         if let Some(r) = &self.remote {
             r.push_state(&self.dir, IMPORT_STATE)?;
