@@ -35,26 +35,29 @@ for l in sys.stdin:
         print(m["target"]["name"], os.path.dirname(m["manifest_path"]), m["executable"], sep="\t")')
   [ "${#exes[@]}" -gt 10 ] || { echo "found only ${#exes[@]} test executables" >&2; rc=1; }
   # Lane B: these suites (about half the time); lane A: the rest.
-  lane_b=" import search repair s3_stage "
-  # run_lane ENV_FILE WHICH(a|b): each executable of the lane in turn, from its package's directory.
-  run_lane() {
+  lane_b="import|search|repair|s3_stage"
+  # run_exes ENV_FILE PATTERN: each executable whose name the extended glob matches, in
+  # turn, from its package's directory, with the stand-in environment of ENV_FILE (and the
+  # caller's exports); fails if any failed.
+  run_exes() {
     (
       # shellcheck disable=SC1090
       . "$1"
       ok=0
       for e in "${exes[@]}"; do
         IFS=$'\t' read -r name dir path <<<"$e"
-        in_b=no; [[ "$lane_b" == *" $name "* ]] && in_b=yes
-        { [ "$2" = b ] && [ "$in_b" = yes ]; } || { [ "$2" = a ] && [ "$in_b" = no ]; } || continue
+        # shellcheck disable=SC2053
+        [[ "$name" == $2 ]] || continue
         echo "     Running $name ($path)"
         (cd "$dir" && "$path") 2>&1 || ok=1
       done
       exit "$ok"
     )
   }
-  run_lane .cache/run/env a >"$log.a" 2>&1 &
+  shopt -s extglob
+  run_exes .cache/run/env "!($lane_b)" >"$log.a" 2>&1 &
   pa=$!
-  run_lane "$LANE_B/env" b >"$log.b" 2>&1 &
+  run_exes "$LANE_B/env" "@($lane_b)" >"$log.b" 2>&1 &
   pb=$!
   wait "$pa" || rc=1
   wait "$pb" || rc=1
@@ -69,12 +72,11 @@ for l in sys.stdin:
     var="Q2Z_MILVUS_URL_${v//./_}"
     (
       echo "== target suites against the Milvus $v stand-in"
+      export MILVUS_VERSION="$v" Q2Z_MILVUS_PROFILE="$v"
+      url="${!var}"
       ok=0
-      for e in "${exes[@]}"; do
-        IFS=$'\t' read -r name dir path <<<"$e"
-        case "$name" in milvus_profiles | rest_values) ;; *) continue ;; esac
-        (cd "$dir" && Q2Z_MILVUS_URL="${!var}" MILVUS_VERSION="$v" Q2Z_MILVUS_PROFILE="$v" "$path") 2>&1 || ok=1
-      done
+      # The env file sets the main stand-in's URL: this line's is set after it.
+      run_exes <(cat .cache/run/env; echo "export Q2Z_MILVUS_URL=$url") "@(milvus_profiles|rest_values)" || ok=1
       echo "$ok" >"$log.$v.rc"
     ) >"$log.$v" 2>&1 &
   done

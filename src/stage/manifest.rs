@@ -201,6 +201,17 @@ pub struct PartShare {
 }
 
 impl CollectionEntry {
+    /// Whether the id ranges of the plan do not overlap (every plan of a single export, or
+    /// parts split by ranges; not parts split by shards, whose ranges each cover all ids).
+    pub fn ranges_disjoint(&self) -> bool {
+        let mut spans: Vec<&Range> = self.ranges.iter().collect();
+        spans.sort_by(|a, b| a.start.cmp(&b.start));
+        spans.windows(2).all(|w| match (&w[0].end, &w[1].start) {
+            (Some(e), Some(s)) => e <= s,
+            _ => false,
+        })
+    }
+
     /// Rows staged so far.
     pub fn staged_rows(&self) -> u64 {
         self.chunks.iter().map(|c| c.rows).sum()

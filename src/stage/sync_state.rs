@@ -235,12 +235,15 @@ impl SyncedView {
     }
 }
 
-/// The digest of the row the target holds for an id, a range's digests read at a time (the
-/// last one kept: picks come chunk by chunk, so mostly from one range after another).
+/// The digest of the row the target holds for an id, a range's digests read when first
+/// needed. Disjoint ranges keep only the last one read (picks come chunk by chunk, so range
+/// after range); overlapping ones (parts split by shards: every range may hold any id) keep
+/// each range read, so a lookup never reads a file twice.
 pub struct DigestLookup<'a> {
     sc: StagedCollection<'a>,
     view: &'a SyncedView,
-    last: std::sync::Mutex<Option<(usize, HashMap<String, u64>)>>,
+    disjoint: bool,
+    held: std::sync::Mutex<HashMap<usize, HashMap<String, u64>>>,
 }
 
 impl<'a> DigestLookup<'a> {
@@ -248,7 +251,8 @@ impl<'a> DigestLookup<'a> {
         DigestLookup {
             sc,
             view,
-            last: std::sync::Mutex::new(None),
+            disjoint: sc.entry.ranges_disjoint(),
+            held: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -260,13 +264,22 @@ impl<'a> DigestLookup<'a> {
                 r.start.as_ref().is_none_or(|s| s <= p) && r.end.as_ref().is_none_or(|e| p < e)
             })
         };
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = held.values().find_map(|m| m.get(id)) {
+            return Ok(Some(*d));
+        }
         for r in self.sc.entry.ranges.iter().filter(holds) {
-            if last.as_ref().is_none_or(|(i, _)| *i != r.index) {
-                *last = Some((r.index, self.view.range(self.sc, r)?));
+            if held.contains_key(&r.index) {
+                continue;
             }
-            if let Some(d) = last.as_ref().and_then(|(_, m)| m.get(id)) {
-                return Ok(Some(*d));
+            if self.disjoint {
+                held.clear();
+            }
+            let m = self.view.range(self.sc, r)?;
+            let found = m.get(id).copied();
+            held.insert(r.index, m);
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)

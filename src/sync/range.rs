@@ -55,13 +55,7 @@ impl Owners {
     /// `None` when the ranges are disjoint (every plan of a single export, or parts split by
     /// ranges); else every id of every range, from the digests of what the target holds.
     pub fn of(sc: StagedCollection, pass: Option<&PassState>) -> Result<Option<Owners>> {
-        let mut spans: Vec<&Range> = sc.entry.ranges.iter().collect();
-        spans.sort_by(|a, b| a.start.cmp(&b.start));
-        let disjoint = spans.windows(2).all(|w| match (&w[0].end, &w[1].start) {
-            (Some(e), Some(s)) => e <= s,
-            _ => false,
-        });
-        if disjoint {
+        if sc.entry.ranges_disjoint() {
             return Ok(None);
         }
         let mut by_id = HashMap::new();
