@@ -612,6 +612,10 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
             );
         }
     }
+    // Both collections go once the history held, so thousands of histories do not pile up
+    // thousands of collections in the servers.
+    qdrant(reqwest::Method::DELETE, &format!("/collections/{c}"), json!({}));
+    milvus_post("collections/drop", json!({"collectionName": target}));
 }
 
 /// RFC 3339 now, with milliseconds.
