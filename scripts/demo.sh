@@ -19,3 +19,6 @@ SNAPS=(fixtures/qdrant-1.19/fx_named.collection.snapshot fixtures/gen_ints.colle
 target/debug/q2z plan --snapshot "${SNAPS[@]}"
 target/debug/q2z migrate --snapshot "${SNAPS[@]}" --stage "$STAGE" \
   --milvus-url "$Q2Z_MILVUS_URL" --s3-endpoint "$Q2Z_S3_ENDPOINT" --s3-bucket "$Q2Z_S3_BUCKET" --drop-existing
+# The migration report: one self-contained HTML file (and its JSON) a team can sign off on.
+target/debug/q2z report --stage "$STAGE" --out "$ROOT/.cache/demo-report.html"
+echo "migration report: $ROOT/.cache/demo-report.html"

@@ -12,6 +12,11 @@ cd "$ROOT"
 start=$(date +%s)
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
+# The report test opens the migration report in Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Debian's chromium for the report test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 q2z_build
 LANE_B="$ROOT/.cache/run-b"
 scripts/standins.sh start >/dev/null

@@ -568,6 +568,7 @@ fn export_range(
                 first_id: first,
                 last_id: last,
                 cursor_after: cursor.clone(),
+                written_at_ms: Some(crate::stage::evidence::now_ms()),
             });
             seq += 1;
         }

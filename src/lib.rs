@@ -1,7 +1,8 @@
 //! q2z: move Qdrant collections into Milvus / Zilliz Cloud through a Parquet staging directory.
 //!
 //! The data flow has one module per stage: [`source`] → [`transform`] → [`stage`] → [`sink`]
-//! → [`verify`]; [`export`] and [`import`] drive the two halves, [`migrate`] both at once.
+//! → [`verify`]; [`export`] and [`import`] drive the two halves, [`migrate`] both at once;
+//! [`report`] draws what a stage records into the migration report.
 
 pub mod cli;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod migrate;
 pub mod model;
 pub mod pool;
 pub mod progress;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod stage;

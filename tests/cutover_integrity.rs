@@ -614,7 +614,11 @@ fn history(seed: u64, steps: usize, t: &mut Tally) {
     }
     // Both collections go once the history held, so thousands of histories do not pile up
     // thousands of collections in the servers.
-    qdrant(reqwest::Method::DELETE, &format!("/collections/{c}"), json!({}));
+    qdrant(
+        reqwest::Method::DELETE,
+        &format!("/collections/{c}"),
+        json!({}),
+    );
     milvus_post("collections/drop", json!({"collectionName": target}));
 }
 

@@ -64,10 +64,43 @@ pub enum Command {
     ///
     /// Example: q2z completions bash > /etc/bash_completion.d/q2z
     Completions(CompletionsArgs),
+    /// Write the migration report of a stage: one self-contained HTML file (and JSON) with
+    /// each collection's verdict, counts, mapping, verification, search parity and sync passes.
+    ///
+    /// Example: q2z report --stage ./stage --out migration-report.html
+    Report(ReportArgs),
     /// Print the man page (roff), or write one page per command into a directory.
     ///
     /// Example: q2z manpage --dir /usr/local/share/man/man1   (q2z.1, q2z-export.1, …)
     Manpage(ManpageArgs),
+}
+
+/// `q2z report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub stage: StageArg,
+    /// The HTML file to write; the same content as JSON goes beside it (`.json`).
+    #[arg(long, default_value = "migration-report.html")]
+    pub out: PathBuf,
+    /// Print the report as JSON instead of the summary lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Command {
+    /// The stage of a command whose runs the migration report lists (export, import,
+    /// migrate, verify, sync), with the command's name.
+    pub fn recorded_stage(&self) -> Option<(&'static str, &StageArg)> {
+        match self {
+            Command::Export(a) => Some(("export", &a.stage)),
+            Command::Import(a) => Some(("import", &a.stage)),
+            Command::Migrate(a) => Some(("migrate", &a.stage)),
+            Command::Verify(a) => Some(("verify", &a.stage)),
+            Command::Sync(a) => Some(("sync", &a.stage)),
+            _ => None,
+        }
+    }
 }
 
 /// `q2z doctor`.

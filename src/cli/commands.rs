@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Verify(a) => verify_cmd(*a),
         Command::Sync(a) => sync_cmd(*a),
         Command::Doctor(a) => doctor(a),
+        Command::Report(a) => report_cmd(a),
         Command::Stage(StageCommand::Merge(a)) => {
             let reports = crate::stage::merge::merge(&a.parts, &a.into)?;
             output::merge_reports(&reports, &a.into, a.json)
@@ -178,19 +179,24 @@ fn import_cmd(a: ImportArgs) -> Result<u8> {
         }
     }
     let reports = import(&stage, &m, &opts)?;
+    record_verifications(&stage, "import", &reports, &opts.verify, &m);
     let code = output::reports(&reports, a.json)?;
     if let (Some(alias), [r]) = (&a.alias, reports.as_slice()) {
         if !r.ok {
             eprintln!("alias {alias}: left as it was (the verification did not pass)");
             return Ok(code);
         }
-        match m.set_alias(alias, &r.target)? {
-            Some(before) if before != r.target => {
-                eprintln!("alias {alias} → {} (switched from {before})", r.target)
+        let before = m.set_alias(alias, &r.target)?;
+        match &before {
+            Some(b) if b != &r.target => {
+                eprintln!("alias {alias} → {} (switched from {b})", r.target)
             }
             Some(_) => eprintln!("alias {alias} → {} (already)", r.target),
             None => eprintln!("alias {alias} → {} (created)", r.target),
         }
+        record(&stage, |ev| {
+            crate::report::record::alias(ev, &r.collection, alias, &r.target, before)
+        });
     }
     Ok(code)
 }
@@ -214,6 +220,7 @@ fn migrate(a: MigrateArgs) -> Result<u8> {
     for r in &exported {
         eprintln!("{}", output::export_line(r));
     }
+    record_verifications(&stage, "migrate", &reports, &iopts.verify, &m);
     let queries = a.search.search.unwrap_or(100);
     if queries == 0 || reports.iter().any(|r| !r.ok) {
         return output::reports(&reports, a.json);
@@ -262,6 +269,9 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
                 r.chunks.len(),
                 r.chunks.join(", ")
             );
+            record(&stage, |ev| {
+                crate::report::record::repair(ev, &r.collection, &r.chunks)
+            });
         }
         reports
     } else {
@@ -275,6 +285,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<u8> {
         }
         reports
     };
+    record_verifications(&stage, "verify", &reports, &vopts, &m);
     if queries == 0 {
         return output::reports(&reports, a.json);
     }
@@ -319,7 +330,78 @@ fn search_parity(
             &opts,
         )?);
     }
+    record(stage, |ev| crate::report::record::search(ev, &out));
     Ok(out)
+}
+
+/// Records evidence for the report (a failure is logged, not the command's).
+fn record(stage: &Stage, add: impl FnOnce(&mut crate::stage::evidence::Evidence)) {
+    crate::report::record::record(stage, add);
+}
+
+/// Records the verifications a command made, with the target server as q2z knew it.
+fn record_verifications(
+    stage: &Stage,
+    by: &str,
+    reports: &[crate::verify::VerifyReport],
+    v: &VerifyOptions,
+    m: &Milvus,
+) {
+    let release = m.server().ok().map(|t| t.to_string());
+    record(stage, |ev| {
+        crate::report::record::verifications(ev, by, reports, v.full, stage, release)
+    });
+}
+
+/// Records a finished run of `command` in its stage's evidence (a stage without a manifest,
+/// or one that cannot be opened now, records nothing).
+pub fn record_run(command: &str, a: &StageArg, started_ms: u64, code: u8, error: Option<String>) {
+    let Ok(stage) = open_stage(a, "record", Need::Existing) else {
+        return;
+    };
+    if !matches!(stage.manifest(), Ok(Some(_))) {
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    record(&stage, |ev| {
+        crate::report::record::run(ev, command, &args, started_ms, code, error)
+    });
+}
+
+/// Writes the migration report of a stage (HTML, and JSON beside it).
+fn report_cmd(a: ReportArgs) -> Result<u8> {
+    let stage = open_stage(&a.stage, "report", Need::Read)?;
+    let label = a.stage.stage.to_string_lossy().into_owned();
+    let report = crate::report::build(&stage, &label)?;
+    let json_path = a.out.with_extension("json");
+    let json = serde_json::to_string_pretty(&report)?;
+    let html = crate::report::html::render(&report);
+    for (path, body) in [(&a.out, html.as_bytes()), (&json_path, json.as_bytes())] {
+        std::fs::write(path, body).with_context(|| {
+            format!(
+                "could not write the report to {}; give --out a path in a writable directory",
+                path.display()
+            )
+        })?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        for c in &report.collections {
+            println!(
+                "{}: {} — {}",
+                c.name,
+                c.verdict.status.label(),
+                c.verdict.reason
+            );
+        }
+        eprintln!(
+            "report: {} (JSON: {})",
+            a.out.display(),
+            json_path.display()
+        );
+    }
+    Ok(0)
 }
 
 fn transport(t: &TransportArgs) -> Transport {
@@ -618,7 +700,11 @@ fn sync_cmd(a: SyncArgs) -> Result<u8> {
             stall_timeout: crate::import::ImportOptions::default().stall_timeout,
         }),
     };
+    let started_ms = crate::stage::evidence::now_ms();
     let reports = crate::sync::sync(&stage, &opened.sources, &m, &opts)?;
+    record(&stage, |ev| {
+        crate::report::record::sync_passes(ev, &reports, started_ms)
+    });
     output::sync_reports(&reports, a.json)
 }
 

@@ -39,8 +39,13 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     crate::interrupt::install();
-    match commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let recorded = cli
+        .command
+        .recorded_stage()
+        .map(|(name, stage)| (name, stage.clone()));
+    let started_ms = crate::stage::evidence::now_ms();
+    let (code, error) = match commands::run(cli) {
+        Ok(code) => (code, None),
         Err(e) => {
             let code = match e.downcast_ref::<crate::error::Error>() {
                 Some(crate::error::Error::Mismatch(_)) => EXIT_MISMATCH,
@@ -48,13 +53,15 @@ pub fn main() -> ExitCode {
                 _ if e.downcast_ref::<UsageError>().is_some() => EXIT_USAGE,
                 _ => 1,
             };
-            eprintln!(
-                "error: {}",
-                crate::http::strip_credentials(&format!("{e:#}"))
-            );
-            ExitCode::from(code)
+            let text = crate::http::strip_credentials(&format!("{e:#}"));
+            eprintln!("error: {text}");
+            (code, Some(text))
         }
+    };
+    if let Some((name, stage)) = recorded {
+        commands::record_run(name, &stage, started_ms, code, error);
     }
+    ExitCode::from(code)
 }
 
 fn init_tracing(verbose: u8) {

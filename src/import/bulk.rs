@@ -162,7 +162,7 @@ fn reconcile_submissions(
             None => settle_by_count(milvus, sc, &f)?,
         };
         let l = book.get().chunk(&f);
-        l.state = state;
+        l.set_state(state);
         l.job = found;
         book.save()?;
     }
@@ -336,7 +336,7 @@ fn poll_jobs(
                     tracing::warn!(job = %job, "the target no longer knows this job (past its retention); settling by counting rows");
                     for f in files {
                         let st = settle_by_count(milvus, sc, f)?;
-                        book.get().chunk(f).state = st;
+                        book.get().chunk(f).set_state(st);
                     }
                     finished.push(job.clone());
                     continue;
@@ -381,7 +381,7 @@ fn job_ended(
     let (reason, back_to) = match d.state {
         JobState::Completed => {
             for f in files {
-                book.get().chunk(f).state = ChunkState::Imported;
+                book.get().chunk(f).set_state(ChunkState::Imported);
             }
             return Ok(true);
         }

@@ -38,7 +38,7 @@ pub fn import_all(
             }
         }
         upsert_chunk(milvus, sc, c, opts.batch_bytes, progress)?;
-        book.get().chunk(&c.file).state = ChunkState::Imported;
+        book.get().chunk(&c.file).set_state(ChunkState::Imported);
         book.save()?;
     }
     Ok(())

@@ -58,9 +58,21 @@ pub struct ChunkLedger {
     /// When (Unix seconds) the chunk was last marked `Submitting`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<u64>,
+    /// When (Unix milliseconds) its rows were known to be in the target (the report's import
+    /// throughput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_at_ms: Option<u64>,
 }
 
 impl ChunkLedger {
+    /// Moves the chunk to `state`; reaching `Imported` records when.
+    pub fn set_state(&mut self, state: ChunkState) {
+        if state == ChunkState::Imported && self.state != state {
+            self.imported_at_ms = Some(crate::stage::evidence::now_ms());
+        }
+        self.state = state;
+    }
+
     /// Whether the chunk's rows are in the target.
     pub fn imported(&self) -> bool {
         self.state == ChunkState::Imported
@@ -259,6 +271,7 @@ mod tests {
             last_error: None,
             past_jobs: vec![],
             submitted_at: None,
+            imported_at_ms: None,
         };
         assert!(l.in_flight());
         l.resend();

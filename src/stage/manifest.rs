@@ -87,6 +87,9 @@ pub struct Chunk {
     pub last_id: PointId,
     /// Scroll offset after the chunk's last point (`None`: range finished).
     pub cursor_after: Option<PointId>,
+    /// Unix milliseconds when the chunk was staged (the report's export throughput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at_ms: Option<u64>,
 }
 
 /// Export state of a collection.

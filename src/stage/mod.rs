@@ -2,6 +2,7 @@
 //! set-aside files — owned by one [`Stage`] value that holds the directory's lock for the run.
 //! Export, import, verify, repair and status reach the directory only through it.
 
+pub mod evidence;
 pub mod fsutil;
 pub mod layout;
 pub mod lease;
@@ -304,7 +305,12 @@ impl Stage {
                 let _ = std::fs::remove_dir(&dir);
             }
         }
-        for f in [MANIFEST, IMPORT_STATE, layout::SYNC_STATE] {
+        for f in [
+            MANIFEST,
+            IMPORT_STATE,
+            layout::SYNC_STATE,
+            evidence::EVIDENCE,
+        ] {
             let p = self.dir.join(f);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

@@ -132,7 +132,12 @@ impl RemoteStage {
     /// Makes the working copy's state files (manifest, ledger) those of the bucket: the
     /// bucket's copy replaces the local one, and a local one the bucket lacks is removed.
     pub fn pull_state(&self, dir: &Path) -> Result<()> {
-        for name in [MANIFEST, IMPORT_STATE, SYNC_STATE] {
+        for name in [
+            MANIFEST,
+            IMPORT_STATE,
+            SYNC_STATE,
+            super::evidence::EVIDENCE,
+        ] {
             let local = dir.join(name);
             let got = self.store.get_small(&self.key(name))?;
             match &got {

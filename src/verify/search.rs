@@ -10,6 +10,7 @@ use crate::model::QueryVector;
 use crate::sink::milvus::Milvus;
 use crate::source::CollectionSource;
 use crate::stage::StagedCollection;
+use crate::stage::evidence::QueryRecord;
 use crate::stage::reader::Row;
 use crate::transform::mapping::{VectorField, VectorKind};
 use crate::verify::filters::{FilterKey, QueryFilter, choose_key, for_row};
@@ -69,6 +70,9 @@ pub struct FieldParity {
     /// Why the field's figures are not held against `--min-overlap` (or were not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Every query's figures (for the report's distributions; not printed).
+    #[serde(skip)]
+    pub per_query: Vec<QueryRecord>,
 }
 
 /// Search queries sent at once (each to the source, then the target).
@@ -143,6 +147,7 @@ pub fn search_parity(
             seconds: 0.0,
             ok: true,
             note: by_design(f, src).map(|x| x.1),
+            per_query: Vec::new(),
         });
     }
     let fields: Vec<&VectorField> = m.vectors.iter().filter(|v| !v.is_multivector).collect();
@@ -255,6 +260,15 @@ impl Pass<'_> {
             seconds: (t.elapsed().as_secs_f64() * 100.0).round() / 100.0,
             ok: !held || opts.min_overlap.is_none_or(|x| mean >= x),
             note: note.map(|n| n.1),
+            per_query: answers
+                .iter()
+                .map(|(point, overlap, rank, diff)| QueryRecord {
+                    point: point.clone(),
+                    overlap: *overlap,
+                    rank_correlation: *rank,
+                    score_difference: *diff,
+                })
+                .collect(),
         })
     }
 }
