@@ -3,7 +3,7 @@
 //! ticket. Endpoints are shown as `host:port` (the JSON keeps the URLs): the page holds no
 //! URL at all.
 
-use super::svg::{fmt_num, histogram, lines};
+use super::svg::{esc, fmt_num, histogram, lines};
 use super::*;
 use std::fmt::Write;
 
@@ -24,22 +24,6 @@ svg.chart{border:1px solid #d6dde4;background:#fff;font-size:10px}svg .bar{fill:
 svg .axis{stroke:#56606b}svg path{stroke-width:2}svg .export{stroke:#3b6ea5;fill:#3b6ea5}svg .import{stroke:#1f7a3a;fill:#1f7a3a}
 code,.mono{font-family:ui-monospace,monospace;font-size:.92em}ul{margin:.2em 0}
 details summary{cursor:pointer;color:#3b6ea5}";
-
-/// Escapes text for HTML (element content and quoted attributes).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Text shown in the page: escaped, with `http://` / `https://` endpoints as `host:port`.
 fn text(s: &str) -> String {

@@ -1,5 +1,6 @@
 //! Small inline SVG charts for the report (no script, no external reference): histograms and
-//! step lines. Sizes are in CSS pixels; colours come from the page's CSS classes.
+//! step lines. Sizes are in CSS pixels; colours come from the page's CSS classes. Text goes
+//! through [`esc`], which the page uses too.
 
 use std::fmt::Write;
 
@@ -97,7 +98,7 @@ pub fn lines(title: &str, y_label: &str, series: &[Series]) -> String {
 fn open(title: &str) -> String {
     format!(
         r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = super::html::esc(title)
+        t = esc(title)
     )
 }
 
@@ -106,10 +107,10 @@ fn axes(s: &mut String, x_lo: &str, x_hi: &str, y_hi: &str, x_label: &str) {
     let _ = write!(
         s,
         r#"<line class="axis" x1="{l}" y1="{y_end}" x2="{x_end}" y2="{y_end}"/><line class="axis" x1="{l}" y1="{t}" x2="{l}" y2="{y_end}"/><text x="{l}" y="{a}">{}</text><text x="{x_end}" y="{a}" text-anchor="end">{}</text><text x="{mid}" y="{b}" text-anchor="middle">{}</text><text x="{y}" y="{ty}" text-anchor="end">{}</text><text x="{y}" y="{y_end}" text-anchor="end">0</text>"#,
-        super::html::esc(x_lo),
-        super::html::esc(x_hi),
-        super::html::esc(x_label),
-        super::html::esc(y_hi),
+        esc(x_lo),
+        esc(x_hi),
+        esc(x_label),
+        esc(y_hi),
         l = M.0,
         t = M.2,
         a = y_end + 12.0,
@@ -118,6 +119,22 @@ fn axes(s: &mut String, x_lo: &str, x_hi: &str, y_hi: &str, x_label: &str) {
         y = M.0 - 4.0,
         ty = M.2 + 8.0,
     );
+}
+
+/// Escapes text for HTML (element content and quoted attributes).
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A number in few characters: `0.25`, `12`, `1.5e-7`.
