@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The allocator of the q2z binary, measured: an offline snapshot export (no server, so nothing
+# but q2z on the CPU) of one generated collection, by four release builds — glibc and the static
+# musl target, each with mimalloc (the default feature) and with the system allocator
+# (`--no-default-features`) — each run RUNS times (default 3), with user / sys CPU, wall time and
+# peak RSS from /usr/bin/time. Usage: benches/allocator.sh [POINTS] (default 50000; DIM 768,
+# ~1 KiB payloads). Cold: two release builds of ~16 min each on 2 cores (not in CI).
+set -euo pipefail
+N="${1:-50000}"; DIM="${DIM:-768}"; RUNS="${RUNS:-3}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
+# shellcheck source=scripts/toolchain.sh
+. scripts/toolchain.sh
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+MUSL=x86_64-unknown-linux-musl
+rustup target add --toolchain "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" "$MUSL" >/dev/null
+command -v musl-gcc >/dev/null || apt-get install -y -qq musl-tools >/dev/null
+export CC_x86_64_unknown_linux_musl=musl-gcc
+W="$ROOT/.cache/bench-alloc"; mkdir -p "$W/bin"
+if [ ! -f "$W/gen-$N-$DIM/bulk.collection.snapshot" ]; then
+  q2z_build
+  target/debug/qdrant-standin generate --out "$W/gen-$N-$DIM" --bulk-points "$N" --bulk-dim "$DIM" >/dev/null
+fi
+SNAP="$W/gen-$N-$DIM/bulk.collection.snapshot"
+for libc in gnu musl; do
+  for alloc in mimalloc system; do
+    flags=(--release --locked -p q2z --bin q2z)
+    [ "$alloc" = system ] && flags+=(--no-default-features)
+    dir=target/release
+    if [ "$libc" = musl ]; then flags+=(--target "$MUSL"); dir="target/$MUSL/release"; fi
+    cargo build "${flags[@]}" 2>&1 | tail -1 >&2
+    cp "$dir/q2z" "$W/bin/q2z-$libc-$alloc"
+  done
+done
+printf '%-16s %8s %8s %8s %10s\n' build wall_s user_s sys_s peak_MB
+for b in gnu-mimalloc gnu-system musl-mimalloc musl-system; do
+  for _ in $(seq "$RUNS"); do
+    rm -rf "$W/stage"
+    /usr/bin/time -f '%e %U %S %M' -o "$W/time" \
+      "$W/bin/q2z-$b" export --snapshot "$SNAP" --stage "$W/stage" >/dev/null 2>"$W/err" \
+      || { cat "$W/err" >&2; exit 1; }
+    read -r wall user sys rss <"$W/time"
+    printf '%-16s %8s %8s %8s %10s\n' "$b" "$wall" "$user" "$sys" "$((rss / 1024))"
+  done
+done
+rm -rf "$W/stage"
