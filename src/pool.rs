@@ -10,6 +10,16 @@ pub fn run<T: Send>(
     workers: usize,
     f: impl Fn(T) -> Result<()> + Sync,
 ) -> Result<()> {
+    run_until(items, workers, crate::interrupt::check, f)
+}
+
+/// [`run`], asking `stop` before each item (Ctrl-C in [`run`]; a test's own flag in tests).
+fn run_until<T: Send>(
+    items: Vec<T>,
+    workers: usize,
+    stop: impl Fn() -> Result<()> + Sync,
+    f: impl Fn(T) -> Result<()> + Sync,
+) -> Result<()> {
     let queue = Mutex::new(items.into_iter());
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
     let stopped = || first_err.lock().map(|e| e.is_some()).unwrap_or(true);
@@ -23,7 +33,7 @@ pub fn run<T: Send>(
                     let Some(item) = queue.lock().ok().and_then(|mut q| q.next()) else {
                         return;
                     };
-                    if let Err(e) = crate::interrupt::check().and_then(|()| f(item)) {
+                    if let Err(e) = stop().and_then(|()| f(item)) {
                         first_err
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -73,5 +83,38 @@ mod tests {
         assert!(e.to_string().contains("item 5"), "{e}");
         let n = ran.load(Ordering::SeqCst);
         assert!(n < 20, "{n} items ran after the error");
+    }
+
+    #[test]
+    fn ctrl_c_stops_the_handing_out_and_the_running_items_finish() {
+        // The process-wide Ctrl-C flag would stop every other test: a flag of this test's own.
+        let pressed = std::sync::atomic::AtomicBool::new(false);
+        let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let e = run_until(
+            (0..1000).collect(),
+            3,
+            || match pressed.load(Ordering::SeqCst) {
+                true => Err(Error::Interrupted),
+                false => Ok(()),
+            },
+            |i| {
+                started.fetch_add(1, Ordering::SeqCst);
+                if i == 10 {
+                    pressed.store(true, Ordering::SeqCst);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Interrupted), "{e}");
+        let n = started.load(Ordering::SeqCst);
+        assert!((11..=20).contains(&n), "{n} items started");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            n,
+            "every started item finished"
+        );
     }
 }

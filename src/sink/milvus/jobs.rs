@@ -475,6 +475,37 @@ mod tests {
         assert!(!j.reads_any(&["vol-prefix/q2z/d/c/part-0000-000000.parquet".into()]));
         assert!(!j.reads_any(&["part-0000-000000.parquet".into()]));
     }
+
+    #[test]
+    fn a_job_stalls_only_when_nothing_moves_for_the_limit() {
+        let job = |state: &str, progress: u64, rows: u64| -> ImportJob {
+            serde_json::from_value(
+                json!({"jobId": "9", "state": state, "progress": progress, "importedRows": rows}),
+            )
+            .unwrap()
+        };
+        let limit = std::time::Duration::from_millis(1000);
+        let mut w = StallWatch::default();
+        w.check(&job("Importing", 10, 0), "c", limit).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        // Rows moved, progress did not: not stalled, and the clock starts again.
+        w.check(&job("Importing", 10, 5), "c", limit).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        w.check(&job("Importing", 10, 5), "c", limit).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let e = w.check(&job("Importing", 10, 5), "c", limit).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("import job 9 into c has made no progress"),
+            "{text}"
+        );
+        assert!(text.contains("run the same command later"), "{text}");
+        // A job that ended is never a stall, however long it stayed the same.
+        let mut w = StallWatch::default();
+        w.check(&job("Completed", 100, 5), "c", limit).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        w.check(&job("Completed", 100, 5), "c", limit).unwrap();
+    }
 }
 
 /// Notices a job whose state, progress and imported rows stay the same for too long.
