@@ -260,6 +260,7 @@ fn a_migration_report_shows_its_evidence_and_opens_offline() {
         })
         .collect();
     let page = q2z::report::html::render(&big);
+    eprintln!("report of 100 collections: {} bytes", page.len());
     assert!(page.len() < 1 << 20, "{} bytes", page.len());
     assert_eq!(page.matches(">PASSED</span>").count(), 200);
 }
