@@ -9,30 +9,38 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn snapshot() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/gen_ints.collection.snapshot")
-        .to_string_lossy()
-        .into_owned()
+/// The bundled snapshots `scripts/demo.sh` migrates: a real Qdrant 1.19 one (named float32 and
+/// float16 vectors, a sparse vector) and a generated one of two shards.
+fn demo_snapshots() -> [String; 2] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    [
+        "qdrant-1.19/fx_named.collection.snapshot",
+        "gen_ints.collection.snapshot",
+    ]
+    .map(|f| root.join(f).to_string_lossy().into_owned())
 }
 
-/// Exports the bundled snapshot into `stage` under target prefix `prefix`, and imports it.
-fn migrated(stage: &Path, prefix: &str) -> String {
+fn snapshot() -> String {
+    demo_snapshots()[1].clone()
+}
+
+/// Exports `snapshots` into `stage` under target prefix `prefix`, and imports them.
+fn migrated_from(stage: &Path, prefix: &str, snapshots: &[String]) {
     let s = stage.to_str().unwrap();
-    let (code, out, err) = run_q2z(&[
-        "export",
-        "--snapshot",
-        &snapshot(),
-        "--stage",
-        s,
-        "--target-prefix",
-        prefix,
-    ]);
+    let mut args = vec!["export", "--snapshot"];
+    args.extend(snapshots.iter().map(String::as_str));
+    args.extend(["--stage", s, "--target-prefix", prefix]);
+    let (code, out, err) = run_q2z(&args);
     assert_eq!(code, 0, "export: {out}{err}");
     // The token on the command line (not only in the environment): the report must not show it.
     let token = standin("Q2Z_MILVUS_TOKEN");
     let (code, out, err) = import(stage, "bulk", &["--drop-existing", "--token", &token]);
     assert_eq!(code, 0, "import: {out}{err}");
+}
+
+/// The bundled generated snapshot exported and imported: its target collection.
+fn migrated(stage: &Path, prefix: &str) -> String {
+    migrated_from(stage, prefix, &[snapshot()]);
     format!("{prefix}gen_ints")
 }
 
@@ -147,17 +155,27 @@ fn the_console_check_sees_a_broken_page() {
 fn a_migration_report_shows_its_evidence_and_opens_offline() {
     let stage_dir = tempfile::tempdir().unwrap();
     let stage = stage_dir.path();
-    let target = migrated(stage, "rep_");
-    let (code, out, err) = verify(
-        stage,
-        &["--search", "20", "--seed", "5", "--snapshot", &snapshot()],
-    );
+    // The demo's collections (the demo itself runs `migrate`; here each step on its own, so
+    // every kind of run is recorded).
+    let snaps = demo_snapshots();
+    migrated_from(stage, "rep_", &snaps);
+    let target = "rep_gen_ints";
+    let mut args = vec!["--search", "20", "--seed", "5", "--snapshot"];
+    args.extend(snaps.iter().map(String::as_str));
+    let (code, out, err) = verify(stage, &args);
     assert_eq!(code, 0, "verify --search: {out}{err}");
     let (v, html, file) = report(stage);
 
-    let c = &v["collections"][0];
-    assert_eq!(c["name"], "gen_ints");
-    assert_eq!(c["target"], target.as_str());
+    let names: Vec<&str> = v["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fx_named", "gen_ints"]);
+    assert_eq!(v["collections"][0]["verdict"]["status"], "PASSED");
+    let c = &v["collections"][1];
+    assert_eq!(c["target"], target);
     assert_eq!(c["verdict"]["status"], "PASSED", "{}", c["verdict"]);
     let staged = c["counts"]["staged"].as_u64().unwrap();
     assert!(staged > 0);
@@ -235,8 +253,17 @@ fn a_migration_report_shows_its_evidence_and_opens_offline() {
     assert!(runs[1]["args"].as_array().unwrap().contains(&json!("***")));
 
     assert!(!html.contains(&token));
-    assert!(html.contains("overlap@10"), "search histograms drawn");
-    check_page(&html, &file, &[("gen_ints", "PASSED")]);
+    // Each plain pass's distributions: charts, or one line when every query had one value.
+    assert_eq!(
+        html.matches("overlap@k per query").count(),
+        4,
+        "fx_named's three fields and gen_ints's one"
+    );
+    check_page(
+        &html,
+        &file,
+        &[("fx_named", "PASSED"), ("gen_ints", "PASSED")],
+    );
     let shot = stage.join("report.png");
     let (_, console) = open_in_chromium(&file, Some(&shot));
     assert!(console.is_empty(), "{console:?}");
@@ -249,6 +276,7 @@ fn a_migration_report_shows_its_evidence_and_opens_offline() {
     // 100 collections (each with a thousand chunks) stay under 1 MB: the HTML is drawn from
     // the JSON, and its long lists are cut (the JSON keeps them).
     let mut big: q2z::report::Report = serde_json::from_value(v.clone()).unwrap();
+    // fx_named: three vector fields, each searched plain and filtered (the most charts).
     let one = big.collections[0].clone();
     big.collections = (0..100)
         .map(|i| {

@@ -5,6 +5,7 @@
 
 use super::svg::{esc, fmt_num, histogram, lines};
 use super::*;
+use crate::stage::evidence::FieldSearchRecord;
 use std::fmt::Write;
 
 /// Chunks not in the target listed per collection; the JSON lists every chunk.
@@ -20,10 +21,11 @@ th{background:#f1f4f7}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{font-weight:700;padding:2px 8px;border-radius:4px;color:#fff;white-space:nowrap}
 .PASSED{background:#1f7a3a}.FAILED{background:#b3261e}.NOT_VERIFIED{background:#8a6d00}
 .meta{color:#56606b}.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.chart{border:1px solid #d6dde4;background:#fff;font-size:10px}svg .bar{fill:#3b6ea5}
-svg .axis{stroke:#56606b}svg path{stroke-width:2}svg .export{stroke:#3b6ea5;fill:#3b6ea5}svg .import{stroke:#1f7a3a;fill:#1f7a3a}
+svg.chart{border:1px solid #d6dde4;background:#fff;font-size:10px;width:360px;height:150px}svg .bar{fill:#3b6ea5}
+svg .axis{stroke:#56606b;fill:none}svg .e{text-anchor:end}svg .m{text-anchor:middle}
+svg path.export,svg path.import{stroke-width:2;fill:none}svg path.export{stroke:#3b6ea5}svg path.import{stroke:#1f7a3a}svg .legend.export{fill:#3b6ea5}svg .legend.import{fill:#1f7a3a}
 code,.mono{font-family:ui-monospace,monospace;font-size:.92em}ul{margin:.2em 0}
-details summary{cursor:pointer;color:#3b6ea5}";
+details summary{cursor:pointer;color:#3b6ea5}table.s td:nth-child(n+4):not(:last-child){text-align:right}";
 
 /// Text shown in the page: escaped, with `http://` / `https://` endpoints as `host:port`.
 fn text(s: &str) -> String {
@@ -437,40 +439,51 @@ fn search(s: &mut String, c: &CollectionReport) {
         s.push_str("<h3>Search parity</h3><p>Not checked (run <code>q2z verify --search N</code> with the source).</p>");
         return;
     };
-    let _ = write!(s, "<h3>Search parity ({})</h3>", when(sr.at_ms));
-    head(
+    let _ = write!(
         s,
-        &[
-            "Field",
-            "Metric",
-            "Filtered on",
-            "Queries",
-            "k",
-            "Mean overlap@k",
-            "Lowest",
-            "Mean rank correlation",
-            "Largest score difference",
-            "Held",
-        ],
+        "<h3>Search parity ({})</h3><table class=\"s\"><tr>",
+        when(sr.at_ms)
     );
+    // Numbers are right-aligned by the table's CSS (a class on each cell would cost ~15 bytes
+    // a figure in every collection).
+    let cols = [
+        "Field",
+        "Metric",
+        "Filtered on",
+        "Queries",
+        "k",
+        "Mean overlap@k",
+        "Lowest",
+        "Mean rank correlation",
+        "Largest score difference",
+        "Held",
+    ];
+    for c in cols {
+        let _ = write!(s, "<th>{}</th>", esc(c));
+    }
+    s.push_str("</tr>\n");
+    let mut last_note = None;
     for f in &sr.fields {
+        let held = match (&f.note, f.ok) {
+            (Some(n), _) if last_note == Some(n) => "as above".to_string(),
+            (Some(n), _) => n.clone(),
+            (None, true) => "yes".into(),
+            (None, false) => "NO".into(),
+        };
+        last_note = f.note.as_ref();
         row(
             s,
             &[
                 format!("<td><code>{}</code></td>", text(&f.field)),
                 td(&f.metric),
                 td(f.filtered_on.as_deref().unwrap_or("—")),
-                tdn(f.queries.len()),
-                tdn(f.top_k),
-                tdn(fmt_num(f.mean_overlap)),
-                tdn(fmt_num(f.min_overlap)),
-                tdn(fmt_num(f.mean_rank_correlation)),
-                tdn(fmt_num(f.max_score_difference)),
-                td(match (&f.note, f.ok) {
-                    (Some(n), _) => n.clone(),
-                    (None, true) => "yes".into(),
-                    (None, false) => "NO".into(),
-                }),
+                td(f.queries.len()),
+                td(f.top_k),
+                td(fmt_num(f.mean_overlap)),
+                td(fmt_num(f.min_overlap)),
+                td(fmt_num(f.mean_rank_correlation)),
+                td(fmt_num(f.max_score_difference)),
+                td(held),
             ],
         );
     }
@@ -480,40 +493,16 @@ fn search(s: &mut String, c: &CollectionReport) {
             Some(k) => format!("{} (filtered on {k})", f.field),
             None => f.field.clone(),
         };
-        let over: Vec<f64> = f.queries.iter().map(|q| q.overlap).collect();
-        let rank: Vec<f64> = f.queries.iter().map(|q| q.rank_correlation).collect();
-        let diff: Vec<f64> = f.queries.iter().map(|q| q.score_difference).collect();
-        let hi = diff.iter().copied().fold(0.0, f64::max);
-        let _ = write!(
-            s,
-            "<p><strong>{}</strong></p><div class=\"charts\">",
-            text(&name)
-        );
-        s.push_str(&histogram(
-            &format!("overlap@{} of {name}", f.top_k),
-            "overlap@k per query",
-            &over,
-            10,
-            0.0,
-            1.0,
-        ));
-        s.push_str(&histogram(
-            &format!("rank correlation of {name}"),
-            "Spearman rank correlation per query",
-            &rank,
-            10,
-            -1.0,
-            1.0,
-        ));
-        s.push_str(&histogram(
-            &format!("score difference of {name}"),
-            "largest score difference per query",
-            &diff,
-            10,
-            0.0,
-            if hi > 0.0 { hi } else { 1e-6 },
-        ));
-        s.push_str("</div>");
+        // The distributions of the plain passes; a filtered pass has its table row and its
+        // weakest queries (drawing both would double the page for every collection).
+        let weak = f.queries.iter().any(|q| q.overlap < 1.0);
+        if f.filtered_on.is_some() && !weak {
+            continue;
+        }
+        let _ = write!(s, "<p><strong>{}</strong></p>", text(&name));
+        if f.filtered_on.is_none() {
+            distributions(s, f, &name);
+        }
         let mut weakest: Vec<_> = f.queries.iter().filter(|q| q.overlap < 1.0).collect();
         weakest.sort_by(|a, b| a.overlap.total_cmp(&b.overlap));
         if !weakest.is_empty() {
@@ -529,6 +518,68 @@ fn search(s: &mut String, c: &CollectionReport) {
             }
             s.push_str("</ul>");
         }
+    }
+}
+
+/// The three histograms of one pass: overlap@k, rank correlation, score difference.
+fn distributions(s: &mut String, f: &FieldSearchRecord, name: &str) {
+    let over: Vec<f64> = f.queries.iter().map(|q| q.overlap).collect();
+    let rank: Vec<f64> = f.queries.iter().map(|q| q.rank_correlation).collect();
+    let diff: Vec<f64> = f.queries.iter().map(|q| q.score_difference).collect();
+    let hi = diff.iter().copied().fold(0.0, f64::max);
+    let charts = [
+        (
+            format!("overlap@{} of {name}", f.top_k),
+            "overlap@k per query",
+            over,
+            0.0,
+            1.0,
+        ),
+        (
+            format!("rank correlation of {name}"),
+            "Spearman rank correlation per query",
+            rank,
+            -1.0,
+            1.0,
+        ),
+        (
+            format!("score difference of {name}"),
+            "largest score difference per query",
+            diff,
+            0.0,
+            if hi > 0.0 { hi } else { 1e-6 },
+        ),
+    ];
+    // A distribution of one value is said in words: a chart of one bar tells no more.
+    let (same, spread): (Vec<_>, Vec<_>) = charts.into_iter().partition(|c| {
+        let mut finite = c.2.iter().filter(|v| v.is_finite());
+        let first = finite.next();
+        finite.all(|v| Some(v) == first)
+    });
+    if !same.is_empty() {
+        let said: Vec<String> = same
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.1,
+                    c.2.first().map_or("—".into(), |v| fmt_num(*v))
+                )
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "<p class=\"meta\">The same for all {} queries — {}</p>",
+            f.queries.len(),
+            text(&said.join("; "))
+        );
+    }
+    if !spread.is_empty() {
+        s.push_str("<div class=\"charts\">");
+        for (title, label, values, lo, hi) in spread {
+            s.push_str(&histogram(&title, label, &values, 10, lo, hi));
+        }
+        s.push_str("</div>");
     }
 }
 
