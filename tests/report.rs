@@ -181,7 +181,7 @@ fn a_migration_report_shows_its_evidence_and_opens_offline() {
     assert!(staged > 0);
     assert_eq!(c["counts"]["target"].as_u64(), Some(staged));
     assert_eq!(
-        target_count(&target),
+        target_count(target),
         staged,
         "the report's count is the target's"
     );
