@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The allocator of the q2z binary, measured: an offline snapshot export (no server, so nothing
-# but q2z on the CPU) of one generated collection, by four release builds — glibc and the static
-# musl target, each with mimalloc (the default feature) and with the system allocator
-# (`--no-default-features`) — each run RUNS times (default 3), with user / sys CPU, wall time and
-# peak RSS from /usr/bin/time. Usage: benches/allocator.sh [POINTS] (default 50000; DIM 768,
+# but q2z on the CPU) of one generated collection, by three release builds — glibc (glibc's
+# malloc), the static musl target with mimalloc (the default feature) and with musl's own malloc
+# (`--no-default-features`), and the musl one again with MIMALLOC_PURGE_DELAY=0 (memory given
+# back at once) — each run RUNS times (default 3), with user / sys CPU, wall time and peak RSS
+# from /usr/bin/time. Usage: benches/allocator.sh [POINTS] (default 50000; DIM 768,
 # ~1 KiB payloads). Cold: two release builds of ~16 min each on 2 cores (not in CI).
 set -euo pipefail
 N="${1:-50000}"; DIM="${DIM:-768}"; RUNS="${RUNS:-3}"
@@ -23,6 +24,7 @@ fi
 SNAP="$W/gen-$N-$DIM/bulk.collection.snapshot"
 for libc in gnu musl; do
   for alloc in mimalloc system; do
+    [ "$libc-$alloc" = gnu-system ] && continue   # glibc builds use glibc's malloc either way
     flags=(--release --locked -p q2z --bin q2z)
     [ "$alloc" = system ] && flags+=(--no-default-features)
     dir=target/release
@@ -31,15 +33,17 @@ for libc in gnu musl; do
     cp "$dir/q2z" "$W/bin/q2z-$libc-$alloc"
   done
 done
-printf '%-16s %8s %8s %8s %10s\n' build wall_s user_s sys_s peak_MB
-for b in gnu-mimalloc gnu-system musl-mimalloc musl-system; do
+printf '%-22s %8s %8s %8s %10s\n' build wall_s user_s sys_s peak_MB
+for run in gnu-mimalloc:glibc musl-mimalloc:musl-mimalloc musl-mimalloc:musl-mimalloc-purge0 musl-system:musl-system; do
+  b="${run%%:*}"; name="${run#*:}"
   for _ in $(seq "$RUNS"); do
     rm -rf "$W/stage"
+    purge=(); [ "$name" = musl-mimalloc-purge0 ] && purge=(env MIMALLOC_PURGE_DELAY=0)
     /usr/bin/time -f '%e %U %S %M' -o "$W/time" \
-      "$W/bin/q2z-$b" export --snapshot "$SNAP" --stage "$W/stage" >/dev/null 2>"$W/err" \
+      "${purge[@]}" "$W/bin/q2z-$b" export --snapshot "$SNAP" --stage "$W/stage" >/dev/null 2>"$W/err" \
       || { cat "$W/err" >&2; exit 1; }
     read -r wall user sys rss <"$W/time"
-    printf '%-16s %8s %8s %8s %10s\n' "$b" "$wall" "$user" "$sys" "$((rss / 1024))"
+    printf '%-22s %8s %8s %8s %10s\n' "$name" "$wall" "$user" "$sys" "$((rss / 1024))"
   done
 done
 rm -rf "$W/stage"

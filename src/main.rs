@@ -1,7 +1,8 @@
 //! The `q2z` command line; all work happens in the library.
 
-/// mimalloc rather than the system allocator (musl's made the static build 2.5x slower).
-#[cfg(feature = "mimalloc")]
+/// The static (musl) build allocates with mimalloc: musl's malloc made it 2.6x slower than the
+/// glibc build (benches/allocator.sh). glibc builds keep glibc's malloc.
+#[cfg(all(feature = "mimalloc", target_env = "musl"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
