@@ -5,7 +5,9 @@
 //! the manifest is written last, so an interrupted merge is finished by running it again.
 
 use super::layout;
-use super::manifest::{Chunk, CollectionEntry, ExportState, Manifest, Part, SplitBy, stage_err};
+use super::manifest::{
+    Chunk, CollectionEntry, ExportState, Manifest, Part, PartShare, SplitBy, stage_err,
+};
 use super::{Need, Stage};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -241,17 +243,37 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
         .iter()
         .map(|p| &p.manifest.collections[name])
         .collect();
+    let share0 = check_parts_agree(parts, &entries, name)?;
+    check_coverage(parts, &entries, name, share0)?;
+    check_files(parts, &entries, name)?;
+    Ok(renumber(&entries, name))
+}
+
+/// A merge error about collection `name` of part `p`.
+fn part_err(p: &PartStage, name: &str, msg: impl std::fmt::Display) -> Error {
+    stage_err(p.stage.dir(), format!("collection {name}: {msg}"))
+}
+
+/// Every part finished, planned with the same fingerprint and split, mapping the collection the
+/// same way; returns the first part's share.
+fn check_parts_agree<'a>(
+    parts: &[PartStage],
+    entries: &[&'a CollectionEntry],
+    name: &str,
+) -> Result<&'a PartShare> {
     let first = entries[0];
-    let err =
-        |p: &PartStage, msg: String| stage_err(p.stage.dir(), format!("collection {name}: {msg}"));
     let Some(share0) = &first.share else {
-        return Err(err(&parts[0], "has no part share in its manifest".into()));
+        return Err(part_err(
+            &parts[0],
+            name,
+            "has no part share in its manifest",
+        ));
     };
-    let mut covered: BTreeMap<u64, usize> = BTreeMap::new();
-    for (p, e) in parts.iter().zip(&entries) {
+    for (p, e) in parts.iter().zip(entries) {
         if e.state != ExportState::Exported {
-            return Err(err(
+            return Err(part_err(
                 p,
+                name,
                 format!(
                     "part {} is not finished; run its export again (the same command) and merge again",
                     p.part
@@ -259,11 +281,12 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
             ));
         }
         let Some(s) = &e.share else {
-            return Err(err(p, "has no part share in its manifest".into()));
+            return Err(part_err(p, name, "has no part share in its manifest"));
         };
         if s.fingerprint != share0.fingerprint || s.by != share0.by || s.all != share0.all {
-            return Err(err(
+            return Err(part_err(
                 p,
+                name,
                 format!(
                     "part {} was planned differently from part {} (its plan fingerprint differs: other flags, other files, or a live collection that changed between the parts' id scans). Export every part with the same flags; for a live collection that is written to, export from a snapshot",
                     p.part, parts[0].part
@@ -271,23 +294,35 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
             ));
         }
         if e.mapping != first.mapping || e.milvus_schema != first.milvus_schema {
-            return Err(err(
+            return Err(part_err(
                 p,
+                name,
                 format!(
                     "part {} maps the collection differently from part {} (e.g. one saw only integer ids, the other UUIDs). Write the mapping once (q2z plan --mapping-out m.toml), export every part with --mapping m.toml",
                     p.part, parts[0].part
                 ),
             ));
         }
-        for u in &s.units {
+    }
+    Ok(share0)
+}
+
+/// The parts' units are disjoint and together cover the plan.
+fn check_coverage(
+    parts: &[PartStage],
+    entries: &[&CollectionEntry],
+    name: &str,
+    share0: &PartShare,
+) -> Result<()> {
+    let mut covered: BTreeMap<u64, usize> = BTreeMap::new();
+    for (p, e) in parts.iter().zip(entries) {
+        for u in e.share.iter().flat_map(|s| &s.units) {
             if let Some(other) = covered.insert(*u, p.part.index) {
-                return Err(err(
+                let word = unit_word(share0.by);
+                return Err(part_err(
                     p,
-                    format!(
-                        "{} {u} is in part {} and in part {other}",
-                        unit_word(s.by),
-                        p.part
-                    ),
+                    name,
+                    format!("{word} {u} is in part {} and in part {other}", p.part),
                 ));
             }
         }
@@ -298,25 +333,32 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
         .filter(|u| !covered.contains_key(u))
         .map(u64::to_string)
         .collect();
-    if !missing.is_empty() {
-        return Err(err(
-            &parts[0],
-            format!(
-                "no part holds {} {}",
-                unit_word(share0.by),
-                missing.join(", ")
-            ),
-        ));
+    if missing.is_empty() {
+        return Ok(());
     }
-    for (p, e) in parts.iter().zip(&entries) {
+    Err(part_err(
+        &parts[0],
+        name,
+        format!(
+            "no part holds {} {}",
+            unit_word(share0.by),
+            missing.join(", ")
+        ),
+    ))
+}
+
+/// Every staged file of every part is there with its manifest size.
+fn check_files(parts: &[PartStage], entries: &[&CollectionEntry], name: &str) -> Result<()> {
+    for (p, e) in parts.iter().zip(entries) {
         for c in &e.chunks {
             let ok = match p.stage.remote() {
                 Some(r) => r.holds(p.stage.dir(), &c.file, c.bytes, &c.sha256)?,
                 None => std::fs::metadata(p.stage.file(&c.file)).is_ok_and(|m| m.len() == c.bytes),
             };
             if !ok {
-                return Err(err(
+                return Err(part_err(
                     p,
+                    name,
                     format!(
                         "staged file {} is missing or has the wrong size; copy the part's stage again, or export the part again",
                         c.file
@@ -325,6 +367,12 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
             }
         }
     }
+    Ok(())
+}
+
+/// The merged entry: the parts' ranges renumbered in plan order, their chunks and set-aside
+/// files renamed to match (the moves), counts, shards and warnings joined.
+fn renumber(entries: &[&CollectionEntry], name: &str) -> (CollectionEntry, Vec<Move>) {
     let mut out = CollectionEntry {
         share: None,
         ranges: Vec::new(),
@@ -339,10 +387,10 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
             .map(|e| e.source_taken_at)
             .collect::<Option<Vec<u64>>>()
             .and_then(|t| t.into_iter().min()),
-        ..first.clone()
+        ..entries[0].clone()
     };
     let mut moves = Vec::new();
-    for (pi, ri) in plan_order(&entries) {
+    for (pi, ri) in plan_order(entries) {
         let e = entries[pi];
         let k = out.ranges.len();
         let mut r = e.ranges[ri].clone();
@@ -374,7 +422,7 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
             });
         }
     }
-    for e in &entries {
+    for e in entries {
         out.source_count_at_start += e.source_count_at_start;
         out.shards.extend(e.shards.iter().cloned());
         for w in &e.warnings {
@@ -384,7 +432,7 @@ fn merge_collection(parts: &[PartStage], name: &str) -> Result<(CollectionEntry,
         }
     }
     out.shards.sort_by_key(|s| shard_number(s));
-    Ok((out, moves))
+    (out, moves)
 }
 
 /// N of a `shard N ← file` line.

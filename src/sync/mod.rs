@@ -186,27 +186,56 @@ fn sync_collection(
         dry_run: opts.dry_run,
         pass: if opts.dry_run { 0 } else { pass.current_pass() },
         since: pass.since.clone(),
+        source_points: if opts.dry_run {
+            0
+        } else {
+            done_points(sc, &pass)?
+        },
         ..Default::default()
     };
-    // Finished by an earlier run of this pass: count what it left.
+    run_ranges(&job, pass, state, &mut report)?;
+    report.target_rows = if opts.dry_run {
+        report.source_points
+    } else {
+        milvus.flush(&report.target)?;
+        milvus.count(&report.target, "")?
+    };
+    report.ok = report.target_rows == report.source_points;
+    report.seconds = (t.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    Ok(report)
+}
+
+/// Points of the ranges an earlier run of this pass finished (what it left in the target).
+fn done_points(sc: crate::stage::StagedCollection, pass: &PassState) -> Result<u64> {
+    let mut n = 0;
     for r in sc
         .entry
         .ranges
         .iter()
         .filter(|r| pass.done.contains(&r.index))
     {
-        if !opts.dry_run {
-            let (base, _tmp) = base_stream(sc, Some(&pass), r)?;
-            report.source_points += base.count()?;
-        }
+        let (base, _tmp) = base_stream(sc, Some(pass), r)?;
+        n += base.count()?;
     }
+    Ok(n)
+}
+
+/// Runs the pass's ranges not done yet (all of them in a dry run), `--workers` at a time,
+/// adding each one's counts to `report` and saving the state after each.
+fn run_ranges(
+    job: &range::CollectionSync,
+    pass: PassState,
+    state: &mut SyncState,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let (sc, opts, stage) = (job.sc, job.opts, job.stage);
     let todo: Vec<&crate::stage::manifest::Range> = sc
         .entry
         .ranges
         .iter()
         .filter(|r| opts.dry_run || !pass.done.contains(&r.index))
         .collect();
-    let shared = std::sync::Mutex::new((pass, &mut *state, &mut report));
+    let shared = std::sync::Mutex::new((pass, state, report));
     crate::pool::run(todo, opts.workers, |r| {
         let o = job.sync_range(r)?;
         let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,17 +253,7 @@ fn sync_collection(
             stage.remove_file(&old.file);
         }
         Ok(())
-    })?;
-    drop(shared);
-    report.target_rows = if opts.dry_run {
-        report.source_points
-    } else {
-        milvus.flush(&report.target)?;
-        milvus.count(&report.target, "")?
-    };
-    report.ok = report.target_rows == report.source_points;
-    report.seconds = (t.elapsed().as_secs_f64() * 100.0).round() / 100.0;
-    Ok(report)
+    })
 }
 
 /// Records a range of the running pass as done (the last one ends the pass); returns the

@@ -255,14 +255,13 @@ impl CollectionSync<'_> {
     /// is gone, records what the target holds.
     pub fn sync_range(&self, r: &Range) -> Result<RangeOutcome> {
         let dry = self.opts.dry_run;
-        let (name, pass) = (self.sc.name, self.pass_no);
-        let rel = layout::sync_delta_file(name, pass, r.index);
+        let rel = layout::sync_delta_file(self.sc.name, self.pass_no, r.index);
         let delta_import = self.opts.bulk.as_ref().map(|bulk| DeltaImport {
             stage: self.stage,
             milvus: self.milvus,
             bulk,
             target: &self.mapping().target,
-            collection: name,
+            collection: self.sc.name,
             range: r.index,
             rel: rel.clone(),
         });
@@ -281,38 +280,53 @@ impl CollectionSync<'_> {
                 ..Default::default()
             },
         };
-        let mut record = (!dry)
-            .then(|| -> Result<_> {
-                Ok(RangeFiles {
-                    digests: SyncLines::create(
-                        self.stage,
-                        &layout::sync_digests_file(name, pass, r.index),
-                    )?,
-                    tombstones: SyncLines::create(
-                        self.stage,
-                        &layout::sync_tombstones_file(name, pass, r.index),
-                    )?,
-                })
-            })
-            .transpose()?;
+        let mut files = (!dry).then(|| self.range_files(r)).transpose()?;
         let mut start = r.start.clone();
         loop {
             let next = self.read_window(r, start, &mut base, &mut d)?;
             self.confirm_gone(r, &mut d)?;
-            self.close_window(&mut d, record.as_mut())?;
+            self.close_window(&mut d, files.as_mut())?;
             match next {
                 Some(id) => start = Some(id),
                 None => break,
             }
         }
-        if dry {
-            return Ok(RangeOutcome {
+        match files {
+            Some(files) => self.finish_range(r, d, files, delta_import.as_ref()),
+            None => Ok(RangeOutcome {
                 report: d.out,
                 record: None,
                 digests: None,
                 max_seen: d.delta.max_seen,
-            });
+            }),
         }
+    }
+
+    /// The digests and tombstones files of range `r` in this pass, opened for writing.
+    fn range_files(&self, r: &Range) -> Result<RangeFiles<'_>> {
+        let (name, pass) = (self.sc.name, self.pass_no);
+        Ok(RangeFiles {
+            digests: SyncLines::create(
+                self.stage,
+                &layout::sync_digests_file(name, pass, r.index),
+            )?,
+            tombstones: SyncLines::create(
+                self.stage,
+                &layout::sync_tombstones_file(name, pass, r.index),
+            )?,
+        })
+    }
+
+    /// Sends what the range gathered (one bulk job past `--bulk-over`, else the last
+    /// upserts), writes its set-aside points and closes its files into the pass's record.
+    fn finish_range(
+        &self,
+        r: &Range,
+        mut d: Diff,
+        files: RangeFiles,
+        delta_import: Option<&DeltaImport>,
+    ) -> Result<RangeOutcome> {
+        let (name, pass) = (self.sc.name, self.pass_no);
         let written = d
             .delta
             .file
@@ -320,7 +334,7 @@ impl CollectionSync<'_> {
             .map(DeltaFile::finish)
             .transpose()?
             .flatten();
-        let bulk = match (&written, &delta_import) {
+        let bulk = match (&written, delta_import) {
             (Some(file), Some(di)) if d.delta.over => {
                 di.run(file, &self.mapping().id_field, self.opts.batch)?;
                 d.out.bulk_rows += d.delta.changed as u64;
@@ -331,7 +345,6 @@ impl CollectionSync<'_> {
                 false
             }
         };
-        let files = record.take().expect("not a dry run");
         let deleted = files.tombstones.lines();
         let tombstones_file = files.tombstones.finish(false)?;
         if !d.delta.aside.is_empty() {
@@ -353,11 +366,10 @@ impl CollectionSync<'_> {
             deleted,
             bulk,
         };
-        let digests = files.digests.finish(true)?;
         Ok(RangeOutcome {
             report: d.out,
             record: Some(record),
-            digests,
+            digests: files.digests.finish(true)?,
             max_seen: d.delta.max_seen,
         })
     }

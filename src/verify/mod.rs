@@ -148,71 +148,141 @@ pub fn verify_collection(
     let staged = entry.staged_rows();
     let target_count = milvus.count(&m.target, "")?;
     let synced = crate::stage::sync_state::synced_view(sc)?;
-    let mut bad = Vec::new();
-    let mut problems = Vec::new();
-    let mut notes = Vec::new();
-    // Rows the last sync left (after a sync).
-    let mut synced_rows = 0u64;
-    match &synced {
-        // After `q2z sync` the target holds what the last pass left: each range is counted by
-        // the exact ids the pass recorded.
-        Some(view) => {
-            if view.unfinished {
-                problems.push("a sync pass was stopped part-way");
-                notes.push("a `q2z sync` pass was stopped part-way: run the same sync command again, then verify".into());
-            }
-            for range in &entry.ranges {
-                crate::interrupt::check()?;
-                let ids = view.range(sc, range)?;
-                synced_rows += ids.len() as u64;
-                let values: Vec<Value> = ids.keys().map(|k| typed_id(m.id_kind, k)).collect();
-                drop(ids);
-                let t = count_ids(milvus, m, &values)?;
-                if t != values.len() as u64 {
-                    bad.push(ChunkDiff {
-                        file: crate::stage::sync_state::range_label(
-                            sc.name,
-                            &view.pass,
-                            range.index,
-                        ),
-                        staged: values.len() as u64,
-                        target: t,
-                    });
-                }
-            }
-            if target_count != synced_rows && !opts.exact_counts {
-                problems.push("target count differs from the rows the last sync left");
-            }
-        }
-        None => {
-            // Chunks of shards merged from parts interleave in id order: a key range then
-            // holds other chunks' rows, so those are counted by their exact ids.
-            let exact = opts.exact_counts || !chunk_ranges_disjoint(entry);
-            for c in &entry.chunks {
-                crate::interrupt::check()?;
-                let t = chunk_count(milvus, sc, c, exact)?;
-                if t != c.rows {
-                    bad.push(ChunkDiff {
-                        file: c.file.clone(),
-                        staged: c.rows,
-                        target: t,
-                    });
-                }
-            }
-            if target_count != staged && !opts.exact_counts {
-                problems.push("target count differs from staged rows");
-            }
+    let mut counts = match &synced {
+        Some(view) => count_synced_ranges(milvus, sc, view, target_count, opts)?,
+        None => count_chunks(milvus, sc, target_count, opts)?,
+    };
+    let cmp = compare_values(milvus, sc, synced.as_ref(), upsert_mode, opts)?;
+    counts.notes.extend(cmp.notes);
+    if let Some(v) = &synced {
+        counts.notes.push(format!(
+            "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that a sync replaced or deleted since the export were left out of the staged-row check (their current versions are checked among the rows the passes sent)",
+            v.passes, counts.synced_rows, cmp.skipped
+        ));
+    }
+    let aside = entry.set_aside_points();
+    if staged + aside != entry.source_count_at_start {
+        counts
+            .problems
+            .push("staged rows differ from the source count");
+    }
+    if aside > 0 {
+        counts.notes.push(format!("{aside} points were set aside at export (a payload over 64 KiB or a value Milvus refuses; listed with the reason in the stage's set-aside-*.jsonl files) and are not in the target"));
+    }
+    let ok = counts.problems.is_empty() && counts.bad.is_empty() && cmp.mismatches.is_empty();
+    Ok(VerifyReport {
+        collection: entry.mapping.source.clone(),
+        target: m.target.clone(),
+        source_count_at_start: entry.source_count_at_start,
+        staged_rows: staged,
+        set_aside: aside,
+        target_count,
+        bad_chunks: counts.bad,
+        sample_checked: cmp.checked,
+        sample_mismatches: cmp.mismatches,
+        chunks_with_differences: cmp.chunks,
+        notes: counts.notes,
+        ok,
+    })
+}
+
+/// What the count checks found.
+#[derive(Default)]
+struct Counts {
+    /// Chunks (or synced ranges) whose count differs.
+    bad: Vec<ChunkDiff>,
+    /// Failures that are no single chunk's.
+    problems: Vec<&'static str>,
+    notes: Vec<String>,
+    /// Rows the last sync left (after a sync).
+    synced_rows: u64,
+}
+
+/// After `q2z sync` the target holds what the last pass left: each range is counted by the
+/// exact ids the pass recorded.
+fn count_synced_ranges(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    view: &crate::stage::sync_state::SyncedView,
+    target_count: u64,
+    opts: &VerifyOptions,
+) -> Result<Counts> {
+    let m = &sc.entry.mapping;
+    let mut c = Counts::default();
+    if view.unfinished {
+        c.problems.push("a sync pass was stopped part-way");
+        c.notes.push(
+            "a `q2z sync` pass was stopped part-way: run the same sync command again, then verify"
+                .into(),
+        );
+    }
+    for range in &sc.entry.ranges {
+        crate::interrupt::check()?;
+        let ids = view.range(sc, range)?;
+        c.synced_rows += ids.len() as u64;
+        let values: Vec<Value> = ids.keys().map(|k| typed_id(m.id_kind, k)).collect();
+        drop(ids);
+        let t = count_ids(milvus, m, &values)?;
+        if t != values.len() as u64 {
+            c.bad.push(ChunkDiff {
+                file: crate::stage::sync_state::range_label(sc.name, &view.pass, range.index),
+                staged: values.len() as u64,
+                target: t,
+            });
         }
     }
+    if target_count != c.synced_rows && !opts.exact_counts {
+        c.problems
+            .push("target count differs from the rows the last sync left");
+    }
+    Ok(c)
+}
+
+/// Before any sync: each chunk counted in the target against its staged rows.
+fn count_chunks(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    target_count: u64,
+    opts: &VerifyOptions,
+) -> Result<Counts> {
+    let entry = sc.entry;
+    let mut c = Counts::default();
+    // Chunks of shards merged from parts interleave in id order: a key range then holds
+    // other chunks' rows, so those are counted by their exact ids.
+    let exact = opts.exact_counts || !chunk_ranges_disjoint(entry);
+    for ch in &entry.chunks {
+        crate::interrupt::check()?;
+        let t = chunk_count(milvus, sc, ch, exact)?;
+        if t != ch.rows {
+            c.bad.push(ChunkDiff {
+                file: ch.file.clone(),
+                staged: ch.rows,
+                target: t,
+            });
+        }
+    }
+    if target_count != entry.staged_rows() && !opts.exact_counts {
+        c.problems.push("target count differs from staged rows");
+    }
+    Ok(c)
+}
+
+/// Rows compared field by field: picked staged rows (those a sync replaced or deleted since
+/// left out), then the rows the sync passes sent.
+fn compare_values(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    synced: Option<&crate::stage::sync_state::SyncedView>,
+    upsert_mode: bool,
+    opts: &VerifyOptions,
+) -> Result<compare::Comparison> {
+    let m = &sc.entry.mapping;
     let picks = if opts.full {
-        every_row(entry)
+        every_row(sc.entry)
     } else {
-        pick_sample(entry, opts.sample)
+        pick_sample(sc.entry, opts.sample)
     };
-    // After a sync, staged rows the source changed or deleted since are not the target's.
-    let lookup = synced
-        .as_ref()
-        .map(|v| crate::stage::sync_state::DigestLookup::new(sc, v));
+    let lookup = synced.map(|v| crate::stage::sync_state::DigestLookup::new(sc, v));
     let unchanged = |row: &crate::stage::reader::Row| {
         lookup.as_ref().is_none_or(|l| {
             let id = crate::stage::sync_state::id_key(&row[&m.id_field]);
@@ -227,7 +297,7 @@ pub fn verify_collection(
         })
     };
     let mut cmp = compare::compare_rows(milvus, sc, &picks, upsert_mode, &unchanged)?;
-    if let Some(v) = &synced {
+    if let Some(v) = synced {
         let limit = if opts.full { usize::MAX } else { opts.sample };
         let more = synced::compare_pass_rows(milvus, sc, v, limit)?;
         cmp.checked += more.checked;
@@ -235,37 +305,7 @@ pub fn verify_collection(
         cmp.chunks.extend(more.chunks);
         cmp.notes.extend(more.notes);
     }
-    notes.extend(cmp.notes);
-    if let Some(v) = &synced {
-        notes.push(format!(
-            "checked against the state {} sync pass(es) left ({} rows); {} picked staged rows that a sync replaced or deleted since the export were left out of the staged-row check (their current versions are checked among the rows the passes sent)",
-            v.passes,
-            synced_rows,
-            cmp.skipped
-        ));
-    }
-    let aside = entry.set_aside_points();
-    if staged + aside != entry.source_count_at_start {
-        problems.push("staged rows differ from the source count");
-    }
-    if aside > 0 {
-        notes.push(format!("{aside} points were set aside at export (a payload over 64 KiB or a value Milvus refuses; listed with the reason in the stage's set-aside-*.jsonl files) and are not in the target"));
-    }
-    let ok = problems.is_empty() && bad.is_empty() && cmp.mismatches.is_empty();
-    Ok(VerifyReport {
-        collection: entry.mapping.source.clone(),
-        target: m.target.clone(),
-        source_count_at_start: entry.source_count_at_start,
-        staged_rows: staged,
-        set_aside: aside,
-        target_count,
-        bad_chunks: bad,
-        sample_checked: cmp.checked,
-        sample_mismatches: cmp.mismatches,
-        chunks_with_differences: cmp.chunks,
-        notes,
-        ok,
-    })
+    Ok(cmp)
 }
 
 /// An id key as the target's primary key holds it (a number for Int64 keys).
