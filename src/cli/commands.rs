@@ -89,7 +89,7 @@ fn milvus_for_import(
     let key = t.zilliz_api_key.clone().or_else(|| token(t)).context(
         "the Zilliz Cloud control plane needs an API key: set ZILLIZ_API_KEY (or --token)",
     )?;
-    let api = Milvus::new(&t.zilliz_cloud_url, Some(key), None)?;
+    let api = crate::sink::zilliz::ControlPlane::new(&t.zilliz_cloud_url, key)?;
     if let Some(volume) = &t.zilliz_volume {
         let (storage, prefix) = crate::sink::zilliz::volume_storage(&api, volume)?;
         let m = m.with_cloud_import(CloudImport {

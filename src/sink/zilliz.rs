@@ -1,12 +1,50 @@
-//! Zilliz Cloud volumes: temporary upload credentials from `POST /v2/volumes/apply`, asked for
-//! again before they expire, and the volume's upload limits.
+//! Zilliz Cloud's control plane (`api.cloud.zilliz.com`): its client, and volumes —
+//! temporary upload credentials from `POST /v2/volumes/apply`, asked for again before they
+//! expire, and the volume's upload limits. Import jobs through it: [`crate::sink::milvus::jobs`].
 
 use crate::error::{Error, Result};
-use crate::sink::milvus::Milvus;
+use crate::sink::endpoint::{self, Endpoint};
 use crate::sink::object_store::{StorageConfig, UploadLimits};
 use crate::sink::temp_credentials::{CredentialSource, TempCredentials};
 use serde::Deserialize;
+use serde_json::Value;
 use std::sync::Arc;
+
+/// The Zilliz Cloud control plane: the project's import jobs and volumes, addressed by cluster
+/// id, authorised by a Zilliz Cloud API key (never printed). Not a Milvus endpoint: it holds
+/// no collections and answers none of their calls.
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    ep: Endpoint,
+}
+
+impl ControlPlane {
+    /// A client for `url` (`https://api.cloud.zilliz.com`) with `api_key`.
+    pub fn new(url: &str, api_key: String) -> Result<ControlPlane> {
+        Ok(ControlPlane {
+            ep: Endpoint::new(url, Some(api_key), None, endpoint::ZILLIZ_CONTROL)?,
+        })
+    }
+
+    /// POSTs `body` to `/v2/vectordb/{path}` (`jobs/import/describe`, `…/list`) and returns
+    /// `data`.
+    pub fn call(&self, path: &str, body: Value) -> Result<Value> {
+        self.ep
+            .post(&format!("/v2/vectordb/{path}"), body, true, None)
+    }
+
+    /// `jobs/import/create`: never sent again once it may have reached the server (the caller
+    /// reconciles through `jobs/import/list` instead).
+    pub fn create_import(&self, body: Value) -> Result<Value> {
+        self.ep
+            .post("/v2/vectordb/jobs/import/create", body, false, None)
+    }
+
+    /// `POST /v2/volumes/apply`.
+    fn apply_volume(&self, body: Value) -> Result<Value> {
+        self.ep.post("/v2/volumes/apply", body, true, None)
+    }
+}
 
 /// `data` of `/v2/volumes/apply` (pymilvus volume_file_manager.py reads the same keys).
 #[derive(Deserialize)]
@@ -44,12 +82,9 @@ struct Condition {
 }
 
 /// The request for upload credentials of `volume`.
-fn apply(api: &Milvus, volume: &str) -> Result<Applied> {
+fn apply(api: &ControlPlane, volume: &str) -> Result<Applied> {
     let d = api
-        .post(
-            "/v2/volumes/apply",
-            serde_json::json!({"volumeName": volume, "path": "q2z/"}),
-        )
+        .apply_volume(serde_json::json!({"volumeName": volume, "path": "q2z/"}))
         .map_err(|e| Error::Other(format!("asking Zilliz Cloud for upload credentials of volume '{volume}' failed: {e}. Does the volume exist in this project? Create it in the console or with POST /v2/volumes/create")))?;
     serde_json::from_value(d).map_err(|e| {
         Error::Other(format!(
@@ -97,7 +132,7 @@ fn temp_credentials(volume: &str, a: &Applied) -> Result<TempCredentials> {
 
 /// Fresh keys of one volume, from the control plane.
 struct VolumeKeys {
-    api: Milvus,
+    api: ControlPlane,
     volume: String,
 }
 
@@ -110,7 +145,7 @@ impl CredentialSource for VolumeKeys {
 /// Where files for a Zilliz volume go (bucket, key prefix, temporary keys renewed before they
 /// expire, the volume's limits), and the volume's key prefix that `dataPaths` are relative to.
 /// `api` is the control-plane client.
-pub fn volume_storage(api: &Milvus, volume: &str) -> Result<(StorageConfig, String)> {
+pub fn volume_storage(api: &ControlPlane, volume: &str) -> Result<(StorageConfig, String)> {
     let a = apply(api, volume)?;
     // pymilvus uploads to GCP volumes with the session token as an OAuth bearer (OAuthMinio),
     // not SigV4 keys.

@@ -3,11 +3,10 @@
 
 use super::{Milvus, as_u64};
 use crate::error::{Error, Result};
+use crate::sink::zilliz::ControlPlane;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-/// How long a job-creation request may take before the client gives up on it.
-pub const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Pages of Zilliz Cloud's job list read at most (100 jobs each).
 const MAX_LIST_PAGES: usize = 50;
 /// After this long from its sending, a job-creation request that left no job never will: a
@@ -22,7 +21,7 @@ const JOB_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1800)
 #[derive(Clone)]
 pub struct CloudImport {
     /// Control-plane client (its token is the Zilliz API key).
-    pub api: Milvus,
+    pub api: ControlPlane,
     /// Cluster id (`in01-…`).
     pub cluster_id: String,
     /// Prefix that turns an object key into the URL Zilliz reads (`s3://bucket/`); with a
@@ -207,17 +206,12 @@ impl Milvus {
                     // Nothing visible until q2z has checked the rows the job read (commit).
                     body["options"] = json!({"auto_commit": "false"});
                 }
-                self.post_keyed(
-                    "/v2/vectordb/jobs/import/create",
-                    body,
-                    false,
-                    key.as_deref(),
-                )?
+                self.post_create("/v2/vectordb/jobs/import/create", body, key.as_deref())?
             }
             Some(c) => {
                 let mut body = json!({
                     "clusterId": c.cluster_id, "collectionName": name,
-                    "dbName": self.db.clone().unwrap_or_default(), "partitionName": "",
+                    "dbName": self.ep.db().unwrap_or_default(), "partitionName": "",
                     "options": {},
                 });
                 if let Some(v) = &c.volume {
@@ -238,8 +232,7 @@ impl Milvus {
                     body["accessKey"] = json!(a);
                     body["secretKey"] = json!(s);
                 }
-                c.api
-                    .post_with("/v2/vectordb/jobs/import/create", body, false)?
+                c.api.create_import(body)?
             }
         })
     }

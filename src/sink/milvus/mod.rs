@@ -1,6 +1,5 @@
-//! Milvus REST v2 client (self-hosted Milvus ≥ 2.4 and Zilliz cluster endpoints).
-//! Errors arrive as HTTP 200 with a non-zero `code`; rate limits (8, 9, 1807, 10001), 408, 429
-//! and 5xx are retried by the one retry contract of [`crate::http::retry`].
+//! Milvus REST v2 client (self-hosted Milvus ≥ 2.4 and Zilliz cluster endpoints): collections,
+//! rows, counts, import jobs, schema; requests go through one [`Endpoint`].
 
 pub mod fit;
 pub mod jobs;
@@ -9,9 +8,7 @@ pub mod schema;
 pub mod version;
 
 use crate::error::{Error, Result};
-use crate::http::retry::{RetryLogic, RetryPolicy};
-use crate::http::{self, strip_credentials};
-use reqwest::blocking::Client;
+use crate::sink::endpoint::{self, Endpoint};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -21,15 +18,10 @@ use version::{Known, ServerKind, Target};
 
 pub use jobs::{CloudImport, ImportJob, JobFile, JobState, JobSummary};
 
-/// A Milvus endpoint. The token is sent as `Authorization: Bearer` and never printed.
+/// A Milvus endpoint (or a Zilliz Cloud cluster's). The token is never printed.
 #[derive(Clone)]
 pub struct Milvus {
-    base: String,
-    shown: String,
-    token: Option<String>,
-    db: Option<String>,
-    client: Client,
-    policy: RetryPolicy,
+    ep: Endpoint,
     cloud: Option<Box<CloudImport>>,
     /// `--milvus-version`, if given.
     given: Option<ServerKind>,
@@ -42,11 +34,10 @@ pub struct Milvus {
 impl std::fmt::Debug for Milvus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Milvus")
-            .field("url", &self.shown)
-            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("endpoint", &self.ep)
             .field(
                 "cloud_import",
-                &self.cloud.as_ref().map(|c| (&c.api.shown, &c.cluster_id)),
+                &self.cloud.as_ref().map(|c| (&c.api, &c.cluster_id)),
             )
             .finish()
     }
@@ -57,55 +48,11 @@ const WHAT: &str = "Milvus";
 /// Most reads of a count that must settle (one a second) on a server answering stale views.
 const STABLE_READS: usize = 10;
 
-/// Milvus codes worth retrying: rate limits and quota pressure.
-fn retryable_code(code: i64) -> bool {
-    matches!(code, 8 | 9 | 1807 | 10001)
-}
-
-/// The `code` of a Milvus answer body (0 when absent or not JSON).
-fn body_code(body: &[u8]) -> i64 {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(default)]
-        code: i64,
-    }
-    serde_json::from_slice::<Head>(body)
-        .map(|h| h.code)
-        .unwrap_or(0)
-}
-
-/// Milvus's retry classification: the usual statuses, plus HTTP 200 with a rate-limit code.
-struct MilvusRetry {
-    /// Whether a request that may have reached the server may be sent again.
-    idempotent: bool,
-}
-
-impl RetryLogic for MilvusRetry {
-    fn is_retriable_error(&self, detail: &str) -> bool {
-        // A refused connection never reached the server; a timeout or reset may have.
-        !http::is_tls(detail) && (self.idempotent || detail.starts_with("connection failed"))
-    }
-    fn should_retry_response(&self, status: u16, body: &[u8]) -> Option<String> {
-        let code = body_code(body);
-        if (200..300).contains(&status) && retryable_code(code) {
-            return Some(format!("Milvus is rate limiting (code {code})"));
-        }
-        let passing = status == 429 || (self.idempotent && http::retryable(status));
-        passing.then(|| format!("HTTP {status}"))
-    }
-}
-
 impl Milvus {
     /// A client for `url` (e.g. `http://localhost:19530`).
     pub fn new(url: &str, token: Option<String>, db: Option<String>) -> Result<Milvus> {
-        let base = url.trim_end_matches('/').to_string();
         Ok(Milvus {
-            shown: strip_credentials(&base),
-            base,
-            token,
-            db,
-            client: http::client(Duration::from_secs(120))?,
-            policy: RetryPolicy::default(),
+            ep: Endpoint::new(url, token, db, endpoint::MILVUS)?,
             cloud: None,
             given: None,
             target: Arc::new(OnceLock::new()),
@@ -129,7 +76,7 @@ impl Milvus {
                 kind,
                 known: Known::Given,
             },
-            None if version::is_zilliz_host(&self.base) => Target {
+            None if version::is_zilliz_host(self.ep.base()) => Target {
                 kind: ServerKind::Zilliz,
                 known: Known::Host,
             },
@@ -147,7 +94,7 @@ impl Milvus {
                 }
             }
         };
-        tracing::info!(target = %self.shown, "target server: {t}");
+        tracing::info!(target = %self.ep.shown(), "target server: {t}");
         Ok(*self.target.get_or_init(|| t))
     }
 
@@ -159,12 +106,12 @@ impl Milvus {
 
     /// The endpoint URL without credentials.
     pub fn url(&self) -> &str {
-        &self.shown
+        self.ep.shown()
     }
 
     /// The database the client works in (`default` when none was given).
     pub fn db(&self) -> &str {
-        self.db.as_deref().unwrap_or("default")
+        self.ep.db().unwrap_or("default")
     }
 
     /// POSTs `body` to `/v2/vectordb/{path}` and returns `data`.
@@ -172,99 +119,16 @@ impl Milvus {
         self.post(&format!("/v2/vectordb/{path}"), body)
     }
 
-    /// POSTs `body` to any path of this endpoint (e.g. `/v2/volumes/apply`) and returns `data`.
+    /// POSTs `body` to any path of this endpoint (e.g. `/v2/vectordb/indexes/create`) and
+    /// returns `data`.
     pub fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.post_with(path, body, true)
+        self.ep.post(path, body, true, None)
     }
 
-    /// POSTs; `idempotent` false: an attempt that may have reached the server is not repeated
-    /// (the caller reconciles instead).
-    fn post_with(&self, path: &str, body: Value, idempotent: bool) -> Result<Value> {
-        self.post_keyed(path, body, idempotent, None)
-    }
-
-    /// POSTs with an `Idempotency-Key` header when `key` is given.
-    fn post_keyed(
-        &self,
-        path: &str,
-        mut body: Value,
-        idempotent: bool,
-        key: Option<&str>,
-    ) -> Result<Value> {
-        if let (Some(db), Some(obj)) = (&self.db, body.as_object_mut()) {
-            obj.entry("dbName").or_insert_with(|| json!(db));
-        }
-        let url = format!("{}{path}", self.base);
-        let bytes = rest_json::to_vec(&body);
-        let make = || {
-            let mut rb = self
-                .client
-                .post(&url)
-                .header("Accept-Type-Allow-Int64", "true")
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes.clone());
-            if !idempotent {
-                // A request that may create something has a short life, so that after it the
-                // caller knows for sure whether the server acted on it (see CREATE_WINDOW).
-                rb = rb.timeout(jobs::CREATE_TIMEOUT);
-            }
-            if let Some(t) = &self.token {
-                rb = rb.bearer_auth(t);
-            }
-            if let Some(db) = &self.db {
-                rb = rb.header("DB-Name", db);
-            }
-            if let Some(k) = key {
-                rb = rb.header("Idempotency-Key", k);
-            }
-            rb
-        };
-        let logic = MilvusRetry { idempotent };
-        let (status, raw) = http::send(WHAT, &self.shown, &self.policy, &logic, &make)?;
-        if status == 401 || status == 403 {
-            return Err(Error::Auth {
-                what: WHAT,
-                url: self.shown.clone(),
-                status,
-                flag: "--token (user:password for Milvus, an API key for Zilliz) or MILVUS_TOKEN",
-            });
-        }
-        if status == 404 {
-            return Err(Error::Http { what: WHAT, call: path.into(), status, message: "no such route: the server is older than Milvus 2.4 (REST v2 is required) or the URL is not a Milvus endpoint".into() });
-        }
-        if !(200..300).contains(&status) {
-            return Err(Error::Http {
-                what: WHAT,
-                call: path.into(),
-                status,
-                message: raw.snippet(),
-            });
-        }
-        let v: Value = serde_json::from_slice(&raw.0).map_err(|e| Error::Protocol {
-            what: WHAT,
-            call: path.into(),
-            message: format!("not JSON ({e}): {}", raw.snippet()),
-        })?;
-        let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
-        if code == 0 || code == 200 {
-            return Ok(v.get("data").cloned().unwrap_or(Value::Null));
-        }
-        let mut message = v
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if code == 800 {
-            // merr.ErrDatabaseNotFound, from handler_v2.go checkDatabase.
-            message.push_str(
-                "; pass the database the collections belong in with --db, or create it first (POST /v2/vectordb/databases/create)",
-            );
-        }
-        Err(Error::Milvus {
-            call: path.into(),
-            code,
-            message,
-        })
+    /// POSTs a request that may create something: never repeated once it may have reached
+    /// the server (the caller reconciles instead); `key` is sent as `Idempotency-Key`.
+    fn post_create(&self, path: &str, body: Value, key: Option<&str>) -> Result<Value> {
+        self.ep.post(path, body, false, key)
     }
 
     /// Decodes a typed answer.
@@ -465,36 +329,5 @@ pub fn as_u64(v: Option<&Value>) -> Option<u64> {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn milvus_retries_rate_limits_in_200_answers_and_never_repeats_an_ambiguous_create() {
-        let read = MilvusRetry { idempotent: true };
-        let create = MilvusRetry { idempotent: false };
-        let limited = br#"{"code":8,"message":"rate limit exceeded"}"#;
-        assert!(read.should_retry_response(200, limited).is_some());
-        assert!(
-            create.should_retry_response(200, limited).is_some(),
-            "a refused request created nothing"
-        );
-        assert!(
-            read.should_retry_response(200, br#"{"code":1100,"message":"bad"}"#)
-                .is_none()
-        );
-        assert!(read.should_retry_response(503, b"").is_some());
-        assert!(
-            create.should_retry_response(503, b"").is_none(),
-            "a 503 may come after the job was made"
-        );
-        assert!(create.should_retry_response(429, b"").is_some());
-        assert!(read.is_retriable_error("timed out"));
-        assert!(!create.is_retriable_error("timed out"));
-        assert!(create.is_retriable_error("connection failed: Connection refused"));
-        assert!(!read.is_retriable_error("connection failed: invalid peer certificate"));
     }
 }
