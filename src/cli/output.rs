@@ -303,6 +303,39 @@ pub fn print_plan(p: &PlanView) {
         m.id_field,
         format!("{:?} (primary)", m.id_kind)
     );
+    print_vector_fields(m);
+    print_scalar_fields(m);
+    print_meta_field(m);
+    println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    for h in &m.hints {
+        println!("  suggestion: {h}");
+    }
+    for a in &p.qdrant_aliases {
+        println!(
+            "  Qdrant alias '{a}' → this collection: after the import, `q2z import --alias {a}` points a Milvus alias of that name at '{}'",
+            m.target
+        );
+    }
+    for s in &p.shards {
+        println!("  {s}");
+    }
+    for w in &p.warnings {
+        println!("  warning: {w}");
+    }
+    if let Some(t) = &p.target {
+        if t.notes.is_empty() {
+            println!("  target {}: meets every need of this mapping", t.server);
+        } else {
+            println!("  target {}:", t.server);
+            for n in &t.notes {
+                println!("    ! {n}");
+            }
+        }
+    }
+}
+
+/// The plan's vector fields: type with dim, the Qdrant vector, metric and index.
+fn print_vector_fields(m: &CollectionMapping) {
     for v in &m.vectors {
         let src = if v.source.is_empty() {
             "(unnamed vector)".to_string()
@@ -319,6 +352,10 @@ pub fn print_plan(p: &PlanView) {
             v.index_params
         );
     }
+}
+
+/// The plan's typed scalar fields (promoted payload keys, the shard key) and their indexes.
+fn print_scalar_fields(m: &CollectionMapping) {
     for f in &m.scalars {
         let ty = match (f.element_type, f.max_length) {
             (Some(e), _) => format!("Array<{}>", e.milvus_name()),
@@ -329,21 +366,21 @@ pub fn print_plan(p: &PlanView) {
             crate::transform::scalars::ScalarFrom::Payload => format!("payload key '{}'", f.key),
             crate::transform::scalars::ScalarFrom::ShardKey => "the point's shard key".into(),
         };
-        println!(
-            "  {:<24} {:<22} {from}{}{}",
-            f.field,
-            ty,
-            if f.nullable { ", nullable" } else { "" },
-            if f.partition_key {
-                ", partition key"
-            } else {
-                ""
-            }
-        );
+        let nullable = if f.nullable { ", nullable" } else { "" };
+        let pk = if f.partition_key {
+            ", partition key"
+        } else {
+            ""
+        };
+        println!("  {:<24} {:<22} {from}{nullable}{pk}", f.field, ty);
         if let Some(ix) = &f.index {
             println!("  {:<24} {:<22} {ix} index", "", "");
         }
     }
+}
+
+/// The dynamic field `$meta`: what it holds, its policies, its JSON-path indexes.
+fn print_meta_field(m: &CollectionMapping) {
     println!(
         "  {:<24} {:<22} payload{} (nulls {}; clashing keys get a trailing '_'; over 64 KiB: {})",
         "$meta",
@@ -370,32 +407,6 @@ pub fn print_plan(p: &PlanView) {
             ix.key,
             crate::transform::json_index::NEEDS
         );
-    }
-    println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
-    for h in &m.hints {
-        println!("  suggestion: {h}");
-    }
-    for a in &p.qdrant_aliases {
-        println!(
-            "  Qdrant alias '{a}' → this collection: after the import, `q2z import --alias {a}` points a Milvus alias of that name at '{}'",
-            m.target
-        );
-    }
-    for s in &p.shards {
-        println!("  {s}");
-    }
-    for w in &p.warnings {
-        println!("  warning: {w}");
-    }
-    if let Some(t) = &p.target {
-        if t.notes.is_empty() {
-            println!("  target {}: meets every need of this mapping", t.server);
-        } else {
-            println!("  target {}:", t.server);
-            for n in &t.notes {
-                println!("    ! {n}");
-            }
-        }
     }
 }
 

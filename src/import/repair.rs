@@ -8,6 +8,7 @@ use super::{ImportMode, ImportOptions, delete_chunk_rows, import};
 use crate::error::{Error, Result};
 use crate::sink::milvus::Milvus;
 use crate::stage::Stage;
+use crate::stage::ledger::CollectionLedger;
 use crate::verify::{VerifyOptions, VerifyReport, verify_imported};
 
 /// What repair did, per collection.
@@ -37,19 +38,7 @@ pub fn verify_and_repair(
             tracing::info!(collection = %name, "not imported into this target; skipped");
             continue;
         };
-        let busy: Vec<&String> = l
-            .chunks
-            .iter()
-            .filter(|(_, c)| c.in_flight())
-            .map(|(f, _)| f)
-            .collect();
-        if !busy.is_empty() {
-            return Err(Error::Other(format!(
-                "collection {name}: {} chunks are still held by import jobs ({}, …); finish them first by running the same q2z import again, then repair",
-                busy.len(),
-                busy[0]
-            )));
-        }
+        check_no_jobs(name, l)?;
         let mode = l.mode.unwrap_or_default();
         let r = verify_imported(milvus, sc, Some(l), verify)?;
         let files = r.chunks_to_repair();
@@ -85,14 +74,7 @@ pub fn verify_and_repair(
             reports.push(verify_imported(milvus, sc, Some(l), verify)?);
             continue;
         }
-        let mut book = LedgerBook::open(stage, milvus.url(), milvus.db(), name)?;
-        for f in &files {
-            let Some(c) = sc.chunk(f) else { continue };
-            delete_chunk_rows(milvus, sc, c)?;
-            book.get().chunk(f).resend();
-            book.save()?;
-            tracing::info!(chunk = %f, "repair: deleted the chunk's staged ids; sending it again");
-        }
+        resend_chunks(stage, milvus, sc, &files)?;
         repaired.push(Repaired {
             collection: name.clone(),
             chunks: files,
@@ -104,4 +86,40 @@ pub fn verify_and_repair(
         reports.extend(import(stage, milvus, &o)?);
     }
     Ok((reports, repaired))
+}
+
+/// Nothing is repaired while an import job still holds a chunk of the collection.
+fn check_no_jobs(name: &str, l: &CollectionLedger) -> Result<()> {
+    let busy: Vec<&String> = l
+        .chunks
+        .iter()
+        .filter(|(_, c)| c.in_flight())
+        .map(|(f, _)| f)
+        .collect();
+    match busy.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Other(format!(
+            "collection {name}: {} chunks are still held by import jobs ({first}, …); finish them first by running the same q2z import again, then repair",
+            busy.len()
+        ))),
+    }
+}
+
+/// Deletes each bad chunk's staged ids from the target and marks it to be sent again in the
+/// ledger (the import that follows sends it).
+fn resend_chunks(
+    stage: &Stage,
+    milvus: &Milvus,
+    sc: crate::stage::StagedCollection,
+    files: &[String],
+) -> Result<()> {
+    let mut book = LedgerBook::open(stage, milvus.url(), milvus.db(), sc.name)?;
+    for f in files {
+        let Some(c) = sc.chunk(f) else { continue };
+        delete_chunk_rows(milvus, sc, c)?;
+        book.get().chunk(f).resend();
+        book.save()?;
+        tracing::info!(chunk = %f, "repair: deleted the chunk's staged ids; sending it again");
+    }
+    Ok(())
 }

@@ -12,9 +12,11 @@ use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
 use crate::stage::StagedCollection;
 use crate::stage::layout::sync_repair_file;
 use crate::stage::ledger::ImportMode;
+use crate::stage::manifest::Range;
 use crate::stage::reader::Row;
-use crate::stage::sync_state::{PassState, current_rows, ids_ever, range_label};
+use crate::stage::sync_state::{PassState, base_digests, current_rows, ids_ever, range_label};
 use crate::sync::bulk::{BulkDelta, DeltaFile, DeltaImport};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The ranges holding the bad chunks and bad sync ranges a verification named.
@@ -44,7 +46,6 @@ pub fn repair_ranges(
     mode: ImportMode,
     opts: &ImportOptions,
 ) -> Result<()> {
-    let m = &sc.entry.mapping;
     let bulk = match (mode, &opts.storage) {
         (ImportMode::Bulk, Some(storage)) => Some(BulkDelta {
             storage: storage.clone(),
@@ -62,60 +63,9 @@ pub fn repair_ranges(
     };
     for range in sc.entry.ranges.iter().filter(|r| ranges.contains(&r.index)) {
         crate::interrupt::check()?;
-        let ids: Vec<serde_json::Value> = ids_ever(sc, pass, range.index)?
-            .iter()
-            .map(|k| crate::verify::typed_id(m.id_kind, k))
-            .collect();
-        let wanted = crate::stage::sync_state::base_digests(sc, Some(pass), range)?;
         match &bulk {
-            Some(b) => {
-                let rel = sync_repair_file(sc.name, pass.passes, range.index);
-                let di = DeltaImport {
-                    stage: sc.stage(),
-                    milvus,
-                    bulk: b,
-                    target: &m.target,
-                    collection: sc.name,
-                    range: range.index,
-                    rel: rel.clone(),
-                };
-                di.settle_earlier()?;
-                let mut file = DeltaFile::new(sc.stage(), rel, m);
-                current_rows(sc, pass, range, &wanted, true, |batch, _, keep, _| {
-                    file.write(batch, keep)
-                })?;
-                let written = file.finish()?;
-                delete(milvus, sc, &ids)?;
-                if let Some(w) = written {
-                    di.run(&w, &m.id_field, 500)?;
-                }
-            }
-            None => {
-                delete(milvus, sc, &ids)?;
-                let mut rows: Vec<Row> = Vec::new();
-                current_rows(sc, pass, range, &wanted, true, |_, batch_rows, keep, _| {
-                    for (row, k) in batch_rows.into_iter().zip(keep) {
-                        if !k {
-                            continue;
-                        }
-                        if let Some(why) = rest_refusal(&row, m) {
-                            return Err(Error::Other(format!(
-                                "collection {}: {why}; repair sends an upsert-imported collection over REST. Drop the target and import the stage with --mode bulk, then sync",
-                                sc.name
-                            )));
-                        }
-                        rows.push(rest_row(row, m));
-                    }
-                    if rows.len() >= 500 {
-                        milvus.upsert(&m.target, &rows)?;
-                        rows.clear();
-                    }
-                    Ok(())
-                })?;
-                if !rows.is_empty() {
-                    milvus.upsert(&m.target, &rows)?;
-                }
-            }
+            Some(b) => resend_bulk(milvus, sc, pass, range, b)?,
+            None => resend_upserts(milvus, sc, pass, range)?,
         }
         tracing::info!(
             collection = sc.name,
@@ -126,7 +76,86 @@ pub fn repair_ranges(
     Ok(())
 }
 
-fn delete(milvus: &Milvus, sc: StagedCollection, ids: &[serde_json::Value]) -> Result<()> {
+/// Every id the range ever held through q2z, as the target's keys.
+fn ids_ever_typed(sc: StagedCollection, pass: &PassState, range: &Range) -> Result<Vec<Value>> {
+    let kind = sc.entry.mapping.id_kind;
+    Ok(ids_ever(sc, pass, range.index)?
+        .iter()
+        .map(|k| crate::verify::typed_id(kind, k))
+        .collect())
+}
+
+/// A bulk-imported range: its current rows written to a repair file, every id it ever held
+/// deleted, then the file imported as one job.
+fn resend_bulk(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    pass: &PassState,
+    range: &Range,
+    bulk: &BulkDelta,
+) -> Result<()> {
+    let m = &sc.entry.mapping;
+    let wanted = base_digests(sc, Some(pass), range)?;
+    let rel = sync_repair_file(sc.name, pass.passes, range.index);
+    let di = DeltaImport {
+        stage: sc.stage(),
+        milvus,
+        bulk,
+        target: &m.target,
+        collection: sc.name,
+        range: range.index,
+        rel: rel.clone(),
+    };
+    di.settle_earlier()?;
+    let mut file = DeltaFile::new(sc.stage(), rel, m);
+    current_rows(sc, pass, range, &wanted, true, |batch, _, keep, _| {
+        file.write(batch, keep)
+    })?;
+    let written = file.finish()?;
+    delete(milvus, sc, &ids_ever_typed(sc, pass, range)?)?;
+    if let Some(w) = written {
+        di.run(&w, &m.id_field, 500)?;
+    }
+    Ok(())
+}
+
+/// An upsert-imported range: every id it ever held deleted, then its current rows upserted.
+fn resend_upserts(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    pass: &PassState,
+    range: &Range,
+) -> Result<()> {
+    let m = &sc.entry.mapping;
+    let wanted = base_digests(sc, Some(pass), range)?;
+    delete(milvus, sc, &ids_ever_typed(sc, pass, range)?)?;
+    let mut rows: Vec<Row> = Vec::new();
+    current_rows(sc, pass, range, &wanted, true, |_, batch_rows, keep, _| {
+        for (row, k) in batch_rows.into_iter().zip(keep) {
+            if !k {
+                continue;
+            }
+            if let Some(why) = rest_refusal(&row, m) {
+                return Err(Error::Other(format!(
+                    "collection {}: {why}; repair sends an upsert-imported collection over REST. Drop the target and import the stage with --mode bulk, then sync",
+                    sc.name
+                )));
+            }
+            rows.push(rest_row(row, m));
+        }
+        if rows.len() >= 500 {
+            milvus.upsert(&m.target, &rows)?;
+            rows.clear();
+        }
+        Ok(())
+    })?;
+    if !rows.is_empty() {
+        milvus.upsert(&m.target, &rows)?;
+    }
+    Ok(())
+}
+
+fn delete(milvus: &Milvus, sc: StagedCollection, ids: &[Value]) -> Result<()> {
     let m = &sc.entry.mapping;
     for f in crate::verify::id_filters(&m.id_field, ids) {
         milvus.delete(&m.target, &f)?;

@@ -281,6 +281,54 @@ fn chunks(s: &mut String, c: &CollectionReport) {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    chunk_charts(s, c);
+    chunks_not_imported(s, c);
+    chunk_target(s, c);
+}
+
+/// Chunks not (yet) in the target, one by one (imported ones are only counted).
+fn chunks_not_imported(s: &mut String, c: &CollectionReport) {
+    let listed: Vec<&ChunkView> = c.chunks.iter().filter(|x| x.state != "imported").collect();
+    if listed.is_empty() {
+        return;
+    }
+    let more = listed.len().saturating_sub(CHUNK_ROWS);
+    s.push_str("<details open><summary>Chunks not in the target</summary>");
+    head(
+        s,
+        &[
+            "File",
+            "Range",
+            "Rows",
+            "Bytes",
+            "State",
+            "Job",
+            "Last error",
+        ],
+    );
+    for ch in listed.into_iter().take(CHUNK_ROWS) {
+        row(
+            s,
+            &[
+                format!("<td><code>{}</code></td>", text(&ch.file)),
+                tdn(ch.range),
+                tdn(ch.rows),
+                tdn(ch.bytes),
+                td(&ch.state),
+                td(ch.job.as_deref().unwrap_or("")),
+                td(ch.last_error.as_deref().unwrap_or("")),
+            ],
+        );
+    }
+    s.push_str("</table>");
+    if more > 0 {
+        let _ = write!(s, "<p class=\"meta\">and {more} more (all in the JSON)</p>");
+    }
+    s.push_str("</details>");
+}
+
+/// Chunk sizes, rows staged and imported over time, and the rates between first and last.
+fn chunk_charts(s: &mut String, c: &CollectionReport) {
     s.push_str(r#"<div class="charts">"#);
     if c.chunks.len() > 1 {
         let rows: Vec<f64> = c.chunks.iter().map(|x| x.rows as f64).collect();
@@ -319,45 +367,6 @@ fn chunks(s: &mut String, c: &CollectionReport) {
             );
         }
     }
-    // Chunks not (yet) in the target, one by one; imported ones are counted above.
-    let listed: Vec<&ChunkView> = c.chunks.iter().filter(|x| x.state != "imported").collect();
-    if listed.is_empty() {
-        return chunk_target(s, c);
-    }
-    let more = listed.len().saturating_sub(CHUNK_ROWS);
-    s.push_str("<details open><summary>Chunks not in the target</summary>");
-    head(
-        s,
-        &[
-            "File",
-            "Range",
-            "Rows",
-            "Bytes",
-            "State",
-            "Job",
-            "Last error",
-        ],
-    );
-    for ch in listed.into_iter().take(CHUNK_ROWS) {
-        row(
-            s,
-            &[
-                format!("<td><code>{}</code></td>", text(&ch.file)),
-                tdn(ch.range),
-                tdn(ch.rows),
-                tdn(ch.bytes),
-                td(&ch.state),
-                td(ch.job.as_deref().unwrap_or("")),
-                td(ch.last_error.as_deref().unwrap_or("")),
-            ],
-        );
-    }
-    s.push_str("</table>");
-    if more > 0 {
-        let _ = write!(s, "<p class=\"meta\">and {more} more (all in the JSON)</p>");
-    }
-    s.push_str("</details>");
-    chunk_target(s, c);
 }
 
 fn chunk_target(s: &mut String, c: &CollectionReport) {

@@ -149,9 +149,16 @@ fn open_parts(dirs: &[PathBuf], into: &Path) -> Result<Vec<PartStage>> {
             manifest,
         });
     }
+    check_one_plan(&parts)?;
+    parts.sort_by_key(|p| p.part.index);
+    Ok(parts)
+}
+
+/// The parts are of one split and one source, each given once, none missing.
+fn check_one_plan(parts: &[PartStage]) -> Result<()> {
     let first = &parts[0];
     let mut seen: BTreeMap<usize, &Path> = BTreeMap::new();
-    for p in &parts {
+    for p in parts {
         if p.part.of != first.part.of {
             return Err(stage_err(
                 p.stage.dir(),
@@ -196,8 +203,7 @@ fn open_parts(dirs: &[PathBuf], into: &Path) -> Result<Vec<PartStage>> {
             ),
         ));
     }
-    parts.sort_by_key(|p| p.part.index);
-    Ok(parts)
+    Ok(())
 }
 
 /// A staged file of a part and its name in the merged stage.

@@ -176,6 +176,42 @@ impl SnapshotCollection {
         self.scroll_where(offset, limit, with_data, None)
     }
 
+    /// Up to `share` points of shard `i` from `offset`, its shard key set on each.
+    fn scroll_shard(
+        &self,
+        i: usize,
+        s: &EdgeShard,
+        offset: Option<&PointId>,
+        share: usize,
+        with_data: bool,
+        filter: Option<&qdrant_edge::Filter>,
+    ) -> Result<Vec<Point>> {
+        let mut req = ScrollRequestBuilder::new()
+            .limit(share)
+            .with_payload(WithPayloadInterface::Bool(with_data))
+            .with_vector(WithVector::Bool(with_data));
+        if let Some(o) = offset {
+            req = req.offset(to_edge_id(o)?);
+        }
+        if let Some(f) = filter {
+            req = req.filter(f.clone());
+        }
+        let (records, _) = s
+            .scroll(req.build())
+            .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
+        let key = self.shard_keys.get(i).cloned().flatten();
+        let points = records
+            .into_iter()
+            .map(|r| Point {
+                shard_key: key.clone(),
+                ..record_to_point(r)
+            })
+            .collect();
+        // Id-only pages too: disk-resident id mappings are read through the same maps.
+        release_under(self.work.path(), RELEASE_EVERY);
+        Ok(points)
+    }
+
     /// [`Self::scroll`] of the points that match `filter` (a Qdrant filter, REST JSON).
     pub fn scroll_where(
         &self,
@@ -199,31 +235,8 @@ impl SnapshotCollection {
         } else {
             limit + 1
         };
-        let per_shard = |(i, s): (usize, &EdgeShard)| -> Result<Vec<Point>> {
-            let mut req = ScrollRequestBuilder::new()
-                .limit(share)
-                .with_payload(WithPayloadInterface::Bool(with_data))
-                .with_vector(WithVector::Bool(with_data));
-            if let Some(o) = offset {
-                req = req.offset(to_edge_id(o)?);
-            }
-            if let Some(f) = &filter {
-                req = req.filter(f.clone());
-            }
-            let (records, _) = s
-                .scroll(req.build())
-                .map_err(|e| snap_err(&self.file, format!("scroll failed: {e}")))?;
-            let key = self.shard_keys.get(i).cloned().flatten();
-            let points = records
-                .into_iter()
-                .map(|r| Point {
-                    shard_key: key.clone(),
-                    ..record_to_point(r)
-                })
-                .collect();
-            // Id-only pages too: disk-resident id mappings are read through the same maps.
-            release_under(self.work.path(), RELEASE_EVERY);
-            Ok(points)
+        let per_shard = |(i, s): (usize, &EdgeShard)| {
+            self.scroll_shard(i, s, offset, share, with_data, filter.as_ref())
         };
         let mut all: Vec<Point> = if n > 1 {
             use rayon::prelude::*;

@@ -129,34 +129,8 @@ pub fn open_snapshots(
         secs = %format!("{:.2}", t0.elapsed().as_secs_f32()),
         "snapshots loaded"
     );
-    let config_json = layouts
-        .iter()
-        .find_map(|l| match l {
-            Layout::Collection { config, .. } => Some(config.clone()),
-            Layout::Shard => None,
-        })
-        .unwrap_or_else(|| edge_config_to_qdrant(&shards[0].config()));
-    let mut config = parse_collection_config(name, &config_json)?;
-    // The payload indexes, as a live server's `payload_schema` shows them.
-    for s in &shards {
-        let info = s
-            .info()
-            .map_err(|e| snap_err(&inputs[0].path, format!("shard info: {e}")))?;
-        for (k, v) in info.payload_schema {
-            let v = serde_json::to_value(v).unwrap_or(Value::Null);
-            crate::source::config::add_payload_index(&mut config, &k.to_string(), &v);
-        }
-    }
-    let keys: BTreeMap<u32, Value> = layouts
-        .iter()
-        .filter_map(|l| match l {
-            Layout::Collection { shards, .. } => Some(shards),
-            Layout::Shard => None,
-        })
-        .flatten()
-        .filter_map(|(id, d)| d.shard_key.clone().map(|k| (*id, k)))
-        .collect();
-    let shard_keys = dirs.iter().map(|u| keys.get(&u.shard).cloned()).collect();
+    let (config_json, config) = collection_config(name, inputs, &layouts, &shards)?;
+    let shard_keys = shard_keys(&layouts, &dirs);
     let shard_origins = dirs
         .iter()
         .map(|u| format!("shard {} ← {}", u.shard, inputs[u.file].path.display()))
@@ -174,6 +148,49 @@ pub fn open_snapshots(
         file: inputs[0].path.clone(),
         work,
     })
+}
+
+/// The collection's config (the snapshot's own, or rebuilt from a shard's) with the payload
+/// indexes of every shard, as a live server's `payload_schema` shows them.
+fn collection_config(
+    name: &str,
+    inputs: &[SnapshotInput],
+    layouts: &[Layout],
+    shards: &[EdgeShard],
+) -> Result<(Value, CollectionConfig)> {
+    let config_json = layouts
+        .iter()
+        .find_map(|l| match l {
+            Layout::Collection { config, .. } => Some(config.clone()),
+            Layout::Shard => None,
+        })
+        .unwrap_or_else(|| edge_config_to_qdrant(&shards[0].config()));
+    let mut config = parse_collection_config(name, &config_json)?;
+    for s in shards {
+        let info = s
+            .info()
+            .map_err(|e| snap_err(&inputs[0].path, format!("shard info: {e}")))?;
+        for (k, v) in info.payload_schema {
+            let v = serde_json::to_value(v).unwrap_or(Value::Null);
+            crate::source::config::add_payload_index(&mut config, &k.to_string(), &v);
+        }
+    }
+    Ok((config_json, config))
+}
+
+/// The shard key of each unpacked shard (custom sharding), from the collection snapshots'
+/// shard directories.
+fn shard_keys(layouts: &[Layout], dirs: &[Unpacked]) -> Vec<Option<Value>> {
+    let keys: BTreeMap<u32, Value> = layouts
+        .iter()
+        .filter_map(|l| match l {
+            Layout::Collection { shards, .. } => Some(shards),
+            Layout::Shard => None,
+        })
+        .flatten()
+        .filter_map(|(id, d)| d.shard_key.clone().map(|k| (*id, k)))
+        .collect();
+    dirs.iter().map(|u| keys.get(&u.shard).cloned()).collect()
 }
 
 /// A chosen shard's unpacked directory.
