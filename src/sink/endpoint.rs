@@ -229,6 +229,31 @@ fn answer_data(path: &str, v: Value) -> Result<Value> {
     })
 }
 
+/// A local HTTP server for unit tests: each request (one per connection) is answered with
+/// `answer(path)`'s status and JSON body. Returns its URL.
+#[cfg(test)]
+pub(crate) fn serve(answer: impl Fn(&str) -> (u16, String) + Send + 'static) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 65536];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            let (status, body) = answer(&path);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,22 +286,7 @@ mod tests {
 
     /// A server that answers every request with `status` and `body`, on a local port.
     fn answering(status: u16, body: &'static str) -> String {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { return };
-                use std::io::{Read, Write};
-                let mut buf = [0u8; 65536];
-                let _ = s.read(&mut buf);
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        url
+        serve(move |_| (status, body.to_string()))
     }
 
     #[test]

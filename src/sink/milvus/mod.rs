@@ -266,15 +266,19 @@ impl Milvus {
         if !self.reads_may_be_stale(name)? {
             return Ok(last);
         }
-        for _ in 0..STABLE_READS {
-            std::thread::sleep(Duration::from_secs(1));
-            let now = self.count_once(name, filter)?;
-            if now == last {
-                return Ok(now);
+        let limit = Duration::from_secs(STABLE_READS as u64);
+        // The first look waits: a read a second after the last one.
+        let mut first = true;
+        let settled = crate::wait::until(Duration::from_secs(1), limit, || {
+            if std::mem::take(&mut first) {
+                return Ok(None);
             }
+            let now = self.count_once(name, filter)?;
+            let agreed = now == last;
             last = now;
-        }
-        Err(Error::Other(format!(
+            Ok(agreed.then_some(now))
+        })?;
+        settled.ok_or_else(|| Error::Other(format!(
             "collection {name}: its row count kept changing over {STABLE_READS} s (the server answers queries at the collection's consistency level, not Strong); let writes to it settle, then run the same command again"
         )))
     }
@@ -329,5 +333,42 @@ pub fn as_u64(v: Option<&Value>) -> Option<u64> {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_count_on_a_server_ignoring_strong_reads_is_read_until_two_reads_agree() {
+        let counts = [5u64, 7, 7, 9];
+        let reads = Arc::new(AtomicUsize::new(0));
+        let seen = reads.clone();
+        let url = crate::sink::endpoint::serve(move |path| {
+            let body = if path.ends_with("collections/describe") {
+                json!({"code": 0, "data": {"consistencyLevel": "Bounded"}})
+            } else {
+                let n = counts[seen.fetch_add(1, Ordering::SeqCst).min(3)];
+                json!({"code": 0, "data": [{"count(*)": n}]})
+            };
+            (200, body.to_string())
+        });
+        let before = version::Release(2, 4, 9);
+        let m = Milvus::new(&url, None, None)
+            .unwrap()
+            .with_version(Some(ServerKind::Milvus(before)));
+        let t = std::time::Instant::now();
+        assert_eq!(
+            m.count("c", "").unwrap(),
+            7,
+            "the count two reads agreed on"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        assert!(
+            t.elapsed() >= Duration::from_secs(2),
+            "a second between reads"
+        );
     }
 }
