@@ -73,6 +73,10 @@ for l in sys.stdin:
   # the lines side by side (each has its own stand-in).
   # shellcheck disable=SC1091
   . .cache/run/env
+  # The release rules, the REST values, and the commands that change the target after an
+  # import (sync, cut-over, repair after a sync) on every line; the rest on the main stand-in
+  # (benches/profiles.sh runs every target suite against one line).
+  profile_suites="milvus_profiles|rest_values|sync|cutover|repair"
   for v in $Q2Z_MILVUS_PROFILES; do
     var="Q2Z_MILVUS_URL_${v//./_}"
     (
@@ -81,7 +85,7 @@ for l in sys.stdin:
       url="${!var}"
       ok=0
       # The env file sets the main stand-in's URL: this line's is set after it.
-      run_exes <(cat .cache/run/env; echo "export Q2Z_MILVUS_URL=$url") "@(milvus_profiles|rest_values)" || ok=1
+      run_exes <(cat .cache/run/env; echo "export Q2Z_MILVUS_URL=$url") "@($profile_suites)" || ok=1
       echo "$ok" >"$log.$v.rc"
     ) >"$log.$v" 2>&1 &
   done

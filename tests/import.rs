@@ -346,9 +346,21 @@ fn migrate_uploads_chunks_while_the_export_is_still_running() {
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().to_str().unwrap();
     qdrant_faults(json!({"slow_ms_by_collection": {"gen_mixed_ids": 150}}));
+    // A prefix of its own: the bucket outlives a run, and a file already there (by size and
+    // SHA-256) is not sent again, so a rerun against the same stand-ins would upload nothing.
+    let prefix = format!(
+        "q2z-early-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
     let out = Command::new(q2z_bin())
         .args([
             "migrate",
+            "--s3-prefix",
+            &prefix,
             "--qdrant-url",
             &standin("Q2Z_QDRANT_URL"),
             "-c",
