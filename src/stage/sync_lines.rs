@@ -8,7 +8,7 @@ use super::manifest::stage_err;
 use crate::error::{Error, Result};
 use crate::model::PointId;
 use sha2::Digest;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -210,6 +210,26 @@ impl DigestStream {
         }
     }
 
+    /// Reads on through the entries at or before `hi`, putting into `into` the ids of those at
+    /// or after `lo` (the ones before are passed over); the first entry after `hi` stays next.
+    pub fn take_through(
+        &mut self,
+        lo: Option<&PointId>,
+        hi: &PointId,
+        into: &mut HashSet<String>,
+    ) -> Result<()> {
+        while let Some(e) = self.next_entry()? {
+            if &e.0 > hi {
+                self.back.push_front(e);
+                break;
+            }
+            if lo.is_none_or(|l| &e.0 >= l) {
+                into.insert(e.1);
+            }
+        }
+        Ok(())
+    }
+
     /// Counts the entries left.
     pub fn count(mut self) -> Result<u64> {
         let mut n = 0;
@@ -224,7 +244,29 @@ impl DigestStream {
 mod tests {
     use super::DigestStream;
     use crate::model::PointId;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn take_through_reads_up_to_its_bound_and_keeps_only_ids_from_the_window_start() {
+        let f = file(&[
+            "1\t0000000000000001",
+            "3\t0000000000000003",
+            "5\t0000000000000005",
+            "7\t0000000000000007",
+        ]);
+        let mut s = DigestStream::open(f.path(), "t", f.path().parent().unwrap()).unwrap();
+        let mut ids = HashSet::new();
+        let (lo, hi) = (PointId::Num(2), PointId::Num(5));
+        s.take_through(Some(&lo), &hi, &mut ids).unwrap();
+        let mut got: Vec<_> = ids.iter().cloned().collect();
+        got.sort();
+        assert_eq!(got, ["3", "5"], "1 is before the window, 7 after its bound");
+        ids.clear();
+        s.take_through(None, &PointId::Num(6), &mut ids).unwrap();
+        assert!(ids.is_empty(), "7 stays next: {ids:?}");
+        s.take_through(None, &PointId::Num(9), &mut ids).unwrap();
+        assert_eq!(ids, HashSet::from(["7".to_string()]));
+    }
 
     fn file(lines: &[&str]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -370,8 +370,21 @@ pub fn base_stream(
         .prefix(".sync-base-")
         .tempfile_in(stage.dir())
         .map_err(|e| Error::io(stage.dir(), e))?;
+    write_staged_digests(sc, r, tmp.as_file(), tmp.path())?;
     let path = tmp.path().to_path_buf();
-    let mut out = std::io::BufWriter::new(tmp.as_file());
+    let name = format!("{}/range-{:04} (staged rows)", sc.name, r.index);
+    let stream = DigestStream::open(&path, &name, stage.dir())?;
+    Ok((stream, Some(tmp.into_temp_path())))
+}
+
+/// Writes the digests of range `r`'s staged rows, in the chunks' (id) order, to `file`.
+fn write_staged_digests(
+    sc: StagedCollection,
+    r: &Range,
+    file: &std::fs::File,
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut out = std::io::BufWriter::new(file);
     let id_field = &sc.entry.mapping.id_field;
     for c in sc.chunks().iter().filter(|c| c.range == r.index) {
         sc.for_each_batch(c, 4096, |rows| {
@@ -381,16 +394,83 @@ pub fn base_stream(
                     "{}",
                     digest_line(&id_key(&row[id_field]), digest(&row))
                 )
-                .map_err(|e| Error::io(&path, e))?;
+                .map_err(|e| Error::io(path, e))?;
             }
             Ok(())
         })?;
     }
-    out.flush().map_err(|e| Error::io(&path, e))?;
-    drop(out);
-    let name = format!("{}/range-{:04} (staged rows)", sc.name, r.index);
-    let stream = DigestStream::open(&path, &name, stage.dir())?;
-    Ok((stream, Some(tmp.into_temp_path())))
+    out.flush().map_err(|e| Error::io(path, e))
+}
+
+/// What the target held of every range when a sync run began: each range's digests kept in a
+/// private copy of the stage's working directory (a hard link where the file system allows,
+/// else a copy; staged rows' digests written there), so that a stream can be opened on any
+/// range at any time while the pass supersedes and removes the originals. Removed on drop.
+pub struct HeldDigests {
+    dir: tempfile::TempDir,
+    names: HashMap<usize, String>,
+    stage_dir: std::path::PathBuf,
+}
+
+impl HeldDigests {
+    /// Holds every range's digests as `pass` records them (the staged rows' where it has none).
+    pub fn take(sc: StagedCollection, pass: Option<&PassState>) -> Result<HeldDigests> {
+        let stage = sc.stage();
+        // Left by a run that was killed: this run holds the stage's lock, so none is in use.
+        for e in std::fs::read_dir(stage.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(".sync-owners-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(".sync-owners-")
+            .tempdir_in(stage.dir())
+            .map_err(|e| Error::io(stage.dir(), e))?;
+        let mut names = HashMap::new();
+        for r in &sc.entry.ranges {
+            let held = Self::path_in(dir.path(), r.index);
+            match pass.and_then(|p| p.digests.get(&r.index)) {
+                Some(f) => {
+                    let path = stage.sync_file(f)?;
+                    if std::fs::hard_link(&path, &held).is_err() {
+                        std::fs::copy(&path, &held).map_err(|e| Error::io(&held, e))?;
+                    }
+                    names.insert(r.index, f.file.clone());
+                }
+                None => {
+                    let file = std::fs::File::create(&held).map_err(|e| Error::io(&held, e))?;
+                    write_staged_digests(sc, r, &file, &held)?;
+                    names.insert(
+                        r.index,
+                        format!("{}/range-{:04} (staged rows)", sc.name, r.index),
+                    );
+                }
+            }
+        }
+        Ok(HeldDigests {
+            dir,
+            names,
+            stage_dir: stage.dir().to_path_buf(),
+        })
+    }
+
+    fn path_in(dir: &std::path::Path, range: usize) -> std::path::PathBuf {
+        dir.join(format!("range-{range:04}.digests"))
+    }
+
+    /// A stream over what range `range` held, in id order.
+    pub fn stream(&self, range: usize) -> Result<DigestStream> {
+        let name = self.names.get(&range).map_or("digests", String::as_str);
+        DigestStream::open(
+            &Self::path_in(self.dir.path(), range),
+            name,
+            &self.stage_dir,
+        )
+    }
 }
 
 /// Every id a range ever held in the target through q2z: its staged rows, every row a pass

@@ -16,7 +16,7 @@ use crate::stage::manifest::Range;
 use crate::stage::reader::{Row, rows_of};
 use crate::stage::sync_lines::{DigestStream, SyncLines, digest_line};
 use crate::stage::sync_state::{
-    DeltaRecord, FileRef, PassState, base_digests, base_stream, digest, id_key,
+    DeltaRecord, FileRef, HeldDigests, PassState, base_stream, digest, id_key,
 };
 use crate::stage::{Stage, StagedCollection};
 use crate::transform::batch::{arrow_schema, to_batch};
@@ -44,41 +44,78 @@ pub struct CollectionSync<'a> {
     pub owners: Option<std::sync::Arc<Owners>>,
 }
 
-/// For overlapping ranges: the range that staged (or last synced) each id; an id none holds
-/// yet belongs to the first range, by index, whose bounds hold it.
+/// For overlapping ranges (a stage merged from parts split by shards): an id belongs to the
+/// range whose digests hold it (the range that staged or last synced it); an id none holds yet
+/// to the first range, by index, whose bounds hold it. Read a window at a time from every
+/// range's digests (held as the run began), so memory stays that of a window whatever the
+/// collection's size.
 pub struct Owners {
-    by_id: HashMap<String, usize>,
+    held: HeldDigests,
     ranges: Vec<Range>,
 }
 
 impl Owners {
     /// `None` when the ranges are disjoint (every plan of a single export, or parts split by
-    /// ranges); else every id of every range, from the digests of what the target holds.
+    /// ranges); else every range's digests of what the target holds, held for the run.
     pub fn of(sc: StagedCollection, pass: Option<&PassState>) -> Result<Option<Owners>> {
         if sc.entry.ranges_disjoint() {
             return Ok(None);
         }
-        let mut by_id = HashMap::new();
-        for r in &sc.entry.ranges {
-            for id in base_digests(sc, pass, r)?.into_keys() {
-                by_id.insert(id, r.index);
-            }
-        }
         let mut ranges = sc.entry.ranges.clone();
         ranges.sort_by_key(|r| r.index);
-        Ok(Some(Owners { by_id, ranges }))
+        Ok(Some(Owners {
+            held: HeldDigests::take(sc, pass)?,
+            ranges,
+        }))
     }
 
-    fn owner(&self, id: &PointId) -> Option<usize> {
-        if let Some(i) = self.by_id.get(&id.to_key_string()) {
-            return Some(*i);
-        }
+    /// The first range, by index, whose bounds hold `id`.
+    fn first_holder(&self, id: &PointId) -> Option<usize> {
         self.ranges
             .iter()
             .find(|r| {
                 r.start.as_ref().is_none_or(|s| s <= id) && r.end.as_ref().is_none_or(|e| id < e)
             })
             .map(|r| r.index)
+    }
+
+    /// The other ranges' digests, to be read alongside range `range`'s windows.
+    fn others_of(&self, range: usize) -> Result<OtherRanges> {
+        let streams = self
+            .ranges
+            .iter()
+            .filter(|r| r.index != range)
+            .map(|r| self.held.stream(r.index))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(OtherRanges {
+            streams,
+            ids: HashSet::new(),
+            lo: None,
+        })
+    }
+}
+
+/// The ids the other ranges hold within the window being read (overlapping ranges only).
+struct OtherRanges {
+    streams: Vec<DigestStream>,
+    /// Their ids from the window's start up to the last id covered.
+    ids: HashSet<String>,
+    lo: Option<PointId>,
+}
+
+impl OtherRanges {
+    /// A new window from `start`: the last one's ids are dropped.
+    fn begin(&mut self, start: Option<PointId>) {
+        self.ids.clear();
+        self.lo = start;
+    }
+
+    /// Reads the other ranges' ids up to `hi` (pages come in id order).
+    fn cover(&mut self, hi: &PointId) -> Result<()> {
+        for s in &mut self.streams {
+            s.take_through(self.lo.as_ref(), hi, &mut self.ids)?;
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +153,8 @@ struct Delta<'a> {
 /// taken out as ids are seen) and what it will hold (`now`).
 struct Diff<'a> {
     base: HashMap<String, u64>,
+    /// Overlapping ranges: the other ranges' ids in the window.
+    others: Option<OtherRanges>,
     now: Vec<(String, u64)>,
     out: SyncReport,
     delta: Delta<'a>,
@@ -138,14 +177,15 @@ impl CollectionSync<'_> {
         r: &Range,
         with_data: bool,
         filter: Option<&Value>,
-        f: impl FnMut(Vec<Point>) -> Result<()>,
+        d: &mut Diff,
+        f: impl FnMut(&mut Diff, Vec<Point>) -> Result<()>,
     ) -> Result<()> {
         let o = ScrollOpts {
             page_size: self.opts.page_size,
             with_data,
             filter,
         };
-        self.each_page_in(r, r.start.clone(), r.end.clone(), o, f)
+        self.each_page_in(r, r.start.clone(), r.end.clone(), o, d, f)
     }
 
     /// Calls `f` with every page of `[start, end)` within range `r`.
@@ -155,10 +195,12 @@ impl CollectionSync<'_> {
         start: Option<PointId>,
         end: Option<PointId>,
         o: ScrollOpts,
-        mut f: impl FnMut(Vec<Point>) -> Result<()>,
+        d: &mut Diff,
+        mut f: impl FnMut(&mut Diff, Vec<Point>) -> Result<()>,
     ) -> Result<()> {
         for page in pages(self.src.as_ref(), start, end, o) {
-            f(self.owned(r, page?))?;
+            let pts = self.owned(r, page?, d)?;
+            f(d, pts)?;
         }
         Ok(())
     }
@@ -271,8 +313,13 @@ impl CollectionSync<'_> {
             d.settle_earlier()?;
         }
         let (mut base, _base_tmp) = base_stream(self.sc, Some(&self.pass), r)?;
+        let others = match &self.owners {
+            Some(o) => Some(o.others_of(r.index)?),
+            None => None,
+        };
         let mut d = Diff {
             base: HashMap::new(),
+            others,
             now: Vec::new(),
             out: SyncReport::default(),
             delta: Delta {
@@ -402,9 +449,12 @@ impl CollectionSync<'_> {
             with_data,
             filter: None,
         };
+        if let Some(w) = &mut d.others {
+            w.begin(start.clone());
+        }
         let mut it = pages(self.src.as_ref(), start.clone(), end.clone(), o);
         while let Some(page) = it.next() {
-            let pts = self.owned(r, page?);
+            let pts = self.owned(r, page?, d)?;
             seen += pts.len();
             if with_data {
                 self.diff(&pts, d)?;
@@ -435,12 +485,23 @@ impl CollectionSync<'_> {
         })
     }
 
-    /// The points of a page that belong to range `r` (all, unless ranges overlap).
-    fn owned(&self, r: &Range, mut pts: Vec<Point>) -> Vec<Point> {
-        if let Some(own) = &self.owners {
-            pts.retain(|p| own.owner(&p.id) == Some(r.index));
+    /// The points of a page that belong to range `r` (all, unless ranges overlap): not held
+    /// by another range, and held by `r` (in the window's digests) or by none and first within
+    /// `r`'s bounds.
+    fn owned(&self, r: &Range, mut pts: Vec<Point>, d: &mut Diff) -> Result<Vec<Point>> {
+        let (Some(own), Some(w)) = (&self.owners, &mut d.others) else {
+            return Ok(pts);
+        };
+        if let Some(last) = pts.iter().map(|p| &p.id).max() {
+            w.cover(last)?;
         }
-        pts
+        let base = &d.base;
+        pts.retain(|p| {
+            let k = p.id.to_key_string();
+            !w.ids.contains(&k)
+                && (base.contains_key(&k) || own.first_holder(&p.id) == Some(r.index))
+        });
+        Ok(pts)
     }
 
     /// Ends a window: its gone ids (and set-aside points the target held) deleted and listed
@@ -484,7 +545,7 @@ impl CollectionSync<'_> {
             with_data: true,
             filter: Some(filter),
         };
-        self.each_page_in(r, start, end, o, |pts| {
+        self.each_page_in(r, start, end, o, d, |d, pts| {
             read.extend(pts.iter().map(|p| p.id.to_key_string()));
             self.diff(&pts, d)
         })?;
@@ -502,7 +563,7 @@ impl CollectionSync<'_> {
     fn read_ids(&self, r: &Range, ids: &[Value], d: &mut Diff) -> Result<()> {
         for part in ids.chunks(self.opts.page_size.max(1)) {
             let has = json!({"must": [{"has_id": part}]});
-            self.each_page(r, true, Some(&has), |pts| self.diff(&pts, d))?;
+            self.each_page(r, true, Some(&has), d, |d, pts| self.diff(&pts, d))?;
         }
         Ok(())
     }
