@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every suite that talks to the target, against the stand-in following one Milvus release line
-# (2.4.9, 2.6.24 or 3.0.2; q2z told the release through MILVUS_VERSION, as a user would with
+# (2.4.9, 2.5.4, 2.6.24 or 3.0.2; q2z told the release through MILVUS_VERSION, as a user would with
 # --milvus-version). CI runs the release-rule, REST-value, sync, cut-over and repair suites
 # against each line (scripts/test.sh); this runs the rest too (~15 min a line on 2 cores).
 # Suites whose fixtures a line refuses by its rules (empty sparse rows before 2.4.12 / 2.5.7)

@@ -147,6 +147,7 @@ pub fn sync(
                 filter: None,
                 change_field: None,
                 pass_no: 0,
+                empty_sparse: range::EmptySparse::of(milvus.server()?, &sc.entry.mapping),
                 owners: range::Owners::of(sc, state.collections.get(sc.name))?
                     .map(std::sync::Arc::new),
                 pass: Default::default(),

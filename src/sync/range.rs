@@ -3,13 +3,14 @@
 //! look up once more every id that seems gone, then send the changed rows (upserts, or one bulk
 //! job), delete the confirmed-gone ids, and record it all in the stage.
 
-use super::bulk::{DeltaFile, DeltaImport};
+use super::bulk::{DeltaFile, DeltaImport, WrittenDelta};
 use super::changed::{self, FieldKind};
 use super::{SyncOptions, SyncReport};
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId};
 use crate::sink::milvus::Milvus;
 use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
+use crate::sink::milvus::version::{Known, Target};
 use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::layout;
 use crate::stage::manifest::Range;
@@ -20,9 +21,40 @@ use crate::stage::sync_state::{
 };
 use crate::stage::{Stage, StagedCollection};
 use crate::transform::batch::{arrow_schema, to_batch};
-use crate::transform::mapping::CollectionMapping;
+use crate::transform::checks;
+use crate::transform::mapping::{CollectionMapping, VectorKind};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+
+/// How a changed row without a sparse vector (staged as an empty sparse row) may reach the
+/// target, by its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a
+/// Parquet import from 2.5.7 (importutilv2 parquet reader, PR 40586).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptySparse {
+    /// Either way (or the mapping has no sparse field).
+    Anywhere,
+    /// Over REST only: a range holding one is upserted even past `--bulk-over`.
+    RestOnly,
+    /// Neither (a release before 2.4.12, as given or told by its host): sync stops on it.
+    Nowhere,
+}
+
+impl EmptySparse {
+    /// The rule for mapping `m` on target `t`. A probed release is only a lower bound: REST
+    /// then (right from 2.4.12, where the import is still wrong; the server says so before).
+    pub fn of(t: Target, m: &CollectionMapping) -> EmptySparse {
+        let sparse = m
+            .vectors
+            .iter()
+            .any(|v| v.kind == VectorKind::SparseFloatVector);
+        match (t.kind.takes_empty_sparse(), t.kind.imports_empty_sparse()) {
+            _ if !sparse => EmptySparse::Anywhere,
+            (_, true) => EmptySparse::Anywhere,
+            (false, false) if t.known != Known::Probed => EmptySparse::Nowhere,
+            _ => EmptySparse::RestOnly,
+        }
+    }
+}
 
 /// One collection's sync.
 pub struct CollectionSync<'a> {
@@ -37,6 +69,8 @@ pub struct CollectionSync<'a> {
     pub change_field: Option<(String, FieldKind)>,
     /// The pass being run.
     pub pass_no: u64,
+    /// Where rows without a sparse vector may go on this target.
+    pub empty_sparse: EmptySparse,
     /// The collection's passes as this run began them (what the target holds per range).
     pub pass: PassState,
     /// Ranges that overlap (a stage merged from parts split by shards: each part's ranges
@@ -147,6 +181,11 @@ struct Delta<'a> {
     aside_gone: Vec<String>,
     /// A counter change field: the largest value read.
     max_seen: Option<Value>,
+    /// The first changed point without a sparse vector, on a target that takes it over REST
+    /// only: the range is upserted.
+    rest_only: Option<String>,
+    /// Why the first row that must go through bulk import cannot go over REST.
+    bulk_only: Option<String>,
 }
 
 /// The diff of a range as it goes: what the target holds of the window being read (`base`,
@@ -221,6 +260,14 @@ impl CollectionSync<'_> {
         if !converted.set_aside.is_empty() {
             self.set_aside(pts, &rows, converted.set_aside, d);
         }
+        let empties: HashSet<String> = match self.empty_sparse {
+            EmptySparse::Anywhere => HashSet::new(),
+            _ => pts
+                .iter()
+                .filter(|p| checks::empty_sparse(p, m))
+                .map(|p| p.id.to_key_string())
+                .collect(),
+        };
         let mut keep = Vec::with_capacity(rows.len());
         for row in rows {
             let id = id_key(&row[&m.id_field]);
@@ -237,6 +284,9 @@ impl CollectionSync<'_> {
                 }
             };
             keep.push(changed);
+            if changed && empties.contains(&id) {
+                self.empty_sparse_row(&id, &mut d.delta)?;
+            }
             if changed && let Some(why) = rest_refusal(&row, m) {
                 if self.opts.bulk.is_none() || d.delta.file.is_none() {
                     if !self.opts.dry_run {
@@ -248,6 +298,7 @@ impl CollectionSync<'_> {
                 } else {
                     d.delta.over = true;
                     d.delta.upserts.clear();
+                    d.delta.bulk_only.get_or_insert(why);
                 }
             }
             if changed {
@@ -269,6 +320,26 @@ impl CollectionSync<'_> {
             Some(_) => {}
             None if d.delta.upserts.len() >= self.opts.batch => self.send(&mut d.delta.upserts)?,
             None => {}
+        }
+        Ok(())
+    }
+
+    /// A changed point without a sparse vector: on a target that takes it over REST only, its
+    /// range is upserted; on one that takes it nowhere, sync stops naming it.
+    fn empty_sparse_row(&self, id: &str, delta: &mut Delta) -> Result<()> {
+        match self.empty_sparse {
+            EmptySparse::Anywhere => {}
+            EmptySparse::RestOnly => {
+                delta.rest_only.get_or_insert_with(|| id.to_string());
+            }
+            EmptySparse::Nowhere if !self.opts.dry_run => {
+                let server = self.milvus.server()?;
+                return Err(Error::Other(format!(
+                    "collection {}, point {id}: it has no sparse vector (staged as an empty sparse row), which the target ({server}) takes neither over REST (2.4.12+) nor in an import (2.5.7+). Give the point its sparse vector in Qdrant, or sync into a newer Milvus",
+                    self.sc.name
+                )));
+            }
+            EmptySparse::Nowhere => {}
         }
         Ok(())
     }
@@ -382,6 +453,10 @@ impl CollectionSync<'_> {
             .transpose()?
             .flatten();
         let bulk = match (&written, delta_import) {
+            (Some(file), Some(_)) if d.delta.over && d.delta.rest_only.is_some() => {
+                self.send_file_rows(file, &d.delta)?;
+                false
+            }
             (Some(file), Some(di)) if d.delta.over => {
                 di.run(file, &self.mapping().id_field, self.opts.batch)?;
                 d.out.bulk_rows += d.delta.changed as u64;
@@ -601,6 +676,28 @@ impl CollectionSync<'_> {
         Ok(())
     }
 
+    /// Upserts the rows of a range's delta file (past `--bulk-over`, on a target whose import
+    /// refuses a row it holds without a sparse vector); stops when a row can go over REST no
+    /// more than it can be imported.
+    fn send_file_rows(&self, file: &WrittenDelta, delta: &Delta) -> Result<()> {
+        if let (Some(why), Some(id)) = (&delta.bulk_only, &delta.rest_only) {
+            let server = self.milvus.server()?;
+            return Err(Error::Other(format!(
+                "collection {}: {why}, so it must go through bulk import, but point {id} has no sparse vector, which the target ({server}) refuses in an import before 2.5.7: no one way sends both. Sync into Milvus ≥ 2.5.7, or give point {id} its sparse vector in Qdrant",
+                self.sc.name
+            )));
+        }
+        let f = FileRef {
+            file: file.rel.clone(),
+            sha256: file.written.sha256.clone(),
+            bytes: file.written.bytes,
+        };
+        let path = self.stage.sync_file(&f)?;
+        crate::stage::reader::for_each_record_batch(&path, self.mapping(), 4096, |_, mut rows| {
+            self.send(&mut rows)
+        })
+    }
+
     /// Upserts the rows gathered so far (nothing in a dry run).
     fn send(&self, rows: &mut Vec<Row>) -> Result<()> {
         if rows.is_empty() {
@@ -618,5 +715,47 @@ impl CollectionSync<'_> {
         }
         rows.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::milvus::version::{Release, ServerKind};
+    use crate::transform::mapping::{IdKind, test_mapping};
+
+    fn on(v: (u16, u16, u16), known: Known) -> Target {
+        Target {
+            kind: ServerKind::Milvus(Release(v.0, v.1, v.2)),
+            known,
+        }
+    }
+
+    #[test]
+    fn rows_without_a_sparse_vector_go_where_the_release_takes_them() {
+        let m = test_mapping(crate::model::Distance::Cosine, IdKind::Int64);
+        let rule = |v, k| EmptySparse::of(on(v, k), &m);
+        assert_eq!(rule((2, 5, 7), Known::Given), EmptySparse::Anywhere);
+        assert_eq!(rule((2, 5, 6), Known::Given), EmptySparse::RestOnly);
+        assert_eq!(rule((2, 4, 12), Known::Given), EmptySparse::RestOnly);
+        assert_eq!(rule((2, 4, 11), Known::Given), EmptySparse::Nowhere);
+        assert_eq!(
+            rule((2, 4, 0), Known::Probed),
+            EmptySparse::RestOnly,
+            "a probe is a lower bound: no refusal on it"
+        );
+        let zilliz = Target {
+            kind: ServerKind::Zilliz,
+            known: Known::Host,
+        };
+        assert_eq!(EmptySparse::of(zilliz, &m), EmptySparse::Anywhere);
+        let mut dense_only = m.clone();
+        dense_only
+            .vectors
+            .retain(|v| v.kind != VectorKind::SparseFloatVector);
+        assert_eq!(
+            EmptySparse::of(on((2, 4, 0), Known::Given), &dense_only),
+            EmptySparse::Anywhere
+        );
     }
 }
