@@ -678,7 +678,12 @@ fn a_synced_point_without_its_sparse_vector_goes_where_the_line_takes_it() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(counts(&v), (1, 4, 0), "{v}");
     let bulk_rows = v[0]["bulk_rows"].as_u64().unwrap_or(0);
-    if at_least((2, 5, 7)) {
+    // Told the release (MILVUS_VERSION), q2z imports from 2.5.7. Not told (the main stand-in's
+    // run), it probes: REST reports no version and the probe only bounds it from below (2.5.4
+    // where `collections/flush` answers), so the rows go the way every release since 2.4.12
+    // takes: upserts.
+    let told = std::env::var("MILVUS_VERSION").is_ok();
+    if at_least((2, 5, 7)) && told {
         assert_eq!(bulk_rows, 5, "past --bulk-over: one bulk job: {v}");
     } else {
         assert_eq!(bulk_rows, 0, "upserted, not imported: {v}");

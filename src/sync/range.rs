@@ -284,28 +284,11 @@ impl CollectionSync<'_> {
                 }
             };
             keep.push(changed);
-            if changed && empties.contains(&id) {
-                self.empty_sparse_row(&id, &mut d.delta)?;
-            }
-            if changed && let Some(why) = rest_refusal(&row, m) {
-                if self.opts.bulk.is_none() || d.delta.file.is_none() {
-                    if !self.opts.dry_run {
-                        return Err(Error::Other(format!(
-                            "collection {}, {why}. Sync sends small deltas as REST upserts; give the bucket the target imports from (--s3-endpoint, --s3-bucket) so such rows go through bulk import",
-                            self.sc.name
-                        )));
-                    }
-                } else {
-                    d.delta.over = true;
-                    d.delta.upserts.clear();
-                    d.delta.bulk_only.get_or_insert(why);
-                }
-            }
             if changed {
-                d.delta.changed += 1;
-                if !d.delta.over {
-                    d.delta.upserts.push(row);
+                if empties.contains(&id) {
+                    self.empty_sparse_row(&id, &mut d.delta)?;
                 }
+                self.route_changed(row, &mut d.delta)?;
             }
             d.now.push((id, dg));
         }
@@ -320,6 +303,30 @@ impl CollectionSync<'_> {
             Some(_) => {}
             None if d.delta.upserts.len() >= self.opts.batch => self.send(&mut d.delta.upserts)?,
             None => {}
+        }
+        Ok(())
+    }
+
+    /// A changed row, to the upserts — or, holding a value REST would change, the whole range
+    /// to bulk import (sync stops naming the point without a bucket to import from).
+    fn route_changed(&self, row: Row, delta: &mut Delta) -> Result<()> {
+        if let Some(why) = rest_refusal(&row, self.mapping()) {
+            if self.opts.bulk.is_none() || delta.file.is_none() {
+                if !self.opts.dry_run {
+                    return Err(Error::Other(format!(
+                        "collection {}, {why}. Sync sends small deltas as REST upserts; give the bucket the target imports from (--s3-endpoint, --s3-bucket) so such rows go through bulk import",
+                        self.sc.name
+                    )));
+                }
+            } else {
+                delta.over = true;
+                delta.upserts.clear();
+                delta.bulk_only.get_or_insert(why);
+            }
+        }
+        delta.changed += 1;
+        if !delta.over {
+            delta.upserts.push(row);
         }
         Ok(())
     }
