@@ -120,22 +120,39 @@ impl DigestStream {
     /// Opens a digests file. A file not in id order (written by q2z before digests were
     /// streamed) is read whole and sorted.
     pub fn open(path: &Path, name: &str, stage_dir: &Path) -> Result<DigestStream> {
+        let ordered = Self::is_ordered(path, name, stage_dir)?;
+        Self::open_known(path, name, stage_dir, ordered)
+    }
+
+    /// Whether a digests file is in id order (every line parsed: a damaged one is an error).
+    pub fn is_ordered(path: &Path, name: &str, stage_dir: &Path) -> Result<bool> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut last: Option<PointId> = None;
+        for line in BufReader::with_capacity(1 << 16, f).lines() {
+            let line = line.map_err(|e| Error::io(path, e))?;
+            let (id, _, _) = parse_digest_line(&line)
+                .ok_or_else(|| stage_err(stage_dir, format!("{name} is damaged")))?;
+            if last.as_ref().is_some_and(|l| l >= &id) {
+                return Ok(false);
+            }
+            last = Some(id);
+        }
+        Ok(true)
+    }
+
+    /// Opens a digests file whose order is known (see [`Self::is_ordered`]): read as it is when
+    /// ordered, else read whole and sorted.
+    pub fn open_known(
+        path: &Path,
+        name: &str,
+        stage_dir: &Path,
+        ordered: bool,
+    ) -> Result<DigestStream> {
         let reader = || -> Result<_> {
             let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             Ok(BufReader::with_capacity(1 << 16, f).lines())
         };
         let damaged = || stage_err(stage_dir, format!("{name} is damaged"));
-        let mut last: Option<PointId> = None;
-        let mut ordered = true;
-        for line in reader()? {
-            let line = line.map_err(|e| Error::io(path, e))?;
-            let (id, _, _) = parse_digest_line(&line).ok_or_else(damaged)?;
-            if last.as_ref().is_some_and(|l| l >= &id) {
-                ordered = false;
-                break;
-            }
-            last = Some(id);
-        }
         let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = if ordered {
             Box::new(reader()?)
         } else {
@@ -228,6 +245,15 @@ impl DigestStream {
             }
         }
         Ok(())
+    }
+
+    /// Writes the entries left, in order, as digest lines to `file`.
+    pub fn write_all(&mut self, file: &std::fs::File, path: &Path) -> Result<()> {
+        let mut out = std::io::BufWriter::new(file);
+        while let Some((_, id, d)) = self.next_entry()? {
+            writeln!(out, "{}", digest_line(&id, d)).map_err(|e| Error::io(path, e))?;
+        }
+        std::io::Write::flush(&mut out).map_err(|e| Error::io(path, e))
     }
 
     /// Counts the entries left.

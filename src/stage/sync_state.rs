@@ -436,8 +436,15 @@ impl HeldDigests {
             match pass.and_then(|p| p.digests.get(&r.index)) {
                 Some(f) => {
                     let path = stage.sync_file(f)?;
-                    if std::fs::hard_link(&path, &held).is_err() {
-                        std::fs::copy(&path, &held).map_err(|e| Error::io(&held, e))?;
+                    if DigestStream::is_ordered(&path, &f.file, stage.dir())? {
+                        if std::fs::hard_link(&path, &held).is_err() {
+                            std::fs::copy(&path, &held).map_err(|e| Error::io(&held, e))?;
+                        }
+                    } else {
+                        // Written by an older q2z: held sorted, so no stream sorts it again.
+                        let mut s = DigestStream::open(&path, &f.file, stage.dir())?;
+                        let file = std::fs::File::create(&held).map_err(|e| Error::io(&held, e))?;
+                        s.write_all(&file, &held)?;
                     }
                     names.insert(r.index, f.file.clone());
                 }
@@ -462,14 +469,12 @@ impl HeldDigests {
         dir.join(format!("range-{range:04}.digests"))
     }
 
-    /// A stream over what range `range` held, in id order.
+    /// A stream over what range `range` held, in id order (held in order: not checked again
+    /// for every range that reads it).
     pub fn stream(&self, range: usize) -> Result<DigestStream> {
         let name = self.names.get(&range).map_or("digests", String::as_str);
-        DigestStream::open(
-            &Self::path_in(self.dir.path(), range),
-            name,
-            &self.stage_dir,
-        )
+        let path = Self::path_in(self.dir.path(), range);
+        DigestStream::open_known(&path, name, &self.stage_dir, true)
     }
 }
 

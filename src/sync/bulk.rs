@@ -14,6 +14,7 @@ use crate::sink::milvus::{JobState, Milvus};
 use crate::sink::object_store::{StorageConfig, Uploader};
 use crate::stage::Stage;
 use crate::stage::StagedWriter;
+use crate::stage::sync_state::FileRef;
 use crate::stage::writer::{ChunkOptions, WrittenFile};
 use crate::transform::batch::arrow_schema;
 use crate::transform::mapping::CollectionMapping;
@@ -49,6 +50,17 @@ pub struct DeltaFile<'a> {
 pub struct WrittenDelta {
     pub rel: String,
     pub written: WrittenFile,
+}
+
+impl WrittenDelta {
+    /// The file as the sync state records it.
+    pub fn file_ref(&self) -> FileRef {
+        FileRef {
+            file: self.rel.clone(),
+            sha256: self.written.sha256.clone(),
+            bytes: self.written.bytes,
+        }
+    }
 }
 
 impl<'a> DeltaFile<'a> {

@@ -485,11 +485,7 @@ impl CollectionSync<'_> {
         let record = DeltaRecord {
             pass,
             range: r.index,
-            rows_file: written.as_ref().map(|w| FileRef {
-                file: w.rel.clone(),
-                sha256: w.written.sha256.clone(),
-                bytes: w.written.bytes,
-            }),
+            rows_file: written.as_ref().map(WrittenDelta::file_ref),
             rows: written.as_ref().map_or(0, |w| w.written.rows),
             tombstones_file,
             deleted,
@@ -694,12 +690,7 @@ impl CollectionSync<'_> {
                 self.sc.name
             )));
         }
-        let f = FileRef {
-            file: file.rel.clone(),
-            sha256: file.written.sha256.clone(),
-            bytes: file.written.bytes,
-        };
-        let path = self.stage.sync_file(&f)?;
+        let path = self.stage.sync_file(&file.file_ref())?;
         crate::stage::reader::for_each_record_batch(&path, self.mapping(), 4096, |_, mut rows| {
             self.send(&mut rows)
         })
