@@ -18,6 +18,7 @@ import base64
 import json
 import urllib.request
 import math
+import os
 import re
 import struct
 import threading
@@ -154,6 +155,15 @@ class State:
         self.args = args
         self.version = parse_version(args.milvus_version)
         self.idempotency = {}  # (collection, Idempotency-Key) -> jobId (2.6.24+, 3.0.2+)
+        # Milvus Lite keeps its mmap directory at $HOME/.cache/milvus (milvus-lite
+        # src/segcore_wrapper.h, `data_path`) and Milvus's MmapChunkManager constructor
+        # (internal/core/src/storage/MmapChunkManager.cpp) removes and recreates that directory
+        # on the first collection of a process: stand-ins started side by side under one HOME
+        # remove each other's, and the loser's MmapManager is never initialised ("Mmap manager
+        # has not been init" on every create after). Each stand-in gets a HOME of its own.
+        home = os.path.join(os.path.abspath(args.data), "home")
+        os.makedirs(home, exist_ok=True)
+        os.environ["HOME"] = home
         self.client = MilvusClient(f"{args.data}/milvus_lite.db")
         self.lock = threading.RLock()
         self.schemas = {}      # name -> create request (as given), for describe and import checks
