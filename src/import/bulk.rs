@@ -6,6 +6,7 @@ use super::ledger_book::LedgerBook;
 use super::{ImportOptions, settle_by_count};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::sink::milvus::fit::EmptySparse;
 use crate::sink::milvus::jobs::CREATE_WINDOW;
 use crate::sink::milvus::{ImportJob, JobState, Milvus};
 use crate::sink::object_store::Uploader;
@@ -57,6 +58,7 @@ pub fn import_all(
     let storage = opts.storage.clone().ok_or_else(|| Error::Other(
         "bulk import needs the bucket Milvus reads from: pass --s3-endpoint, --s3-bucket and the keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or use --mode upsert".into(),
     ))?;
+    upsert_rest_only_chunks(milvus, sc, book, opts, progress)?;
     check_limits(&storage.limits, sc, book)?;
     let up = Uploader::s3(storage)?;
     reconcile_submissions(milvus, sc, book)?;
@@ -93,6 +95,58 @@ pub fn import_all(
         }
     }
     progress.set(sc.rows());
+    Ok(())
+}
+
+/// On a release that takes a row without its sparse vector (an empty sparse row) over REST but
+/// fails a Parquet import on it (2.4.12–2.5.6, or a release only probed), each chunk holding
+/// one and not yet in a job is upserted instead (idempotent: a rerun sends it again whole); the
+/// other chunks go on to the bulk import.
+fn upsert_rest_only_chunks(
+    milvus: &Milvus,
+    sc: StagedCollection,
+    book: &mut LedgerBook,
+    opts: &ImportOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let server = milvus.server()?;
+    if EmptySparse::of(server, &sc.entry.mapping) != EmptySparse::RestOnly {
+        return Ok(());
+    }
+    let (mut chunks, mut rows) = (0, 0);
+    for c in sc.chunks() {
+        let free = matches!(
+            book.get().state(&c.file),
+            ChunkState::Pending | ChunkState::Uploaded
+        );
+        if !free
+            || sc
+                .entry
+                .ranges
+                .get(c.range)
+                .is_some_and(|r| r.empty_sparse == 0)
+        {
+            continue;
+        }
+        let n = sc.chunk_empty_sparse(c)?;
+        if n == 0 {
+            continue;
+        }
+        let fix = format!(
+            "The chunk goes over REST because it also holds {n} rows without their sparse vector, which {server} fails in a Parquet import (2.5.7+): give those points their sparse vector in Qdrant, or import into Milvus ≥ 2.5.7"
+        );
+        super::upsert::upsert_chunk(milvus, sc, c, opts.batch_bytes, progress, &fix)?;
+        book.get().chunk(&c.file).set_state(ChunkState::Imported);
+        book.save()?;
+        (chunks, rows) = (chunks + 1, rows + n);
+    }
+    if chunks > 0 {
+        tracing::info!(
+            collection = sc.name,
+            "{chunks} of {} chunks upserted over REST: they hold {rows} rows without their sparse vector, which {server} takes over REST but not in a Parquet import (2.5.7+)",
+            sc.chunks().len()
+        );
+    }
     Ok(())
 }
 

@@ -11,6 +11,8 @@ pub mod upsert;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::sink::milvus::Milvus;
+use crate::sink::milvus::fit::EmptySparse;
+use crate::sink::milvus::version::Known;
 use crate::sink::object_store::StorageConfig;
 use crate::stage::ledger::{ChunkState, CollectionLedger};
 use crate::stage::manifest::{ExportState, stage_err};
@@ -149,44 +151,32 @@ fn ensure_collection(
     Ok(())
 }
 
-/// Points staged with an empty sparse row (a missing sparse vector) on a release that refuses
-/// them in this mode (REST before 2.4.12, Parquet import before 2.5.7): refused before anything
-/// is created, with the fix, instead of the server's error part-way.
-fn check_empty_sparse(milvus: &Milvus, sc: StagedCollection, mode: ImportMode) -> Result<()> {
+/// Points staged with an empty sparse row (a missing sparse vector) on a release that takes
+/// them in neither mode (before 2.4.12): refused before anything is created, with the fix,
+/// instead of the server's error part-way. On 2.4.12–2.5.6 (REST only) a bulk import upserts
+/// the chunks that hold one (`bulk::upsert_rest_only_chunks`).
+fn check_empty_sparse(milvus: &Milvus, sc: StagedCollection) -> Result<()> {
     let n: u64 = sc.entry.ranges.iter().map(|r| r.empty_sparse).sum();
     if n == 0 {
         return Ok(());
     }
     let server = milvus.server()?;
-    let k = server.kind;
-    let (takes, since) = match mode {
-        ImportMode::Bulk => (
-            k.imports_empty_sparse(),
-            "a Parquet import takes them from 2.5.7",
-        ),
-        ImportMode::Upsert => (k.takes_empty_sparse(), "REST takes them from 2.4.12"),
-    };
-    if takes {
-        return Ok(());
-    }
-    if server.known == crate::sink::milvus::version::Known::Probed {
+    let rule = EmptySparse::of(server, &sc.entry.mapping);
+    if server.known == Known::Probed && !server.kind.takes_empty_sparse() {
         // The server's answers bound the release from below only: a newer one of its line
         // takes them. Said, not refused.
         tracing::warn!(
             collection = sc.name,
-            "{n} points are staged with an empty sparse row, which Milvus refuses before the release that {since}; the target's release is not known ({server}): if the import fails on them, give --milvus-version"
+            "{n} points are staged with an empty sparse row, which Milvus takes over REST from 2.4.12 only; the target's release is not known ({server}): if the import fails on them, give --milvus-version"
         );
+    }
+    if rule != EmptySparse::Nowhere {
         return Ok(());
     }
-    let fix = if mode == ImportMode::Bulk && k.takes_empty_sparse() {
-        "import with --mode upsert (this release takes them over REST), or into Milvus ≥ 2.5.7"
-    } else {
-        "import into a newer Milvus, or export again with missing_vector = \"error\" in the mapping file to name the points"
-    };
     Err(Error::Mapping {
         collection: sc.entry.mapping.source.clone(),
         message: format!(
-            "{n} points are staged with an empty sparse row (a sparse vector missing or empty), which the target refuses ({since}; it is {server}). Nothing was created; {fix}"
+            "{n} points are staged with an empty sparse row (a sparse vector missing or empty), which the target refuses (REST takes them from 2.4.12, a Parquet import from 2.5.7; it is {server}). Nothing was created; import into a newer Milvus, or export again with missing_vector = \"error\" in the mapping file to name the points"
         ),
     })
 }
@@ -213,7 +203,7 @@ fn import_collection(
     opts: &ImportOptions,
 ) -> Result<VerifyReport> {
     let entry = sc.entry;
-    check_empty_sparse(milvus, sc, opts.mode)?;
+    check_empty_sparse(milvus, sc)?;
     ensure_collection(milvus, sc, book.get(), opts)?;
     {
         let l = book.get();

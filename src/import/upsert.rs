@@ -37,20 +37,25 @@ pub fn import_all(
                 ));
             }
         }
-        upsert_chunk(milvus, sc, c, opts.batch_bytes, progress)?;
+        upsert_chunk(milvus, sc, c, opts.batch_bytes, progress, BULK_FIX)?;
         book.get().chunk(&c.file).set_state(ChunkState::Imported);
         book.save()?;
     }
     Ok(())
 }
 
-/// Sends one chunk as upserts in batches of at most `batch_bytes`.
+/// What to do about a row REST would change, in `--mode upsert`.
+const BULK_FIX: &str = "--mode upsert sends rows over REST; import this collection with --mode bulk (and the bucket) so every value arrives exact";
+
+/// Sends one chunk as upserts in batches of at most `batch_bytes`; a row whose values REST
+/// would change stops it, naming the row and `fix` (why the chunk goes over REST, what to do).
 pub fn upsert_chunk(
     milvus: &Milvus,
     sc: StagedCollection,
     c: &Chunk,
     batch_bytes: usize,
     progress: &Progress,
+    fix: &str,
 ) -> Result<()> {
     let target = &sc.entry.mapping.target;
     let mut batch: Vec<Map<String, Value>> = Vec::new();
@@ -69,7 +74,7 @@ pub fn upsert_chunk(
         for r in rows {
             if let Some(why) = rest_refusal(&r, &sc.entry.mapping) {
                 return Err(Error::Other(format!(
-                    "collection {}, chunk {}: {why}. --mode upsert sends rows over REST; import this collection with --mode bulk (and the bucket) so every value arrives exact",
+                    "collection {}, chunk {}: {why}. {fix}",
                     sc.name, c.file
                 )));
             }

@@ -506,6 +506,11 @@ impl<'a> StagedCollection<'a> {
     pub fn chunk_ids(&self, c: &Chunk) -> Result<Vec<serde_json::Value>> {
         reader::read_ids(&self.chunk_path(c)?, &self.entry.mapping.id_field)
     }
+
+    /// Rows of a chunk staged with an empty sparse vector (the point had none).
+    pub fn chunk_empty_sparse(&self, c: &Chunk) -> Result<u64> {
+        reader::count_empty_sparse(&self.chunk_path(c)?, &self.entry.mapping)
+    }
 }
 
 #[cfg(test)]

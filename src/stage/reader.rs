@@ -160,21 +160,8 @@ pub fn for_each_id_batch(
     batch: usize,
     mut f: impl FnMut(Vec<Value>) -> Result<()>,
 ) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let ctx = || path.display().to_string();
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(ctx(), e))?;
-    let schema = builder.parquet_schema();
-    let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == id_field) else {
-        return Err(Error::format(ctx(), format!("no column '{id_field}'")));
-    };
-    let mask = parquet::arrow::ProjectionMask::leaves(schema, [idx]);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(batch)
-        .build()
-        .map_err(|e| Error::format(ctx(), e))?;
-    for batch in reader {
+    for batch in read_columns(path, &[id_field], batch)? {
         let batch = batch.map_err(|e| Error::format(ctx(), e))?;
         let mut rows: Vec<Row> = (0..batch.num_rows()).map(|_| Map::new()).collect();
         put_ids(&mut rows, batch.column(0).as_ref(), id_field)
@@ -185,6 +172,69 @@ pub fn for_each_id_batch(
             .collect())?;
     }
     Ok(())
+}
+
+/// Rows of a chunk file whose sparse vector is empty (`{"indices":[],…}`: the point had none)
+/// in any of the sparse fields of `m`, read from those columns alone.
+pub fn count_empty_sparse(path: &Path, m: &CollectionMapping) -> Result<u64> {
+    let fields: Vec<&str> = m
+        .vectors
+        .iter()
+        .filter(|v| v.kind == VectorKind::SparseFloatVector)
+        .map(|v| v.field.as_str())
+        .collect();
+    if fields.is_empty() {
+        return Ok(0);
+    }
+    let ctx = || path.display().to_string();
+    let mut n = 0;
+    for batch in read_columns(path, &fields, 8192)? {
+        let batch = batch.map_err(|e| Error::format(ctx(), e))?;
+        let cols = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                c.as_string_opt::<i32>()
+                    .ok_or_else(|| Error::format(ctx(), "a sparse column that is not utf8"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        n += (0..batch.num_rows())
+            .filter(|&i| cols.iter().any(|c| is_empty_sparse(c.value(i))))
+            .count() as u64;
+    }
+    Ok(n)
+}
+
+/// Whether a staged sparse cell holds no entry: `{}` (the point had no such vector) or
+/// `transform::batch::sparse_json` of no indices.
+fn is_empty_sparse(cell: &str) -> bool {
+    cell == "{}" || cell.starts_with(r#"{"indices":[]"#)
+}
+
+/// The named columns of a chunk file (in the file's order), in batches of `batch` rows.
+fn read_columns(
+    path: &Path,
+    names: &[&str],
+    batch: usize,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let ctx = || path.display().to_string();
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::format(ctx(), e))?;
+    let schema = builder.parquet_schema();
+    let mut leaves = Vec::new();
+    for name in names {
+        match (0..schema.num_columns()).find(|&i| schema.column(i).name() == *name) {
+            Some(i) => leaves.push(i),
+            None => return Err(Error::format(ctx(), format!("no column '{name}'"))),
+        }
+    }
+    let mask = parquet::arrow::ProjectionMask::leaves(schema, leaves);
+    builder
+        .with_projection(mask)
+        .with_batch_size(batch)
+        .build()
+        .map_err(|e| Error::format(ctx(), e))
 }
 
 /// One cell of a promoted scalar column as JSON (`null` for a null cell; `json`: the text is

@@ -147,7 +147,10 @@ pub fn sync(
                 filter: None,
                 change_field: None,
                 pass_no: 0,
-                empty_sparse: range::EmptySparse::of(milvus.server()?, &sc.entry.mapping),
+                empty_sparse: crate::sink::milvus::fit::EmptySparse::of(
+                    milvus.server()?,
+                    &sc.entry.mapping,
+                ),
                 owners: range::Owners::of(sc, state.collections.get(sc.name))?
                     .map(std::sync::Arc::new),
                 pass: Default::default(),

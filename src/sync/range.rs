@@ -9,8 +9,8 @@ use super::{SyncOptions, SyncReport};
 use crate::error::{Error, Result};
 use crate::model::{Point, PointId};
 use crate::sink::milvus::Milvus;
+use crate::sink::milvus::fit::EmptySparse;
 use crate::sink::milvus::rest_json::{rest_refusal, rest_row};
-use crate::sink::milvus::version::{Known, Target};
 use crate::source::{ScrollOpts, SharedSource, pages};
 use crate::stage::layout;
 use crate::stage::manifest::Range;
@@ -22,39 +22,9 @@ use crate::stage::sync_state::{
 use crate::stage::{Stage, StagedCollection};
 use crate::transform::batch::{arrow_schema, to_batch};
 use crate::transform::checks;
-use crate::transform::mapping::{CollectionMapping, VectorKind};
+use crate::transform::mapping::CollectionMapping;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-
-/// How a changed row without a sparse vector (staged as an empty sparse row) may reach the
-/// target, by its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a
-/// Parquet import from 2.5.7 (importutilv2 parquet reader, PR 40586).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EmptySparse {
-    /// Either way (or the mapping has no sparse field).
-    Anywhere,
-    /// Over REST only: a range holding one is upserted even past `--bulk-over`.
-    RestOnly,
-    /// Neither (a release before 2.4.12, as given or told by its host): sync stops on it.
-    Nowhere,
-}
-
-impl EmptySparse {
-    /// The rule for mapping `m` on target `t`. A probed release is only a lower bound: REST
-    /// then (right from 2.4.12, where the import is still wrong; the server says so before).
-    pub fn of(t: Target, m: &CollectionMapping) -> EmptySparse {
-        let sparse = m
-            .vectors
-            .iter()
-            .any(|v| v.kind == VectorKind::SparseFloatVector);
-        match (t.kind.takes_empty_sparse(), t.kind.imports_empty_sparse()) {
-            _ if !sparse => EmptySparse::Anywhere,
-            (_, true) => EmptySparse::Anywhere,
-            (false, false) if t.known != Known::Probed => EmptySparse::Nowhere,
-            _ => EmptySparse::RestOnly,
-        }
-    }
-}
 
 /// One collection's sync.
 pub struct CollectionSync<'a> {
@@ -713,47 +683,5 @@ impl CollectionSync<'_> {
         }
         rows.clear();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sink::milvus::version::{Release, ServerKind};
-    use crate::transform::mapping::{IdKind, test_mapping};
-
-    fn on(v: (u16, u16, u16), known: Known) -> Target {
-        Target {
-            kind: ServerKind::Milvus(Release(v.0, v.1, v.2)),
-            known,
-        }
-    }
-
-    #[test]
-    fn rows_without_a_sparse_vector_go_where_the_release_takes_them() {
-        let m = test_mapping(crate::model::Distance::Cosine, IdKind::Int64);
-        let rule = |v, k| EmptySparse::of(on(v, k), &m);
-        assert_eq!(rule((2, 5, 7), Known::Given), EmptySparse::Anywhere);
-        assert_eq!(rule((2, 5, 6), Known::Given), EmptySparse::RestOnly);
-        assert_eq!(rule((2, 4, 12), Known::Given), EmptySparse::RestOnly);
-        assert_eq!(rule((2, 4, 11), Known::Given), EmptySparse::Nowhere);
-        assert_eq!(
-            rule((2, 4, 0), Known::Probed),
-            EmptySparse::RestOnly,
-            "a probe is a lower bound: no refusal on it"
-        );
-        let zilliz = Target {
-            kind: ServerKind::Zilliz,
-            known: Known::Host,
-        };
-        assert_eq!(EmptySparse::of(zilliz, &m), EmptySparse::Anywhere);
-        let mut dense_only = m.clone();
-        dense_only
-            .vectors
-            .retain(|v| v.kind != VectorKind::SparseFloatVector);
-        assert_eq!(
-            EmptySparse::of(on((2, 4, 0), Known::Given), &dense_only),
-            EmptySparse::Anywhere
-        );
     }
 }

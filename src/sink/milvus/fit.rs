@@ -1,8 +1,39 @@
 //! What a collection's mapping needs from a target release, said before anything is written
 //! (`q2z plan --milvus-url`): each need the release lacks, with what happens and the fix.
 
-use super::version::Target;
+use super::version::{Known, Target};
 use crate::transform::mapping::{CollectionMapping, MultivectorPolicy, VectorKind};
+
+/// How a row without a sparse vector (staged as an empty sparse row) may reach the target, by
+/// its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a Parquet
+/// import from 2.5.7 (importutilv2 parquet reader, PR 40586).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptySparse {
+    /// Either way (or the mapping has no sparse field).
+    Anywhere,
+    /// Over REST only: an import upserts the chunks holding one, a sync the ranges (even past
+    /// `--bulk-over`).
+    RestOnly,
+    /// Neither (a release before 2.4.12, as given or told by its host): refused with the fix.
+    Nowhere,
+}
+
+impl EmptySparse {
+    /// The rule for mapping `m` on target `t`. A probed release is only a lower bound: REST
+    /// then (right from 2.4.12, where the import is still wrong; the server says so before).
+    pub fn of(t: Target, m: &CollectionMapping) -> EmptySparse {
+        let sparse = m
+            .vectors
+            .iter()
+            .any(|v| v.kind == VectorKind::SparseFloatVector);
+        match (t.kind.takes_empty_sparse(), t.kind.imports_empty_sparse()) {
+            _ if !sparse => EmptySparse::Anywhere,
+            (_, true) => EmptySparse::Anywhere,
+            (false, false) if t.known != Known::Probed => EmptySparse::Nowhere,
+            _ => EmptySparse::RestOnly,
+        }
+    }
+}
 
 impl Target {
     /// One line per need of `m` that this release does not meet (empty: it meets them all).
@@ -38,15 +69,17 @@ impl Target {
             .filter(|v| v.kind == VectorKind::SparseFloatVector)
         {
             if !k.imports_empty_sparse() {
-                notes.push(format!(
-                    "sparse field '{}': a point without the vector is staged as an empty sparse row, which {release} fails in a bulk import (2.5.7+){}; check that every point has it, or import into a newer release",
-                    v.field,
-                    if k.takes_empty_sparse() {
-                        " but takes over REST (--mode upsert)"
-                    } else {
-                        " and refuses over REST (2.4.12+)"
-                    }
-                ));
+                notes.push(if k.takes_empty_sparse() {
+                    format!(
+                        "sparse field '{}': a point without the vector is staged as an empty sparse row, which {release} fails in a bulk import (2.5.7+) but takes over REST: a bulk import upserts the chunks that hold one (slower than bulk for those chunks)",
+                        v.field
+                    )
+                } else {
+                    format!(
+                        "sparse field '{}': a point without the vector is staged as an empty sparse row, which {release} refuses over REST (2.4.12+) and in a bulk import (2.5.7+): the import would be refused; check that every point has it, or import into a newer release",
+                        v.field
+                    )
+                });
             }
         }
         for v in m.vectors.iter().filter(|v| v.is_multivector) {
@@ -76,8 +109,9 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
-    use crate::sink::milvus::version::{Known, ServerKind, Target};
-    use crate::transform::mapping::CollectionMapping;
+    use super::EmptySparse;
+    use crate::sink::milvus::version::{Known, Release, ServerKind, Target};
+    use crate::transform::mapping::{CollectionMapping, IdKind, VectorKind, test_mapping};
 
     fn target(v: &str) -> Target {
         Target {
@@ -112,10 +146,45 @@ max_length = 64
         assert_eq!(old.len(), 3, "{old:#?}");
         assert!(old[0].contains("already has a collection named 't'"));
         assert!(old[1].contains("fields tenant are nullable"));
-        assert!(old[2].contains("refuses over REST"));
+        assert!(old[2].contains("refuses over REST (2.4.12+) and in a bulk import"));
         let mid = target("2.5.4").plan_notes(&m, false);
         assert_eq!(mid.len(), 1, "{mid:#?}");
-        assert!(mid[0].contains("takes over REST (--mode upsert)"));
+        assert!(mid[0].contains("a bulk import upserts the chunks that hold one"));
         assert!(target("2.6.24").plan_notes(&m, false).is_empty());
+    }
+
+    fn on(v: (u16, u16, u16), known: Known) -> Target {
+        Target {
+            kind: ServerKind::Milvus(Release(v.0, v.1, v.2)),
+            known,
+        }
+    }
+
+    #[test]
+    fn rows_without_a_sparse_vector_go_where_the_release_takes_them() {
+        let m = test_mapping(crate::model::Distance::Cosine, IdKind::Int64);
+        let rule = |v, k| EmptySparse::of(on(v, k), &m);
+        assert_eq!(rule((2, 5, 7), Known::Given), EmptySparse::Anywhere);
+        assert_eq!(rule((2, 5, 6), Known::Given), EmptySparse::RestOnly);
+        assert_eq!(rule((2, 4, 12), Known::Given), EmptySparse::RestOnly);
+        assert_eq!(rule((2, 4, 11), Known::Given), EmptySparse::Nowhere);
+        assert_eq!(
+            rule((2, 4, 0), Known::Probed),
+            EmptySparse::RestOnly,
+            "a probe is a lower bound: no refusal on it"
+        );
+        let zilliz = Target {
+            kind: ServerKind::Zilliz,
+            known: Known::Host,
+        };
+        assert_eq!(EmptySparse::of(zilliz, &m), EmptySparse::Anywhere);
+        let mut dense_only = m.clone();
+        dense_only
+            .vectors
+            .retain(|v| v.kind != VectorKind::SparseFloatVector);
+        assert_eq!(
+            EmptySparse::of(on((2, 4, 0), Known::Given), &dense_only),
+            EmptySparse::Anywhere
+        );
     }
 }
