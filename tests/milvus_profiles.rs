@@ -705,3 +705,88 @@ fn a_synced_point_without_its_sparse_vector_goes_where_the_line_takes_it() {
     let (code, out, err) = verify(stage.path(), &["--full"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn geo_points_become_geometry_fields_where_the_line_has_them() {
+    // A key Qdrant indexes as geo, promoted (its type taken from the index): from 2.6.4 a
+    // GEOMETRY field (RTREE) whose WKT, read back from the target, holds every coordinate
+    // exact, verified field by field and kept up by sync; an older line refuses it before
+    // anything is created (told the release) or names the fix with the server's refusal.
+    let c = format!("profgeo{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    let r = qdrant(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}/index"),
+        json!({"field_name": "loc", "field_schema": "geo"}),
+    );
+    assert_eq!(r["status"], "ok", "{r}");
+    let fine = -73.98565 + 1e-9;
+    let loc = |i: u64| match i % 4 {
+        0 => json!({"lon": 13.408223, "lat": 52.516876}),
+        1 => json!({"lon": fine, "lat": 40.748817}),
+        2 => json!([{"lon": 151.20929, "lat": -33.868820000000014}, {"lon": 0.1, "lat": -0.2}]),
+        _ => Value::Null,
+    };
+    upsert(
+        &c,
+        (1..=12u64)
+            .map(|i| point(i, json!({"i": i, "loc": loc(i)})))
+            .collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(stage.path(), "pgeo_", &[&c], &["--promote", "loc"]);
+    let target = format!("pgeo_{c}");
+    let (ok, text) = bulk_import_logged(stage.path());
+    let has =
+        || milvus_post("collections/has", json!({"collectionName": target}))["data"]["has"].clone();
+    if !at_least((2, 6, 4)) {
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("GEOMETRY") && text.contains("2.6.4") && text.contains("JSON"),
+            "{text}"
+        );
+        assert_eq!(has(), json!(false), "nothing created: {text}");
+        return;
+    }
+    assert!(ok, "{text}");
+    let locs = || -> std::collections::BTreeMap<u64, Value> {
+        let q = milvus_post(
+            "entities/query",
+            json!({"collectionName": target, "filter": "id in [1, 2, 3, 4]", "outputFields": ["loc"], "consistencyLevel": "Strong"}),
+        );
+        q["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_u64().unwrap(), r["loc"].clone()))
+            .collect()
+    };
+    let got = locs();
+    assert_eq!(got[&4], "POINT (13.408223 52.516876)", "{got:?}");
+    assert_eq!(
+        got[&1],
+        json!(format!("POINT ({fine} 40.748817)")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[&2], "MULTIPOINT (151.20929 -33.868820000000014, 0.1 -0.2)",
+        "{got:?}"
+    );
+    assert_eq!(got[&3], Value::Null, "{got:?}");
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A point that moved reaches the target through sync's REST upserts.
+    upsert(
+        &c,
+        vec![point(
+            4,
+            json!({"i": 4, "loc": {"lon": 2.2945, "lat": 48.8584}}),
+        )],
+    );
+    let (code, v, text) = sync(stage.path(), &c, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (0, 1, 0), "{v}");
+    assert_eq!(locs()[&4], "POINT (2.2945 48.8584)");
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -459,7 +459,7 @@ fn promoted_fields(
                 Some(k) => (k, None),
                 None => {
                     return Err(format!(
-                        "payload key '{key}' has no payload index in Qdrant to take its type from; give one: --promote {key}:VarChar (or Int64, Double, Bool, JSON, Array<VarChar>)"
+                        "payload key '{key}' has no payload index in Qdrant to take its type from; give one: --promote {key}:VarChar (or Int64, Double, Bool, JSON, Array<VarChar>, Geometry)"
                     ));
                 }
             },
@@ -477,8 +477,14 @@ fn promoted_fields(
         };
         let mut sf = ScalarField::new(&key, field, kind, elem);
         // What Qdrant indexed for filtering gets Milvus's general-purpose scalar index.
+        // (RTREE for geo points, what Milvus indexes a GEOMETRY field with).
         if cfg.payload_schema.contains_key(&key) && kind != ScalarKind::Json {
-            sf.index = Some("INVERTED".into());
+            let ix = if kind == ScalarKind::Geometry {
+                "RTREE"
+            } else {
+                "INVERTED"
+            };
+            sf.index = Some(ix.into());
         }
         if opts.partition_key.as_deref() == Some(key.as_str()) {
             sf.partition_key = true;
@@ -488,7 +494,12 @@ fn promoted_fields(
         out.push(sf);
     }
     if !out.is_empty() {
-        warnings.push(format!("promoted payload keys ({}) become nullable typed fields: the target must be Milvus ≥ 2.5 or Zilliz Cloud", out.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")));
+        let geo = if out.iter().any(|f| f.kind == ScalarKind::Geometry) {
+            " (≥ 2.6.4 for Geometry fields)"
+        } else {
+            ""
+        };
+        warnings.push(format!("promoted payload keys ({}) become nullable typed fields: the target must be Milvus ≥ 2.5{geo} or Zilliz Cloud", out.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")));
     }
     Ok(out)
 }
@@ -533,7 +544,12 @@ fn suggest_promotions(cfg: &CollectionConfig, opts: &MappingOptions, warnings: &
         let promoted = opts.promote.iter().any(|(k, _)| k == key)
             || opts.partition_key.as_deref() == Some(key.as_str());
         if let (false, Some(kind)) = (promoted, ScalarKind::from_qdrant_index(dt)) {
-            warnings.push(format!("payload key '{key}' is indexed in Qdrant ({dt}); it stays in $meta. `--promote {key}` makes it a {} field Milvus can index and filter fast", kind.milvus_name()));
+            let needs = if kind == ScalarKind::Geometry {
+                " (Milvus ≥ 2.6.4: RTREE index, ST_* filters)"
+            } else {
+                ""
+            };
+            warnings.push(format!("payload key '{key}' is indexed in Qdrant ({dt}); it stays in $meta. `--promote {key}` makes it a {} field Milvus can index and filter fast{needs}", kind.milvus_name()));
         }
     }
 }

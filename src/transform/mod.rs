@@ -7,3 +7,4 @@ pub mod hints;
 pub mod json_index;
 pub mod mapping;
 pub mod scalars;
+pub mod wkt;

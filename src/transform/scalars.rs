@@ -30,6 +30,9 @@ pub enum ScalarKind {
     Json,
     /// A JSON array of `element_type` values without nulls.
     Array,
+    /// A Qdrant geo point (`{"lon", "lat"}`, or a list of them) as WKT: `POINT (lon lat)` /
+    /// `MULTIPOINT ((lon lat), …)` (Milvus 2.6.4+; RTREE index).
+    Geometry,
 }
 
 impl ScalarKind {
@@ -54,6 +57,7 @@ impl ScalarKind {
                 "bool" | "boolean" => ScalarKind::Bool,
                 "varchar" | "string" | "keyword" => ScalarKind::VarChar,
                 "json" => ScalarKind::Json,
+                "geometry" | "geo" => ScalarKind::Geometry,
                 _ => return None,
             },
             None,
@@ -67,6 +71,7 @@ impl ScalarKind {
             "float" => ScalarKind::Double,
             "bool" => ScalarKind::Bool,
             "keyword" | "uuid" | "text" | "datetime" => ScalarKind::VarChar,
+            "geo" => ScalarKind::Geometry,
             _ => return None,
         })
     }
@@ -80,6 +85,7 @@ impl ScalarKind {
             ScalarKind::VarChar => "VarChar",
             ScalarKind::Json => "JSON",
             ScalarKind::Array => "Array",
+            ScalarKind::Geometry => "Geometry",
         }
     }
 }
@@ -265,8 +271,12 @@ impl ScalarField {
         }
         if let Some(ix) = &self.index {
             let numeric = matches!(self.kind, ScalarKind::Int64 | ScalarKind::Double);
+            let geo = self.kind == ScalarKind::Geometry;
             let fits = match ix.as_str() {
-                "INVERTED" | "AUTOINDEX" => self.kind != ScalarKind::Json,
+                "RTREE" => geo,
+                "AUTOINDEX" => self.kind != ScalarKind::Json,
+                _ if geo => false,
+                "INVERTED" => self.kind != ScalarKind::Json,
                 "STL_SORT" => numeric,
                 "TRIE" => self.kind == ScalarKind::VarChar,
                 "BITMAP" => !matches!(self.kind, ScalarKind::Double | ScalarKind::Json),
@@ -274,7 +284,7 @@ impl ScalarField {
             };
             if !fits {
                 return Err(format!(
-                    "field '{name}': index '{ix}' does not fit a {} field (INVERTED or AUTOINDEX fit every type but JSON; STL_SORT numbers; TRIE VarChar; BITMAP all but Double and JSON)",
+                    "field '{name}': index '{ix}' does not fit a {} field (INVERTED or AUTOINDEX fit every type but JSON and Geometry; STL_SORT numbers; TRIE VarChar; BITMAP all but Double and JSON; RTREE Geometry only)",
                     self.kind.milvus_name()
                 ));
             }
@@ -311,6 +321,9 @@ fn misfit(f: &ScalarField, v: &Value) -> Option<String> {
         }
     };
     match (f.kind, v) {
+        (ScalarKind::Geometry, v) => crate::transform::wkt::from_geo(v)
+            .err()
+            .map(|why| format!("{why}: not a Qdrant geo point")),
         (ScalarKind::Array, Value::Array(items)) => {
             let cap = f.max_capacity.unwrap_or(MAX_CAPACITY) as usize;
             if items.len() > cap {
@@ -407,6 +420,13 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
             let mut b = StringBuilder::new();
             for p in points {
                 b.append_option(value_of(p).map(|v| v.to_string()));
+            }
+            Arc::new(b.finish())
+        }
+        ScalarKind::Geometry => {
+            let mut b = StringBuilder::new();
+            for p in points {
+                b.append_option(value_of(p).and_then(|v| crate::transform::wkt::from_geo(&v).ok()));
             }
             Arc::new(b.finish())
         }

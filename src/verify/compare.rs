@@ -6,6 +6,8 @@ use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
 use crate::stage::reader::Row;
 use crate::transform::mapping::{CollectionMapping, META, VectorKind};
+use crate::transform::scalars::ScalarKind;
+use crate::transform::wkt;
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -80,7 +82,11 @@ pub fn compare_row(
     for f in &m.scalars {
         let s = staged.get(&f.field).unwrap_or(&Value::Null);
         let t = target.get(&f.field).unwrap_or(&Value::Null);
-        if !same_scalar(s, t) {
+        let same = match (f.kind, s, t) {
+            (ScalarKind::Geometry, Value::String(a), Value::String(b)) => wkt::same(a, b),
+            _ => same_scalar(s, t),
+        };
+        if !same {
             diffs.push(format!(
                 "id {id}: field '{}' differs (staged {}, target {})",
                 f.field,

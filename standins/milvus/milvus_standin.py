@@ -49,6 +49,81 @@ MAX_VARCHAR = 65535
 JSON_MAX = 65536               # common.JSONMaxLength, insert path
 
 
+# GEOMETRY (2.6.4+, docs geometry-field.md): rows carry WKT; the proxy turns it into WKB with
+# go-geom v1.6.1 (pkg/common/common.go ConvertWKTToWKB: wkt.Unmarshal, wkb.Marshal) and back
+# into WKT for query and search output (ConvertWKBToWKT: wkt.Marshal, no options). The engine
+# here (Milvus Lite 2.5.1) has no such type: the value is kept as the WKT go-geom would write.
+WKT_DEPTH = {"POINT": 1, "LINESTRING": 1, "POLYGON": 2, "MULTIPOINT": 1, "MULTILINESTRING": 2, "MULTIPOLYGON": 3}
+
+
+def _wkt_nest(tokens, i):
+    """One parenthesised list from tokens[i] == '(': coordinates (tuples) and sub-lists."""
+    items = []
+    i += 1
+    while True:
+        if tokens[i] == "(":
+            sub, i = _wkt_nest(tokens, i)
+            items.append(sub)
+        else:
+            coord = []
+            while tokens[i] not in ("(", ")", ","):
+                coord.append(float(tokens[i]))
+                i += 1
+            if not coord:
+                raise ValueError(f"unexpected '{tokens[i]}'")
+            items.append(tuple(coord))
+        if tokens[i] == ",":
+            i += 1
+        elif tokens[i] == ")":
+            return items, i + 1
+        else:
+            raise ValueError(f"unexpected '{tokens[i]}'")
+
+
+def go_wkt(text):
+    """WKT as Milvus answers it after storing it: go-geom's parser (keywords in any case, any
+    spacing, both MULTIPOINT forms; a linestring needs 2 points, a polygon ring 4 and closed),
+    then its encoder (encoding/wkt encode.go: `KIND (`…`)`, coordinates as
+    strconv.FormatFloat(x, 'f', -1, 64), members joined by ", ", MULTIPOINT without inner
+    parentheses). ValueError: the text go-geom refuses."""
+    m = re.match(r"\s*([A-Za-z]+)\s*(ZM|Z|M)?\s*(.*?)\s*$", str(text), re.S | re.I)
+    kind = m and m.group(1).upper()
+    if kind not in WKT_DEPTH:
+        raise ValueError("syntax error: invalid keyword at line 1, pos 0")
+    layout, body = (m.group(2) or "").upper(), m.group(3)
+    head = kind + " " + (layout + " " if layout else "")
+    if body.upper() == "EMPTY":
+        return head + "EMPTY"
+    tokens = re.findall(r"[()]|,|[^\s(),]+", body)
+    if not tokens or tokens[0] != "(":
+        raise ValueError("syntax error: unexpected token at line 1, pos 0")
+    try:
+        tree, end = _wkt_nest(tokens, 0)
+    except IndexError:
+        raise ValueError("syntax error: unexpected end of input")
+    if end < len(tokens):
+        raise ValueError("syntax error: unexpected token after the geometry")
+    num = lambda x: np.format_float_positional(x, unique=True, trim="-")
+    coord = lambda c: " ".join(num(x) for x in c)
+    def line(pts, least, closed=False):
+        if any(not isinstance(p, tuple) for p in pts) or len(pts) < least or (closed and pts[0] != pts[-1]):
+            raise ValueError("syntax error: " + ("polygon ring not closed" if closed else "too few points"))
+        return "(" + ", ".join(coord(p) for p in pts) + ")"
+    poly = lambda rings: "(" + ", ".join(line(r, 4, True) for r in rings) + ")"
+    if kind == "POINT":
+        return head + line(tree, 1) if len(tree) == 1 else head + line([], 1)
+    if kind == "MULTIPOINT":
+        pts = [p[0] if isinstance(p, list) and len(p) == 1 else p for p in tree]
+        return head + line(pts, 1)
+    if kind == "LINESTRING":
+        return head + line(tree, 2)
+    if kind == "MULTILINESTRING":
+        return head + "(" + ", ".join(line(l, 2) for l in tree) + ")"
+    if kind == "POLYGON":
+        return head + poly(tree)
+    return head + "(" + ", ".join(poly(p) for p in tree) + ")"
+
+
 class RawInt(int):
     """A JSON integer with its text: Milvus parses REST rows with gjson, which keeps it."""
     raw = ""
@@ -227,7 +302,8 @@ def create_collection(st, body):
         # `nullable`; the key is dropped silently and the field is required.
         fields = [{k: v for k, v in f.items() if k not in ("nullable", "defaultValue")} for f in fields]
         body = dict(body, schema=dict(schema, fields=fields))
-    nullable = any(f.get("nullable") for f in fields)
+    # Nullable and GEOMETRY fields live in the engine's dynamic field (see below).
+    nullable = any(f.get("nullable") or f.get("dataType") == "Geometry" for f in fields)
     s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
                                    enable_dynamic_field=bool(schema.get("enableDynamicField", False)) or nullable,
                                    description=body.get("description", ""))
@@ -242,7 +318,13 @@ def create_collection(st, body):
         if fname in names:
             raise ApiError(1100, f"duplicated field name: {fname}: invalid parameter")
         names.add(fname)
-        if dt not in TYPES:
+        if dt == "Geometry" and not st.at_least(2, 6, 4):
+            # handler_v2.go createCollection looks the name up in schemapb.DataType_value: a
+            # 2.4 server's proto has no Geometry. (2.5's proto has the name since go-api 2.5.0,
+            # and the type was backported late in the 2.5 line; what an earlier 2.5 answers
+            # after the lookup is not confirmed: the stand-in answers as 2.4 does.)
+            raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
+        if dt not in TYPES and dt != "Geometry":
             raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
         p = {str(k): v for k, v in (f.get("elementTypeParams") or {}).items()}
         kw = {}
@@ -282,6 +364,10 @@ def create_collection(st, body):
                 raise ApiError(1100, "there are more than one partition key: invalid parameter")
             # Milvus Lite 2.5.1 cannot filter a partition-key collection ("primary_key_offset ==
             # -1"): the rules are enforced here and the engine gets a plain field.
+        if dt == "Geometry":
+            # Milvus Lite 2.5.1 has no GEOMETRY: the WKT lives under the field's name in the
+            # engine's dynamic field, as a nullable field's value does.
+            continue
         if f.get("nullable"):
             if f.get("isPrimary") or dt in VECTOR_TYPES:
                 raise ApiError(1100, "primary field not support null: invalid parameter" if f.get("isPrimary") else f"vector type not support null, fieldName: {fname}: invalid parameter")
@@ -305,8 +391,12 @@ def create_collection(st, body):
                 raise ApiError(1100, f"invalid index params: M={m} efConstruction={efc}: invalid parameter")
         ftype = next((f.get("dataType") for f in fields if f.get("fieldName") == ip.get("fieldName")), None)
         if ftype not in VECTOR_TYPES:
+            # indexparamcheck: rtree_checker.go (RTREE on geometry only), the others by type.
             ok_types = {"INVERTED": None, "AUTOINDEX": None, "STL_SORT": ("Int64", "Double", "Int32", "Float"),
-                        "TRIE": ("VarChar",), "BITMAP": ("Int64", "VarChar", "Bool", "Array", "Int32")}
+                        "TRIE": ("VarChar",), "BITMAP": ("Int64", "VarChar", "Bool", "Array", "Int32"),
+                        "RTREE": ("Geometry",)}
+            if ftype == "Geometry" and idx not in ("RTREE", "AUTOINDEX"):
+                raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
             if idx not in ok_types or (ok_types[idx] and ftype not in ok_types[idx]) or (ftype == "JSON" and not prm.get("json_path")):
                 raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
             if ip.get("metricType"):
@@ -362,6 +452,8 @@ def build_indexes(st, name, index_params):
         if ftype in (None, "JSON"):
             check_json_path_index(st, name, p, ftype)
             continue
+        if ftype not in VECTOR_TYPES:
+            continue  # scalar indexes (RTREE included): checked at create, listed by describe
         built += 1
         if ftype == "SparseFloatVector":
             ip.add_index(p["fieldName"], index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
@@ -496,6 +588,17 @@ def engine_row(st, name, row, from_rest):
         elif dt == "Bool":
             if not isinstance(v, bool):
                 raise ApiError(1804, f"the {fname} field value {v!r} is not a Bool")
+        elif dt == "Geometry":
+            # REST: utils.go checkAndSetData keeps gjson's String() of the value (any JSON
+            # becomes text); validate_util.go checkGeometryFieldData converts it to WKB, a
+            # failure being merr.WrapErrParameterInvalidMsg (1100). An import fails its job.
+            text = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+            try:
+                v = go_wkt(text)
+            except ValueError as e:
+                if from_rest:
+                    raise ApiError(1100, f"invalid Geometry data, transform to wkb failed: {e}: invalid parameter")
+                raise ApiError(2100, f"invalid Geometry data, transform to wkb failed: {e}: importing data failed")
         elif dt == "JSON":
             if isinstance(v, str) and not from_rest:
                 v = json.loads(v)
@@ -703,7 +806,9 @@ def check_parquet(st, name, table):
             raise mismatch("fixed_size_list")
         if pa.types.is_large_list(t):
             raise mismatch("large_list")
-        if dt in ("VarChar", "JSON", "SparseFloatVector") and not pa.types.is_string(t):
+        # importutilv2/parquet field_reader.go ReadGeometryData: utf8 WKT only (ReadStringData
+        # wants *array.String; binary WKB is refused).
+        if dt in ("VarChar", "JSON", "SparseFloatVector", "Geometry") and not pa.types.is_string(t):
             raise mismatch(str(t))
         if dt == "Int64" and not pa.types.is_integer(t):
             raise mismatch(str(t))

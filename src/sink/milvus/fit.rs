@@ -3,6 +3,7 @@
 
 use super::version::{Known, Target};
 use crate::transform::mapping::{CollectionMapping, MultivectorPolicy, VectorKind};
+use crate::transform::scalars::ScalarKind;
 
 /// How a row without a sparse vector (staged as an empty sparse row) may reach the target, by
 /// its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a Parquet
@@ -61,6 +62,18 @@ impl Target {
             notes.push(format!(
                 "fields {} are nullable (promoted payload keys), which {release} lacks (2.5.0+): the import would be refused; leave out --promote (the keys stay in $meta) or import into Milvus ≥ 2.5 / Zilliz Cloud",
                 nullable.join(", ")
+            ));
+        }
+        let geometry: Vec<&str> = m
+            .scalars
+            .iter()
+            .filter(|f| f.kind == ScalarKind::Geometry)
+            .map(|f| f.field.as_str())
+            .collect();
+        if !geometry.is_empty() && !k.has_geometry() {
+            notes.push(format!(
+                "fields {} are GEOMETRY (geo points), which {release} lacks (2.6.4+): the import would be refused; make them JSON in the mapping file (or stop promoting them) or import into Milvus ≥ 2.6.4 / Zilliz Cloud",
+                geometry.join(", ")
             ));
         }
         for v in m

@@ -169,7 +169,33 @@ impl Milvus {
                 nullable.join(", ")
             )));
         }
-        self.call("collections/create", body.clone()).map(|_| ())
+        let geometry: Vec<&str> = body["schema"]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["dataType"] == json!("Geometry"))
+            .filter_map(|f| f["fieldName"].as_str())
+            .collect();
+        if !geometry.is_empty() && !server.kind.has_geometry() && server.known != Known::Probed {
+            return Err(Error::Other(format!(
+                "collection {}: fields {} are GEOMETRY (geo payload keys promoted as Geometry), which {server} does not have (2.6.4+); change their type to JSON in the mapping file (or stop promoting them: they stay in $meta as Qdrant wrote them), or import into Milvus ≥ 2.6.4 / Zilliz Cloud",
+                body["collectionName"].as_str().unwrap_or("?"),
+                geometry.join(", ")
+            )));
+        }
+        match self.call("collections/create", body.clone()) {
+            // A release only probed may lack GEOMETRY: the server's refusal gets the fix.
+            Err(Error::Milvus { message, .. })
+                if !geometry.is_empty() && message.contains("Geometry") =>
+            {
+                Err(Error::Other(format!(
+                    "collection {}: the target refused GEOMETRY fields {} ({message}); GEOMETRY needs Milvus ≥ 2.6.4: change their type to JSON in the mapping file (or stop promoting them), or import into a newer Milvus / Zilliz Cloud",
+                    body["collectionName"].as_str().unwrap_or("?"),
+                    geometry.join(", ")
+                )))
+            }
+            r => r.map(|_| ()),
+        }
     }
 
     /// The names of the database's collections.

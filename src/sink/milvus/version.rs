@@ -100,6 +100,11 @@ impl ServerKind {
         self.at_least(Release(2, 5, 7))
     }
 
+    /// GEOMETRY fields (WKT rows, a utf8 Parquet column) with RTREE indexes (2.6.4).
+    pub fn has_geometry(self) -> bool {
+        self.at_least(Release(2, 6, 4))
+    }
+
     /// Indexes on JSON paths of the dynamic field (`json_path`, `json_cast_type`; 2.5.11).
     pub fn has_json_path_index(self) -> bool {
         self.at_least(Release(2, 5, 11))
@@ -161,6 +166,7 @@ impl Target {
                 k.query_takes_consistency(),
             ),
             ("JSON-path indexes on $meta keys", k.has_json_path_index()),
+            ("GEOMETRY fields with RTREE (geo points)", k.has_geometry()),
             ("Idempotency-Key on import jobs", k.import_idempotency()),
             (
                 "two-phase import (auto_commit=false, commit/abort)",

@@ -88,6 +88,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             get(info).put(create).delete(delete_collection),
         )
         .route("/collections/{name}/points", axum::routing::put(upsert))
+        .route(
+            "/collections/{name}/index",
+            axum::routing::put(create_field_index),
+        )
         .route("/collections/{name}/points/scroll", post(scroll))
         .route("/collections/{name}/points/count", post(count))
         .route("/collections/{name}/points/query", post(query))
@@ -326,6 +330,24 @@ async fn delete_points(
     .await
 }
 
+/// `PUT /collections/{name}/index` with `{"field_name", "field_schema"}`: a payload index on
+/// every shard (Qdrant's actix `update_api.rs` `create_field_index`; collection-wide, so
+/// `payload_schema` in the collection's info lists it with its type).
+async fn create_field_index(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    write_op(s, name, true, move || {
+        let c: qdrant_edge::CreateIndex =
+            serde_json::from_value(body).map_err(|e| format!("Format error in JSON body: {e}"))?;
+        Ok(qdrant_edge::UpdateOperation::FieldIndexOperation(
+            qdrant_edge::FieldIndexOperations::CreateIndex(c),
+        ))
+    })
+    .await
+}
+
 async fn upsert(
     State(s): State<Shared>,
     UrlPath(name): UrlPath<String>,
@@ -357,13 +379,26 @@ async fn write_points(
     every_shard: bool,
     op: impl FnOnce() -> Result<qdrant_edge::PointOperations, String> + Send + 'static,
 ) -> Response {
+    write_op(s, name, every_shard, move || {
+        op().map(qdrant_edge::UpdateOperation::PointOperation)
+    })
+    .await
+}
+
+/// Applies one update operation to the collection's first shard (or every shard).
+async fn write_op(
+    s: Shared,
+    name: String,
+    every_shard: bool,
+    op: impl FnOnce() -> Result<qdrant_edge::UpdateOperation, String> + Send + 'static,
+) -> Response {
     let t = Instant::now();
     let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let colls = s.colls.read().expect("lock");
         let sv = colls
             .get(&name)
             .ok_or_else(|| format!("Not found: Collection `{name}` doesn't exist!"))?;
-        let op = qdrant_edge::UpdateOperation::PointOperation(op()?);
+        let op = op()?;
         let shards = if every_shard {
             &sv.coll.shards[..]
         } else {
