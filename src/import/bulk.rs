@@ -135,6 +135,8 @@ fn upsert_rest_only_chunks(
         let fix = format!(
             "The chunk goes over REST because it also holds {n} rows without their sparse vector, which {server} fails in a Parquet import (2.5.7+): give those points their sparse vector in Qdrant, or import into Milvus ≥ 2.5.7"
         );
+        book.get().upserted = true;
+        book.save()?;
         super::upsert::upsert_chunk(milvus, sc, c, opts.batch_bytes, progress, &fix)?;
         book.get().chunk(&c.file).set_state(ChunkState::Imported);
         book.save()?;

@@ -121,6 +121,17 @@ pub struct CollectionLedger {
     /// How the rows were sent (`None` before the first import).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ImportMode>,
+    /// Some chunks of a bulk import went over REST upserts (rows the release takes over REST
+    /// only): their null-valued keys are gone, as in an upsert import (a Milvus rule).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upserted: bool,
+}
+
+impl CollectionLedger {
+    /// Whether rows reached the target as REST upserts (which drop null-valued keys).
+    pub fn has_upserts(&self) -> bool {
+        self.mode == Some(ImportMode::Upsert) || self.upserted
+    }
 }
 
 impl CollectionLedger {

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::model::PointId;
 use crate::sink::milvus::Milvus;
 use crate::stage::StagedCollection;
-use crate::stage::ledger::{CollectionLedger, ImportMode};
+use crate::stage::ledger::CollectionLedger;
 use crate::stage::manifest::{Chunk, CollectionEntry};
 use crate::transform::mapping::IdKind;
 use rand::seq::index::sample as sample_indices;
@@ -132,7 +132,7 @@ pub fn verify_imported(
 ) -> Result<VerifyReport> {
     let mut o = opts.clone();
     o.exact_counts |= ledger.is_some_and(|l| l.shared);
-    let upsert = ledger.and_then(|l| l.mode) == Some(ImportMode::Upsert);
+    let upsert = ledger.is_some_and(CollectionLedger::has_upserts);
     verify_collection(milvus, sc, upsert, &o)
 }
 
