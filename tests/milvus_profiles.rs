@@ -742,7 +742,7 @@ fn geo_points_become_geometry_fields_where_the_line_has_them() {
     if !at_least((2, 6, 4)) {
         assert!(!ok, "{text}");
         assert!(
-            text.contains("GEOMETRY") && text.contains("2.6.4") && text.contains("JSON"),
+            text.contains("loc (Geometry, 2.6.4+)") && text.contains("JSON"),
             "{text}"
         );
         assert_eq!(has(), json!(false), "nothing created: {text}");
@@ -787,6 +787,95 @@ fn geo_points_become_geometry_fields_where_the_line_has_them() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(counts(&v), (0, 1, 0), "{v}");
     assert_eq!(locs()[&4], "POINT (2.2945 48.8584)");
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn datetimes_promoted_as_timestamptz_arrive_as_their_instants_where_the_line_has_it() {
+    // A key Qdrant indexes as datetime, promoted as Timestamptz: from 2.6.6 each value arrives as
+    // its instant (UTC, to the microsecond) in every text form Qdrant reads — some of which
+    // Milvus itself would refuse (a date alone, `+0130`) — verified and kept up by sync; an
+    // older line is refused with the fix.
+    let c = format!("proftz{}", rand::random::<u32>());
+    create_collection(&c, json!({"vectors": {"size": 4, "distance": "Dot"}}));
+    let r = qdrant(
+        reqwest::Method::PUT,
+        &format!("/collections/{c}/index"),
+        json!({"field_name": "at", "field_schema": "datetime"}),
+    );
+    assert_eq!(r["status"], "ok", "{r}");
+    let texts = [
+        "2024-01-01T10:00:00+02:00",
+        "2024-01-01T10:00:00.123456789Z",
+        "2024-03-05 07:08:09",
+        "2024-03-05",
+        "2024-03-05 07:08:09+0130",
+    ];
+    upsert(
+        &c,
+        (1..=6u64)
+            .map(|i| {
+                let at = texts.get(i as usize - 1).map_or(Value::Null, |t| json!(t));
+                point(i, json!({"i": i, "at": at}))
+            })
+            .collect(),
+    );
+    let stage = tempfile::tempdir().unwrap();
+    stage_export(
+        stage.path(),
+        "ptz_",
+        &[&c],
+        &["--promote", "at:Timestamptz"],
+    );
+    let target = format!("ptz_{c}");
+    let (ok, text) = bulk_import_logged(stage.path());
+    if !at_least((2, 6, 6)) {
+        assert!(!ok, "{text}");
+        assert!(text.contains("at (Timestamptz, 2.6.6+)"), "{text}");
+        let has = milvus_post("collections/has", json!({"collectionName": target}));
+        assert_eq!(has["data"]["has"], json!(false), "nothing created: {text}");
+        return;
+    }
+    assert!(ok, "{text}");
+    let ats = || -> Vec<Value> {
+        let q = milvus_post(
+            "entities/query",
+            json!({"collectionName": target, "filter": "id > 0", "outputFields": ["at"], "consistencyLevel": "Strong", "limit": 10}),
+        );
+        let mut rows: Vec<(u64, Value)> = q["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_u64().unwrap(), r["at"].clone()))
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        rows.into_iter().map(|r| r.1).collect()
+    };
+    assert_eq!(
+        ats(),
+        vec![
+            json!("2024-01-01T08:00:00Z"),
+            json!("2024-01-01T10:00:00.123456Z"),
+            json!("2024-03-05T07:08:09Z"),
+            json!("2024-03-05T00:00:00Z"),
+            json!("2024-03-05T05:38:09Z"),
+            Value::Null,
+        ]
+    );
+    let (code, out, err) = verify(stage.path(), &["--full"]);
+    assert_eq!(code, 0, "{out}{err}");
+    upsert(
+        &c,
+        vec![point(
+            6,
+            json!({"i": 6, "at": "2025-06-30T23:59:59.5-03:00"}),
+        )],
+    );
+    let (code, v, text) = sync(stage.path(), &c, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(counts(&v), (0, 1, 0), "{v}");
+    assert_eq!(ats()[5], "2025-07-01T02:59:59.5Z");
     let (code, out, err) = verify(stage.path(), &["--full"]);
     assert_eq!(code, 0, "{out}{err}");
 }

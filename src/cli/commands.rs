@@ -489,7 +489,7 @@ fn parse_promote(s: &str) -> Result<(String, Option<ScalarType>)> {
         Some((key, ty)) if !key.is_empty() => match ScalarKind::parse(ty) {
             Some(t) => Ok((key.to_string(), Some(t))),
             None => anyhow::bail!(
-                "--promote {s}: unknown type '{ty}'; use Int64, Double, Bool, VarChar, JSON, Array<Int64|Double|Bool|VarChar> or Geometry (geo points, Milvus ≥ 2.6.4)"
+                "--promote {s}: unknown type '{ty}'; use Int64, Double, Bool, VarChar, JSON, Array<Int64|Double|Bool|VarChar> Geometry (geo points, Milvus ≥ 2.6.4) or Timestamptz (datetimes, Milvus ≥ 2.6.6)"
             ),
         },
         _ => Ok((s.to_string(), None)),

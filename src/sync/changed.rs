@@ -88,23 +88,9 @@ pub fn counter_value(payload: &serde_json::Map<String, Value>, field: &str) -> O
     at_path(payload, field).filter(|v| v.is_number()).cloned()
 }
 
-/// Whether text is a time Qdrant's `datetime` index takes: RFC 3339, or a date with an
-/// optional time (`T` or space, optional fraction) and no zone (lib/segment/src/types.rs,
-/// `DateTimePayloadType::from_str`).
+/// Whether text is a time Qdrant's `datetime` index takes.
 pub fn is_datetime(s: &str) -> bool {
-    if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
-        return true;
-    }
-    const NAIVE: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ];
-    NAIVE
-        .iter()
-        .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok())
-        || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+    crate::transform::instant::parse_qdrant(s).is_some()
 }
 
 /// Parses `--since`: a number (Int field) or an RFC 3339 time (datetime field).

@@ -459,7 +459,7 @@ fn promoted_fields(
                 Some(k) => (k, None),
                 None => {
                     return Err(format!(
-                        "payload key '{key}' has no payload index in Qdrant to take its type from; give one: --promote {key}:VarChar (or Int64, Double, Bool, JSON, Array<VarChar>, Geometry)"
+                        "payload key '{key}' has no payload index in Qdrant to take its type from; give one: --promote {key}:VarChar (or Int64, Double, Bool, JSON, Array<VarChar>, Geometry, Timestamptz)"
                     ));
                 }
             },
@@ -477,14 +477,17 @@ fn promoted_fields(
         };
         let mut sf = ScalarField::new(&key, field, kind, elem);
         // What Qdrant indexed for filtering gets Milvus's general-purpose scalar index.
-        // (RTREE for geo points, what Milvus indexes a GEOMETRY field with).
+        // (RTREE for geo points, STL_SORT for instants: what those types take).
         if cfg.payload_schema.contains_key(&key) && kind != ScalarKind::Json {
-            let ix = if kind == ScalarKind::Geometry {
-                "RTREE"
-            } else {
-                "INVERTED"
+            let ix = match kind {
+                ScalarKind::Geometry => "RTREE",
+                ScalarKind::Timestamptz => "STL_SORT",
+                _ => "INVERTED",
             };
             sf.index = Some(ix.into());
+        }
+        if kind == ScalarKind::Timestamptz {
+            warnings.push(format!("payload key '{key}' becomes a Timestamptz field: each value is kept as its instant in UTC to the microsecond (an offset or digits past the microsecond in the text are not kept; promote it as VarChar to keep the text)"));
         }
         if opts.partition_key.as_deref() == Some(key.as_str()) {
             sf.partition_key = true;
@@ -494,10 +497,13 @@ fn promoted_fields(
         out.push(sf);
     }
     if !out.is_empty() {
-        let geo = if out.iter().any(|f| f.kind == ScalarKind::Geometry) {
-            " (≥ 2.6.4 for Geometry fields)"
-        } else {
-            ""
+        let geo = match (
+            out.iter().any(|f| f.kind == ScalarKind::Geometry),
+            out.iter().any(|f| f.kind == ScalarKind::Timestamptz),
+        ) {
+            (_, true) => " (≥ 2.6.6 for Timestamptz, 2.6.4 for Geometry fields)",
+            (true, false) => " (≥ 2.6.4 for Geometry fields)",
+            _ => "",
         };
         warnings.push(format!("promoted payload keys ({}) become nullable typed fields: the target must be Milvus ≥ 2.5{geo} or Zilliz Cloud", out.iter().map(|f| f.key.as_str()).collect::<Vec<_>>().join(", ")));
     }
@@ -544,10 +550,12 @@ fn suggest_promotions(cfg: &CollectionConfig, opts: &MappingOptions, warnings: &
         let promoted = opts.promote.iter().any(|(k, _)| k == key)
             || opts.partition_key.as_deref() == Some(key.as_str());
         if let (false, Some(kind)) = (promoted, ScalarKind::from_qdrant_index(dt)) {
-            let needs = if kind == ScalarKind::Geometry {
-                " (Milvus ≥ 2.6.4: RTREE index, ST_* filters)"
-            } else {
-                ""
+            let needs = match (kind, dt.as_str()) {
+                (ScalarKind::Geometry, _) => " (Milvus ≥ 2.6.4: RTREE index, ST_* filters)".into(),
+                (_, "datetime") => format!(
+                    "; `--promote {key}:Timestamptz` a Timestamptz field instead (Milvus ≥ 2.6.6: the instant, STL_SORT)"
+                ),
+                _ => String::new(),
             };
             warnings.push(format!("payload key '{key}' is indexed in Qdrant ({dt}); it stays in $meta. `--promote {key}` makes it a {} field Milvus can index and filter fast{needs}", kind.milvus_name()));
         }

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod checks;
 pub mod columns;
 pub mod hints;
+pub mod instant;
 pub mod json_index;
 pub mod mapping;
 pub mod scalars;

@@ -33,6 +33,8 @@ pub enum ScalarKind {
     /// A Qdrant geo point (`{"lon", "lat"}`, or a list of them) as WKT: `POINT (lon lat)` /
     /// `MULTIPOINT ((lon lat), …)` (Milvus 2.6.4+; RTREE index).
     Geometry,
+    /// A Qdrant datetime as its instant, to the microsecond, in UTC (Milvus 2.6.6+; STL_SORT).
+    Timestamptz,
 }
 
 impl ScalarKind {
@@ -58,6 +60,7 @@ impl ScalarKind {
                 "varchar" | "string" | "keyword" => ScalarKind::VarChar,
                 "json" => ScalarKind::Json,
                 "geometry" | "geo" => ScalarKind::Geometry,
+                "timestamptz" => ScalarKind::Timestamptz,
                 _ => return None,
             },
             None,
@@ -86,6 +89,7 @@ impl ScalarKind {
             ScalarKind::Json => "JSON",
             ScalarKind::Array => "Array",
             ScalarKind::Geometry => "Geometry",
+            ScalarKind::Timestamptz => "Timestamptz",
         }
     }
 }
@@ -271,20 +275,23 @@ impl ScalarField {
         }
         if let Some(ix) = &self.index {
             let numeric = matches!(self.kind, ScalarKind::Int64 | ScalarKind::Double);
+            // indexparamcheck: RTREE only on geometry (rtree_checker.go); a timestamptz takes
+            // STL_SORT only (stl_sort_checker.go; INVERTED and BITMAP refuse it).
             let geo = self.kind == ScalarKind::Geometry;
+            let time = self.kind == ScalarKind::Timestamptz;
             let fits = match ix.as_str() {
                 "RTREE" => geo,
                 "AUTOINDEX" => self.kind != ScalarKind::Json,
-                _ if geo => false,
+                "STL_SORT" => numeric || time,
+                _ if geo || time => false,
                 "INVERTED" => self.kind != ScalarKind::Json,
-                "STL_SORT" => numeric,
                 "TRIE" => self.kind == ScalarKind::VarChar,
                 "BITMAP" => !matches!(self.kind, ScalarKind::Double | ScalarKind::Json),
                 _ => false,
             };
             if !fits {
                 return Err(format!(
-                    "field '{name}': index '{ix}' does not fit a {} field (INVERTED or AUTOINDEX fit every type but JSON and Geometry; STL_SORT numbers; TRIE VarChar; BITMAP all but Double and JSON; RTREE Geometry only)",
+                    "field '{name}': index '{ix}' does not fit a {} field (INVERTED or AUTOINDEX fit every type but JSON, Geometry and Timestamptz; STL_SORT numbers and Timestamptz; TRIE VarChar; BITMAP all but Double and JSON; RTREE Geometry only)",
                     self.kind.milvus_name()
                 ));
             }
@@ -321,6 +328,10 @@ fn misfit(f: &ScalarField, v: &Value) -> Option<String> {
         }
     };
     match (f.kind, v) {
+        (ScalarKind::Timestamptz, Value::String(t)) => crate::transform::instant::parse_qdrant(t)
+            .is_none()
+            .then(|| "text that is no datetime Qdrant reads".into()),
+        (ScalarKind::Timestamptz, x) => Some(format!("{} is not a datetime text", kind_of(x))),
         (ScalarKind::Geometry, v) => crate::transform::wkt::from_geo(v)
             .err()
             .map(|why| format!("{why}: not a Qdrant geo point")),
@@ -420,6 +431,16 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
             let mut b = StringBuilder::new();
             for p in points {
                 b.append_option(value_of(p).map(|v| v.to_string()));
+            }
+            Arc::new(b.finish())
+        }
+        ScalarKind::Timestamptz => {
+            let mut b = StringBuilder::new();
+            for p in points {
+                b.append_option(value_of(p).as_ref().and_then(Value::as_str).and_then(|t| {
+                    crate::transform::instant::parse_qdrant(t)
+                        .map(crate::transform::instant::milvus_text)
+                }));
             }
             Arc::new(b.finish())
         }

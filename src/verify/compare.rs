@@ -84,6 +84,9 @@ pub fn compare_row(
         let t = target.get(&f.field).unwrap_or(&Value::Null);
         let same = match (f.kind, s, t) {
             (ScalarKind::Geometry, Value::String(a), Value::String(b)) => wkt::same(a, b),
+            (ScalarKind::Timestamptz, Value::String(a), Value::String(b)) => {
+                crate::transform::instant::same(a, b)
+            }
             _ => same_scalar(s, t),
         };
         if !same {

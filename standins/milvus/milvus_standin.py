@@ -124,6 +124,41 @@ def go_wkt(text):
     return head + "(" + ", ".join(poly(p) for p in tree) + ")"
 
 
+# TIMESTAMPTZ (2.6.6+): rows carry ISO-8601 text; the proxy parses it (validate_util.go
+# checkTimestamptzFieldData → pkg/util/timestamptz ParseTimeTz) into int64 microseconds in UTC
+# (UnixMicro: cut toward the earlier instant) and answers RFC 3339 in the collection's timezone
+# (internal/proxy/util.go timestamptzUTC2IsoStr, FormatTimeMicroWithoutTrailingZeros). The
+# stand-in keeps the text Milvus would answer with UTC, the default `timezone` property.
+TSTZ_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}(?::\d{2})?)?$")
+
+
+def go_timestamptz(text):
+    """ParseTimeTz's layouts, in its order: RFC3339Nano (`T`, then `Z` or ±HH:MM); a space
+    instead of `T` with ±HH:MM, ±HH or `Z`; no offset (the collection's timezone: UTC). An
+    offset outside -12..+14 h is refused. ValueError: text it refuses."""
+    import datetime as dt
+    m = TSTZ_RE.match(str(text))
+    if not m:
+        raise ValueError(text)
+    y, mo, d, sep, h, mi, sec, frac, zone = m.groups()
+    if sep == "T" and zone and zone != "Z" and ":" not in zone:
+        raise ValueError(text)
+    micros = int((frac or ".0")[1:7].ljust(6, "0"))
+    t = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec), micros)
+    offset = dt.timedelta(0)
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        hh, mm = int(zone[1:3]), int(zone[4:6] or 0) if ":" in zone else 0
+        if not -12 <= sign * hh <= 14:
+            raise ValueError(text)
+        offset = sign * dt.timedelta(hours=hh, minutes=mm)
+    u = t - offset
+    out = u.strftime("%Y-%m-%dT%H:%M:%S")
+    if u.microsecond:
+        out += ("." + f"{u.microsecond:06d}").rstrip("0")
+    return out + "Z"
+
+
 class RawInt(int):
     """A JSON integer with its text: Milvus parses REST rows with gjson, which keeps it."""
     raw = ""
@@ -303,7 +338,7 @@ def create_collection(st, body):
         fields = [{k: v for k, v in f.items() if k not in ("nullable", "defaultValue")} for f in fields]
         body = dict(body, schema=dict(schema, fields=fields))
     # Nullable and GEOMETRY fields live in the engine's dynamic field (see below).
-    nullable = any(f.get("nullable") or f.get("dataType") == "Geometry" for f in fields)
+    nullable = any(f.get("nullable") or f.get("dataType") in ("Geometry", "Timestamptz") for f in fields)
     s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
                                    enable_dynamic_field=bool(schema.get("enableDynamicField", False)) or nullable,
                                    description=body.get("description", ""))
@@ -324,7 +359,11 @@ def create_collection(st, body):
             # and the type was backported late in the 2.5 line; what an earlier 2.5 answers
             # after the lookup is not confirmed: the stand-in answers as 2.4 does.)
             raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
-        if dt not in TYPES and dt != "Geometry":
+        if dt == "Timestamptz" and not st.at_least(2, 6, 6):
+            # As Geometry before 2.6.4 (docs: Timestamptz from 2.6.6; what 2.6.4/2.6.5 answer
+            # is not confirmed).
+            raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
+        if dt not in TYPES and dt not in ("Geometry", "Timestamptz"):
             raise ApiError(1100, f"data type {dt} is invalid(case sensitive): invalid parameter")
         p = {str(k): v for k, v in (f.get("elementTypeParams") or {}).items()}
         kw = {}
@@ -364,8 +403,8 @@ def create_collection(st, body):
                 raise ApiError(1100, "there are more than one partition key: invalid parameter")
             # Milvus Lite 2.5.1 cannot filter a partition-key collection ("primary_key_offset ==
             # -1"): the rules are enforced here and the engine gets a plain field.
-        if dt == "Geometry":
-            # Milvus Lite 2.5.1 has no GEOMETRY: the WKT lives under the field's name in the
+        if dt in ("Geometry", "Timestamptz"):
+            # Milvus Lite 2.5.1 has neither type: the text lives under the field's name in the
             # engine's dynamic field, as a nullable field's value does.
             continue
         if f.get("nullable"):
@@ -395,8 +434,11 @@ def create_collection(st, body):
             ok_types = {"INVERTED": None, "AUTOINDEX": None, "STL_SORT": ("Int64", "Double", "Int32", "Float"),
                         "TRIE": ("VarChar",), "BITMAP": ("Int64", "VarChar", "Bool", "Array", "Int32"),
                         "RTREE": ("Geometry",)}
+            ok_types["STL_SORT"] += ("Timestamptz",)
             if ftype == "Geometry" and idx not in ("RTREE", "AUTOINDEX"):
                 raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
+            if ftype == "Timestamptz" and idx not in ("STL_SORT", "AUTOINDEX"):
+                raise ApiError(1100, f"{idx} are not supported on Timestamptz field: invalid parameter")
             if idx not in ok_types or (ok_types[idx] and ftype not in ok_types[idx]) or (ftype == "JSON" and not prm.get("json_path")):
                 raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
             if ip.get("metricType"):
@@ -588,6 +630,15 @@ def engine_row(st, name, row, from_rest):
         elif dt == "Bool":
             if not isinstance(v, bool):
                 raise ApiError(1804, f"the {fname} field value {v!r} is not a Bool")
+        elif dt == "Timestamptz":
+            text = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+            try:
+                v = go_timestamptz(text)
+            except ValueError:
+                why = f"got invalid timestamptz string '{text}': invalid timezone name; must be a valid IANA Time Zone ID (e.g., 'Asia/Shanghai' or 'UTC')"
+                if from_rest:
+                    raise ApiError(1100, why + ": invalid parameter")
+                raise ApiError(2100, why + ": importing data failed")
         elif dt == "Geometry":
             # REST: utils.go checkAndSetData keeps gjson's String() of the value (any JSON
             # becomes text); validate_util.go checkGeometryFieldData converts it to WKB, a
@@ -808,7 +859,7 @@ def check_parquet(st, name, table):
             raise mismatch("large_list")
         # importutilv2/parquet field_reader.go ReadGeometryData: utf8 WKT only (ReadStringData
         # wants *array.String; binary WKB is refused).
-        if dt in ("VarChar", "JSON", "SparseFloatVector", "Geometry") and not pa.types.is_string(t):
+        if dt in ("VarChar", "JSON", "SparseFloatVector", "Geometry", "Timestamptz") and not pa.types.is_string(t):
             raise mismatch(str(t))
         if dt == "Int64" and not pa.types.is_integer(t):
             raise mismatch(str(t))

@@ -3,7 +3,6 @@
 
 use super::version::{Known, Target};
 use crate::transform::mapping::{CollectionMapping, MultivectorPolicy, VectorKind};
-use crate::transform::scalars::ScalarKind;
 
 /// How a row without a sparse vector (staged as an empty sparse row) may reach the target, by
 /// its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a Parquet
@@ -64,16 +63,19 @@ impl Target {
                 nullable.join(", ")
             ));
         }
-        let geometry: Vec<&str> = m
+        let lacking: Vec<String> = m
             .scalars
             .iter()
-            .filter(|f| f.kind == ScalarKind::Geometry)
-            .map(|f| f.field.as_str())
+            .filter_map(|f| {
+                let t = f.kind.milvus_name();
+                k.lacks_type(t)
+                    .map(|since| format!("{} ({t}, {since}+)", f.field))
+            })
             .collect();
-        if !geometry.is_empty() && !k.has_geometry() {
+        if !lacking.is_empty() {
             notes.push(format!(
-                "fields {} are GEOMETRY (geo points), which {release} lacks (2.6.4+): the import would be refused; make them JSON in the mapping file (or stop promoting them) or import into Milvus ≥ 2.6.4 / Zilliz Cloud",
-                geometry.join(", ")
+                "fields {} are of types {release} lacks: the import would be refused; change their type in the mapping file (JSON for a geo point, VarChar for a datetime) or import into a newer Milvus / Zilliz Cloud",
+                lacking.join(", ")
             ));
         }
         for v in m

@@ -169,29 +169,31 @@ impl Milvus {
                 nullable.join(", ")
             )));
         }
-        let geometry: Vec<&str> = body["schema"]["fields"]
+        // Fields of a type this release lacks (the 2.6 line's GEOMETRY, TIMESTAMPTZ).
+        let lacking: Vec<String> = body["schema"]["fields"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|f| f["dataType"] == json!("Geometry"))
-            .filter_map(|f| f["fieldName"].as_str())
+            .filter_map(|f| {
+                let t = f["dataType"].as_str()?;
+                let since = server.kind.lacks_type(t)?;
+                Some(format!("{} ({t}, {since}+)", f["fieldName"].as_str()?))
+            })
             .collect();
-        if !geometry.is_empty() && !server.kind.has_geometry() && server.known != Known::Probed {
+        let fix = "change their type in the mapping file (JSON keeps the value as Qdrant wrote it, VarChar a datetime's text), or import into a newer Milvus / Zilliz Cloud";
+        let collection = body["collectionName"].as_str().unwrap_or("?");
+        if !lacking.is_empty() && server.known != Known::Probed {
             return Err(Error::Other(format!(
-                "collection {}: fields {} are GEOMETRY (geo payload keys promoted as Geometry), which {server} does not have (2.6.4+); change their type to JSON in the mapping file (or stop promoting them: they stay in $meta as Qdrant wrote them), or import into Milvus ≥ 2.6.4 / Zilliz Cloud",
-                body["collectionName"].as_str().unwrap_or("?"),
-                geometry.join(", ")
+                "collection {collection}: fields {} are of types {server} does not have; {fix}",
+                lacking.join(", ")
             )));
         }
         match self.call("collections/create", body.clone()) {
-            // A release only probed may lack GEOMETRY: the server's refusal gets the fix.
-            Err(Error::Milvus { message, .. })
-                if !geometry.is_empty() && message.contains("Geometry") =>
-            {
+            // A release only probed may lack them: the server's refusal gets the fix.
+            Err(Error::Milvus { message, .. }) if !lacking.is_empty() => {
                 Err(Error::Other(format!(
-                    "collection {}: the target refused GEOMETRY fields {} ({message}); GEOMETRY needs Milvus ≥ 2.6.4: change their type to JSON in the mapping file (or stop promoting them), or import into a newer Milvus / Zilliz Cloud",
-                    body["collectionName"].as_str().unwrap_or("?"),
-                    geometry.join(", ")
+                    "collection {collection}: the target refused fields {} ({message}); {fix}",
+                    lacking.join(", ")
                 )))
             }
             r => r.map(|_| ()),

@@ -105,6 +105,20 @@ impl ServerKind {
         self.at_least(Release(2, 6, 4))
     }
 
+    /// TIMESTAMPTZ fields (ISO-8601 rows, a utf8 Parquet column; STL_SORT): 2.6.6.
+    pub fn has_timestamptz(self) -> bool {
+        self.at_least(Release(2, 6, 6))
+    }
+
+    /// The release a field `dataType` of the 2.6 line needs, where this server lacks it.
+    pub fn lacks_type(self, data_type: &str) -> Option<&'static str> {
+        match data_type {
+            "Geometry" if !self.has_geometry() => Some("2.6.4"),
+            "Timestamptz" if !self.has_timestamptz() => Some("2.6.6"),
+            _ => None,
+        }
+    }
+
     /// Indexes on JSON paths of the dynamic field (`json_path`, `json_cast_type`; 2.5.11).
     pub fn has_json_path_index(self) -> bool {
         self.at_least(Release(2, 5, 11))
@@ -167,6 +181,10 @@ impl Target {
             ),
             ("JSON-path indexes on $meta keys", k.has_json_path_index()),
             ("GEOMETRY fields with RTREE (geo points)", k.has_geometry()),
+            (
+                "TIMESTAMPTZ fields (datetimes as instants)",
+                k.has_timestamptz(),
+            ),
             ("Idempotency-Key on import jobs", k.import_idempotency()),
             (
                 "two-phase import (auto_commit=false, commit/abort)",
