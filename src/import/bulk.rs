@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::sink::milvus::fit::EmptySparse;
 use crate::sink::milvus::jobs::CREATE_WINDOW;
+use crate::sink::milvus::version::Known;
 use crate::sink::milvus::{ImportJob, JobState, Milvus};
 use crate::sink::object_store::Uploader;
 use crate::stage::StagedCollection;
@@ -98,10 +99,11 @@ pub fn import_all(
     Ok(())
 }
 
-/// On a release that takes a row without its sparse vector (an empty sparse row) over REST but
-/// fails a Parquet import on it (2.4.12–2.5.6, or a release only probed), each chunk holding
-/// one and not yet in a job is upserted instead (idempotent: a rerun sends it again whole); the
-/// other chunks go on to the bulk import.
+/// On a release known to take a row without its sparse vector (an empty sparse row) over REST
+/// but to fail a Parquet import on it (2.4.12–2.5.6), each chunk holding one and not yet in a
+/// job is upserted instead (idempotent: a rerun sends it again whole); the other chunks go on to
+/// the bulk import. (A release only probed is left to the import, with check_empty_sparse's
+/// warning: most servers that answer like 2.5.4 are newer and import them.)
 fn upsert_rest_only_chunks(
     milvus: &Milvus,
     sc: StagedCollection,
@@ -110,7 +112,9 @@ fn upsert_rest_only_chunks(
     progress: &Progress,
 ) -> Result<()> {
     let server = milvus.server()?;
-    if EmptySparse::of(server, &sc.entry.mapping) != EmptySparse::RestOnly {
+    if server.known == Known::Probed
+        || EmptySparse::of(server, &sc.entry.mapping) != EmptySparse::RestOnly
+    {
         return Ok(());
     }
     let (mut chunks, mut rows) = (0, 0);

@@ -154,23 +154,32 @@ fn ensure_collection(
 /// Points staged with an empty sparse row (a missing sparse vector) on a release that takes
 /// them in neither mode (before 2.4.12): refused before anything is created, with the fix,
 /// instead of the server's error part-way. On 2.4.12–2.5.6 (REST only) a bulk import upserts
-/// the chunks that hold one (`bulk::upsert_rest_only_chunks`).
-fn check_empty_sparse(milvus: &Milvus, sc: StagedCollection) -> Result<()> {
+/// the chunks that hold one (`bulk::upsert_rest_only_chunks`). A release only probed is a lower
+/// bound: it gets a warning where this mode may fail on them, nothing else.
+fn check_empty_sparse(milvus: &Milvus, sc: StagedCollection, mode: ImportMode) -> Result<()> {
     let n: u64 = sc.entry.ranges.iter().map(|r| r.empty_sparse).sum();
     if n == 0 {
         return Ok(());
     }
     let server = milvus.server()?;
-    let rule = EmptySparse::of(server, &sc.entry.mapping);
-    if server.known == Known::Probed && !server.kind.takes_empty_sparse() {
-        // The server's answers bound the release from below only: a newer one of its line
-        // takes them. Said, not refused.
-        tracing::warn!(
-            collection = sc.name,
-            "{n} points are staged with an empty sparse row, which Milvus takes over REST from 2.4.12 only; the target's release is not known ({server}): if the import fails on them, give --milvus-version"
-        );
+    let k = server.kind;
+    if server.known == Known::Probed {
+        let (takes, since) = match mode {
+            ImportMode::Bulk => (
+                k.imports_empty_sparse(),
+                "a Parquet import takes them from 2.5.7",
+            ),
+            ImportMode::Upsert => (k.takes_empty_sparse(), "REST takes them from 2.4.12"),
+        };
+        if !takes {
+            tracing::warn!(
+                collection = sc.name,
+                "{n} points are staged with an empty sparse row ({since}); the target's release is not known ({server}): if the import fails on them, give --milvus-version"
+            );
+        }
+        return Ok(());
     }
-    if rule != EmptySparse::Nowhere {
+    if EmptySparse::of(server, &sc.entry.mapping) != EmptySparse::Nowhere {
         return Ok(());
     }
     Err(Error::Mapping {
@@ -203,7 +212,7 @@ fn import_collection(
     opts: &ImportOptions,
 ) -> Result<VerifyReport> {
     let entry = sc.entry;
-    check_empty_sparse(milvus, sc)?;
+    check_empty_sparse(milvus, sc, opts.mode)?;
     ensure_collection(milvus, sc, book.get(), opts)?;
     {
         let l = book.get();
