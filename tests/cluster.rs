@@ -412,6 +412,16 @@ fn custom_shard_keys_become_a_partition_key_field_offline_and_live() {
 /// finding 6).
 #[test]
 fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
+    // On a local disk, then on object storage (the parts merged there, the sync's held digests
+    // read from the working copy): one after the other, as both use the same source collection.
+    merged_parts_sync(false);
+    merged_parts_sync(true);
+}
+
+/// Exports the node snapshots in two parts (split by shards: each part's ranges cover the whole
+/// id space), merges them, imports, then syncs changes; `on_s3`: every stage in the S3
+/// stand-in's bucket.
+fn merged_parts_sync(on_s3: bool) {
     use common::*;
     use serde_json::{Value, json};
     let whole = export_whole();
@@ -453,26 +463,37 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
         upsert("gen_cluster", part.to_vec());
     }
     let base = tempfile::tempdir().unwrap();
+    let bucket = standin("Q2Z_S3_BUCKET");
+    let root = if on_s3 {
+        format!("s3://{bucket}/stages/merged-{}", rand::random::<u32>())
+    } else {
+        base.path().to_string_lossy().into_owned()
+    };
+    // Where a stage's files are on this disk (s3s-fs keeps each object as a file).
+    let on_disk = |s: &str| match s.strip_prefix("s3://") {
+        Some(key) => PathBuf::from(standin("Q2Z_S3_ROOT")).join(key),
+        None => PathBuf::from(s),
+    };
     let files: Vec<String> = [1111u64, 2222, 3333].iter().map(|p| node(*p)).collect();
     let mut parts = Vec::new();
     for i in 0..2 {
-        let d = base
-            .path()
-            .join(format!("p{i}"))
-            .to_string_lossy()
-            .into_owned();
+        let d = format!("{root}/p{i}");
         let mut a = vec!["export", "--stage", &d, "--target-prefix", "f6_"];
         let part = format!("{i}/2");
         a.extend(["--part", &part, "--snapshot"]);
         a.extend(files.iter().map(String::as_str));
-        let (code, text) = q2z(&a);
-        assert_eq!(code, 0, "{text}");
+        let (code, out, err) = run_q2z(&a);
+        assert_eq!(code, 0, "{out}{err}");
         parts.push(d);
     }
-    let into = base.path().join("merged");
-    let (code, text) = merge(&parts, &into);
-    assert_eq!(code, 0, "{text}");
-    let m = q2z::stage::manifest::Manifest::load(&into)
+    let merged = format!("{root}/merged");
+    let into = std::path::Path::new(&merged);
+    let mut a = vec!["stage", "merge"];
+    a.extend(parts.iter().map(String::as_str));
+    a.extend(["--into", &merged]);
+    let (code, out, err) = run_q2z(&a);
+    assert_eq!(code, 0, "{out}{err}");
+    let m = q2z::stage::manifest::Manifest::load(&on_disk(&merged))
         .unwrap()
         .unwrap();
     let e = &m.collections["gen_cluster"];
@@ -485,11 +506,11 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
         "collections/drop",
         json!({"collectionName": "f6_gen_cluster"}),
     );
-    let (code, out, err) = import(&into, "bulk", &[]);
+    let (code, out, err) = import(into, "bulk", &[]);
     assert_eq!(code, 0, "{out}{err}");
     // Nothing changed yet: nothing to do. Small windows: the other ranges' ids are read a
     // window at a time beside each range's (memory of a window, not of the collection).
-    let (code, v, text) = sync(&into, "gen_cluster", &["--diff-window", "13"]);
+    let (code, v, text) = sync(into, "gen_cluster", &["--diff-window", "13"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(v[0]["source_points"], 1000, "each point counted once: {v}");
     assert_eq!(counts(&v), (0, 0, 0), "{v}");
@@ -516,12 +537,12 @@ fn a_stage_merged_from_shard_parts_syncs_like_a_whole_export() {
         "gen_cluster",
         (0..5).map(|i| json!({"id": 900_000 + i, "vector": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "payload": {"new": i}})).collect(),
     );
-    let (code, v, text) = sync(&into, "gen_cluster", &["--diff-window", "37"]);
+    let (code, v, text) = sync(into, "gen_cluster", &["--diff-window", "37"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(counts(&v), (5, 10, 5), "{v}");
     assert_eq!(v[0]["target_rows"], 1000, "{v}");
     let d = target_vs_source("gen_cluster", "f6_gen_cluster");
     assert!(d.is_empty(), "{d:#?}");
-    let (code, out, err) = verify(&into, &["--full"]);
+    let (code, out, err) = verify(into, &["--full"]);
     assert_eq!(code, 0, "{out}{err}");
 }

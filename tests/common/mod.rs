@@ -215,6 +215,8 @@ pub fn q2z_command(args: &[&str]) -> std::process::Command {
         .env("MILVUS_TOKEN", standin("Q2Z_MILVUS_TOKEN"))
         .env("AWS_ACCESS_KEY_ID", standin("Q2Z_S3_ACCESS_KEY"))
         .env("AWS_SECRET_ACCESS_KEY", standin("Q2Z_S3_SECRET_KEY"))
+        // The endpoint of an s3:// stage (read for those only).
+        .env("AWS_ENDPOINT_URL", standin("Q2Z_S3_ENDPOINT"))
         .env(
             "Q2Z_LOG",
             std::env::var("Q2Z_TEST_LOG").unwrap_or_else(|_| "warn".into()),
