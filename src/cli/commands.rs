@@ -604,6 +604,7 @@ fn plan(a: PlanArgs) -> Result<u8> {
             view.target = Some(output::PlanTarget {
                 server: server.to_string(),
                 notes: server.plan_notes(&mapping, m.has_collection(&mapping.target)?),
+                gets: server.plan_gets(&mapping),
             });
         }
         out.push(view);

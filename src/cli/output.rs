@@ -260,6 +260,8 @@ pub struct PlanTarget {
     pub server: String,
     /// One line per need the target does not meet (empty: ready).
     pub notes: Vec<String>,
+    /// What the collection gets of the newer releases' capabilities there.
+    pub gets: Vec<String>,
 }
 
 impl PlanView {
@@ -330,6 +332,9 @@ pub fn print_plan(p: &PlanView) {
             for n in &t.notes {
                 println!("    ! {n}");
             }
+        }
+        for g in &t.gets {
+            println!("    + {g}");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::version::{Known, Target};
 use crate::transform::mapping::{CollectionMapping, MultivectorPolicy, VectorKind};
+use crate::transform::scalars::ScalarKind;
 
 /// How a row without a sparse vector (staged as an empty sparse row) may reach the target, by
 /// its release: over REST from 2.4.12 (utils.go `checkAndSetData`, PR 36061), in a Parquet
@@ -36,6 +37,43 @@ impl EmptySparse {
 }
 
 impl Target {
+    /// What the collection of `m` gets of the 2.6 / 3.0 capabilities on this release, one line
+    /// each (`plan --milvus-url`): typed fields of the newer types, how import jobs are made
+    /// exactly-once, and what stays as before (multivectors).
+    pub fn plan_gets(&self, m: &CollectionMapping) -> Vec<String> {
+        let k = self.kind;
+        let mut gets = Vec::new();
+        for f in &m.scalars {
+            let what = match f.kind {
+                ScalarKind::Geometry => {
+                    "GEOMETRY: Qdrant geo points as WKT, every coordinate exact"
+                }
+                ScalarKind::Timestamptz => "TIMESTAMPTZ: instants in UTC, to the microsecond",
+                _ => continue,
+            };
+            if k.lacks_type(f.kind.milvus_name()).is_none() {
+                let ix = f
+                    .index
+                    .as_deref()
+                    .map(|i| format!(", {i} index"))
+                    .unwrap_or_default();
+                gets.push(format!("field '{}': {what}{ix}", f.field));
+            }
+        }
+        gets.push(match (k.two_phase_import(), k.import_idempotency()) {
+            (true, _) => "import jobs: created uncommitted, committed once their row count matches the stage (two-phase), with an Idempotency-Key".into(),
+            (false, true) => "import jobs: an Idempotency-Key each (a lost answer cannot make a second job)".into(),
+            _ => "import jobs: a lost creation answer is reconciled against the server's job list (no Idempotency-Key on this release)".into(),
+        });
+        for v in m.vectors.iter().filter(|v| v.is_multivector) {
+            gets.push(format!(
+                "vector '{}' (a multivector): as the mapping says (first / skip); an Array of Structs with MAX_SIM is not written by q2z yet",
+                v.source
+            ));
+        }
+        gets
+    }
+
     /// One line per need of `m` that this release does not meet (empty: it meets them all).
     /// `exists`: the target already has a collection of the mapping's name.
     pub fn plan_notes(&self, m: &CollectionMapping, exists: bool) -> Vec<String> {
@@ -166,6 +204,42 @@ max_length = 64
         assert_eq!(mid.len(), 1, "{mid:#?}");
         assert!(mid[0].contains("a bulk import upserts the chunks that hold one"));
         assert!(target("2.6.24").plan_notes(&m, false).is_empty());
+    }
+
+    #[test]
+    fn a_release_says_what_the_collection_gets_of_the_newer_types() {
+        let mut m = test_mapping(crate::model::Distance::Cosine, IdKind::Int64);
+        for (key, ty, ix) in [
+            ("loc", "Geometry", "RTREE"),
+            ("at", "Timestamptz", "STL_SORT"),
+        ] {
+            let (kind, _) = crate::transform::scalars::ScalarKind::parse(ty).unwrap();
+            let mut f = crate::transform::scalars::ScalarField::new(key, key.into(), kind, None);
+            f.index = Some(ix.into());
+            m.scalars.push(f);
+        }
+        let gets = |v: &str| target(v).plan_gets(&m).join("\n");
+        let g = gets("3.0.2");
+        assert!(
+            g.contains("field 'loc': GEOMETRY") && g.contains("RTREE index"),
+            "{g}"
+        );
+        assert!(
+            g.contains("field 'at': TIMESTAMPTZ") && g.contains("two-phase"),
+            "{g}"
+        );
+        let g = gets("2.6.4");
+        assert!(
+            g.contains("'loc': GEOMETRY") && !g.contains("TIMESTAMPTZ"),
+            "{g}"
+        );
+        assert!(
+            g.contains("reconciled against the server's job list"),
+            "{g}"
+        );
+        assert!(gets("2.6.24").contains("an Idempotency-Key each"));
+        let notes = target("2.6.4").plan_notes(&m, false).join("\n");
+        assert!(notes.contains("at (Timestamptz, 2.6.6+)"), "{notes}");
     }
 
     fn on(v: (u16, u16, u16), known: Known) -> Target {
