@@ -154,45 +154,47 @@ impl Milvus {
     /// Creates a collection from a `collections/create` body; nullable fields are refused
     /// with the fix on a server that has none (2.4 would make them required, silently).
     pub fn create_collection(&self, body: &Value) -> Result<()> {
-        let nullable: Vec<&str> = body["schema"]["fields"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let fields = || body["schema"]["fields"].as_array().into_iter().flatten();
+        let nullable: Vec<&str> = fields()
             .filter(|f| f["nullable"] == json!(true))
             .filter_map(|f| f["fieldName"].as_str())
             .collect();
         let server = self.server()?;
-        if !nullable.is_empty() && !server.kind.has_nullable() {
-            return Err(Error::Other(format!(
-                "collection {}: fields {} are nullable (payload keys promoted with --promote, absent on some points), which {server} does not support (it would make them required and refuse every point without them); export again without --promote (the keys stay in the dynamic field $meta), or import into Milvus ≥ 2.5 / Zilliz Cloud",
-                body["collectionName"].as_str().unwrap_or("?"),
-                nullable.join(", ")
-            )));
-        }
         // Fields of a type this release lacks (the 2.6 line's GEOMETRY, TIMESTAMPTZ).
-        let lacking: Vec<String> = body["schema"]["fields"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let lacking: Vec<String> = fields()
             .filter_map(|f| {
                 let t = f["dataType"].as_str()?;
                 let since = server.kind.lacks_type(t)?;
                 Some(format!("{} ({t}, {since}+)", f["fieldName"].as_str()?))
             })
             .collect();
-        let fix = "change their type in the mapping file (JSON keeps the value as Qdrant wrote it, VarChar a datetime's text), or import into a newer Milvus / Zilliz Cloud";
+        let fix = "change their type in the mapping file (JSON keeps the value as Qdrant wrote it, VarChar a datetime's text)";
         let collection = body["collectionName"].as_str().unwrap_or("?");
+        // Every need the release is known not to meet, said at once, before anything is made.
+        let mut unmet = Vec::new();
         if !lacking.is_empty() && server.known != Known::Probed {
-            return Err(Error::Other(format!(
-                "collection {collection}: fields {} are of types {server} does not have; {fix}",
+            unmet.push(format!(
+                "fields {} are of types {server} does not have: {fix}",
                 lacking.join(", ")
+            ));
+        }
+        if !nullable.is_empty() && !server.kind.has_nullable() {
+            unmet.push(format!(
+                "fields {} are nullable (payload keys promoted with --promote, absent on some points), which {server} does not support (it would make them required and refuse every point without them): export again without --promote (the keys stay in the dynamic field $meta)",
+                nullable.join(", ")
+            ));
+        }
+        if !unmet.is_empty() {
+            return Err(Error::Other(format!(
+                "collection {collection}: {}; or import into a newer Milvus / Zilliz Cloud",
+                unmet.join("; and ")
             )));
         }
         match self.call("collections/create", body.clone()) {
             // A release only probed may lack them: the server's refusal gets the fix.
             Err(Error::Milvus { message, .. }) if !lacking.is_empty() => {
                 Err(Error::Other(format!(
-                    "collection {collection}: the target refused fields {} ({message}); {fix}",
+                    "collection {collection}: the target refused fields {} ({message}); {fix}, or import into a newer Milvus / Zilliz Cloud",
                     lacking.join(", ")
                 )))
             }
