@@ -585,6 +585,9 @@ fn plan_against_the_target_says_what_its_release_lacks_for_the_mapping() {
     let has = |s: &str| notes.iter().any(|n| n.contains(s));
     assert_eq!(has("are nullable"), !at_least((2, 5, 0)), "{notes:#?}");
     assert_eq!(has("empty sparse row"), !at_least((2, 5, 7)), "{notes:#?}");
+    // What the collection gets there: exactly-once jobs by two-phase commit from 3.0.
+    let gets = t["gets"].to_string();
+    assert_eq!(gets.contains("two-phase"), at_least((3, 0, 0)), "{gets}");
     assert_eq!(
         has("refuses over REST"),
         !at_least((2, 4, 12)),

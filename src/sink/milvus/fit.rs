@@ -122,7 +122,12 @@ impl Target {
             .filter(|v| v.kind == VectorKind::SparseFloatVector)
         {
             if !k.imports_empty_sparse() {
-                notes.push(if k.takes_empty_sparse() {
+                notes.push(if self.known == Known::Probed {
+                    format!(
+                        "sparse field '{}': a point without the vector is staged as an empty sparse row, which a bulk import fails on before 2.5.7; the release is only probed ({release} or newer): give --milvus-version so that on 2.4.12–2.5.6 the chunks holding one are upserted",
+                        v.field
+                    )
+                } else if k.takes_empty_sparse() {
                     format!(
                         "sparse field '{}': a point without the vector is staged as an empty sparse row, which {release} fails in a bulk import (2.5.7+) but takes over REST: a bulk import upserts the chunks that hold one (slower than bulk for those chunks)",
                         v.field
