@@ -312,6 +312,21 @@ impl ScalarField {
     }
 }
 
+/// The value staged for a payload value, or why it does not fit its field: a geo point as its
+/// WKT, a datetime as the instant's text Milvus answers, anything else as it is.
+fn staged(f: &ScalarField, v: &Value) -> std::result::Result<Value, String> {
+    match (f.kind, v) {
+        (ScalarKind::Geometry, v) => crate::transform::wkt::from_geo(v)
+            .map(Value::String)
+            .map_err(|why| format!("{why}: not a Qdrant geo point")),
+        (ScalarKind::Timestamptz, Value::String(t)) => crate::transform::instant::parse_qdrant(t)
+            .map(|i| Value::String(crate::transform::instant::milvus_text(i)))
+            .ok_or_else(|| "text that is no datetime Qdrant reads".into()),
+        (ScalarKind::Timestamptz, x) => Err(format!("{} is not a datetime text", kind_of(x))),
+        _ => misfit(f, v).map_or_else(|| Ok(v.clone()), Err),
+    }
+}
+
 /// Why a payload value does not fit its field.
 fn misfit(f: &ScalarField, v: &Value) -> Option<String> {
     let elem_ok = |k: ScalarKind, x: &Value| -> Option<String> {
@@ -328,13 +343,6 @@ fn misfit(f: &ScalarField, v: &Value) -> Option<String> {
         }
     };
     match (f.kind, v) {
-        (ScalarKind::Timestamptz, Value::String(t)) => crate::transform::instant::parse_qdrant(t)
-            .is_none()
-            .then(|| "text that is no datetime Qdrant reads".into()),
-        (ScalarKind::Timestamptz, x) => Some(format!("{} is not a datetime text", kind_of(x))),
-        (ScalarKind::Geometry, v) => crate::transform::wkt::from_geo(v)
-            .err()
-            .map(|why| format!("{why}: not a Qdrant geo point")),
         (ScalarKind::Array, Value::Array(items)) => {
             let cap = f.max_capacity.unwrap_or(MAX_CAPACITY) as usize;
             if items.len() > cap {
@@ -385,12 +393,12 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
                 }
                 None
             }
-            Some(v) => match misfit(f, v) {
-                Some(why) => {
+            Some(v) => match staged(f, v) {
+                Err(why) => {
                     bad.push(format!("{} ({why})", p.id));
                     None
                 }
-                None => Some(v.clone()),
+                Ok(v) => Some(v),
             },
         }
     };
@@ -420,7 +428,8 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
                 .for_each(|p| b.append_option(value_of(p).and_then(|v| v.as_bool())));
             Arc::new(b.finish())
         }
-        ScalarKind::VarChar => {
+        // Geo points and datetimes are staged as their text (`staged`).
+        ScalarKind::VarChar | ScalarKind::Geometry | ScalarKind::Timestamptz => {
             let mut b = StringBuilder::new();
             for p in points {
                 b.append_option(value_of(p).as_ref().and_then(Value::as_str));
@@ -431,23 +440,6 @@ pub fn scalar_column(collection: &str, f: &ScalarField, points: &[&Point]) -> Re
             let mut b = StringBuilder::new();
             for p in points {
                 b.append_option(value_of(p).map(|v| v.to_string()));
-            }
-            Arc::new(b.finish())
-        }
-        ScalarKind::Timestamptz => {
-            let mut b = StringBuilder::new();
-            for p in points {
-                b.append_option(value_of(p).as_ref().and_then(Value::as_str).and_then(|t| {
-                    crate::transform::instant::parse_qdrant(t)
-                        .map(crate::transform::instant::milvus_text)
-                }));
-            }
-            Arc::new(b.finish())
-        }
-        ScalarKind::Geometry => {
-            let mut b = StringBuilder::new();
-            for p in points {
-                b.append_option(value_of(p).and_then(|v| crate::transform::wkt::from_geo(&v).ok()));
             }
             Arc::new(b.finish())
         }

@@ -431,10 +431,9 @@ def create_collection(st, body):
         ftype = next((f.get("dataType") for f in fields if f.get("fieldName") == ip.get("fieldName")), None)
         if ftype not in VECTOR_TYPES:
             # indexparamcheck: rtree_checker.go (RTREE on geometry only), the others by type.
-            ok_types = {"INVERTED": None, "AUTOINDEX": None, "STL_SORT": ("Int64", "Double", "Int32", "Float"),
+            ok_types = {"INVERTED": None, "AUTOINDEX": None, "STL_SORT": ("Int64", "Double", "Int32", "Float", "Timestamptz"),
                         "TRIE": ("VarChar",), "BITMAP": ("Int64", "VarChar", "Bool", "Array", "Int32"),
                         "RTREE": ("Geometry",)}
-            ok_types["STL_SORT"] += ("Timestamptz",)
             if ftype == "Geometry" and idx not in ("RTREE", "AUTOINDEX"):
                 raise ApiError(1100, f"invalid index type {idx} for {ftype} field {ip.get('fieldName')}: invalid parameter")
             if ftype == "Timestamptz" and idx not in ("STL_SORT", "AUTOINDEX"):
