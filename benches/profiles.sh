@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 v="${1:?usage: benches/profiles.sh VERSION [SUITE ...]}"; shift
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(milvus_profiles rest_values import sync cutover cutover_integrity
-  repair search promote cluster report live_export s3_stage)
+  repair search promote cluster report live_export s3_stage multivectors)
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
 q2z_build

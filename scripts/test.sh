@@ -76,7 +76,7 @@ for l in sys.stdin:
   # The release rules, the REST values, and the commands that change the target after an
   # import (sync, cut-over, repair after a sync) on every line; the rest on the main stand-in
   # (benches/profiles.sh runs every target suite against one line).
-  profile_suites="milvus_profiles|rest_values|sync|cutover|repair"
+  profile_suites="milvus_profiles|rest_values|sync|cutover|repair|multivectors"
   for v in $Q2Z_MILVUS_PROFILES; do
     var="Q2Z_MILVUS_URL_${v//./_}"
     (

@@ -118,7 +118,12 @@ pub struct Point {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryVector {
     Dense(Vec<f32>),
-    Sparse { indices: Vec<u32>, values: Vec<f32> },
+    Sparse {
+        indices: Vec<u32>,
+        values: Vec<f32>,
+    },
+    /// A multivector (scored by MaxSim).
+    Multi(Vec<Vec<f32>>),
 }
 
 impl QueryVector {
@@ -129,10 +134,12 @@ impl QueryVector {
             QueryVector::Sparse { indices, values } => {
                 serde_json::json!({"indices": indices, "values": values})
             }
+            QueryVector::Multi(m) => serde_json::json!(m),
         }
     }
 
-    /// From Qdrant's `query` JSON (a float array, or `{"indices", "values"}`).
+    /// From Qdrant's `query` JSON (a float array, an array of float arrays, or
+    /// `{"indices", "values"}`).
     pub fn from_qdrant_json(v: &Value) -> Option<QueryVector> {
         let floats = |a: &Value| -> Option<Vec<f32>> {
             a.as_array()?
@@ -141,6 +148,11 @@ impl QueryVector {
                 .collect()
         };
         match v {
+            Value::Array(a) if a.first().is_some_and(Value::is_array) => a
+                .iter()
+                .map(floats)
+                .collect::<Option<Vec<_>>>()
+                .map(QueryVector::Multi),
             Value::Array(_) => floats(v).map(QueryVector::Dense),
             Value::Object(o) => {
                 let indices = o

@@ -366,6 +366,8 @@ pub enum MultivectorArg {
     First,
     /// Leave the multivector out.
     Skip,
+    /// Keep every vector, as an Array of Structs with a MAX_SIM index (Milvus 3.0+).
+    Struct,
 }
 
 /// The staging directory.

@@ -436,6 +436,7 @@ fn mapping_options(
             None => MultivectorPolicy::Ask,
             Some(MultivectorArg::First) => MultivectorPolicy::First,
             Some(MultivectorArg::Skip) => MultivectorPolicy::Skip,
+            Some(MultivectorArg::Struct) => MultivectorPolicy::Struct,
         },
         max_vector_fields: a.max_vector_fields,
         autoindex: a.autoindex,

@@ -132,6 +132,13 @@ fn put_vectors(
                 r.insert(field.to_string(), Value::Array(floats));
             }
         }
+        VectorKind::EmbeddingList => {
+            for (i, r) in rows.iter_mut().enumerate() {
+                let v = crate::transform::embedding_list::row_json(col, i)
+                    .map_err(|e| format!("'{field}' is {e}"))?;
+                r.insert(field.to_string(), v);
+            }
+        }
         VectorKind::SparseFloatVector => {
             let s = col.as_string_opt::<i32>().ok_or_else(|| not("utf8"))?;
             for (i, r) in rows.iter_mut().enumerate() {

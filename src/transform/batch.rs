@@ -294,6 +294,42 @@ fn vector_column(
                 None,
             ))
         }
+        VectorKind::EmbeddingList => {
+            let dim = v.dim.unwrap_or(0);
+            let zeros = vec![0.0f32; dim];
+            let mut rows = Vec::with_capacity(points.len());
+            for p in points {
+                rows.push(match p.vectors.get(&v.source) {
+                    Some(VectorValue::Multi(list)) => {
+                        if let Some(bad) = list.iter().find(|x| x.len() != dim) {
+                            return Err(dim_err(m, p, v, bad.len()));
+                        }
+                        list.iter().map(Vec::as_slice).collect()
+                    }
+                    Some(VectorValue::Dense(d)) if d.len() == dim => vec![d.as_slice()],
+                    Some(_) => {
+                        return Err(Error::Mapping {
+                            collection: m.source.clone(),
+                            message: format!(
+                                "point {}: vector '{}' is not the multivector the mapping expects",
+                                p.id, v.source
+                            ),
+                        });
+                    }
+                    None if m.missing_vector == MissingVector::Zeros => vec![zeros.as_slice()],
+                    None => {
+                        return Err(Error::Mapping {
+                            collection: m.source.clone(),
+                            message: format!(
+                                "point {} has no multivector '{}' (missing_vector = error)",
+                                p.id, v.source
+                            ),
+                        });
+                    }
+                });
+            }
+            super::embedding_list::column(rows.into_iter(), dim)
+        }
         VectorKind::SparseFloatVector => {
             let mut b = StringBuilder::with_capacity(points.len(), points.len() * 64);
             for p in points {

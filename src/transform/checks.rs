@@ -11,7 +11,7 @@
 //! COSINE: it is counted and reported as a warning.
 
 use crate::model::{Point, PointId, VectorValue};
-use crate::transform::mapping::{CollectionMapping, IdKind, VectorKind};
+use crate::transform::mapping::{CollectionMapping, IdKind, MAX_EMBEDDINGS, VectorKind};
 
 /// Why Milvus would refuse this point, if it would.
 pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
@@ -59,6 +59,14 @@ pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
                         "vector '{name}' holds {x} (Milvus takes finite values)"
                     ));
                 }
+            }
+            (VectorKind::EmbeddingList, Some(VectorValue::Multi(vs)))
+                if vs.is_empty() || vs.len() > MAX_EMBEDDINGS =>
+            {
+                return Some(format!(
+                    "multivector '{name}' holds {} vectors (an Array of Structs field takes 1..={MAX_EMBEDDINGS} per point)",
+                    vs.len()
+                ));
             }
             (_, Some(VectorValue::Multi(vs))) => {
                 if let Some(x) = vs.iter().flatten().find(|x| !x.is_finite()) {

@@ -68,6 +68,7 @@ impl Column<'_> {
                     VectorKind::FloatVector => list_of(DataType::Float32),
                     VectorKind::Float16Vector => list_of(DataType::UInt8),
                     VectorKind::SparseFloatVector => DataType::Utf8,
+                    VectorKind::EmbeddingList => super::embedding_list::arrow_type(),
                 };
                 Field::new(self.name, dt, false)
             }
@@ -87,6 +88,8 @@ impl Column<'_> {
                 "fieldName": self.name, "dataType": "VarChar", "isPrimary": true,
                 "elementTypeParams": {"max_length": m.id_max_length}
             }),
+            // An Array of Structs goes to the schema's `structFields` (see schema.rs).
+            ColumnKind::Vector(v) if v.kind == VectorKind::EmbeddingList => return None,
             ColumnKind::Vector(v) => {
                 let mut f = json!({"fieldName": self.name, "dataType": v.kind.milvus_name()});
                 if v.kind != VectorKind::SparseFloatVector {

@@ -25,7 +25,18 @@ pub enum VectorKind {
     Float16Vector,
     /// `SparseFloatVector`, staged as JSON text.
     SparseFloatVector,
+    /// A Qdrant multivector kept whole: an Array of Structs field whose one `FloatVector`
+    /// sub-field [`EMBEDDING`] holds each point's vectors, searched by MaxSim (Milvus 3.0+ over
+    /// REST); staged as `list<struct<v: list<float32>>>`.
+    EmbeddingList,
 }
+
+/// The sub-field of an [`VectorKind::EmbeddingList`] struct that holds the vectors.
+pub const EMBEDDING: &str = "v";
+
+/// Most vectors a point's multivector may hold in an Array of Structs field (`max_capacity`
+/// of Milvus arrays: at most 4096).
+pub const MAX_EMBEDDINGS: usize = 4096;
 
 impl VectorKind {
     /// The Milvus REST `dataType` name.
@@ -34,6 +45,7 @@ impl VectorKind {
             VectorKind::FloatVector => "FloatVector",
             VectorKind::Float16Vector => "Float16Vector",
             VectorKind::SparseFloatVector => "SparseFloatVector",
+            VectorKind::EmbeddingList => "ArrayOfStruct",
         }
     }
 }
@@ -60,6 +72,8 @@ pub enum MultivectorPolicy {
     First,
     /// Leave the multivector out.
     Skip,
+    /// Keep every vector: an Array of Structs field with a MAX_SIM index (Milvus 3.0+).
+    Struct,
 }
 
 /// What happens to `null` payload values inside `$meta`.
@@ -289,7 +303,7 @@ fn dense_field(
         match opts.multivector {
             MultivectorPolicy::Ask => {
                 return Err(format!(
-                    "vector {label} is a multivector, which Milvus before 2.6 cannot store. Choose --multivector first (keep each point's first vector) or --multivector skip (leave the field out)"
+                    "vector {label} is a multivector. Choose --multivector struct (every vector kept, searched by MaxSim: Milvus 3.0+), --multivector first (keep each point's first vector) or --multivector skip (leave the field out)"
                 ));
             }
             MultivectorPolicy::Skip => {
@@ -299,19 +313,35 @@ fn dense_field(
             MultivectorPolicy::First => warnings.push(format!(
                 "vector {label}: multivector reduced to each point's first vector as asked (lossy)"
             )),
+            MultivectorPolicy::Struct => {}
         }
+    }
+    let embedding_list = is_mv && opts.multivector == MultivectorPolicy::Struct;
+    if embedding_list && p.datatype != Datatype::Float32 {
+        return Err(format!(
+            "vector {label} is a multivector of {:?} values; q2z keeps multivectors whole (--multivector struct) for float32 ones only. Choose --multivector first or skip",
+            p.datatype
+        ));
     }
     let field = unique_field(
         if name.is_empty() { "vector" } else { name },
         used,
         warnings,
     );
-    let (index_type, index_params) =
+    let (mut index_type, mut index_params) =
         dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, opts.autoindex);
+    if embedding_list && index_type != "HNSW" {
+        // MAX_SIM metrics are built by HNSW (Milvus docs, array-of-structs.md).
+        (index_type, index_params) = dense_index(cfg, p.hnsw_m, p.hnsw_ef_construct, false);
+    }
     Ok(Some(VectorField {
         source: name.clone(),
         field,
-        kind,
+        kind: if embedding_list {
+            VectorKind::EmbeddingList
+        } else {
+            kind
+        },
         dim: Some(p.size),
         metric,
         index_type,
@@ -635,6 +665,24 @@ impl CollectionMapping {
                 return Err(err(format!(
                     "vector '{}' does not exist in the Qdrant collection",
                     v.source
+                )));
+            }
+            let mv = cfg.dense.get(&v.source).filter(|p| p.multivector.is_some());
+            if v.kind == VectorKind::EmbeddingList
+                && mv.is_none_or(|p| p.datatype != Datatype::Float32)
+            {
+                return Err(err(format!(
+                    "vector '{}' has kind EmbeddingList, which holds a float32 Qdrant multivector only; set kind = FloatVector (or the kind its config asks)",
+                    v.source
+                )));
+            }
+            if v.kind != VectorKind::EmbeddingList
+                && mv.is_some()
+                && v.multivector == MultivectorPolicy::Struct
+            {
+                return Err(err(format!(
+                    "vector '{}' has multivector = struct but kind {:?}: set kind = EmbeddingList (or multivector = first / skip)",
+                    v.source, v.kind
                 )));
             }
             if sanitize_name(&v.field) != v.field {

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod checks;
 pub mod columns;
+pub mod embedding_list;
 pub mod hints;
 pub mod instant;
 pub mod json_index;

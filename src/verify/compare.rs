@@ -68,6 +68,10 @@ pub fn compare_row(
             VectorKind::SparseFloatVector => {
                 sparse_pairs(s).is_some() && sparse_pairs(s) == sparse_pairs(t)
             }
+            VectorKind::EmbeddingList => {
+                let vectors = crate::transform::embedding_list::from_json;
+                vectors(s).is_some() && vectors(s) == vectors(t)
+            }
             k => dense_values(s, k).is_some() && dense_values(s, k) == dense_values(t, k),
         };
         if !same {

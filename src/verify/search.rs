@@ -99,6 +99,14 @@ pub fn to_qdrant_score(metric: &str, milvus: f64) -> f64 {
 /// MaxSim over all sub-vectors, Milvus holds one vector per row) are not compared; a sparse
 /// vector Qdrant weights by IDF is compared but not held against `--min-overlap`.
 fn by_design(f: &VectorField, src: &dyn CollectionSource) -> Option<(bool, String)> {
+    if f.kind == VectorKind::EmbeddingList {
+        // Qdrant and Milvus agree on MaxSim over IP and COSINE (the sum, over the query's
+        // vectors, of the best similarity among the point's); over L2 their score units differ.
+        return (f.metric == "L2").then(|| (false, format!(
+            "multivector '{}' searched by MaxSim on both sides; over L2 the two scores are in different units, so only ids and ranks are compared",
+            f.source
+        )));
+    }
     if f.is_multivector {
         return Some((
             false,
@@ -130,7 +138,8 @@ pub fn search_parity(
 ) -> Result<Vec<FieldParity>> {
     let m = &sc.entry.mapping;
     let mut out = Vec::new();
-    for f in m.vectors.iter().filter(|v| v.is_multivector) {
+    let whole = |v: &&VectorField| !v.is_multivector || v.kind == VectorKind::EmbeddingList;
+    for f in m.vectors.iter().filter(|v| !whole(v)) {
         out.push(FieldParity {
             collection: m.source.clone(),
             field: f.field.clone(),
@@ -150,7 +159,7 @@ pub fn search_parity(
             per_query: Vec::new(),
         });
     }
-    let fields: Vec<&VectorField> = m.vectors.iter().filter(|v| !v.is_multivector).collect();
+    let fields: Vec<&VectorField> = m.vectors.iter().filter(whole).collect();
     let (queries, key) = pick_queries(sc, &fields, opts)?;
     // Both sides answer over the network or from their own threads: several queries in flight.
     // qdrant-edge's search wants more stack than a pool thread's default 2 MiB.
@@ -247,7 +256,12 @@ impl Pass<'_> {
             mean_overlap: mean,
             min_overlap: min,
             mean_rank_correlation: answers.iter().map(|a| a.2).sum::<f64>() / n,
-            max_score_difference: answers.iter().map(|a| a.3).fold(0f64, f64::max),
+            // MaxSim over L2: scores in different units (see `by_design`), not compared.
+            max_score_difference: if f.kind == VectorKind::EmbeddingList && f.metric == "L2" {
+                0.0
+            } else {
+                answers.iter().map(|a| a.3).fold(0f64, f64::max)
+            },
             weakest: overlaps
                 .iter()
                 .take(5)
@@ -333,20 +347,31 @@ impl Target<'_> {
     ) -> Result<Vec<(String, f64)>> {
         let f = self.field;
         let params = match vector {
-            QueryVector::Dense(_) => json!({"ef": (k * 4).max(64)}),
+            QueryVector::Dense(_) | QueryVector::Multi(_) => json!({"ef": (k * 4).max(64)}),
             // Keep every query dimension: nothing approximated away.
             QueryVector::Sparse { .. } => json!({"drop_ratio_search": 0.0}),
+        };
+        // An Array of Structs is searched on its sub-vector `F[v]` by MaxSim, the query one
+        // embedding list (handler_v2.go search; httpserver struct_array_v2.go).
+        let (anns, metric) = if f.kind == VectorKind::EmbeddingList {
+            (
+                format!("{}[{}]", f.field, crate::transform::mapping::EMBEDDING),
+                format!("MAX_SIM_{}", f.metric),
+            )
+        } else {
+            (f.field.clone(), f.metric.clone())
         };
         let body = json!({
             "collectionName": self.collection,
             "data": [vector.to_qdrant_json()],
-            "annsField": f.field,
+            "annsField": anns,
             "limit": k,
             "filter": self.filter,
             "outputFields": [self.id_field],
-            "searchParams": {"metricType": f.metric, "params": params},
+            "searchParams": {"metricType": metric, "params": params},
             "consistencyLevel": "Strong",
         });
+        let maxsim_l2 = f.kind == VectorKind::EmbeddingList && f.metric == "L2";
         let data = milvus.call("entities/search", body)?;
         Ok(data
             .as_array()
@@ -355,7 +380,12 @@ impl Target<'_> {
             .filter_map(|h| {
                 let id = h.get(self.id_field).or_else(|| h.get("id"))?;
                 let d = h.get("distance")?.as_f64()?;
-                Some((id_text(id), to_qdrant_score(&f.metric, d)))
+                let score = if maxsim_l2 {
+                    d
+                } else {
+                    to_qdrant_score(&f.metric, d)
+                };
+                Some((id_text(id), score))
             })
             .collect())
     }
@@ -413,12 +443,18 @@ fn pick_queries(
             rows.iter()
                 .filter_map(|r| {
                     // A point without this vector (null) asks nothing of it.
-                    let vector = QueryVector::from_qdrant_json(r.get(&f.field)?)?;
+                    let staged = r.get(&f.field)?;
+                    let vector = if f.kind == VectorKind::EmbeddingList {
+                        QueryVector::Multi(crate::transform::embedding_list::from_json(staged)?)
+                    } else {
+                        QueryVector::from_qdrant_json(staged)?
+                    };
                     // Nor does a point that lacked it (staged as zeros, or an empty sparse
                     // vector): a zero query ranks every point alike.
                     let zero = match &vector {
                         QueryVector::Dense(v) => v.iter().all(|x| *x == 0.0),
                         QueryVector::Sparse { values, .. } => values.iter().all(|x| *x == 0.0),
+                        QueryVector::Multi(m) => m.iter().flatten().all(|x| *x == 0.0),
                     };
                     if zero {
                         return None;

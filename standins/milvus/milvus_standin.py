@@ -34,6 +34,8 @@ from pyarrow import fs as pafs
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
+import struct_arrays as sa
+
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TYPES = {
     "Bool": DataType.BOOL, "Int8": DataType.INT8, "Int16": DataType.INT16, "Int32": DataType.INT32,
@@ -277,6 +279,7 @@ class State:
         self.client = MilvusClient(f"{args.data}/milvus_lite.db")
         self.lock = threading.RLock()
         self.schemas = {}      # name -> create request (as given), for describe and import checks
+        self.structs = {}      # name -> {struct field: {sub-field: schema}} (3.0 line, see struct_arrays)
         self.aliases = {}      # alias -> collection (Milvus Lite has no aliases; kept here)
         self.jobs = {}         # jobId -> job dict
         self.faults = {}
@@ -339,6 +342,7 @@ def create_collection(st, body):
         body = dict(body, schema=dict(schema, fields=fields))
     # Nullable and GEOMETRY fields live in the engine's dynamic field (see below).
     nullable = any(f.get("nullable") or f.get("dataType") in ("Geometry", "Timestamptz") for f in fields)
+    nullable = nullable or bool(sa.struct_fields(st, schema))
     s = MilvusClient.create_schema(auto_id=bool(schema.get("autoID", False)),
                                    enable_dynamic_field=bool(schema.get("enableDynamicField", False)) or nullable,
                                    description=body.get("description", ""))
@@ -414,16 +418,31 @@ def create_collection(st, body):
             # name in the engine's dynamic field, which reads back the same way in queries.
             continue
         s.add_field(fname, TYPES[dt], is_primary=bool(f.get("isPrimary")), **kw)
+    structs, nsub = sa.check_create(ApiError, sa.struct_fields(st, schema), names)
+    # Struct sub-vectors count toward proxy.maxVectorFieldNum.
+    nvec += nsub
+    if nsub and nvec == nsub:
+        # Milvus 3.0.2 takes a collection whose only vectors are in a struct (PRs 51889/51890);
+        # Milvus Lite 2.5.1 needs a vector field of its own.
+        raise ApiError(1100, "stand-in limitation: a collection whose only vectors are struct sub-fields is not reproduced (Milvus Lite needs a plain vector field): invalid parameter")
     if nvec > MAX_VECTOR_FIELDS:
         raise ApiError(1100, f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}: invalid parameter")
     if nvec == 0:
         raise ApiError(1100, "schema does not contain vector field: invalid parameter")
     index_params = body.get("indexParams") or []
     for ip in index_params:
-        if ip.get("fieldName") not in names:
+        on_struct = sa.index_target(structs, ip.get("fieldName"))
+        if ip.get("fieldName") not in names and not on_struct:
             raise ApiError(1802, f"missing required parameters, field {ip.get('fieldName')} not in schema")
         idx = ip.get("indexType") or "AUTOINDEX"
         prm = ip.get("params") or {}
+        if on_struct:
+            # An embedding-list index: MAX_SIM_* (or a plain metric, element-level) by HNSW.
+            if idx not in ("HNSW", "AUTOINDEX"):
+                raise ApiError(1100, f"index type {idx} is not supported on {ip.get('fieldName')} (HNSW): invalid parameter")
+            if ip.get("metricType") not in sa.MAXSIM + ("L2", "IP", "COSINE"):
+                raise ApiError(1100, f"metric type {ip.get('metricType')} not found or not supported: invalid parameter")
+            continue
         if idx == "HNSW":
             m, efc = int(prm.get("M", 30)), int(prm.get("efConstruction", 360))
             if not 2 <= m <= 2048 or efc < 1:
@@ -450,6 +469,7 @@ def create_collection(st, body):
             kw["num_partitions"] = int((body.get("params") or {}).get("partitionsNum", 16))
         st.client.create_collection(name, schema=s, **kw)
         st.schemas[name] = body
+        st.structs[name] = structs
         # rootcoord's createCollectionTask (internal/rootcoord/create_collection_task.go)
         # allocates the collection id from the global id allocator: unique, increasing, never
         # reused for a collection created again under the same name. Milvus Lite reports 0.
@@ -490,6 +510,8 @@ def build_indexes(st, name, index_params):
     built = 0
     for p in index_params:
         ftype = field_type(st, name, p["fieldName"])
+        if sa.index_target(st.structs.get(name, {}), p["fieldName"]):
+            continue  # an embedding-list index: checked at create, listed by describe
         if ftype in (None, "JSON"):
             check_json_path_index(st, name, p, ftype)
             continue
@@ -542,6 +564,7 @@ def describe(st, body):
                "autoId": bool(req["schema"].get("autoID")), "fields": fields, "functions": [], "aliases": [], "indexes": idx,
                "load": "LoadStateLoaded" if "Loaded" in str(load) else "LoadStateNotLoad", "shardsNum": 1, "partitionsNum": 1,
                # handler_v2.go describeCollection: the level set at create (params.consistencyLevel), else Bounded.
+               "structFields": sa.describe(st.structs.get(body["collectionName"], {}), 100 + len(fields)),
                "consistencyLevel": (req.get("params") or {}).get("consistencyLevel", "Bounded"), "enableDynamicField": bool(req["schema"].get("enableDynamicField")), "properties": []})
 
 
@@ -663,7 +686,12 @@ def engine_row(st, name, row, from_rest):
             if any(x is None for x in v):
                 raise ApiError(1804, f"array field {fname} has a null element")
         out[fname] = plain(v)
-    dyn = check_row_dynamic(st, name, row, static)
+    structs = st.structs.get(name, {})
+    for sname, subs in structs.items():
+        if sname not in row:
+            raise ApiError(1100, f"missing struct array field: {sname}: invalid parameter")
+        out[sname] = sa.row_value(ApiError, sname, subs, row[sname], from_rest)
+    dyn = check_row_dynamic(st, name, row, {**static, **structs})
     for k, v in dyn.items():
         if from_rest and v is None:
             continue  # Milvus's REST insert drops a null dynamic value
@@ -720,10 +748,13 @@ def primary(st, name):
 
 def out_row(st, name, r, allow_int64, exact=False):
     static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
+    structs = st.structs.get(name, {})
     o = {}
     for k, v in r.items():
         dt = static.get(k, {}).get("dataType")
-        if dt == "Float16Vector":
+        if k in structs:
+            o[k] = v  # struct_array_v2.go extractStructArrayRow: the list of objects, float32s
+        elif dt == "Float16Vector":
             raw = v[0] if isinstance(v, list) and v and isinstance(v[0], (bytes, bytearray)) else bytes(v)
             o[k] = base64.b64encode(raw).decode()     # Go marshals []byte as base64
         elif dt == "SparseFloatVector":
@@ -787,6 +818,9 @@ def search(st, body, allow_int64):
     # (or base64 bytes), sparse ones as {"indices", "values"} or {"index": value}.
     data = body["data"]
     anns = body.get("annsField")
+    on_struct = sa.index_target(st.structs.get(name, {}), anns)
+    if on_struct:
+        return maxsim_search(st, name, body, on_struct, limit, out, pk, allow_int64)
     ftype = field_type(st, name, anns)
     if ftype == "Float16Vector":
         data = [np.frombuffer(base64.b64decode(q), dtype="<f2") if isinstance(q, str)
@@ -807,6 +841,24 @@ def search(st, body, allow_int64):
             row[pk] = h["id"]
             row = out_row(st, name, row, allow_int64)
             row["distance"] = h["distance"]
+            hits.append(row)
+    return ok(hits)
+
+
+def maxsim_search(st, name, body, on_struct, limit, out, pk, allow_int64):
+    """A search on a struct's sub-vector `F[v]` (handler_v2.go search, `annsField` the
+    concatenated name; `data` one embedding list per query), scored by brute force over the rows
+    the filter keeps (see struct_arrays.search)."""
+    sname, sub = on_struct
+    metric = (body.get("searchParams") or {}).get("metricType") or "MAX_SIM_COSINE"
+    with st.lock:
+        rows = st.client.query(name, filter=body.get("filter", ""), output_fields=[pk, sname] + out,
+                               limit=16384, consistency_level="Strong")
+    hits = []
+    for per_query in sa.search(ApiError, [dict(r) for r in rows], sname, sub, metric, body["data"], limit, pk):
+        for r, score in per_query:
+            row = out_row(st, name, {k: v for k, v in r.items() if k == pk or k in out}, allow_int64)
+            row["distance"] = score
             hits.append(row)
     return ok(hits)
 
@@ -839,8 +891,13 @@ def check_parquet(st, name, table):
     static = {f["fieldName"]: f for f in field_rows(schema_of(st, name))}
     dynamic = bool(schema_of(st, name)["schema"].get("enableDynamicField"))
     cols = {f.name: f.type for f in table.schema}
+    structs = st.structs.get(name, {})
+    for sname, subs in structs.items():
+        if sname not in cols:
+            raise ApiError(2100, f"no parquet field for milvus field '{sname}': importing data failed")
+        sa.check_parquet(ApiError, sname, subs, cols[sname], pa)
     for c in cols:
-        if c not in static and not (c == "$meta" and dynamic):
+        if c not in static and c not in structs and not (c == "$meta" and dynamic):
             raise ApiError(2100, f"the field: {c} is not in schema, if it's a dynamic field, please reformat data by bulk_writer: importing data failed")
     for fname, f in static.items():
         if fname not in cols:
@@ -934,6 +991,8 @@ def import_rows(st, name, table):
                 if len(v.encode()) > ml:
                     raise ApiError(2100, f"value length {len(v.encode())} exceeds max_length {ml} for field '{fname}': importing data failed")
             row[fname] = v
+        for sname, subs in st.structs.get(name, {}).items():
+            row[sname] = sa.row_value(ApiError, sname, subs, d[sname][i], False)
         if "$meta" in d:
             m = d["$meta"][i]
             if m is None:
@@ -945,7 +1004,7 @@ def import_rows(st, name, table):
             if not isinstance(obj, dict):
                 raise ApiError(2100, "the $meta value is not a JSON object: importing data failed")
             for k, v in obj.items():
-                if k in static or k == "$meta":
+                if k in static or k in st.structs.get(name, {}) or k == "$meta":
                     raise ApiError(2100, f"dynamic field name cannot include the static field name: {k}: importing data failed")
                 row[k] = v
         rows.append(row)

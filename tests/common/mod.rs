@@ -120,6 +120,16 @@ pub fn assert_rows_match(points: &[Value], rows: &BTreeMap<String, Row>, m: &Col
                 (VectorKind::FloatVector, Some(s)) => {
                     assert_eq!(f32s(got), f32s(s), "point {key} vector {}", v.source)
                 }
+                (VectorKind::EmbeddingList, Some(s)) => {
+                    let staged: Vec<Vec<f32>> = got
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| f32s(&e["v"]))
+                        .collect();
+                    let source: Vec<Vec<f32>> = s.as_array().unwrap().iter().map(f32s).collect();
+                    assert_eq!(staged, source, "point {key} multivector {}", v.source)
+                }
                 (VectorKind::Float16Vector, Some(s)) => {
                     let want: Vec<f32> = f32s(s)
                         .iter()

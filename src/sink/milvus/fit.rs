@@ -66,10 +66,31 @@ impl Target {
             _ => "import jobs: a lost creation answer is reconciled against the server's job list (no Idempotency-Key on this release)".into(),
         });
         for v in m.vectors.iter().filter(|v| v.is_multivector) {
-            gets.push(format!(
-                "vector '{}' (a multivector): as the mapping says (first / skip); an Array of Structs with MAX_SIM is not written by q2z yet",
-                v.source
-            ));
+            gets.push(match v.kind {
+                VectorKind::EmbeddingList if k.has_struct_array() => format!(
+                    "field '{}': an Array of Structs of {}-d float vectors, every vector of each Qdrant multivector '{}' kept, HNSW MAX_SIM_{} on {}[v]",
+                    v.field,
+                    v.dim.unwrap_or(0),
+                    v.source,
+                    v.metric,
+                    v.field
+                ),
+                VectorKind::EmbeddingList => continue,
+                _ => format!(
+                    "vector '{}' (a multivector): {} as the mapping says{}",
+                    v.source,
+                    if v.multivector == MultivectorPolicy::Skip {
+                        "left out"
+                    } else {
+                        "its first vector"
+                    },
+                    if k.has_struct_array() {
+                        "; this release could keep it whole (--multivector struct)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
         }
         gets
     }
@@ -141,14 +162,28 @@ impl Target {
             }
         }
         for v in m.vectors.iter().filter(|v| v.is_multivector) {
+            if v.kind == VectorKind::EmbeddingList {
+                if !k.has_struct_array() {
+                    notes.push(format!(
+                        "vector '{}' is staged whole as an Array of Structs (--multivector struct), which {release} lacks over REST (3.0.0+; the 2.6 line has it in the SDKs only): the import would be refused; export again with --multivector first or skip, or import into Milvus 3.0+",
+                        v.source
+                    ));
+                }
+                continue;
+            }
             let how = match v.multivector {
                 MultivectorPolicy::First => "its first vector only",
                 MultivectorPolicy::Skip => "nothing (left out)",
-                MultivectorPolicy::Ask => "nothing until --multivector first|skip is given",
+                _ => "nothing until --multivector struct|first|skip is given",
             };
             notes.push(format!(
-                "vector '{}' is a multivector: staged as {how}; Milvus 2.6.4+ could hold it whole as an Array of Structs with a MAX_SIM index, which q2z does not write yet",
-                v.source
+                "vector '{}' is a multivector: staged as {how}; {}",
+                v.source,
+                if k.has_struct_array() {
+                    format!("{release} holds it whole as an Array of Structs with a MAX_SIM index: export again with --multivector struct")
+                } else {
+                    "Milvus 3.0+ holds it whole as an Array of Structs with a MAX_SIM index (--multivector struct)".to_string()
+                }
             ));
         }
         if !m.json_indexes.is_empty() && !k.has_json_path_index() {

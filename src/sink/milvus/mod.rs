@@ -160,15 +160,29 @@ impl Milvus {
             .filter_map(|f| f["fieldName"].as_str())
             .collect();
         let server = self.server()?;
-        // Fields of a type this release lacks (the 2.6 line's GEOMETRY, TIMESTAMPTZ).
-        let lacking: Vec<String> = fields()
-            .filter_map(|f| {
-                let t = f["dataType"].as_str()?;
+        // Fields of a type this release lacks (the 2.6 line's GEOMETRY, TIMESTAMPTZ; the 3.0
+        // line's Array of Structs, which older REST layers drop unread).
+        let structs = body["schema"]["structFields"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        let typed = fields()
+            .filter_map(|f| Some((f["fieldName"].as_str()?, f["dataType"].as_str()?)))
+            .chain(structs.filter_map(|f| Some((f["fieldName"].as_str()?, "ArrayOfStruct"))));
+        let mut fix = Vec::new();
+        let lacking: Vec<String> = typed
+            .filter_map(|(name, t)| {
                 let since = server.kind.lacks_type(t)?;
-                Some(format!("{} ({t}, {since}+)", f["fieldName"].as_str()?))
+                fix.push(if t == "ArrayOfStruct" {
+                    "export the multivectors again with --multivector first or skip"
+                } else {
+                    "change their type in the mapping file (JSON keeps the value as Qdrant wrote it, VarChar a datetime's text)"
+                });
+                Some(format!("{name} ({t}, {since}+)"))
             })
             .collect();
-        let fix = "change their type in the mapping file (JSON keeps the value as Qdrant wrote it, VarChar a datetime's text)";
+        fix.dedup();
+        let fix = fix.join(", or ");
         let collection = body["collectionName"].as_str().unwrap_or("?");
         // Every need the release is known not to meet, said at once, before anything is made.
         let mut unmet = Vec::new();
@@ -191,8 +205,13 @@ impl Milvus {
             )));
         }
         match self.call("collections/create", body.clone()) {
-            // A release only probed may lack them: the server's refusal gets the fix.
+            // A release only probed may lack them: the server's refusal gets the fix. (A REST
+            // layer that drops `structFields` unread creates the collection and then refuses
+            // its index on `F[v]`: what it made is dropped, so a rerun starts clean.)
             Err(Error::Milvus { message, .. }) if !lacking.is_empty() => {
+                if self.has_collection(collection).unwrap_or(false) {
+                    let _ = self.drop_collection(collection);
+                }
                 Err(Error::Other(format!(
                     "collection {collection}: the target refused fields {} ({message}); {fix}, or import into a newer Milvus / Zilliz Cloud",
                     lacking.join(", ")

@@ -110,9 +110,17 @@ impl ServerKind {
         self.at_least(Release(2, 6, 6))
     }
 
-    /// The release a field `dataType` of the 2.6 line needs, where this server lacks it.
+    /// Array of Structs fields with MAX_SIM indexes over REST (`schema.structFields`, rows of
+    /// `[{sub: ..}]`, `annsField "F[v]"`: httpserver PR 49165, the 3.0 line; the 2.6 line has
+    /// them in the SDKs only, and its REST layer drops `structFields` unread).
+    pub fn has_struct_array(self) -> bool {
+        self.at_least(Release(3, 0, 0))
+    }
+
+    /// The release a field `dataType` of the 2.6 / 3.0 lines needs, where this server lacks it.
     pub fn lacks_type(self, data_type: &str) -> Option<&'static str> {
         match data_type {
+            "ArrayOfStruct" if !self.has_struct_array() => Some("3.0.0"),
             "Geometry" if !self.has_geometry() => Some("2.6.4"),
             "Timestamptz" if !self.has_timestamptz() => Some("2.6.6"),
             _ => None,
@@ -184,6 +192,10 @@ impl Target {
             (
                 "TIMESTAMPTZ fields (datetimes as instants)",
                 k.has_timestamptz(),
+            ),
+            (
+                "Array of Structs with MAX_SIM (multivectors kept whole)",
+                k.has_struct_array(),
             ),
             ("Idempotency-Key on import jobs", k.import_idempotency()),
             (

@@ -99,6 +99,25 @@ impl SnapshotCollection {
                     matches!(params.distance, Distance::Euclid | Distance::Manhattan),
                 )
             }
+            crate::model::QueryVector::Multi(m) => {
+                let Some(params) = self
+                    .config
+                    .dense
+                    .get(using)
+                    .filter(|p| p.multivector.is_some())
+                else {
+                    return Err(snap_err(
+                        &self.file,
+                        format!("collection {} has no multivector '{using}'", self.name),
+                    ));
+                };
+                let m = qdrant_edge::TypedMultiDenseVector::try_from_matrix(m)
+                    .map_err(|e| snap_err(&self.file, format!("bad multivector query: {e}")))?;
+                (
+                    VectorInternal::MultiDense(m),
+                    matches!(params.distance, Distance::Euclid | Distance::Manhattan),
+                )
+            }
             crate::model::QueryVector::Sparse { indices, values } => {
                 if !self.config.sparse.contains_key(using) {
                     return Err(snap_err(

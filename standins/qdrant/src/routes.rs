@@ -461,7 +461,7 @@ async fn query(State(s): State<Shared>, UrlPath(name): UrlPath<String>, body: By
     else {
         return err(
             StatusCode::BAD_REQUEST,
-            "Format error in JSON body: this stand-in answers a nearest \"query\" only: a dense vector or {\"indices\", \"values\"}",
+            "Format error in JSON body: this stand-in answers a nearest \"query\" only: a dense vector, a multivector (a list of vectors) or {\"indices\", \"values\"}",
             t,
         );
     };
