@@ -308,6 +308,29 @@ fn mapping(e: &CollectionEntry) -> MappingView {
             }
         })
         .collect();
+    // Array of Structs fields (a multivector kept whole): the struct, typed by its sub-field,
+    // and the index on `F[v]`.
+    for st in schema["schema"]["structFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = st["fieldName"].as_str().unwrap_or_default().to_string();
+        let sub = &st["fields"][0];
+        fields.push(FieldView {
+            data_type: format!(
+                "ArrayOfStruct{{{}: {}}}",
+                sub["fieldName"].as_str().unwrap_or("?"),
+                type_text(sub)
+            ),
+            from: from(&name),
+            index: index_of(&format!(
+                "{name}[{}]",
+                sub["fieldName"].as_str().unwrap_or("?")
+            )),
+            name,
+        });
+    }
     fields.push(FieldView {
         name: META.into(),
         data_type: "JSON (dynamic field)".into(),

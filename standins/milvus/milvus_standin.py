@@ -433,7 +433,9 @@ def create_collection(st, body):
     for ip in index_params:
         on_struct = sa.index_target(structs, ip.get("fieldName"))
         if ip.get("fieldName") not in names and not on_struct:
-            raise ApiError(1802, f"missing required parameters, field {ip.get('fieldName')} not in schema")
+            # handler_v2.go createCollection, before anything is created (3.0 registers
+            # `struct[sub]` names too; earlier lines never read structFields).
+            raise ApiError(1802, f"missing required parameters, error: `{ip.get('fieldName')}` hasn't defined in schema")
         idx = ip.get("indexType") or "AUTOINDEX"
         prm = ip.get("params") or {}
         if on_struct:
