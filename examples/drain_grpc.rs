@@ -26,6 +26,7 @@ fn main() {
         config,
         opened_at: q2z::source::unix_now(),
         grpc: None,
+        measured: None,
     });
     let scan = scan_ids(&src, src.count().unwrap()).unwrap();
     let ranges = plan_ranges(&scan, workers * 4);

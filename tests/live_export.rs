@@ -429,3 +429,55 @@ fn grpc_export_stages_the_rows_of_a_rest_export() {
     assert_eq!(code, 0, "auto falls back to REST: {out}{err}");
     assert!(err.contains("reading pages over REST"), "{err}");
 }
+
+#[test]
+fn auto_transport_reads_each_collection_over_the_one_measured_faster() {
+    // Two collections; the stand-in answers one's REST scrolls late and the other's gRPC
+    // scrolls late. `--transport auto` times both on each collection's first pages and reads
+    // each over the faster; the manifest says which, with both rates; the rows are the source's.
+    let grpc = standin("Q2Z_QDRANT_GRPC_URL");
+    let tag = rand::random::<u32>();
+    let (slow_rest, slow_grpc) = (format!("trr{tag}"), format!("trg{tag}"));
+    for c in [&slow_rest, &slow_grpc] {
+        create_collection(c, json!({"vectors": {"size": 8, "distance": "Dot"}}));
+        upsert(
+            c,
+            (1..=300u64)
+                .map(|i| {
+                    json!({"id": i, "vector": [i as f32 / 7.0, 0.5, -0.25, 1.0, 2.0, 3.0, 4.0, 5.0],
+                           "payload": {"i": i, "text": format!("point {i}")}})
+                })
+                .collect(),
+        );
+    }
+    qdrant_faults(json!({
+        "slow_ms_by_collection": {slow_rest.clone(): 80},
+        "slow_grpc_ms_by_collection": {slow_grpc.clone(): 80},
+    }));
+    let stage = tempfile::tempdir().unwrap();
+    let (code, out, err) = live_export(
+        stage.path(),
+        &[&slow_rest, &slow_grpc],
+        &["--grpc-url", &grpc, "--page-size", "100"],
+    );
+    qdrant_faults(json!({
+        "slow_ms_by_collection": {slow_rest.clone(): 0},
+        "slow_grpc_ms_by_collection": {slow_grpc.clone(): 0},
+    }));
+    assert_eq!(code, 0, "{out}{err}");
+    let m = q2z::stage::manifest::Manifest::load(stage.path())
+        .unwrap()
+        .unwrap();
+    for (c, over) in [(&slow_rest, "gRPC"), (&slow_grpc, "REST")] {
+        let notes = &m.collections[c.as_str()].warnings;
+        assert!(
+            notes
+                .iter()
+                .any(|w| w.starts_with(&format!("pages read over {over}: "))
+                    && w.contains("points/s against")),
+            "{c}: {notes:?}"
+        );
+        let (rows, mapping, _) = staged_rows(stage.path(), c);
+        assert_rows_match(&scroll_all(c), &rows, &mapping);
+    }
+}

@@ -269,8 +269,9 @@ pub struct SourceArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TransportArgs {
     /// How pages of a live server are read: grpc (Qdrant's gRPC API: vectors as packed
-    /// floats, far less CPU), rest, or auto (gRPC when it answers, else REST). Payload
-    /// integers above 2^63-1 arrive as doubles over Qdrant's gRPC: use rest for those.
+    /// floats), rest, or auto (where gRPC answers, the faster of the two for each collection,
+    /// timed on its first pages; else REST). Pages holding payload integers above 2^63-1 are
+    /// read over REST in any case (gRPC carries them as doubles).
     #[arg(long, value_enum, default_value = "auto")]
     pub transport: TransportArg,
     /// Qdrant's gRPC URL (default: the --qdrant-url host on port 6334 when it uses 6333).

@@ -9,6 +9,7 @@ pub mod pages;
 pub mod rest;
 pub mod scroll_json;
 pub mod snapshot;
+pub mod transport_choice;
 
 pub use pages::{Pages, ScrollOpts, pages};
 
@@ -90,8 +91,11 @@ pub struct LiveCollection {
     pub config: CollectionConfig,
     /// Unix seconds when it was opened (before anything was read).
     pub opened_at: u64,
-    /// Scroll pages read over gRPC instead of REST (`--transport grpc`).
+    /// Scroll pages read over gRPC instead of REST (`--transport grpc`, or `auto` where gRPC
+    /// measured faster).
     pub grpc: Option<Arc<grpc::QdrantGrpc>>,
+    /// What `--transport auto` measured for this collection (see [`transport_choice`]).
+    pub measured: Option<transport_choice::Measured>,
 }
 
 pub use crate::wait::unix_now;
@@ -110,6 +114,9 @@ impl CollectionSource for LiveCollection {
         Some(self.opened_at)
     }
     fn notes(&self) -> Vec<String> {
+        if let Some(m) = &self.measured {
+            return vec![m.describe()];
+        }
         self.grpc
             .iter()
             .map(|g| format!("pages read over gRPC ({})", g.url()))

@@ -51,7 +51,8 @@ pub struct SourceSpec {
 pub enum Transport {
     Rest,
     Grpc,
-    /// gRPC when the server answers it, else REST.
+    /// Where gRPC answers, the faster of the two for each collection, measured on its first
+    /// pages (see [`super::transport_choice`]); else REST.
     #[default]
     Auto,
 }
@@ -208,11 +209,23 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
     }
     for n in names {
         let config = client.collection_config(&n)?;
+        let opened_at = super::unix_now();
+        // `auto`: the faster transport for this collection, measured on its first pages.
+        let measured = match (&grpc, spec.transport) {
+            (Some(g), Transport::Auto) => super::transport_choice::measure(&client, g, &n),
+            _ => None,
+        };
+        if let Some(m) = &measured {
+            tracing::info!(collection = %n, "{}", m.describe());
+        }
         sources.push(Arc::new(LiveCollection {
             client: client.clone(),
             config,
-            opened_at: super::unix_now(),
-            grpc: grpc.clone(),
+            opened_at,
+            grpc: grpc
+                .clone()
+                .filter(|_| measured.as_ref().is_none_or(|m| m.grpc_wins())),
+            measured,
         }));
     }
     let info = SourceInfo::Rest {

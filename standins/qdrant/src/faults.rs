@@ -25,6 +25,10 @@ pub struct Faults {
     /// Extra delay of the scroll pages of some collections (kept until changed).
     #[serde(default)]
     pub slow_ms_by_collection: std::collections::HashMap<String, u64>,
+    /// Extra delay of the gRPC scroll answers of some collections (kept until changed): a
+    /// transport slower than the other for one collection.
+    #[serde(default)]
+    pub slow_grpc_ms_by_collection: std::collections::HashMap<String, u64>,
     /// Unfiltered scrolls of a collection answered by a replica that has not applied some
     /// points yet (kept until changed): those ids are left out of the pages. Qdrant serves a
     /// scroll from one replica (default `read_consistency` 1: lib/collection/src/shards/
@@ -50,6 +54,15 @@ impl FaultState {
     pub fn stale_ids(&self, collection: &str) -> Vec<u64> {
         let f = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f.stale_replica.get(collection).cloned().unwrap_or_default()
+    }
+
+    /// The extra delay of a gRPC scroll of `collection`.
+    pub fn grpc_slow_ms(&self, collection: &str) -> u64 {
+        let f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f.slow_grpc_ms_by_collection
+            .get(collection)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Takes the next fault for a data request (`scroll`: the request may be cut mid-body).

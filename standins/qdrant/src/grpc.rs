@@ -166,6 +166,10 @@ impl Points for PointsApi {
         }
         let offset = r.offset.as_ref().map(from_grpc_id).transpose()?;
         let limit = r.limit.unwrap_or(10) as usize;
+        let slow = self.0.faults.grpc_slow_ms(&r.collection_name);
+        if slow > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
+        }
         let (with_payload, with_vectors) = (
             enabled_payload(&r.with_payload),
             enabled_vectors(&r.with_vectors),

@@ -164,6 +164,9 @@ async fn set_faults(State(s): State<Shared>, axum::Json(mut f): axum::Json<Fault
     for (k, v) in cur.slow_ms_by_collection.drain() {
         f.slow_ms_by_collection.entry(k).or_insert(v);
     }
+    for (k, v) in cur.slow_grpc_ms_by_collection.drain() {
+        f.slow_grpc_ms_by_collection.entry(k).or_insert(v);
+    }
     *cur = f;
     ok(json!(true), Instant::now())
 }
