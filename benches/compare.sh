@@ -71,6 +71,11 @@ measure drain_grpc "$B/examples/drain_grpc" "$URL" "$GRPC" bulk "$WORKERS" "$PAG
 rm -rf "$W/stage-grpc"
 measure q2z_grpc "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
 rm -rf "$W/stage-grpc"
+# The default: --transport auto times both on the first page and reads over the faster.
+measure q2z_auto "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
+CHOSEN=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print([w for w in m["collections"]["bulk"]["warnings"] if w.startswith("pages read over")][0])' "$W/stage-grpc/manifest.json" 2>/dev/null || echo "?")
+echo "auto: $CHOSEN"
+rm -rf "$W/stage-grpc"
 rm -f "$W/q2p.parquet" "$W/q2p.parquet".*
 if [ -z "${SKIP_Q2P:-}" ]; then
   measure qdrant_to_parquet "$VENV/bin/qdrant-to-parquet" --url "$URL" --rest --workers "$WORKERS" --batch-size "$PAGE" -q -f bulk "$W/q2p.parquet"
@@ -95,6 +100,8 @@ awk -v n="$N" '{ms[$1]=$2; cpu[$1]=$5} END {
   printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
   printf "q2z gRPC / gRPC drain     = %.2f\n", ms["drain_grpc"]/ms["q2z_grpc"];
   printf "q2z gRPC / q2z REST       = %.2f (speed); CPU per point %.1f vs %.1f µs\n", ms["q2z_live"]/ms["q2z_grpc"], cpu["q2z_grpc"]*1e6/n, cpu["q2z_live"]*1e6/n;
+  best = ms["drain"] < ms["drain_grpc"] ? ms["drain"] : ms["drain_grpc"];
+  printf "q2z auto / faster drain   = %.2f (auto / best of q2z REST, gRPC = %.2f)\n", best/ms["q2z_auto"], (ms["q2z_live"] < ms["q2z_grpc"] ? ms["q2z_live"] : ms["q2z_grpc"])/ms["q2z_auto"];
   if (ms["qdrant_to_parquet"]) printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
   printf "q2z snapshot / q2z live   = %.2f (vectors zstd: %.2f)\n", ms["q2z_live"]/ms["q2z_snapshot"], ms["q2z_live"]/ms["q2z_snapshot_zstd_vec"] }' "$W/results"
 

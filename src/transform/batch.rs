@@ -65,6 +65,36 @@ pub fn meta_object(
         .collect()
 }
 
+/// The `$meta` JSON text of a point, written straight from its payload: the bytes
+/// `serde_json::to_string` gives for [`meta_object`] (keys in payload order: `preserve_order`),
+/// without copying the payload into a new map first (the export's hot path).
+pub fn meta_text(
+    payload: &Map<String, Value>,
+    m: &CollectionMapping,
+    statics: &[&str],
+) -> serde_json::Result<String> {
+    let mut out: Vec<u8> = Vec::with_capacity(256);
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in payload {
+        if (m.null_values == NullPolicy::Drop && v.is_null())
+            || m.scalars.iter().any(|s| s.takes_payload_key(k))
+        {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut out, escape_key(k, statics).as_ref())?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, v)?;
+    }
+    out.push(b'}');
+    // serde_json writes valid UTF-8 only.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
 /// A converted slice of points: the batch, and the points set aside (as Qdrant JSON lines)
 /// because their payload is too large for `$meta`.
 #[derive(Debug)]
@@ -169,8 +199,7 @@ fn sort_points<'a>(points: &'a [Point], m: &CollectionMapping) -> Result<Sorted<
         }
         out.zero_cosine += u64::from(checks::zero_cosine(p, m));
         out.empty_sparse += u64::from(checks::empty_sparse(p, m));
-        let meta = Value::Object(meta_object(&p.payload, m, &statics));
-        let text = serde_json::to_string(&meta).map_err(|e| Error::format("$meta", e))?;
+        let text = meta_text(&p.payload, m, &statics).map_err(|e| Error::format("$meta", e))?;
         if text.len() <= MAX_META_BYTES {
             out.metas.push(text);
             out.kept.push(p);
@@ -422,6 +451,24 @@ mod tests {
         }
         assert_eq!(escape_key("id", &statics), "id_");
         assert_eq!(escape_key("title", &statics), "title");
+    }
+
+    #[test]
+    fn meta_text_is_the_text_of_the_meta_object() {
+        let payload = serde_json::json!({"z": 1, "id": "x", "n": null, "é\"\n": [1.5, {"b": null}],
+            "$meta": {"k": 18446744073709551615u64}, "id_": true});
+        let payload = payload.as_object().unwrap();
+        let statics = ["id", "vector"];
+        for nulls in [NullPolicy::Keep, NullPolicy::Drop] {
+            let mut m = crate::transform::mapping::test_mapping(
+                crate::model::Distance::Cosine,
+                IdKind::Int64,
+            );
+            m.null_values = nulls;
+            let want =
+                serde_json::to_string(&Value::Object(meta_object(payload, &m, &statics))).unwrap();
+            assert_eq!(meta_text(payload, &m, &statics).unwrap(), want);
+        }
     }
 
     #[test]
