@@ -92,7 +92,7 @@ pub fn upload_while_exporting(
                     continue;
                 }
                 crate::interrupt::check()?;
-                let key = up.key_for(&c.file);
+                let key = crate::import::bulk::object_key(stage, &up, &c.file, &c.sha256);
                 let path = stage.local_path(&c.file);
                 if !up.holds(&key, c.bytes, &c.sha256, &path)? {
                     up.put_file(&path, &key, Some(&c.sha256))?;

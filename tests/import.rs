@@ -597,3 +597,40 @@ fn a_zilliz_volume_on_gcp_is_uploaded_to_with_its_token_as_a_bearer() {
         .join(format!("volumes/{vol}/q2z/fx_named"));
     assert!(uploaded.is_dir(), "{}", uploaded.display());
 }
+
+#[test]
+fn two_stages_of_one_collection_never_share_an_object_key() {
+    // Two exports of fx_named (one promotes `title`, so their files differ) imported into the
+    // same bucket under the default prefix: each import job reads an object named by its own
+    // file's SHA-256, so neither can read the other's bytes, whatever the timing (before, both
+    // wrote q2z/fx_named/part-0000-000000.parquet: an import running beside the other read a
+    // file with `title` in $meta and failed, or imported the other stage's rows).
+    let plain = tempfile::tempdir().unwrap();
+    let promoted = tempfile::tempdir().unwrap();
+    stage_export(plain.path(), "keya_", &["fx_named"], &[]);
+    stage_export(
+        promoted.path(),
+        "keyb_",
+        &["fx_named"],
+        &["--promote", "title"],
+    );
+    let bucket = std::path::Path::new(&standin("Q2Z_S3_ROOT")).join(standin("Q2Z_S3_BUCKET"));
+    let mut keys = Vec::new();
+    for (dir, target) in [(&plain, "keya_fx_named"), (&promoted, "keyb_fx_named")] {
+        let (code, out, err) = import(dir.path(), "bulk", &["--drop-existing"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("verification: PASSED"), "{out}");
+        assert_eq!(target_count(target), expected("fx_named"));
+        let m = Manifest::load(dir.path()).unwrap().unwrap();
+        for c in &m.collections["fx_named"].chunks {
+            let name = c.file.trim_end_matches(".parquet");
+            let key = format!("q2z/{name}.{}.parquet", &c.sha256[..16]);
+            let bytes = std::fs::read(bucket.join(&key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            use sha2::Digest;
+            assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), c.sha256, "{key}");
+            keys.push(key);
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+}

@@ -269,6 +269,17 @@ fn resend_with_same_key(
     None
 }
 
+/// Where an import job reads a staged file: a stage on object storage keeps its own object
+/// (the uploader's prefix is the stage's), a local stage's file goes to a key of its content
+/// ([`Uploader::import_key`]).
+pub fn object_key(stage: &crate::stage::Stage, up: &Uploader, rel: &str, sha256: &str) -> String {
+    if stage.remote().is_some() {
+        up.key_for(rel)
+    } else {
+        up.import_key(rel, sha256)
+    }
+}
+
 /// Uploads what is not in the bucket yet, several files at once; each file is recorded as
 /// uploaded as soon as it is there.
 fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) -> Result<()> {
@@ -282,7 +293,7 @@ fn upload_pending(sc: StagedCollection, up: &Uploader, book: &mut LedgerBook) ->
     }
     let book = std::sync::Mutex::new(book);
     crate::pool::run(pending, UPLOAD_THREADS, |c| {
-        let key = up.key_for(&c.file);
+        let key = object_key(sc.stage(), up, &c.file, &c.sha256);
         // A stage on object storage in the import's bucket is already there.
         if !up.holds(&key, c.bytes, &c.sha256, &sc.local_path(c))? {
             up.put_file(&sc.chunk_path(c)?, &key, Some(&c.sha256))?;

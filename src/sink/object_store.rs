@@ -176,6 +176,20 @@ impl Uploader {
         }
     }
 
+    /// The object key an import reads a staged file from: `key_for(rel)` with the first 16 hex
+    /// digits of the file's SHA-256 before its extension (`c/part-0000-000000.<sha>.parquet`).
+    /// Stages of the same collection name (two exports, two machines, the default prefix) then
+    /// never write to one key: an import job can only read the bytes its own stage recorded,
+    /// whatever else runs against the bucket.
+    pub fn import_key(&self, rel: &str, sha256: &str) -> String {
+        let tag = sha256.get(..16).unwrap_or(sha256);
+        let named = match rel.rsplit_once('.') {
+            Some((stem, ext)) if !ext.contains('/') => format!("{stem}.{tag}.{ext}"),
+            _ => format!("{rel}.{tag}"),
+        };
+        self.key_for(&named)
+    }
+
     /// Deletes an object (gone already is fine).
     pub fn delete(&self, key: &str) -> Result<()> {
         if let Some(b) = &self.bearer {

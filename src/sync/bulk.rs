@@ -174,7 +174,7 @@ impl DeltaImport<'_> {
             Ok(())
         })?;
         let up = Uploader::s3(self.bulk.storage.clone())?;
-        let key = up.key_for(&file.rel);
+        let key = up.import_key(&file.rel, &file.written.sha256);
         up.put_file(&local, &key, Some(&file.written.sha256))?;
         crate::stage::fsutil::write_atomic(&self.job_file(), key.as_bytes())?;
         let job = self
