@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 /// Points per measured page.
 pub const PAGE: usize = 256;
 /// Rounds of one page each way (the best of each kept: the first may pay for connections and
-/// cold caches).
+/// cold caches); the second only when the first is close (within [`CLEAR`]).
 const ROUNDS: usize = 2;
+/// A first round in which one transport took less than 1/CLEAR of the other's time decides.
+const CLEAR: f64 = 2.0;
 /// Fewer points than this in a collection: too few to tell; gRPC is kept.
 const AT_LEAST: usize = 32;
 
@@ -51,7 +53,7 @@ impl Measured {
     }
 }
 
-/// Times the first page of `name` both ways, [`ROUNDS`] times; `None` when the collection is
+/// Times the first page of `name` both ways, up to [`ROUNDS`] times; `None` when the collection is
 /// too small to tell or gRPC cannot carry its pages as they are (an error, payload nested too
 /// deep, integers above 2^63-1: REST reads those pages anyway).
 pub fn measure(rest: &QdrantRest, g: &QdrantGrpc, name: &str) -> Option<Measured> {
@@ -71,6 +73,10 @@ pub fn measure(rest: &QdrantRest, g: &QdrantGrpc, name: &str) -> Option<Measured
             return None;
         }
         points = over_rest.len().min(over_grpc.len());
+        let (r, g) = (best.0.as_secs_f64(), best.1.as_secs_f64());
+        if r > g * CLEAR || g > r * CLEAR {
+            break;
+        }
     }
     if points < AT_LEAST {
         return None;
