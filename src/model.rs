@@ -248,6 +248,30 @@ pub struct CollectionConfig {
     pub raw: Value,
 }
 
+impl CollectionConfig {
+    /// A config of these vectors and nothing else set: one shard, no HNSW settings, no payload
+    /// indexes, no custom sharding, `raw` null (tests, benches, hand-built sources).
+    pub fn of_vectors(
+        name: &str,
+        dense: BTreeMap<String, DenseParams>,
+        sparse: BTreeMap<String, SparseParams>,
+    ) -> CollectionConfig {
+        CollectionConfig {
+            name: name.to_string(),
+            dense,
+            sparse,
+            hnsw_m: None,
+            hnsw_ef_construct: None,
+            shard_number: 1,
+            payload_schema: BTreeMap::new(),
+            tenant_keys: Vec::new(),
+            principal_keys: Vec::new(),
+            shard_keys: Vec::new(),
+            raw: Value::Null,
+        }
+    }
+}
+
 impl Point {
     /// The point as Qdrant's REST API prints it (`unnamed`: the collection has one unnamed vector).
     pub fn to_qdrant_json(&self, unnamed: bool) -> Value {

@@ -33,6 +33,15 @@ fn point(id: u64, colbert: Vec<Vec<f32>>) -> Value {
            "payload": {"i": id}})
 }
 
+/// A JSON array of numbers as f32s.
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
 /// Each point's multivector as the Qdrant stand-in answers it, by id.
 fn source_lists(c: &str) -> std::collections::BTreeMap<u64, Vec<Vec<f32>>> {
     scroll_all(c)
@@ -42,13 +51,7 @@ fn source_lists(c: &str) -> std::collections::BTreeMap<u64, Vec<Vec<f32>>> {
                 .as_array()
                 .unwrap_or_else(|| panic!("{p}"))
                 .iter()
-                .map(|v| {
-                    v.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
+                .map(floats)
                 .collect();
             (p["id"].as_u64().unwrap(), list)
         })
@@ -71,14 +74,7 @@ fn target_lists(target: &str) -> std::collections::BTreeMap<u64, Vec<Vec<f32>>> 
                 .as_array()
                 .unwrap_or_else(|| panic!("{r}"))
                 .iter()
-                .map(|e| {
-                    e["v"]
-                        .as_array()
-                        .unwrap_or_else(|| panic!("{r}"))
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
+                .map(|e| floats(&e["v"]))
                 .collect();
             (r["id"].as_u64().unwrap(), list)
         })

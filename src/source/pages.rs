@@ -190,19 +190,11 @@ mod tests {
     impl Fake {
         fn new(ids: Vec<u64>) -> Fake {
             Fake {
-                config: CollectionConfig {
-                    name: "fake".into(),
-                    dense: Default::default(),
-                    sparse: Default::default(),
-                    hnsw_m: None,
-                    hnsw_ef_construct: None,
-                    shard_number: 1,
-                    payload_schema: Default::default(),
-                    tenant_keys: Vec::new(),
-                    principal_keys: Vec::new(),
-                    shard_keys: Vec::new(),
-                    raw: Value::Null,
-                },
+                config: CollectionConfig::of_vectors(
+                    "fake",
+                    Default::default(),
+                    Default::default(),
+                ),
                 ids,
                 broken: Vec::new(),
                 calls: Mutex::new(0),

@@ -787,19 +787,7 @@ pub(crate) fn test_mapping(distance: crate::model::Distance, id_kind: IdKind) ->
     );
     let mut sparse = BTreeMap::new();
     sparse.insert("s".to_string(), SparseParams { modifier: None });
-    let cfg = CollectionConfig {
-        name: "c".into(),
-        dense,
-        sparse,
-        hnsw_m: None,
-        hnsw_ef_construct: None,
-        shard_number: 1,
-        payload_schema: BTreeMap::new(),
-        tenant_keys: Vec::new(),
-        principal_keys: Vec::new(),
-        shard_keys: Vec::new(),
-        raw: serde_json::Value::Null,
-    };
+    let cfg = CollectionConfig::of_vectors("c", dense, sparse);
     default_mapping(&cfg, id_kind, &MappingOptions::default())
         .expect("test mapping")
         .0

@@ -154,19 +154,7 @@ mod tests {
                 hnsw_ef_construct: None,
             },
         );
-        CollectionConfig {
-            name: "c".into(),
-            dense,
-            sparse: Default::default(),
-            hnsw_m: None,
-            hnsw_ef_construct: None,
-            shard_number: 1,
-            payload_schema: Default::default(),
-            tenant_keys: Vec::new(),
-            principal_keys: Vec::new(),
-            shard_keys: Vec::new(),
-            raw: Value::Null,
-        }
+        CollectionConfig::of_vectors("c", dense, Default::default())
     }
 
     #[test]
