@@ -181,6 +181,7 @@ impl Milvus {
                 Some(format!("{name} ({t}, {since}+)"))
             })
             .collect();
+        fix.sort_unstable();
         fix.dedup();
         let fix = fix.join(", or ");
         let collection = body["collectionName"].as_str().unwrap_or("?");
@@ -206,12 +207,10 @@ impl Milvus {
         }
         match self.call("collections/create", body.clone()) {
             // A release only probed may lack them: the server's refusal gets the fix. (A REST
-            // layer that drops `structFields` unread creates the collection and then refuses
-            // its index on `F[v]`: what it made is dropped, so a rerun starts clean.)
+            // layer that drops `structFields` unread refuses the index on `F[v]` before it
+            // creates anything: handler_v2.go createCollection, "`F[v]` hasn't defined in
+            // schema", 1802.)
             Err(Error::Milvus { message, .. }) if !lacking.is_empty() => {
-                if self.has_collection(collection).unwrap_or(false) {
-                    let _ = self.drop_collection(collection);
-                }
                 Err(Error::Other(format!(
                     "collection {collection}: the target refused fields {} ({message}); {fix}, or import into a newer Milvus / Zilliz Cloud",
                     lacking.join(", ")
