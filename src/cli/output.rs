@@ -272,11 +272,18 @@ impl PlanView {
         warnings: Vec<String>,
         shards: Vec<String>,
     ) -> PlanView {
+        // Bytes a point's vectors take staged: float32 4 a value, float16 2, a sparse one ~64;
+        // a multivector kept whole counts one of its vectors (how many a point holds is not
+        // known before the export).
         let row = 64
             + mapping
                 .vectors
                 .iter()
-                .map(|v| v.dim.map(|d| d * 4).unwrap_or(64))
+                .map(|v| match (v.kind, v.dim) {
+                    (crate::transform::mapping::VectorKind::Float16Vector, Some(d)) => d * 2,
+                    (_, Some(d)) => d * 4,
+                    (_, None) => 64,
+                })
                 .sum::<usize>() as u64;
         PlanView {
             collection: mapping.source.clone(),
