@@ -25,8 +25,7 @@ fn main() {
         client,
         config,
         opened_at: q2z::source::unix_now(),
-        grpc: None,
-        measured: None,
+        pages: q2z::source::transport_choice::PageTransport::rest(),
     });
     let scan = scan_ids(&src, src.count().unwrap()).unwrap();
     let ranges = plan_ranges(&scan, workers * 4);

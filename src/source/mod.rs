@@ -91,11 +91,8 @@ pub struct LiveCollection {
     pub config: CollectionConfig,
     /// Unix seconds when it was opened (before anything was read).
     pub opened_at: u64,
-    /// Scroll pages read over gRPC instead of REST (`--transport grpc`, or `auto` where gRPC
-    /// measured faster).
-    pub grpc: Option<Arc<grpc::QdrantGrpc>>,
-    /// What `--transport auto` measured for this collection (see [`transport_choice`]).
-    pub measured: Option<transport_choice::Measured>,
+    /// How scroll pages are read: REST, gRPC, or the faster of the two (`--transport`).
+    pub pages: transport_choice::PageTransport,
 }
 
 pub use crate::wait::unix_now;
@@ -114,12 +111,9 @@ impl CollectionSource for LiveCollection {
         Some(self.opened_at)
     }
     fn notes(&self) -> Vec<String> {
-        if let Some(m) = &self.measured {
-            return vec![m.describe()];
-        }
-        self.grpc
-            .iter()
-            .map(|g| format!("pages read over gRPC ({})", g.url()))
+        self.pages
+            .note(&self.client, &self.config.name)
+            .into_iter()
             .collect()
     }
     fn nearest(
@@ -148,7 +142,7 @@ impl CollectionSource for LiveCollection {
             self.client
                 .scroll(&self.config.name, offset, limit, with_data, None)
         };
-        let Some(g) = &self.grpc else {
+        let Some(g) = self.pages.grpc(&self.client, &self.config.name) else {
             return rest();
         };
         match g.scroll(&self.config.name, offset, limit, with_data) {

@@ -209,23 +209,17 @@ pub fn open_sources(spec: &SourceSpec) -> Result<OpenedSources> {
     }
     for n in names {
         let config = client.collection_config(&n)?;
-        let opened_at = super::unix_now();
-        // `auto`: the faster transport for this collection, measured on its first pages.
-        let measured = match (&grpc, spec.transport) {
-            (Some(g), Transport::Auto) => super::transport_choice::measure(&client, g, &n),
-            _ => None,
+        use super::transport_choice::PageTransport;
+        // `auto`: the faster transport for this collection, measured on its first page.
+        let pages = match (&grpc, spec.transport) {
+            (Some(g), Transport::Auto) => PageTransport::auto(g.clone()),
+            _ => PageTransport::fixed(grpc.clone()),
         };
-        if let Some(m) = &measured {
-            tracing::info!(collection = %n, "{}", m.describe());
-        }
         sources.push(Arc::new(LiveCollection {
             client: client.clone(),
             config,
-            opened_at,
-            grpc: grpc
-                .clone()
-                .filter(|_| measured.as_ref().is_none_or(|m| m.grpc_wins())),
-            measured,
+            opened_at: super::unix_now(),
+            pages,
         }));
     }
     let info = SourceInfo::Rest {

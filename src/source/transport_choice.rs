@@ -6,6 +6,7 @@
 use crate::model::Point;
 use crate::source::grpc::QdrantGrpc;
 use crate::source::rest::QdrantRest;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Points per measured page.
@@ -50,6 +51,72 @@ impl Measured {
             "pages read over {won}: {w:.0} points/s against {lost}'s {l:.0} on the first {} points (--transport auto measures both; --transport rest|grpc decides)",
             self.points
         )
+    }
+}
+
+/// How a live collection's pages are read: over REST, over gRPC, or (`auto`) over the faster
+/// of the two, measured when the first page is asked for (a command that reads no page — a
+/// plan without data, a search — measures nothing).
+pub struct PageTransport {
+    grpc: Option<Arc<QdrantGrpc>>,
+    measure: bool,
+    measured: OnceLock<Option<Measured>>,
+}
+
+impl PageTransport {
+    /// Every page over REST.
+    pub fn rest() -> PageTransport {
+        PageTransport::fixed(None)
+    }
+
+    /// Every page over gRPC when given, else REST.
+    pub fn fixed(grpc: Option<Arc<QdrantGrpc>>) -> PageTransport {
+        PageTransport {
+            grpc,
+            measure: false,
+            measured: OnceLock::new(),
+        }
+    }
+
+    /// The faster of REST and this gRPC endpoint, measured on first use.
+    pub fn auto(grpc: Arc<QdrantGrpc>) -> PageTransport {
+        PageTransport {
+            grpc: Some(grpc),
+            measure: true,
+            measured: OnceLock::new(),
+        }
+    }
+
+    /// What `auto` measured for collection `name` (measured now if it was not yet).
+    fn measured(&self, rest: &QdrantRest, name: &str) -> Option<&Measured> {
+        let g = self.grpc.as_ref().filter(|_| self.measure)?;
+        self.measured
+            .get_or_init(|| {
+                let m = measure(rest, g, name);
+                if let Some(m) = &m {
+                    tracing::info!(collection = %name, "{}", m.describe());
+                }
+                m
+            })
+            .as_ref()
+    }
+
+    /// The gRPC endpoint that reads the pages of collection `name`, if not REST.
+    pub fn grpc(&self, rest: &QdrantRest, name: &str) -> Option<&Arc<QdrantGrpc>> {
+        match self.measured(rest, name) {
+            Some(m) if !m.grpc_wins() => None,
+            _ => self.grpc.as_ref(),
+        }
+    }
+
+    /// The manifest's note on how the pages of `name` are read (none: all over REST, asked).
+    pub fn note(&self, rest: &QdrantRest, name: &str) -> Option<String> {
+        if let Some(m) = self.measured(rest, name) {
+            return Some(m.describe());
+        }
+        self.grpc
+            .as_ref()
+            .map(|g| format!("pages read over gRPC ({})", g.url()))
     }
 }
 

@@ -48,26 +48,9 @@ pub fn unescape_key<'a>(key: &'a str, statics: &[&str]) -> &'a str {
     }
 }
 
-/// The `$meta` object of a point: promoted keys left out, clashing keys escaped, nulls kept or
-/// dropped per the mapping.
-pub fn meta_object(
-    payload: &Map<String, Value>,
-    m: &CollectionMapping,
-    statics: &[&str],
-) -> Map<String, Value> {
-    payload
-        .iter()
-        .filter(|(k, v)| {
-            let dropped_null = m.null_values == NullPolicy::Drop && v.is_null();
-            !dropped_null && !m.scalars.iter().any(|s| s.takes_payload_key(k))
-        })
-        .map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone()))
-        .collect()
-}
-
-/// The `$meta` JSON text of a point, written straight from its payload: the bytes
-/// `serde_json::to_string` gives for [`meta_object`] (keys in payload order: `preserve_order`),
-/// without copying the payload into a new map first (the export's hot path).
+/// The `$meta` JSON text of a point, written straight from its payload (no copy of it into a
+/// new map first: the export's hot path): promoted keys left out, clashing keys escaped, nulls
+/// kept or dropped per the mapping, keys in payload order (serde_json's `preserve_order`).
 pub fn meta_text(
     payload: &Map<String, Value>,
     m: &CollectionMapping,
@@ -451,6 +434,22 @@ mod tests {
         }
         assert_eq!(escape_key("id", &statics), "id_");
         assert_eq!(escape_key("title", &statics), "title");
+    }
+
+    /// The `$meta` object the text must serialise: the payload copied, filtered and escaped.
+    fn meta_object(
+        payload: &Map<String, Value>,
+        m: &CollectionMapping,
+        statics: &[&str],
+    ) -> Map<String, Value> {
+        payload
+            .iter()
+            .filter(|(k, v)| {
+                let dropped_null = m.null_values == NullPolicy::Drop && v.is_null();
+                !dropped_null && !m.scalars.iter().any(|s| s.takes_payload_key(k))
+            })
+            .map(|(k, v)| (escape_key(k, statics).into_owned(), v.clone()))
+            .collect()
     }
 
     #[test]

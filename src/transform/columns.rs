@@ -51,7 +51,8 @@ pub fn columns(m: &CollectionMapping) -> Vec<Column<'_>> {
     out
 }
 
-fn list_of(item: DataType) -> DataType {
+/// `list<item>` with the item field as Milvus import reads it (named `item`, nullable).
+pub(crate) fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, true)))
 }
 

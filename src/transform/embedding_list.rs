@@ -5,6 +5,7 @@
 //! `parseStructArrayRow`), and read back in the same shape (`extractStructArrayRow`).
 
 use crate::model::f32_json;
+use crate::transform::columns::list_of;
 use crate::transform::mapping::EMBEDDING;
 use arrow::array::{Array, ArrayRef, AsArray, Float32Array, ListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
@@ -12,18 +13,16 @@ use arrow::datatypes::{DataType, Field, Float32Type};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn float_list() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
+/// The name Milvus gives the vectors of struct field `field`, for its index and searches:
+/// `field[v]` (typeutil.ConcatStructFieldName), and the MaxSim metric over `metric`.
+pub fn search_target(field: &str, metric: &str) -> (String, String) {
+    (format!("{field}[{EMBEDDING}]"), format!("MAX_SIM_{metric}"))
 }
 
 /// The Arrow type: `list<struct<v: list<float32>>>`, the member named by its short name.
 pub fn arrow_type() -> DataType {
-    let member = Field::new(EMBEDDING, float_list(), false);
-    DataType::List(Arc::new(Field::new(
-        "item",
-        DataType::Struct(vec![member].into()),
-        true,
-    )))
+    let member = Field::new(EMBEDDING, list_of(DataType::Float32), false);
+    list_of(DataType::Struct(vec![member].into()))
 }
 
 /// Builds the column from each point's vectors (every one of `dim` values; the caller checks).
@@ -45,7 +44,7 @@ pub fn column<'a>(rows: impl Iterator<Item = Vec<&'a [f32]>>, dim: usize) -> Arr
         None,
     );
     let structs = StructArray::new(
-        vec![Field::new(EMBEDDING, float_list(), false)].into(),
+        vec![Field::new(EMBEDDING, list_of(DataType::Float32), false)].into(),
         vec![Arc::new(vectors) as ArrayRef],
         None,
     );

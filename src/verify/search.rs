@@ -95,6 +95,12 @@ pub fn to_qdrant_score(metric: &str, milvus: f64) -> f64 {
     }
 }
 
+/// A multivector kept whole and searched by MaxSim over L2: its scores are in other units on
+/// each side (only ids and ranks are compared).
+fn maxsim_l2(f: &VectorField) -> bool {
+    f.kind == VectorKind::EmbeddingList && f.metric == "L2"
+}
+
 /// Why a field's answers cannot agree by design, if so: multivectors (Qdrant scores by
 /// MaxSim over all sub-vectors, Milvus holds one vector per row) are not compared; a sparse
 /// vector Qdrant weights by IDF is compared but not held against `--min-overlap`.
@@ -102,7 +108,7 @@ fn by_design(f: &VectorField, src: &dyn CollectionSource) -> Option<(bool, Strin
     if f.kind == VectorKind::EmbeddingList {
         // Qdrant and Milvus agree on MaxSim over IP and COSINE (the sum, over the query's
         // vectors, of the best similarity among the point's); over L2 their score units differ.
-        return (f.metric == "L2").then(|| (false, format!(
+        return maxsim_l2(f).then(|| (false, format!(
             "multivector '{}' searched by MaxSim on both sides; over L2 the two scores are in different units, so only ids and ranks are compared",
             f.source
         )));
@@ -257,7 +263,7 @@ impl Pass<'_> {
             min_overlap: min,
             mean_rank_correlation: answers.iter().map(|a| a.2).sum::<f64>() / n,
             // MaxSim over L2: scores in different units (see `by_design`), not compared.
-            max_score_difference: if f.kind == VectorKind::EmbeddingList && f.metric == "L2" {
+            max_score_difference: if maxsim_l2(f) {
                 0.0
             } else {
                 answers.iter().map(|a| a.3).fold(0f64, f64::max)
@@ -354,10 +360,7 @@ impl Target<'_> {
         // An Array of Structs is searched on its sub-vector `F[v]` by MaxSim, the query one
         // embedding list (handler_v2.go search; httpserver struct_array_v2.go).
         let (anns, metric) = if f.kind == VectorKind::EmbeddingList {
-            (
-                format!("{}[{}]", f.field, crate::transform::mapping::EMBEDDING),
-                format!("MAX_SIM_{}", f.metric),
-            )
+            crate::transform::embedding_list::search_target(&f.field, &f.metric)
         } else {
             (f.field.clone(), f.metric.clone())
         };
@@ -371,7 +374,6 @@ impl Target<'_> {
             "searchParams": {"metricType": metric, "params": params},
             "consistencyLevel": "Strong",
         });
-        let maxsim_l2 = f.kind == VectorKind::EmbeddingList && f.metric == "L2";
         let data = milvus.call("entities/search", body)?;
         Ok(data
             .as_array()
@@ -380,7 +382,7 @@ impl Target<'_> {
             .filter_map(|h| {
                 let id = h.get(self.id_field).or_else(|| h.get("id"))?;
                 let d = h.get("distance")?.as_f64()?;
-                let score = if maxsim_l2 {
+                let score = if maxsim_l2(f) {
                     d
                 } else {
                     to_qdrant_score(&f.metric, d)

@@ -33,8 +33,10 @@ pub fn milvus_create_body(m: &CollectionMapping) -> Value {
                     "elementTypeParams": {"dim": v.dim.unwrap_or(0), "max_capacity": MAX_EMBEDDINGS},
                 }],
             }));
-            idx["fieldName"] = json!(format!("{}[{EMBEDDING}]", v.field));
-            idx["metricType"] = json!(format!("MAX_SIM_{}", v.metric));
+            let (field, metric) =
+                crate::transform::embedding_list::search_target(&v.field, &v.metric);
+            idx["fieldName"] = json!(field);
+            idx["metricType"] = json!(metric);
         }
         if !params.is_empty() {
             idx["params"] = Value::Object(params);
