@@ -1,4 +1,5 @@
-//! Hot paths of the export: a Qdrant scroll page (REST JSON) → points, points → Arrow batch,
+//! Hot paths of the export: a Qdrant scroll page (REST JSON) → points, a gRPC scroll answer
+//! decoded (qdrant-client's messages vs q2z's own), points → Arrow batch,
 //! Arrow → Parquet (the default: zstd on ids and payloads only; and with zstd vectors), at 128, 768
 //! and 1536 dims with ~1 KiB payloads.
 //! `cargo bench --bench pipeline`; throughput is reported per point and per input byte.
@@ -23,6 +24,76 @@ fn points(dim: usize) -> Vec<Point> {
             Point { id: PointId::Num(i + 1), vectors: BTreeMap::from([(UNNAMED_VECTOR.to_string(), VectorValue::Dense(v))]), payload: payload.as_object().unwrap().clone(), shard_key: None }
         })
         .collect()
+}
+
+/// A payload value as Qdrant's gRPC sends it (its `json_to_proto`).
+fn grpc_value(v: &serde_json::Value) -> qdrant_client::qdrant::Value {
+    use qdrant_client::qdrant::{ListValue, Struct, value::Kind};
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => n.as_i64().map_or_else(
+            || Kind::DoubleValue(n.as_f64().unwrap()),
+            Kind::IntegerValue,
+        ),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(grpc_value).collect(),
+        }),
+        J::Object(o) => Kind::StructValue(Struct {
+            fields: o.iter().map(|(k, v)| (k.clone(), grpc_value(v))).collect(),
+        }),
+    };
+    qdrant_client::qdrant::Value { kind: Some(kind) }
+}
+
+/// The page as Qdrant 1.19 encodes a gRPC scroll answer (dense vectors in the `vector` oneof).
+#[allow(deprecated)]
+fn grpc_page(pts: &[Point]) -> Vec<u8> {
+    use prost::Message;
+    use qdrant_client::qdrant::{
+        DenseVector, RetrievedPoint, ScrollResponse, VectorOutput, VectorsOutput, vector_output,
+        vectors_output,
+    };
+    let result = pts
+        .iter()
+        .map(|p| {
+            let VectorValue::Dense(d) = &p.vectors[UNNAMED_VECTOR] else {
+                unreachable!()
+            };
+            let PointId::Num(id) = p.id else {
+                unreachable!()
+            };
+            RetrievedPoint {
+                id: Some(id.into()),
+                payload: p
+                    .payload
+                    .iter()
+                    .map(|(k, v)| (k.clone(), grpc_value(v)))
+                    .collect(),
+                vectors: Some(VectorsOutput {
+                    vectors_options: Some(vectors_output::VectorsOptions::Vector(VectorOutput {
+                        data: vec![],
+                        indices: None,
+                        vectors_count: None,
+                        vector: Some(vector_output::Vector::Dense(DenseVector {
+                            data: d.clone(),
+                        })),
+                    })),
+                }),
+                shard_key: None,
+                order_value: None,
+            }
+        })
+        .collect();
+    ScrollResponse {
+        next_page_offset: None,
+        result,
+        time: 0.01,
+        usage: None,
+    }
+    .encode_to_vec()
 }
 
 fn config(dim: usize) -> CollectionConfig {
@@ -64,6 +135,43 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(page_text.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(dim), &page_text, |b, t| {
             b.iter(|| parse_scroll_bytes("bench", t).unwrap())
+        });
+        g.finish();
+
+        // The gRPC answer decoded: qdrant-client's generated messages (every float pushed on its
+        // own, the payload into a hash map) against q2z's (source/grpc_scroll.rs), floats included.
+        let wire = grpc_page(&pts);
+        let mut g = c.benchmark_group("grpc_page_decode");
+        g.throughput(Throughput::Elements(POINTS as u64));
+        g.bench_with_input(BenchmarkId::new("client", dim), &wire, |b, w| {
+            b.iter(|| {
+                <qdrant_client::qdrant::ScrollResponse as prost::Message>::decode(w.as_slice())
+                    .unwrap()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("q2z", dim), &wire, |b, w| {
+            b.iter(|| {
+                let a = <q2z::source::grpc_scroll::ScrollAnswer as prost::Message>::decode(
+                    w.as_slice(),
+                )
+                .unwrap();
+                a.result
+                    .iter()
+                    .map(|p| {
+                        p.vectors
+                            .as_ref()
+                            .unwrap()
+                            .vector
+                            .as_ref()
+                            .unwrap()
+                            .dense
+                            .as_ref()
+                            .unwrap()
+                            .floats()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
         });
         g.finish();
 

@@ -1,7 +1,8 @@
-//! Live export over Qdrant's gRPC API (port 6334, the official `qdrant-client`): vectors
-//! arrive as packed floats, so reading a page costs no float parsing. Only the scroll — the
-//! hot path — goes over gRPC; the collection's config, counts, filtered reads and searches stay
-//! on REST, whose answers the rest of q2z is written against.
+//! Live export over Qdrant's gRPC API (port 6334): vectors arrive as packed floats, so reading
+//! a page costs no float parsing. Only the scroll — the hot path — goes over gRPC, its answer
+//! decoded by q2z's own messages (`grpc_scroll`; the request and the count and health calls are
+//! the official `qdrant-client`'s); the collection's config, counts, filtered reads and searches
+//! stay on REST, whose answers the rest of q2z is written against.
 //!
 //! Fidelity: gRPC's payload `Value` keeps integers (`integer_value`, i64) apart from doubles,
 //! so payloads come out as REST shows them — except integers above 2^63-1, which Qdrant's own
@@ -10,12 +11,12 @@
 use crate::error::{Error, Result};
 use crate::http::retry::{Attempt, RetryPolicy};
 use crate::model::{Point, PointId, VectorValue};
+use crate::source::grpc_scroll::{self, ScrollAnswer};
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::vector_output::Vector;
-use qdrant_client::qdrant::vectors_output::VectorsOptions;
 use qdrant_client::qdrant::{
-    CountPointsBuilder, PointId as GrpcId, RetrievedPoint, ScrollPointsBuilder, ShardKey,
+    CountPointsBuilder, PointId as GrpcId, ScrollPoints, ScrollPointsBuilder, ShardKey,
     Value as GrpcValue, shard_key,
 };
 use qdrant_client::{Qdrant, QdrantError};
@@ -28,6 +29,9 @@ const WHAT: &str = "Qdrant gRPC";
 /// A gRPC connection to one Qdrant server, with the runtime its calls run on.
 pub struct QdrantGrpc {
     client: Qdrant,
+    /// The scroll's own channel: its answers are decoded by q2z's messages (`grpc_scroll`).
+    channel: tonic::transport::Channel,
+    api_key: Option<tonic::metadata::AsciiMetadataValue>,
     rt: tokio::runtime::Runtime,
     url: String,
 }
@@ -42,23 +46,47 @@ impl QdrantGrpc {
             .enable_all()
             .build()
             .map_err(|e| Error::Other(format!("no runtime for gRPC: {e}")))?;
-        let client = {
+        let connect_err = |e: &dyn std::fmt::Display| {
+            grpc_err(
+                "connect",
+                &shown,
+                &crate::http::strip_credentials(&e.to_string()),
+            )
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| connect_err(&e))?
+            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        if url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                .map_err(|e| connect_err(&e))?;
+        }
+        // The key is never shown: a key that is not valid header text is named as such.
+        let key = api_key
+            .as_deref()
+            .map(|k| {
+                k.parse().map_err(|_| {
+                    connect_err(&"the API key holds characters a gRPC header cannot carry")
+                })
+            })
+            .transpose()?;
+        let (client, channel) = {
             let _in = rt.enter();
-            Qdrant::from_url(url)
+            let channel = endpoint.connect_lazy();
+            let client = Qdrant::from_url(url)
                 .api_key(api_key)
                 .timeout(Duration::from_secs(120))
                 .skip_compatibility_check()
                 .build()
-                .map_err(|e| {
-                    grpc_err(
-                        "connect",
-                        &shown,
-                        &crate::http::strip_credentials(&e.to_string()),
-                    )
-                })?
+                .map_err(|e| connect_err(&e))?;
+            (client, channel)
         };
         Ok(QdrantGrpc {
             client,
+            channel,
+            api_key: key,
             rt,
             url: shown,
         })
@@ -112,7 +140,9 @@ impl QdrantGrpc {
         let req = req.build();
         let r = self.retried(|| {
             attempt(
-                self.rt.block_on(self.client.scroll(req.clone())),
+                self.rt
+                    .block_on(self.scroll_call(req.clone()))
+                    .map_err(QdrantError::from),
                 "scroll",
                 name,
             )
@@ -124,6 +154,28 @@ impl QdrantGrpc {
             .map(to_point)
             .collect::<Result<Vec<Point>>>()?;
         Ok((points, next))
+    }
+
+    /// `Points/Scroll` on the scroll's own channel, its answer decoded as a [`ScrollAnswer`]
+    /// (what the client's generated call does, with q2z's messages for the answer).
+    async fn scroll_call(
+        &self,
+        req: ScrollPoints,
+    ) -> std::result::Result<ScrollAnswer, tonic::Status> {
+        let mut grpc =
+            tonic::client::Grpc::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
+        let mut request = tonic::Request::new(req);
+        if let Some(k) = &self.api_key {
+            request.metadata_mut().insert("api-key", k.clone());
+        }
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/qdrant.Points/Scroll");
+        let codec = tonic_prost::ProstCodec::<ScrollPoints, ScrollAnswer>::default();
+        grpc.unary(request, path, codec)
+            .await
+            .map(tonic::Response::into_inner)
     }
 }
 
@@ -231,8 +283,14 @@ pub fn to_json(v: GrpcValue) -> Value {
 
 /// Object keys in sorted order, as Qdrant's REST API prints a payload.
 fn object(fields: std::collections::HashMap<String, GrpcValue>) -> Map<String, Value> {
-    let mut sorted: Vec<(String, GrpcValue)> = fields.into_iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries(fields.into_iter())
+}
+
+/// [`object`] of a map's entries (a key given twice: the last one, as a protobuf map keeps).
+fn entries(fields: impl Iterator<Item = (String, GrpcValue)>) -> Map<String, Value> {
+    let mut sorted: Vec<(String, GrpcValue)> = fields.collect();
+    // Stable: of equal keys the last stays last, and `insert` keeps the last.
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Map::with_capacity(sorted.len());
     for (k, v) in sorted {
         out.insert(k, to_json(v));
@@ -293,27 +351,49 @@ fn shard_key_json(k: ShardKey) -> Option<Value> {
     }
 }
 
-fn to_point(p: RetrievedPoint) -> Result<Point> {
+/// A vector of the scroll answer: the `vector` oneof, else the deprecated flat fields.
+#[allow(deprecated)]
+fn answer_vector(v: grpc_scroll::Vector) -> Result<VectorValue> {
+    if let Some(d) = v.dense {
+        return Ok(VectorValue::Dense(d.floats()?));
+    }
+    if let Some(s) = v.sparse {
+        return Ok(vector_value(Vector::Sparse(s)));
+    }
+    if let Some(m) = v.multi_dense {
+        return Ok(vector_value(Vector::MultiDense(m)));
+    }
+    output_vector(qdrant_client::qdrant::VectorOutput {
+        data: v.data,
+        indices: v.indices,
+        vectors_count: v.vectors_count,
+        vector: None,
+    })
+}
+
+fn to_point(p: grpc_scroll::Retrieved) -> Result<Point> {
     let id =
         p.id.as_ref()
             .ok_or_else(|| grpc_err("scroll", "point id", "a point without an id"))
             .and_then(from_grpc_id)?;
     let mut vectors = BTreeMap::new();
-    match p.vectors.and_then(|v| v.vectors_options) {
-        None => {}
-        Some(VectorsOptions::Vector(v)) => {
-            vectors.insert(crate::model::UNNAMED_VECTOR.to_string(), output_vector(v)?);
-        }
-        Some(VectorsOptions::Vectors(named)) => {
-            for (name, v) in named.vectors {
-                vectors.insert(name, output_vector(v)?);
+    if let Some(v) = p.vectors {
+        if let Some(v) = v.vector {
+            vectors.insert(crate::model::UNNAMED_VECTOR.to_string(), answer_vector(v)?);
+        } else if let Some(named) = v.named {
+            for e in named.entries {
+                vectors.insert(e.key, answer_vector(e.value.unwrap_or_default())?);
             }
         }
     }
     Ok(Point {
         id,
         vectors,
-        payload: object(p.payload),
+        payload: entries(
+            p.payload
+                .into_iter()
+                .map(|e| (e.key, e.value.unwrap_or_default())),
+        ),
         shard_key: p.shard_key.and_then(shard_key_json),
     })
 }

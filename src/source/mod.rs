@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod config;
 pub mod grpc;
+pub mod grpc_scroll;
 pub mod mapped_pages;
 pub mod open;
 pub mod pages;
