@@ -7,7 +7,6 @@ use crate::transform::mapping::{CollectionMapping, IdKind, META, VectorField, Ve
 use crate::transform::scalars::ScalarField;
 use arrow::datatypes::{DataType, Field};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 /// What a staged column holds.
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +50,10 @@ pub fn columns(m: &CollectionMapping) -> Vec<Column<'_>> {
     out
 }
 
-/// `list<item>` with the item field as Milvus import reads it (named `item`, nullable).
+/// `list<item>` with the item field as Milvus import reads it (named `item`, nullable: Arrow's
+/// own `DataType::new_list`, which `embedding_list` builds its nested lists with too).
 pub(crate) fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new("item", item, true)))
+    DataType::new_list(item, true)
 }
 
 impl Column<'_> {

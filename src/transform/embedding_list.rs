@@ -5,7 +5,6 @@
 //! `parseStructArrayRow`), and read back in the same shape (`extractStructArrayRow`).
 
 use crate::model::f32_json;
-use crate::transform::columns::list_of;
 use crate::transform::mapping::EMBEDDING;
 use arrow::array::{Array, ArrayRef, AsArray, Float32Array, ListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
@@ -21,8 +20,17 @@ pub fn search_target(field: &str, metric: &str) -> (String, String) {
 
 /// The Arrow type: `list<struct<v: list<float32>>>`, the member named by its short name.
 pub fn arrow_type() -> DataType {
-    let member = Field::new(EMBEDDING, list_of(DataType::Float32), false);
-    list_of(DataType::Struct(vec![member].into()))
+    DataType::new_list(DataType::Struct(vec![member()].into()), true)
+}
+
+/// The struct's one member, `v: list<float32>` (lists as Milvus import reads them: Arrow's
+/// `new_list`, an `item` field, nullable).
+fn member() -> Field {
+    Field::new(
+        EMBEDDING,
+        DataType::new_list(DataType::Float32, true),
+        false,
+    )
 }
 
 /// Builds the column from each point's vectors (every one of `dim` values; the caller checks).
@@ -36,15 +44,14 @@ pub fn column<'a>(rows: impl Iterator<Item = Vec<&'a [f32]>>, dim: usize) -> Arr
         }
     }
     let total: usize = per_point.iter().sum();
-    let member = Field::new("item", DataType::Float32, true);
     let vectors = ListArray::new(
-        Arc::new(member),
+        Arc::new(Field::new("item", DataType::Float32, true)),
         OffsetBuffer::from_lengths(std::iter::repeat_n(dim, total)),
         Arc::new(Float32Array::from(values)),
         None,
     );
     let structs = StructArray::new(
-        vec![Field::new(EMBEDDING, list_of(DataType::Float32), false)].into(),
+        vec![member()].into(),
         vec![Arc::new(vectors) as ArrayRef],
         None,
     );
