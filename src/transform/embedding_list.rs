@@ -45,7 +45,7 @@ pub fn column<'a>(rows: impl Iterator<Item = Vec<&'a [f32]>>, dim: usize) -> Arr
     }
     let total: usize = per_point.iter().sum();
     let vectors = ListArray::new(
-        Arc::new(Field::new("item", DataType::Float32, true)),
+        Arc::new(Field::new_list_field(DataType::Float32, true)),
         OffsetBuffer::from_lengths(std::iter::repeat_n(dim, total)),
         Arc::new(Float32Array::from(values)),
         None,
