@@ -511,8 +511,11 @@ fn volume_import(stage: &str, volume: &str) -> (i32, String, String) {
 #[test]
 fn zilliz_volume_keys_are_renewed_before_they_expire() {
     // The volume's keys live 4 s (the S3 stand-in refuses them after, ExpiredToken as AWS
-    // does); each PUT is answered 2 s late and 4 go at once: the third round of PUTs starts
-    // after the first keys died.
+    // does); each PUT is answered 3 s late and 4 go at once. q2z renews keys in the last
+    // quarter of their life (from 3 s at the latest, whatever fraction of a second the
+    // expireTime's whole seconds cut off), so the second round of PUTs, which cannot start
+    // before 3 s, must renew them: a 2 s delay left that to the third round, and a stage whose
+    // files made only two rounds passed or failed by the clock's fraction (CI, session 17).
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = live_export(
         dir.path(),
@@ -549,7 +552,7 @@ fn zilliz_volume_keys_are_renewed_before_they_expire() {
             .as_u64()
             .unwrap_or(0)
     };
-    s3_put_delay(2000, &format!("volumes/{vol}/"));
+    s3_put_delay(3000, &format!("volumes/{vol}/"));
     let (code, out, err) = volume_import(dir.path().to_str().unwrap(), &vol);
     s3_put_delay(0, "");
     let after = milvus_faults(json!({"volume_credential_ttl": {}}));
