@@ -401,6 +401,38 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The export the estimate is for (the same knobs as `q2z export`).
+    #[command(flatten)]
+    pub tuning: ExportTuning,
+    /// With a bucket (or --zilliz-volume): the upload rate is measured by sending the
+    /// calibration files there (and deleting them).
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Skip the estimate (the calibration read: one row group per worker of each collection,
+    /// converted and written to a scratch directory, timed).
+    #[arg(long)]
+    pub no_estimate: bool,
+    /// Say how many machines (`export --part I/N`) finish the export within this time
+    /// (e.g. `90m`, `2h`, `1d`; s, m, h, d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// A duration as `90m`, `2h`, `1.5h`, `1d`, `300s` (a bare number: seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err(format!("'{s}': the unit must be s, m, h or d (e.g. 2h)")),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(std::time::Duration::from_secs_f64(v * scale)),
+        _ => Err(format!("'{s}' is not a duration such as 90m or 2h")),
+    }
 }
 
 /// `q2z export`.

@@ -2,6 +2,7 @@
 
 use super::args::*;
 use super::output;
+use super::plan_estimate::RunEstimate;
 use super::usage;
 use crate::export::{ExportOptions, export, scan_ids};
 use crate::import::{ImportMode, ImportOptions, import};
@@ -573,7 +574,9 @@ fn doctor(a: DoctorArgs) -> Result<u8> {
 
 fn plan(a: PlanArgs) -> Result<u8> {
     let (opts, overrides) = mapping_options(&a.mapping)?;
+    let opened_at = std::time::Instant::now();
     let opened = sources(&a.source, None, None)?;
+    let open_seconds = opened_at.elapsed().as_secs_f64();
     let target = match &a.target.milvus_url {
         Some(_) => {
             let m = milvus(&a.target)?;
@@ -582,10 +585,20 @@ fn plan(a: PlanArgs) -> Result<u8> {
         }
         None => None,
     };
+    let export_opts = export_options(&a.tuning, false, opts.clone(), overrides.clone(), true);
+    let scratch = a.source.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let mut uploader = if a.no_estimate {
+        None
+    } else {
+        plan_uploader(&a)?
+    };
+    let mut upload_rate: Option<f64> = None;
     let mut out = Vec::new();
     let mut file = MappingFile::default();
     for s in &opened.sources {
+        let scan_at = std::time::Instant::now();
         let scan = scan_ids(s, s.count()?)?;
+        let scan_seconds = scan_at.elapsed().as_secs_f64();
         let cfg = s.config();
         let (mapping, warnings) = match overrides.get(&cfg.name) {
             Some(m) => {
@@ -608,14 +621,43 @@ fn plan(a: PlanArgs) -> Result<u8> {
                 gets: server.plan_gets(&mapping),
             });
         }
+        if !a.no_estimate && scan.count > 0 {
+            let run = crate::export::calibrate(s, &mapping, &scan, &export_opts, &scratch)
+                .with_context(|| format!("calibrating the export of '{}'", cfg.name))?;
+            if let (Some(up), None) = (&uploader, upload_rate) {
+                // Measured once, on the first collection's files; an estimate without it is
+                // still worth printing.
+                match crate::import::bulk::upload_rate(up, &run.calibration.files) {
+                    Ok(r) => upload_rate = Some(r),
+                    Err(e) => {
+                        tracing::warn!("the upload rate was not measured: {e}");
+                        uploader = None;
+                    }
+                }
+            }
+            let e = crate::export::Estimate::new(run.calibration.clone(), scan.count, scan_seconds);
+            view.estimate = Some(match upload_rate {
+                Some(r) => e.with_upload_rate(r),
+                None => e,
+            });
+        }
         out.push(view);
         file.collection.push(mapping);
+    }
+    if !a.no_estimate {
+        let run = RunEstimate::new(&out, open_seconds, a.deadline);
+        for p in &mut out {
+            p.run = Some(run.clone());
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for p in &out {
             output::print_plan(p);
+        }
+        if let Some(r) = out.first().and_then(|p| p.run.as_ref()) {
+            super::plan_estimate::print_run_estimate(r);
         }
     }
     if let Some(path) = &a.mapping_out {
@@ -627,6 +669,19 @@ fn plan(a: PlanArgs) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// Where `q2z plan` measures the upload rate: the bucket of --s3-bucket, or the Zilliz volume.
+fn plan_uploader(a: &PlanArgs) -> Result<Option<crate::sink::object_store::Uploader>> {
+    let cfg = if a.target.zilliz_volume.is_some() {
+        milvus_for_import(&a.target, &a.storage, ModeArg::Bulk)?.1
+    } else {
+        storage(&a.storage)
+    };
+    Ok(match cfg {
+        Some(c) => Some(crate::sink::object_store::Uploader::s3(c)?),
+        None => None,
+    })
 }
 
 fn export_options(

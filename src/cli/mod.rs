@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod output;
+mod plan_estimate;
 
 use clap::Parser;
 use std::process::ExitCode;

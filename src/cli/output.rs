@@ -252,6 +252,12 @@ pub struct PlanView {
     /// With `--milvus-url`: the target and what the mapping needs that it lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<PlanTarget>,
+    /// The export's predicted time, stage size, memory and upload (unless `--no-estimate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<crate::export::Estimate>,
+    /// The whole run's estimate (the same in every collection's plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<super::plan_estimate::RunEstimate>,
 }
 
 /// The target a plan was checked against.
@@ -295,6 +301,8 @@ impl PlanView {
             shards,
             qdrant_aliases: Vec::new(),
             target: None,
+            estimate: None,
+            run: None,
         }
     }
 }
@@ -316,6 +324,9 @@ pub fn print_plan(p: &PlanView) {
     print_scalar_fields(m);
     print_meta_field(m);
     println!("  estimated vector bytes: {}", p.estimated_vector_bytes);
+    if let Some(e) = &p.estimate {
+        super::plan_estimate::print_estimate(e);
+    }
     for h in &m.hints {
         println!("  suggestion: {h}");
     }

@@ -1,10 +1,15 @@
 //! The export half: source → transform → stage, resumable at chunk granularity
-//! (docs/design.md §3). [`plan`] decides the ranges and the manifest entry, [`run`] stages them.
+//! (docs/design.md §3). [`plan`] decides the ranges and the manifest entry, [`run`] stages them,
+//! [`calibrate`] times a short read of them to predict the run (`q2z plan`).
 
+mod calibrate;
 mod plan;
 mod run;
 
 use plan::*;
+pub use calibrate::{
+    Calibration, CalibrationRun, Estimate, calibrate, part_seconds, parts_for_deadline,
+};
 pub use plan::{IdScan, plan_ranges, scan_ids};
 use run::*;
 

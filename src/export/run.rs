@@ -74,14 +74,7 @@ pub(super) fn export_range(
             .unwrap_or(0);
         (e.ranges[idx].clone(), e.mapping.clone(), seq)
     };
-    let job = RangeJob {
-        src,
-        schema: arrow_schema(&mapping),
-        mapping: &mapping,
-        end: range.end.clone(),
-        opts,
-        progress,
-    };
+    let job = RangeJob::new(src, &mapping, range.end.clone(), opts, progress);
     let mut cursor = range.cursor.clone().or(range.start.clone());
     let mut finished = range.cursor.is_none() && range.done;
     while !finished {
@@ -139,11 +132,11 @@ pub(super) struct RangeJob<'a> {
 
 /// One chunk's worth of a range, staged but not yet recorded.
 pub(super) struct StagedPart {
-    written: Option<crate::stage::writer::WrittenFile>,
+    pub(super) written: Option<crate::stage::writer::WrittenFile>,
     first: Option<PointId>,
     last: Option<PointId>,
     /// Points set aside (JSON lines).
-    aside: Vec<String>,
+    pub(super) aside: Vec<String>,
     /// Points with an all-zero vector in a COSINE field.
     zero_cosine: u64,
     /// Points with an empty sparse row.
@@ -152,10 +145,33 @@ pub(super) struct StagedPart {
     cursor_after: Option<PointId>,
 }
 
-impl RangeJob<'_> {
+impl<'a> RangeJob<'a> {
+    /// A reader of the range ending before `end` (`None`: to the end) of `src`.
+    pub(super) fn new(
+        src: &'a SharedSource,
+        mapping: &'a CollectionMapping,
+        end: Option<PointId>,
+        opts: &'a ExportOptions,
+        progress: &'a Progress,
+    ) -> RangeJob<'a> {
+        RangeJob {
+            src,
+            schema: arrow_schema(mapping),
+            mapping,
+            end,
+            opts,
+            progress,
+        }
+    }
+
     /// Scrolls from `cursor` until the range ends or the file reaches `max_file_bytes`,
     /// writing the rows to the stage's file `rel` (durable and published when this returns).
-    fn stage_chunk(&self, stage: &Stage, rel: &str, cursor: Option<PointId>) -> Result<StagedPart> {
+    pub(super) fn stage_chunk(
+        &self,
+        stage: &Stage,
+        rel: &str,
+        cursor: Option<PointId>,
+    ) -> Result<StagedPart> {
         let opts = self.opts;
         let mut writer: Option<crate::stage::StagedWriter> = None;
         let mut part = StagedPart {

@@ -23,6 +23,34 @@ const JOB_MAX_FILES: usize = 1000;
 const JOB_MAX_BYTES: u64 = 1_000_000_000_000;
 /// Files uploaded at once.
 const UPLOAD_THREADS: usize = 4;
+
+/// The rate, bytes a second, at which `files` go up to `up` as an import sends them (as many
+/// at once), measured under a scratch prefix whose objects are deleted afterwards (`q2z plan`).
+pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
+    let scratch = format!("q2z-plan-calibration/{:016x}", rand::random::<u64>());
+    let keys: Vec<(String, &std::path::PathBuf)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (up.key_for(&format!("{scratch}/{i}.parquet")), f))
+        .collect();
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let put = std::sync::Mutex::new(Vec::new());
+    let start = std::time::Instant::now();
+    let ran = crate::pool::run(keys, UPLOAD_THREADS, |(key, f)| {
+        let n = up.put_file(f, &key, None)?;
+        sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        put.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+        Ok(())
+    });
+    let secs = start.elapsed().as_secs_f64();
+    for key in put.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        if let Err(e) = up.delete(&key) {
+            tracing::warn!("the calibration file {key} was left in the bucket (delete it): {e}");
+        }
+    }
+    ran?;
+    Ok(sent.into_inner() as f64 / secs.max(1e-9))
+}
 /// How long a reconciliation waits for a new job to list its files.
 const RECONCILE_WAIT: Duration = Duration::from_secs(120);
 
