@@ -5,6 +5,8 @@
 #   3. qdrant-to-parquet --rest (PyPI)                    4. q2z export --snapshot
 #   5. upload of the staged files: raw PUTs (curl --aws-sigv4) vs q2z's uploader, same files,
 #      same parallelism, into the S3 stand-in (s3s-fs) on loopback
+#   6. `q2z plan`'s prediction (export time, stage bytes, peak memory, upload time) made just
+#      before each q2z run, beside what the run measured
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
 # Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build),
 # SKIP_Q2P=1 leaves out qdrant-to-parquet (e.g. for the 1M-point memory run).
@@ -59,17 +61,32 @@ measure() { # label command...
   printf '%-22s %8d ms %10s points/s  peak RSS %6d MB (anonymous %5d MB)  CPU %5.1f µs/point\n' "$label" "$ms" "$(awk -v n="$N" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024)) $((anon / 1024)) "$(awk -v c="$cpu" -v n="$N" 'BEGIN{printf "%.1f", c*1e6/n}')"
   echo "$label $ms $rss $anon $cpu" >>"$W/results"
 }
-rm -f "$W/results"
+rm -f "$W/results" "$W/predictions" "$W/staged-bytes"
+# predict LABEL PLAN-ARGS...: what `q2z plan` (its calibration read) predicts for the run
+# measured next under LABEL.
+predict() {
+  local label="$1"; shift
+  "${CLI[@]}" "$B/q2z" plan "$@" --json >"$W/$label.plan.json" 2>"$W/$label.plan.log"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]["run"]
+print(sys.argv[2], r["export_seconds"], r["stage_bytes"], r["peak_memory_bytes"], r.get("upload_seconds") or 0)' \
+    "$W/$label.plan.json" "$label" >>"$W/predictions"
+}
+# staged LABEL DIR: the Parquet bytes an export under LABEL wrote.
+staged_bytes() { echo "$1 $(find "$2" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s+0}')" >>"$W/staged-bytes"; }
 # Warm-up pass (unmeasured): the first reader of a freshly loaded collection pays for faulting
 # its storage in; every measured run then reads a warm source.
 "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE" >/dev/null
 measure drain "$B/examples/drain" "$URL" bulk "$WORKERS" "$PAGE"
 rm -rf "$W/stage-live"
+predict q2z_live --qdrant-url "$URL" -c bulk --workers "$WORKERS" --page-size "$PAGE" --transport rest
 measure q2z_live "$B/q2z" export --qdrant-url "$URL" -c bulk --stage "$W/stage-live" --workers "$WORKERS" --page-size "$PAGE" --transport rest --json
+staged_bytes q2z_live "$W/stage-live"
 "$B/examples/drain_grpc" "$URL" "$GRPC" bulk "$WORKERS" "$PAGE" >/dev/null
 measure drain_grpc "$B/examples/drain_grpc" "$URL" "$GRPC" bulk "$WORKERS" "$PAGE"
 rm -rf "$W/stage-grpc"
+predict q2z_grpc --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --workers "$WORKERS" --page-size "$PAGE"
 measure q2z_grpc "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
+staged_bytes q2z_grpc "$W/stage-grpc"
 rm -rf "$W/stage-grpc"
 # The default: --transport auto times both on the first page and reads over the faster.
 measure q2z_auto "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
@@ -88,7 +105,10 @@ kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true
 warm_snapshot() { cat "$W/gen/bulk.collection.snapshot" >/dev/null; }
 warm_snapshot; "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json >/dev/null 2>&1
 rm -rf "$W/stage-snap"; warm_snapshot
+predict q2z_snapshot --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --workers "$WORKERS"
+warm_snapshot
 measure q2z_snapshot "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json
+staged_bytes q2z_snapshot "$W/stage-snap"
 staged() { du -sb --apparent-size "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
 SIZE_DEFAULT=$(staged "$W/stage-snap")
 # The same with zstd on the vector columns too (--vector-compression zstd).
@@ -129,6 +149,10 @@ raw_put() {
 }
 upload_rate raw_put raw_put
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+# The plan's upload prediction: its calibration files sent to the same bucket, the rate scaled
+# to the stage the live export wrote.
+predict q2z_upload --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --workers "$WORKERS" \
+  --s3-endpoint "$S3" --s3-bucket bench
 # q2z as `import` runs it: one streamed PUT per file whose manifest SHA-256 is signed into the
 # URL (x-amz-checksum-sha256), so the store hashes every byte it receives ...
 upload_rate q2z_upload "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS"
@@ -136,3 +160,21 @@ upload_rate q2z_upload "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKER
 upload_rate q2z_upload_no_checksum "$B/examples/upload" "$S3" bench "$W/stage-live" "$WORKERS" no-checksum
 awk '{ms[NR]=$2} END { printf "q2z upload / raw PUT      = %.2f (without the checksum: %.2f)\n", ms[1]/ms[2], ms[1]/ms[3] }' "$W/upload-results"
 
+# 6. The plan's predictions beside the measured runs (ratio = predicted / measured; the issue's
+# target is within ±25 %).
+echo "plan's prediction vs the run:"
+awk 'FILENAME ~ /predictions$/ {pt[$1]=$2; pb[$1]=$3; pm[$1]=$4; pu[$1]=$5; next}
+     FILENAME ~ /staged-bytes$/ {sb[$1]=$2; next}
+     FILENAME ~ /upload-results$/ {if ($1=="q2z_upload") up=$2/1000; next}
+     {ms[$1]=$2/1000; rss[$1]=$3*1024}
+     END {
+       printf "%-14s %22s %26s %24s\n", "run", "export s (pred/meas)", "stage MB (pred/meas)", "peak MB (pred/meas)";
+       n = split("q2z_live q2z_grpc q2z_snapshot", L, " ");
+       for (i = 1; i <= n; i++) { l = L[i]; if (!(l in pt)) continue;
+         printf "%-14s %8.1f / %6.1f %5.2f %10.0f / %6.0f %5.2f %8.0f / %6.0f %5.2f\n", l,
+           pt[l], ms[l], pt[l]/ms[l], pb[l]/1e6, sb[l]/1e6, pb[l]/sb[l], pm[l]/2^20, rss[l]/2^20, pm[l]/rss[l] }
+       if ("q2z_upload" in pu && up > 0) {
+         # Scaled to the bytes the measured upload sent (the live export'"'"'s stage).
+         pred = pu["q2z_upload"] * sb["q2z_live"] / pb["q2z_upload"];
+         printf "%-14s %8.1f / %6.1f %5.2f (upload s, at the plan'"'"'s measured rate)\n", "q2z_upload", pred, up, pred/up }
+     }' "$W/predictions" "$W/staged-bytes" "$W/upload-results" "$W/results"

@@ -481,3 +481,102 @@ fn auto_transport_reads_each_collection_over_the_one_measured_faster() {
         assert_rows_match(&scroll_all(c), &rows, &mapping);
     }
 }
+
+#[test]
+fn plan_predicts_the_stage_and_measures_the_upload_without_leaving_a_file() {
+    // A collection the calibration reads whole: its predicted stage is the export's, give or
+    // take the Parquet framing of a different number of files.
+    let c = "gen_mixed_ids";
+    let prefix = format!("plan-test-{}", rand::random::<u32>());
+    let url = standin("Q2Z_QDRANT_URL");
+    let s3 = standin("Q2Z_S3_ENDPOINT");
+    let bucket = standin("Q2Z_S3_BUCKET");
+    let plan = |deadline: &str| {
+        let (code, out, err) = run_q2z(&[
+            "plan",
+            "--qdrant-url",
+            &url,
+            "-c",
+            c,
+            "--workers",
+            "3",
+            "--deadline",
+            deadline,
+            "--s3-endpoint",
+            &s3,
+            "--s3-bucket",
+            &bucket,
+            "--s3-prefix",
+            &prefix,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    };
+    let p = plan("1d");
+    let e = &p["estimate"];
+    let count = p["points"].as_u64().unwrap();
+    assert!(count > 0, "{p}");
+    assert_eq!(e["calibration"]["points"].as_u64(), Some(count), "{e}");
+    assert_eq!(e["calibration"]["workers"].as_u64(), Some(3), "{e}");
+    assert!(e["points_per_second"].as_f64().unwrap() > 0.0, "{e}");
+    assert!(e["peak_memory_bytes"].as_u64().unwrap() > 1 << 20, "{e}");
+    assert!(e["upload_bytes_per_second"].as_f64().unwrap() > 0.0, "{e}");
+    assert!(e["upload_seconds"].as_f64().unwrap() > 0.0, "{e}");
+    // One machine meets a day; the whole run's figures are the collection's plus the opening.
+    let run = &p["run"];
+    assert_eq!(run["parts"].as_u64(), Some(1), "{run}");
+    assert!(
+        run["export_seconds"].as_f64().unwrap() >= e["export_seconds"].as_f64().unwrap(),
+        "{run}"
+    );
+    // The calibration files were deleted from the bucket.
+    let left = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
+        .join(&bucket)
+        .join(&prefix)
+        .join("q2z-plan-calibration");
+    let files = walk_files(&left);
+    assert!(files.is_empty(), "left in the bucket: {files:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = export(dir.path(), c, &["--workers", "3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let staged: u64 = walk_files(&dir.path().join(c))
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    let predicted = e["stage_bytes"].as_u64().unwrap();
+    let ratio = predicted as f64 / staged as f64;
+    assert!(
+        (0.75..=1.25).contains(&ratio),
+        "predicted {predicted} staged bytes, the export wrote {staged}"
+    );
+
+    // A deadline shorter than the id scan cannot be met by splitting a live export.
+    let p = plan("0.000001s");
+    assert!(p["run"]["parts"].is_null(), "{}", p["run"]);
+    assert!(
+        p["run"]["part_seconds"].as_f64().unwrap() > 0.0,
+        "{}",
+        p["run"]
+    );
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -6,10 +6,10 @@ mod calibrate;
 mod plan;
 mod run;
 
-use plan::*;
 pub use calibrate::{
     Calibration, CalibrationRun, Estimate, calibrate, part_seconds, parts_for_deadline,
 };
+use plan::*;
 pub use plan::{IdScan, plan_ranges, scan_ids};
 use run::*;
 

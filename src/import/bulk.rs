@@ -26,30 +26,35 @@ const UPLOAD_THREADS: usize = 4;
 
 /// The rate, bytes a second, at which `files` go up to `up` as an import sends them (as many
 /// at once), measured under a scratch prefix whose objects are deleted afterwards (`q2z plan`).
+/// The files go up twice and the second round is timed: the first pays for connections an
+/// import opens once for all its files.
 pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
     let scratch = format!("q2z-plan-calibration/{:016x}", rand::random::<u64>());
-    let keys: Vec<(String, &std::path::PathBuf)> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (up.key_for(&format!("{scratch}/{i}.parquet")), f))
-        .collect();
-    let sent = std::sync::atomic::AtomicU64::new(0);
-    let put = std::sync::Mutex::new(Vec::new());
-    let start = std::time::Instant::now();
-    let ran = crate::pool::run(keys, UPLOAD_THREADS, |(key, f)| {
-        let n = up.put_file(f, &key, None)?;
-        sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        put.lock().unwrap_or_else(|e| e.into_inner()).push(key);
-        Ok(())
-    });
-    let secs = start.elapsed().as_secs_f64();
+    let put = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let round = |r: usize| -> Result<(u64, f64)> {
+        let keys: Vec<(String, &std::path::PathBuf)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (up.key_for(&format!("{scratch}/{r}-{i}.parquet")), f))
+            .collect();
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let start = std::time::Instant::now();
+        crate::pool::run(keys, UPLOAD_THREADS, |(key, f)| {
+            let n = up.put_file(f, &key, None)?;
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            put.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+            Ok(())
+        })?;
+        Ok((sent.into_inner(), start.elapsed().as_secs_f64()))
+    };
+    let ran = round(0).and_then(|_| round(1));
     for key in put.into_inner().unwrap_or_else(|e| e.into_inner()) {
         if let Err(e) = up.delete(&key) {
             tracing::warn!("the calibration file {key} was left in the bucket (delete it): {e}");
         }
     }
-    ran?;
-    Ok(sent.into_inner() as f64 / secs.max(1e-9))
+    let (sent, secs) = ran?;
+    Ok(sent as f64 / secs.max(1e-9))
 }
 /// How long a reconciliation waits for a new job to list its files.
 const RECONCILE_WAIT: Duration = Duration::from_secs(120);
