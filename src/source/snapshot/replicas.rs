@@ -223,8 +223,7 @@ pub(super) fn unpack_chosen(
         let base = work.join(format!("f{i}"));
         match &layouts[i] {
             Layout::Collection { shards, .. } => {
-                let f = File::open(file).map_err(|e| Error::io(file, e))?;
-                unpack_safe(file, &mut BufReader::new(f), &base)?;
+                unpack_safe(file, &mut open_tar(file)?, &base)?;
                 for id in shards.keys().filter(|id| !ids.contains(id)) {
                     let _ = std::fs::remove_dir_all(base.join(id.to_string()));
                 }
