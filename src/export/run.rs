@@ -256,14 +256,22 @@ pub(super) fn write_set_aside(
     })
 }
 
-/// Converts a page on the rayon pool, in slices, keeping the order.
+/// Points converted as one slice; a larger page is cut into slices of this many.
+const SLICE: usize = 512;
+
+/// Converts a page on the rayon pool, in slices, keeping the order. A page of one slice is
+/// converted on the calling worker: the export's workers already keep the cores busy, and
+/// handing a page to the pool and back costs a wake-up of its threads for nothing.
 pub(super) fn convert(
     points: &[Point],
     m: &CollectionMapping,
     schema: &arrow::datatypes::SchemaRef,
 ) -> Result<Vec<Converted>> {
+    if points.len() <= SLICE {
+        return Ok(vec![to_batch(points, m, schema)?]);
+    }
     points
-        .par_chunks(512)
+        .par_chunks(SLICE)
         .map(|c| to_batch(c, m, schema))
         .collect()
 }
