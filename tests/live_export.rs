@@ -536,13 +536,13 @@ fn plan_predicts_the_stage_and_measures_the_upload_without_leaving_a_file() {
         .join(&bucket)
         .join(&prefix)
         .join("q2z-plan-calibration");
-    let files = walk_files(&left);
+    let files = files_under(&left);
     assert!(files.is_empty(), "left in the bucket: {files:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = export(dir.path(), c, &["--workers", "3"]);
     assert_eq!(code, 0, "{out}{err}");
-    let staged: u64 = walk_files(&dir.path().join(c))
+    let staged: u64 = files_under(&dir.path().join(c))
         .iter()
         .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
         .map(|f| std::fs::metadata(f).unwrap().len())
@@ -562,21 +562,4 @@ fn plan_predicts_the_stage_and_measures_the_upload_without_leaving_a_file() {
         "{}",
         p["run"]
     );
-}
-
-/// Every file under `dir` (none when it does not exist).
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

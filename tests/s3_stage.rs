@@ -244,7 +244,7 @@ fn a_stage_leased_by_a_run_on_another_machine_is_refused_until_the_lease_expires
             && text.contains("`sync` on host another-machine"),
         "{text}"
     );
-    let written: Vec<_> = walk(&on_disk)
+    let written: Vec<_> = files_under(&on_disk)
         .into_iter()
         .filter(|p| !p.ends_with(".q2z.lease"))
         .collect();
@@ -267,20 +267,6 @@ fn a_stage_leased_by_a_run_on_another_machine_is_refused_until_the_lease_expires
         None,
         "a run releases its lease when it ends"
     );
-}
-
-/// Every file under `dir` (none if it does not exist).
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

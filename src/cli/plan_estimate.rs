@@ -2,7 +2,7 @@
 //! source's opening, the parts a deadline needs), and how estimates are printed.
 
 use super::output::PlanView;
-use crate::export::{Estimate, part_seconds, parts_for_deadline};
+use crate::export::{Estimate, Forecast, part_seconds, parts_for_deadline};
 use serde::Serialize;
 
 /// At most this many parts are suggested.
@@ -13,13 +13,10 @@ const MAX_PARTS: usize = 1024;
 pub struct RunEstimate {
     /// Opening the sources (unpacking and loading snapshots; a live server's answers).
     pub open_seconds: f64,
-    /// Opening plus every collection's export, on one machine.
-    pub export_seconds: f64,
-    pub stage_bytes: u64,
-    pub peak_memory_bytes: u64,
-    /// Every collection's upload at the measured rate (when measured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upload_seconds: Option<f64>,
+    /// Opening plus every collection's export on one machine, all their stages, the highest
+    /// peak, every upload (when measured).
+    #[serde(flatten)]
+    pub total: Forecast,
     /// With `--deadline`: the deadline, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_seconds: Option<f64>,
@@ -53,24 +50,30 @@ impl RunEstimate {
                 .map(|p| {
                     let e = p.estimate.as_ref();
                     let scan = e.map_or(0.0, |e| e.id_scan_seconds);
-                    let whole = open_share(p) + e.map_or(0.0, |e| e.export_seconds);
+                    let whole = open_share(p) + e.map_or(0.0, |e| e.forecast.export_seconds);
                     part_seconds(whole, open_share(p) + scan, p.shards.len(), n)
                 })
                 .sum()
         };
-        let uploads: Option<f64> = est.iter().map(|(_, e)| e.upload_seconds).sum();
+        let uploads: Option<f64> = est.iter().map(|(_, e)| e.forecast.upload_seconds).sum();
         let deadline_seconds = deadline.map(|d| d.as_secs_f64());
         let parts = deadline_seconds.and_then(|d| parts_for_deadline(slowest_part, d, MAX_PARTS));
         RunEstimate {
             open_seconds,
-            export_seconds: open_seconds + est.iter().map(|(_, e)| e.export_seconds).sum::<f64>(),
-            stage_bytes: est.iter().map(|(_, e)| e.stage_bytes).sum(),
-            peak_memory_bytes: est
-                .iter()
-                .map(|(_, e)| e.peak_memory_bytes)
-                .max()
-                .unwrap_or(0),
-            upload_seconds: if est.is_empty() { None } else { uploads },
+            total: Forecast {
+                export_seconds: open_seconds
+                    + est
+                        .iter()
+                        .map(|(_, e)| e.forecast.export_seconds)
+                        .sum::<f64>(),
+                stage_bytes: est.iter().map(|(_, e)| e.forecast.stage_bytes).sum(),
+                peak_memory_bytes: est
+                    .iter()
+                    .map(|(_, e)| e.forecast.peak_memory_bytes)
+                    .max()
+                    .unwrap_or(0),
+                upload_seconds: if est.is_empty() { None } else { uploads },
+            },
             deadline_seconds,
             parts,
             part_seconds: deadline_seconds.map(|_| slowest_part(parts.unwrap_or(MAX_PARTS))),
@@ -86,13 +89,13 @@ pub fn print_estimate(e: &Estimate) {
         c.points,
         c.workers,
         c.seconds,
-        duration(e.export_seconds),
+        duration(e.forecast.export_seconds),
         e.points_per_second,
         e.cpu_us_per_point,
         duration(e.id_scan_seconds),
-        bytes(e.stage_bytes),
-        bytes(e.peak_memory_bytes),
-        match (e.upload_seconds, e.upload_bytes_per_second) {
+        bytes(e.forecast.stage_bytes),
+        bytes(e.forecast.peak_memory_bytes),
+        match (e.forecast.upload_seconds, e.upload_bytes_per_second) {
             (Some(s), Some(r)) => format!(", upload {} at {}/s", duration(s), bytes(r as u64)),
             _ => String::new(),
         }
@@ -103,11 +106,11 @@ pub fn print_estimate(e: &Estimate) {
 pub fn print_run_estimate(r: &RunEstimate) {
     println!(
         "whole run on this machine: export {} (sources opened in {}), stage {}, peak memory {}{}",
-        duration(r.export_seconds),
+        duration(r.total.export_seconds),
         duration(r.open_seconds),
-        bytes(r.stage_bytes),
-        bytes(r.peak_memory_bytes),
-        match r.upload_seconds {
+        bytes(r.total.stage_bytes),
+        bytes(r.total.peak_memory_bytes),
+        match r.total.upload_seconds {
             Some(s) => format!(", upload {}", duration(s)),
             None => ", upload not measured (give --s3-bucket or --zilliz-volume to measure it)"
                 .to_string(),

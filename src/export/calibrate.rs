@@ -87,6 +87,20 @@ pub fn calibrate(
     })
 }
 
+/// What an export is predicted to take (one collection's, or a whole run's).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Forecast {
+    /// Wall-clock seconds of the export.
+    pub export_seconds: f64,
+    /// Parquet bytes the stage will hold.
+    pub stage_bytes: u64,
+    /// Peak resident memory of the export process.
+    pub peak_memory_bytes: u64,
+    /// Upload time at the measured rate (with a bucket or a Zilliz volume to measure it on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_seconds: Option<f64>,
+}
+
 /// What `q2z plan` predicts for one collection's export.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Estimate {
@@ -97,15 +111,10 @@ pub struct Estimate {
     pub cpu_us_per_point: f64,
     /// The id scan the export starts with (measured by the plan's own scan).
     pub id_scan_seconds: f64,
-    /// The whole export of the collection: id scan + the points at the calibrated rate.
-    pub export_seconds: f64,
-    /// Parquet bytes the stage will hold.
-    pub stage_bytes: u64,
-    /// Peak resident memory of the export process.
-    pub peak_memory_bytes: u64,
-    /// Upload time at the measured rate (with a bucket or a Zilliz volume to measure it on).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upload_seconds: Option<f64>,
+    /// The whole export of the collection (id scan + the points at the calibrated rate), its
+    /// stage, memory and upload.
+    #[serde(flatten)]
+    pub forecast: Forecast,
     /// The measured upload rate, bytes a second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_bytes_per_second: Option<f64>,
@@ -124,10 +133,12 @@ impl Estimate {
             points_per_second: c.points as f64 / c.seconds.max(1e-9),
             cpu_us_per_point: per_point(c.cpu_seconds) * 1e6,
             id_scan_seconds,
-            export_seconds: id_scan_seconds + convert,
-            stage_bytes: (per_point(c.staged_bytes as f64) * points as f64).round() as u64,
-            peak_memory_bytes: c.peak_rss_bytes,
-            upload_seconds: None,
+            forecast: Forecast {
+                export_seconds: id_scan_seconds + convert,
+                stage_bytes: (per_point(c.staged_bytes as f64) * points as f64).round() as u64,
+                peak_memory_bytes: c.peak_rss_bytes,
+                upload_seconds: None,
+            },
             upload_bytes_per_second: None,
             calibration: c,
         }
@@ -136,7 +147,8 @@ impl Estimate {
     /// Adds the upload time at `bytes_per_second`.
     pub fn with_upload_rate(mut self, bytes_per_second: f64) -> Estimate {
         self.upload_bytes_per_second = Some(bytes_per_second);
-        self.upload_seconds = Some(self.stage_bytes as f64 / bytes_per_second.max(1.0));
+        self.forecast.upload_seconds =
+            Some(self.forecast.stage_bytes as f64 / bytes_per_second.max(1.0));
         self
     }
 }
@@ -209,14 +221,14 @@ mod tests {
     fn an_estimate_scales_the_calibration_to_the_collection() {
         let e = Estimate::new(cal(10_000, 0.5, 40_000_000), 1_000_000, 2.0);
         assert!((e.points_per_second - 20_000.0).abs() < 1e-6);
-        assert!((e.export_seconds - 52.0).abs() < 1e-9);
-        assert_eq!(e.stage_bytes, 4_000_000_000);
+        assert!((e.forecast.export_seconds - 52.0).abs() < 1e-9);
+        assert_eq!(e.forecast.stage_bytes, 4_000_000_000);
         assert!((e.cpu_us_per_point - 75.0).abs() < 1e-9);
         let e = e.with_upload_rate(100e6);
-        assert!((e.upload_seconds.unwrap() - 40.0).abs() < 1e-9);
+        assert!((e.forecast.upload_seconds.unwrap() - 40.0).abs() < 1e-9);
         // A collection the calibration read whole takes the calibration's time.
         let small = Estimate::new(cal(500, 0.2, 1000), 500, 0.1);
-        assert!((small.export_seconds - 0.3).abs() < 1e-9);
+        assert!((small.forecast.export_seconds - 0.3).abs() < 1e-9);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod plan;
 mod run;
 
 pub use calibrate::{
-    Calibration, CalibrationRun, Estimate, calibrate, part_seconds, parts_for_deadline,
+    Calibration, CalibrationRun, Estimate, Forecast, calibrate, part_seconds, parts_for_deadline,
 };
 use plan::*;
 pub use plan::{IdScan, plan_ranges, scan_ids};

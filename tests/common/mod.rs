@@ -322,3 +322,17 @@ pub fn qdrant_faults(f: Value) {
 pub fn milvus_faults(f: Value) -> Value {
     post_faults("Q2Z_MILVUS_URL", f)
 }
+
+/// Every file under `dir`, at any depth (none if it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
