@@ -645,7 +645,11 @@ fn plan(a: PlanArgs) -> Result<u8> {
         file.collection.push(mapping);
     }
     if !a.no_estimate {
-        let run = RunEstimate::new(&out, open_seconds, a.deadline);
+        let plans: Vec<_> = out
+            .iter()
+            .map(|p| (p.points, p.shards.len(), p.estimate.as_ref()))
+            .collect();
+        let run = RunEstimate::new(&plans, open_seconds, a.deadline);
         for p in &mut out {
             p.run = Some(run.clone());
         }

@@ -1,7 +1,6 @@
 //! What `q2z plan` predicts for the whole run (the collections' estimates added up, the
 //! source's opening, the parts a deadline needs), and how estimates are printed.
 
-use super::output::PlanView;
 use crate::export::{Estimate, Forecast, part_seconds, parts_for_deadline};
 use serde::Serialize;
 
@@ -30,46 +29,41 @@ pub struct RunEstimate {
 }
 
 impl RunEstimate {
-    /// Adds up the estimates of `plans`; `open_seconds` the sources' opening took.
+    /// Adds up the estimates of the collections in `plans`, each given as (its points, its
+    /// shards in snapshot files — none for a live one — and its estimate); `open_seconds` the
+    /// sources' opening took.
     pub fn new(
-        plans: &[PlanView],
+        plans: &[(u64, usize, Option<&Estimate>)],
         open_seconds: f64,
         deadline: Option<std::time::Duration>,
     ) -> RunEstimate {
-        let est: Vec<(&PlanView, &Estimate)> = plans
-            .iter()
-            .filter_map(|p| p.estimate.as_ref().map(|e| (p, e)))
-            .collect();
-        let points: u64 = plans.iter().map(|p| p.points).sum();
+        let est: Vec<&Estimate> = plans.iter().filter_map(|p| p.2).collect();
+        let points: u64 = plans.iter().map(|p| p.0).sum();
         // A collection's share of the opening, by its points (a snapshot's shards load in
         // proportion to what they hold).
-        let open_share = |p: &PlanView| open_seconds * p.points as f64 / points.max(1) as f64;
+        let open_share = |p: u64| open_seconds * p as f64 / points.max(1) as f64;
         let slowest_part = |n: usize| -> f64 {
             plans
                 .iter()
-                .map(|p| {
-                    let e = p.estimate.as_ref();
+                .map(|&(p, shards, e)| {
                     let scan = e.map_or(0.0, |e| e.id_scan_seconds);
                     let whole = open_share(p) + e.map_or(0.0, |e| e.forecast.export_seconds);
-                    part_seconds(whole, open_share(p) + scan, p.shards.len(), n)
+                    part_seconds(whole, open_share(p) + scan, shards, n)
                 })
                 .sum()
         };
-        let uploads: Option<f64> = est.iter().map(|(_, e)| e.forecast.upload_seconds).sum();
+        let uploads: Option<f64> = est.iter().map(|e| e.forecast.upload_seconds).sum();
         let deadline_seconds = deadline.map(|d| d.as_secs_f64());
         let parts = deadline_seconds.and_then(|d| parts_for_deadline(slowest_part, d, MAX_PARTS));
         RunEstimate {
             open_seconds,
             total: Forecast {
                 export_seconds: open_seconds
-                    + est
-                        .iter()
-                        .map(|(_, e)| e.forecast.export_seconds)
-                        .sum::<f64>(),
-                stage_bytes: est.iter().map(|(_, e)| e.forecast.stage_bytes).sum(),
+                    + est.iter().map(|e| e.forecast.export_seconds).sum::<f64>(),
+                stage_bytes: est.iter().map(|e| e.forecast.stage_bytes).sum(),
                 peak_memory_bytes: est
                     .iter()
-                    .map(|(_, e)| e.forecast.peak_memory_bytes)
+                    .map(|e| e.forecast.peak_memory_bytes)
                     .max()
                     .unwrap_or(0),
                 upload_seconds: if est.is_empty() { None } else { uploads },
