@@ -621,9 +621,19 @@ fn plan(a: PlanArgs) -> Result<u8> {
                 gets: server.plan_gets(&mapping),
             });
         }
-        if !a.no_estimate && scan.count > 0 {
-            let run = crate::export::calibrate(s, &mapping, &scan, &export_opts, &scratch)
-                .with_context(|| format!("calibrating the export of '{}'", cfg.name))?;
+        // The schema preview stands without the estimate: a calibration read that fails is
+        // said, not fatal (but Ctrl-C stops the plan).
+        let calibrated = (!a.no_estimate && scan.count > 0)
+            .then(|| crate::export::calibrate(s, &mapping, &scan, &export_opts, &scratch))
+            .transpose()
+            .or_else(|e| match e {
+                crate::error::Error::Interrupted => Err(e),
+                e => {
+                    tracing::warn!(collection = %cfg.name, "no estimate: the calibration read failed: {e}");
+                    Ok(None)
+                }
+            })?;
+        if let Some(run) = calibrated {
             if let (Some(up), None) = (&uploader, upload_rate) {
                 // Measured once, on the first collection's files; an estimate without it is
                 // still worth printing.
