@@ -177,28 +177,26 @@ pub fn part_seconds(whole: f64, fixed: f64, shards: usize, n: usize) -> f64 {
     }
 }
 
-/// The process's CPU time so far (user + system), seconds.
-fn cpu_seconds() -> f64 {
+/// The process's resource use so far (`getrusage`).
+fn usage() -> libc::rusage {
     let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole rusage into the pointer it is given.
-    let u = unsafe {
+    unsafe {
         libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
         u.assume_init()
-    };
+    }
+}
+
+/// The process's CPU time so far (user + system), seconds.
+fn cpu_seconds() -> f64 {
+    let u = usage();
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// The process's peak resident memory so far, bytes.
+/// The process's peak resident memory so far, bytes (Linux gives KiB; q2z's builds are Linux).
 fn peak_rss_bytes() -> u64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: as in cpu_seconds.
-    let u = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
-        u.assume_init()
-    };
-    // Linux gives KiB (macOS bytes; q2z's builds are Linux).
-    u.ru_maxrss.max(0) as u64 * 1024
+    usage().ru_maxrss.max(0) as u64 * 1024
 }
 
 #[cfg(test)]

@@ -229,32 +229,19 @@ pub(super) fn open_tar(file: &Path) -> Result<BufReader<File>> {
 }
 
 /// Writes a regular tar entry's bytes to `to` (its directories created), [`COPY_BYTES`] at a
-/// time.
-fn copy_out(entry: &mut dyn Read, to: &Path, buf: &mut [u8]) -> std::io::Result<()> {
+/// time (`io::copy` reads straight into the `BufWriter`'s buffer).
+fn copy_out(entry: &mut dyn Read, to: &Path) -> std::io::Result<()> {
     if let Some(d) = to.parent() {
         std::fs::create_dir_all(d)?;
     }
-    let mut out = File::create(to)?;
-    loop {
-        let n = match entry.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        std::io::Write::write_all(&mut out, &buf[..n])?;
-    }
+    let mut out = std::io::BufWriter::with_capacity(COPY_BYTES, File::create(to)?);
+    std::io::copy(entry, &mut out)?;
+    std::io::Write::flush(&mut out)
 }
 
 /// Unpacks a tar into `dest`, refusing links and entries that would escape it.
 /// Sparse entries (Qdrant's preallocated mmap files) stay sparse on disk.
 pub(super) fn unpack_safe(file: &Path, reader: &mut dyn Read, dest: &Path) -> Result<()> {
-    let mut buf = vec![0u8; COPY_BYTES];
-    unpack_with(file, reader, dest, &mut buf)
-}
-
-/// [`unpack_safe`] with a copy buffer of the caller's (nested segment tars share it).
-fn unpack_with(file: &Path, reader: &mut dyn Read, dest: &Path, buf: &mut [u8]) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut ar = tar::Archive::new(reader);
     for entry in ar
@@ -268,12 +255,12 @@ fn unpack_with(file: &Path, reader: &mut dyn Read, dest: &Path, buf: &mut [u8]) 
         if let Some(seg_dir) = nested_segment_dir(&p)
             && entry.header().entry_type().is_file()
         {
-            unpack_with(file, &mut entry, &dest.join(seg_dir), buf)?;
+            unpack_safe(file, &mut entry, &dest.join(seg_dir))?;
             continue;
         }
         if entry.header().entry_type() == tar::EntryType::Regular {
             let to = dest.join(&p);
-            copy_out(&mut entry, &to, buf)
+            copy_out(&mut entry, &to)
                 .map_err(|e| snap_err(file, format!("unpacking '{}' failed: {e}", p.display())))?;
             continue;
         }
