@@ -15,6 +15,7 @@ pub mod model;
 pub mod pool;
 pub mod progress;
 pub mod report;
+pub mod scratch;
 pub mod sink;
 pub mod source;
 pub mod stage;

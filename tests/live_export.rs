@@ -514,7 +514,29 @@ fn plan_predicts_the_stage_and_measures_the_upload_without_leaving_a_file() {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         v[0].clone()
     };
+    // Calibration files of a plan killed two hours ago go; those of a plan running now stay.
+    let left = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
+        .join(&bucket)
+        .join(&prefix)
+        .join("q2z-plan-calibration");
+    let put = |dir: &str, age: u64| {
+        let f = left.join(dir).join("0-0.parquet");
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, b"PAR1").unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        f
+    };
+    let killed = put("0123456789abcdef", 7200);
+    let running = put("fedcba9876543210", 60);
     let p = plan("1d");
+    assert!(!killed.exists() && running.exists());
+    std::fs::remove_dir_all(running.parent().unwrap()).unwrap();
     let e = &p["estimate"];
     let count = p["points"].as_u64().unwrap();
     assert!(count > 0, "{p}");
@@ -532,10 +554,6 @@ fn plan_predicts_the_stage_and_measures_the_upload_without_leaving_a_file() {
         "{run}"
     );
     // The calibration files were deleted from the bucket.
-    let left = std::path::Path::new(&standin("Q2Z_S3_ROOT"))
-        .join(&bucket)
-        .join(&prefix)
-        .join("q2z-plan-calibration");
     let files = files_under(&left);
     assert!(files.is_empty(), "left in the bucket: {files:?}");
 

@@ -42,11 +42,7 @@ pub fn calibrate(
     opts: &ExportOptions,
     scratch: &Path,
 ) -> Result<CalibrationRun> {
-    std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
-    let dir = tempfile::Builder::new()
-        .prefix("q2z-plan-")
-        .tempdir_in(scratch)
-        .map_err(|e| Error::io(scratch, e))?;
+    let dir = crate::scratch::work_dir(scratch, crate::scratch::PLAN_CALIBRATION)?;
     let stage = Stage::open(dir.path(), "plan")?;
     let name = &src.config().name;
     stage.collection_dir(name)?;

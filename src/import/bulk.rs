@@ -29,8 +29,11 @@ const UPLOAD_THREADS: usize = 4;
 /// The files go up twice and the faster round counts: the first pays for connections an
 /// import opens once for all its files, and a round of a few files is easily slowed by what
 /// else the machine does.
+/// Calibration objects an hour old, left by a plan that was killed while timing, are deleted
+/// first.
 pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
-    let scratch = format!("q2z-plan-calibration/{:016x}", rand::random::<u64>());
+    remove_stale_calibrations(up);
+    let scratch = format!("{CALIBRATION_PREFIX}/{:016x}", rand::random::<u64>());
     let put = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let round = |r: usize| -> Result<(u64, f64)> {
         let keys: Vec<(String, &std::path::PathBuf)> = files
@@ -57,6 +60,31 @@ pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
     let ((a, ta), (b, tb)) = ran?;
     Ok((a as f64 / ta.max(1e-9)).max(b as f64 / tb.max(1e-9)))
 }
+/// Where `plan` times the upload, under the stage's prefix.
+const CALIBRATION_PREFIX: &str = "q2z-plan-calibration";
+/// A calibration object this old belongs to no running plan (the timing takes seconds).
+const STALE_CALIBRATION_SECS: i64 = 3600;
+
+/// Deletes calibration objects left by plans killed while timing the upload; a store that
+/// refuses the listing (keys that may only write) keeps them, noted in the log.
+fn remove_stale_calibrations(up: &Uploader) {
+    let root = up.key_for(CALIBRATION_PREFIX);
+    let before = unix_now() as i64 - STALE_CALIBRATION_SECS;
+    match up.keys_modified_before(&root, before) {
+        Ok(keys) => {
+            for key in keys {
+                tracing::info!("removing {key}, left in the bucket by an interrupted plan");
+                if let Err(e) = up.delete(&key) {
+                    tracing::warn!(
+                        "the calibration file {key} was left in the bucket (delete it): {e}"
+                    );
+                }
+            }
+        }
+        Err(e) => tracing::debug!("calibration files of interrupted plans not looked for: {e}"),
+    }
+}
+
 /// How long a reconciliation waits for a new job to list its files.
 const RECONCILE_WAIT: Duration = Duration::from_secs(120);
 

@@ -203,6 +203,32 @@ impl Uploader {
         })
     }
 
+    /// The keys of the objects under `prefix` and its direct subfolders last modified before
+    /// `unix_secs` (an S3 listing; a bearer-token store lists none).
+    pub fn keys_modified_before(&self, prefix: &str, unix_secs: i64) -> Result<Vec<String>> {
+        if self.bearer.is_some() {
+            return Ok(Vec::new());
+        }
+        self.rt.block_on(async {
+            let list = |p: ObjPath| async move {
+                self.store
+                    .list_with_delimiter(Some(&p))
+                    .await
+                    .map_err(|e| self.err(p.as_ref(), e))
+            };
+            let top = list(ObjPath::from(prefix)).await?;
+            let mut objects = top.objects;
+            for dir in top.common_prefixes {
+                objects.extend(list(dir).await?.objects);
+            }
+            Ok(objects
+                .into_iter()
+                .filter(|o| o.last_modified.timestamp() < unix_secs)
+                .map(|o| o.location.to_string())
+                .collect())
+        })
+    }
+
     /// Size of an object, if it exists.
     pub fn size(&self, key: &str) -> Result<Option<u64>> {
         if let Some(b) = &self.bearer {

@@ -83,6 +83,15 @@ fn make_config_cold(v: &mut Value) -> bool {
         *t = Value::from("mmap");
         changed = true;
     }
+    // Disk-resident id mappings (see snapshot/id_mappings.rs) read lazily, not pre-read: the
+    // segment config's `id_tracker_memory` (qdrant-edge 0.9's SegmentConfig; other id tracker
+    // formats hold their mappings in RAM whatever it says).
+    if let Some(o) = cfg.as_object_mut()
+        && o.get("id_tracker_memory").and_then(Value::as_str) != Some("cold")
+    {
+        o.insert("id_tracker_memory".into(), Value::from("cold"));
+        changed = true;
+    }
     changed
 }
 
@@ -161,6 +170,7 @@ mod tests {
         assert_eq!(c["vector_data"]["c"]["storage_type"], "Mmap");
         assert_eq!(c["payload_storage_type"]["type"], "mmap");
         assert_eq!(c["sparse_vector_data"]["s"]["storage_type"], "mmap");
+        assert_eq!(c["id_tracker_memory"], "cold");
         // Already cold: nothing to rewrite.
         assert!(!make_config_cold(&mut v));
     }

@@ -353,10 +353,7 @@ fn via_snapshot(
         let taken_at = super::unix_now();
         let (snap, size, checksum) = client.create_snapshot(n)?;
         tracing::info!(collection = %n, snapshot = %snap.escape_debug(), size, "server snapshot created; downloading");
-        let download = tempfile::Builder::new()
-            .prefix(&format!("q2z-download-{}-", std::process::id()))
-            .tempdir_in(scratch)
-            .map_err(|e| Error::io(scratch, e))?;
+        let download = crate::scratch::work_dir(scratch, crate::scratch::SNAPSHOT_DOWNLOAD)?;
         let dest = download.path().join(local_snapshot_name(&snap));
         let r = client.download_snapshot(n, &snap, &dest, checksum.as_deref());
         if !keep && let Err(e) = client.delete_snapshot(n, &snap) {

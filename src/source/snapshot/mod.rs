@@ -11,6 +11,7 @@
 
 mod collection;
 mod convert;
+mod id_mappings;
 mod replicas;
 mod unpack;
 

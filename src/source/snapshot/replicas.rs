@@ -3,40 +3,6 @@
 
 use super::*;
 
-/// Prefix of the unpack directories, followed by the owning process id.
-pub(super) const WORK_PREFIX: &str = "q2z-snap-";
-
-/// Removes unpack directories left in `scratch` by runs that were killed (their process is
-/// gone); directories of live processes are left alone.
-pub(super) fn remove_stale_work_dirs(scratch: &Path) {
-    let Ok(entries) = std::fs::read_dir(scratch) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(WORK_PREFIX)
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_alive(pid) {
-            tracing::info!(dir = %e.path().display(), "removing snapshot data left by an interrupted run");
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-/// Whether a process with this id exists (Linux: `/proc/<pid>`; elsewhere assume it does).
-pub(super) fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
-}
-
 /// One snapshot file to read, with the shard id a shard snapshot's name carries.
 #[derive(Debug, Clone)]
 pub struct SnapshotInput {
@@ -109,11 +75,7 @@ pub fn open_snapshots(
     };
     let used: BTreeSet<usize> = to_load.values().flatten().copied().collect();
     check_space(inputs, &used, scratch)?;
-    remove_stale_work_dirs(scratch);
-    let work = tempfile::Builder::new()
-        .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
-        .tempdir_in(scratch)
-        .map_err(|e| Error::io(scratch, e))?;
+    let work = crate::scratch::work_dir(scratch, crate::scratch::SNAPSHOT_UNPACK)?;
     let dirs = unpack_chosen(inputs, &layouts, &to_load, work.path())?;
     tracing::info!(
         collection = name,
@@ -313,6 +275,9 @@ pub(super) fn load_shards(inputs: &[SnapshotInput], dirs: &[Unpacked]) -> Result
                 unpack_segments(file, &u.dir)?;
             }
             make_segments_cold(&u.dir)?;
+            if std::env::var_os("Q2Z_ID_MAPPINGS_IN_RAM").is_none() {
+                id_mappings::move_shard_to_disk(&u.dir)?;
+            }
             EdgeShard::load(&u.dir, None)
                 .map_err(|e| snap_err(file, format!("qdrant-edge could not load it: {e}")))
         })
