@@ -6,9 +6,10 @@
 # Usage: benches/scaling.sh [SIZES...] (default: 100000 1000000 10000000). Env: DIM (64),
 # WORKERS (4), LIVE_MAX (1000000), PAYLOAD (small; `text` adds ~800 bytes of text to each),
 # OPTIMIZE_EVERY (200000 points per optimizer run; 0 leaves one appendable segment),
-# ID_TRACKER (immutable: Qdrant 1.19's format, id mappings decoded into RAM at load; `disk`:
-# qdrant-edge's disk-resident format, which Qdrant 1.19 does not write — shows the export's
-# memory when the mappings stay on disk), PROFILE (release; `dev` reuses the test build).
+# ID_TRACKER (immutable: Qdrant 1.19's format, which q2z rewrites into the disk-resident one on
+# its scratch copy — `Q2Z_ID_MAPPINGS_IN_RAM=1` keeps it in RAM to compare; `disk`: segments
+# built with qdrant-edge's disk-resident format and its ~16 KiB e2i blocks), PROFILE (release;
+# `dev` reuses the test build).
 # 10M points need ~15 GB of free disk.
 set -euo pipefail
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000 10000000); fi

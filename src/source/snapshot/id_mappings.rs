@@ -10,6 +10,7 @@
 //! segment — but it offers no public way to convert. [`move_to_disk`] writes that form on q2z's
 //! scratch copy, one segment at a time, before the shard is loaded; the segment's
 //! `id_tracker.versions` and `id_tracker.deleted` are read by both trackers as they are.
+//! (`Q2Z_ID_MAPPINGS_IN_RAM=1` skips it: benchmarks compare the two, docs/benchmarks.md.)
 //!
 //! Formats reproduced (qdrant-edge 0.9.0, `src/segment/id_tracker/`):
 //! - read: `immutable_id_tracker/mappings_storage.rs` `load_mapping` / `read_entry`;

@@ -275,6 +275,7 @@ pub(super) fn load_shards(inputs: &[SnapshotInput], dirs: &[Unpacked]) -> Result
                 unpack_segments(file, &u.dir)?;
             }
             make_segments_cold(&u.dir)?;
+            // The switch keeps the mappings in RAM, for benchmarks comparing the two.
             if std::env::var_os("Q2Z_ID_MAPPINGS_IN_RAM").is_none() {
                 id_mappings::move_shard_to_disk(&u.dir)?;
             }
