@@ -117,9 +117,11 @@ pub struct Vector {
 /// follows), read as the little-endian bytes it is on the wire.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PackedFloats {
-    /// 4 bytes per float, little-endian.
-    #[prost(bytes = "vec", tag = "1")]
-    pub data: Vec<u8>,
+    /// 4 bytes per float, little-endian: a slice of tonic's receive buffer (prost's `Bytes`
+    /// field takes it with `copy_to_bytes`, which tonic's `DecodeBuf` and `BytesMut` answer
+    /// without copying).
+    #[prost(bytes = "bytes", tag = "1")]
+    pub data: bytes::Bytes,
 }
 
 impl PackedFloats {
@@ -135,11 +137,16 @@ impl PackedFloats {
                 ),
             });
         }
-        Ok(self
-            .data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        let mut floats = vec![0f32; self.data.len() / 4];
+        if cfg!(target_endian = "little") {
+            // One memcpy: the wire's byte order is the machine's.
+            bytemuck::cast_slice_mut::<f32, u8>(&mut floats).copy_from_slice(&self.data);
+        } else {
+            for (f, b) in floats.iter_mut().zip(self.data.chunks_exact(4)) {
+                *f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Ok(floats)
     }
 }
 
@@ -266,7 +273,7 @@ mod tests {
     #[test]
     fn a_dense_vector_of_broken_floats_is_an_error_naming_rest() {
         let e = PackedFloats {
-            data: vec![0, 0, 128],
+            data: bytes::Bytes::from(vec![0, 0, 128]),
         }
         .floats()
         .unwrap_err()
