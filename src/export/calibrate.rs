@@ -51,6 +51,7 @@ pub fn calibrate(
         max_file_bytes: ROW_GROUP_BYTES as u64,
         ..opts.clone()
     };
+    restart_peak(scratch);
     let progress = Progress::new("calibrate", 0, "points", true);
     let written = Mutex::new(Vec::new());
     let (cpu0, start) = (cpu_seconds(), Instant::now());
@@ -190,9 +191,26 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// The process's peak resident memory so far, bytes (Linux gives KiB; q2z's builds are Linux).
+/// Starts the peak-memory measure afresh, so that it is the calibration's: the pages of files
+/// under `scratch` mapped by the plan's own scans (a snapshot's unpacked data, which an export
+/// gives back as its scroll moves on) are given back, and the kernel's high-water mark is
+/// reset (Linux: `/proc/self/clear_refs`; elsewhere the process's whole peak stands).
+fn restart_peak(scratch: &Path) {
+    crate::source::mapped_pages::release_under(scratch, std::time::Duration::ZERO);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident memory since [`restart_peak`], bytes (`VmHWM`), or the process's
+/// (`getrusage`; Linux gives KiB).
 fn peak_rss_bytes() -> u64 {
-    usage().ru_maxrss.max(0) as u64 * 1024
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    hwm.unwrap_or_else(|| usage().ru_maxrss.max(0) as u64) * 1024
 }
 
 #[cfg(test)]
