@@ -28,9 +28,8 @@ const UPLOAD_THREADS: usize = 4;
 /// at once), measured under a scratch prefix whose objects are deleted afterwards (`q2z plan`).
 /// The files go up twice and the faster round counts: the first pays for connections an
 /// import opens once for all its files, and a round of a few files is easily slowed by what
-/// else the machine does.
-/// Calibration objects an hour old, left by a plan that was killed while timing, are deleted
-/// first.
+/// else the machine does. Calibration objects an hour old, left by a plan killed while timing,
+/// are deleted first.
 pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
     remove_stale_calibrations(up);
     let scratch = format!("{CALIBRATION_PREFIX}/{:016x}", rand::random::<u64>());
@@ -60,6 +59,7 @@ pub fn upload_rate(up: &Uploader, files: &[std::path::PathBuf]) -> Result<f64> {
     let ((a, ta), (b, tb)) = ran?;
     Ok((a as f64 / ta.max(1e-9)).max(b as f64 / tb.max(1e-9)))
 }
+
 /// Where `plan` times the upload, under the stage's prefix.
 const CALIBRATION_PREFIX: &str = "q2z-plan-calibration";
 /// A calibration object this old belongs to no running plan (the timing takes seconds).

@@ -180,11 +180,13 @@ impl DeltaImport<'_> {
         let job = self
             .milvus
             // A pass run again may send the same delta file after a failed job: each creation
-            // is its own attempt (the marker, not the key, finds an earlier run's job).
+            // is its own attempt (the marker, not the key, finds an earlier run's job). Random,
+            // not the clock: a run started again within the second of a failed job's would send
+            // that job's Idempotency-Key, and a server honouring it answers the failed job.
             .import_create(
                 self.target,
                 std::slice::from_ref(&key),
-                crate::source::unix_now() as u32,
+                rand::random::<u32>(),
             )?;
         tracing::info!(collection = self.collection, range = self.range, job = %job, rows = file.written.rows, "sync delta import started");
         self.wait(&job, file.written.rows)?;

@@ -74,6 +74,8 @@ pub fn open_snapshots(
         plan.replicas.clone()
     };
     let used: BTreeSet<usize> = to_load.values().flatten().copied().collect();
+    // Killed runs' leftovers go before the space is counted.
+    crate::scratch::remove_stale(scratch);
     check_space(inputs, &used, scratch)?;
     let work = crate::scratch::work_dir(scratch, crate::scratch::SNAPSHOT_UNPACK)?;
     let dirs = unpack_chosen(inputs, &layouts, &to_load, work.path())?;
