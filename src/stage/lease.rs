@@ -118,7 +118,7 @@ impl Lease {
                             ),
                         ));
                     };
-                    match judge(&h, unix_now(), &holder.host, pid_alive) {
+                    match judge(&h, unix_now(), &holder.host, crate::scratch::process_alive) {
                         Verdict::Live => return Err(busy(url, &h)),
                         Verdict::Stale(why) => {
                             tracing::warn!(stage = url, host = %h.host, pid = h.pid, command = %h.command, "taking over the stage's lease: {why}");
@@ -277,24 +277,6 @@ fn host_name() -> String {
         .unwrap_or_default()
 }
 
-/// Whether process `pid` runs on this host (where that cannot be told: yes).
-fn pid_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(p) = libc::pid_t::try_from(pid) else {
-            return true;
-        };
-        // SAFETY: signal 0 sends nothing; it only checks the process exists.
-        let rc = unsafe { libc::kill(p, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,9 +315,9 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_and_an_unused_pid_is_not() {
-        assert!(pid_alive(std::process::id()));
+        assert!(crate::scratch::process_alive(std::process::id()));
         #[cfg(unix)]
-        assert!(!pid_alive(i32::MAX as u32 - 1));
+        assert!(!crate::scratch::process_alive(i32::MAX as u32 - 1));
         assert!(!host_name().is_empty());
     }
 }

@@ -84,7 +84,8 @@ pub fn move_shard_to_disk(shard_dir: &Path) -> Result<usize> {
 /// What the mappings file holds, sorted for `e2i`; `i2e` already written under a temporary name.
 struct Mappings {
     total: u64,
-    uuid_offsets: Vec<u32>,
+    /// One bit per internal id, set for a UUID (the `is_uuid` file's dense payload).
+    uuid_bits: Vec<u8>,
     num: Vec<(u64, u32)>,
     uuid: Vec<(u128, u32)>,
     i2e: std::path::PathBuf,
@@ -110,11 +111,19 @@ fn is_set(bits: &[u8], i: usize) -> bool {
 /// (`store_i2e`: a 32-byte header, then one `u128` per internal id) as it goes; `None` if
 /// internal ids are not `0, 1, 2, …`.
 fn read_mappings(path: &Path, deleted: &[u8]) -> Result<Option<Mappings>> {
-    let bad = |m: String| snap_err(path, format!("{m}; the snapshot may be damaged"));
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
+    // `at`: the mapping being read (1-based), 0 for the count before them.
+    let mut take = |buf: &mut [u8], at: u64| {
+        r.read_exact(buf).map_err(|e| {
+            snap_err(
+                path,
+                format!("mapping {at}: {e}; the snapshot may be damaged"),
+            )
+        })
+    };
     let mut u64b = [0u8; 8];
-    r.read_exact(&mut u64b).map_err(|e| Error::io(path, e))?;
+    take(&mut u64b, 0)?;
     let len = u64::from_le_bytes(u64b);
     let aside = path.with_file_name(format!("{I2E}.part"));
     let mut values = BufWriter::with_capacity(
@@ -128,27 +137,35 @@ fn read_mappings(path: &Path, deleted: &[u8]) -> Result<Option<Mappings>> {
     h.extend_from_slice(&len.to_le_bytes());
     h.extend_from_slice(&0u64.to_le_bytes());
     values.write_all(&h).map_err(|e| Error::io(&aside, e))?;
-    let (mut num, mut uuid, mut uuid_offsets) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut num, mut uuid) = (Vec::new(), Vec::new());
+    let mut uuid_bits = vec![0u8; (len.div_ceil(64) * 8) as usize];
     for i in 0..len {
         let mut kind = [0u8; 1];
-        r.read_exact(&mut kind)
-            .map_err(|e| bad(format!("mapping {} of {len}: {e}", i + 1)))?;
+        take(&mut kind, i + 1)?;
         let (value, is_uuid) = match kind[0] {
             0 => {
-                r.read_exact(&mut u64b).map_err(|e| Error::io(path, e))?;
+                take(&mut u64b, i + 1)?;
                 (u128::from(u64::from_le_bytes(u64b)), false)
             }
             1 => {
                 // Stored as `Uuid::to_u128_le`: the UUID's 16 bytes in order; the disk form
                 // keeps `Uuid::as_u128`, their big-endian reading.
                 let mut b = [0u8; 16];
-                r.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
+                take(&mut b, i + 1)?;
                 (u128::from_be_bytes(b), true)
             }
-            k => return Err(bad(format!("mapping {} of {len} has id type {k}", i + 1))),
+            k => {
+                return Err(snap_err(
+                    path,
+                    format!(
+                        "mapping {} of {len} has id type {k}; the snapshot may be damaged",
+                        i + 1
+                    ),
+                ));
+            }
         };
         let mut u32b = [0u8; 4];
-        r.read_exact(&mut u32b).map_err(|e| Error::io(path, e))?;
+        take(&mut u32b, i + 1)?;
         let internal = u32::from_le_bytes(u32b);
         if u64::from(internal) != i {
             drop(values);
@@ -159,7 +176,7 @@ fn read_mappings(path: &Path, deleted: &[u8]) -> Result<Option<Mappings>> {
             .write_all(&value.to_le_bytes())
             .map_err(|e| Error::io(&aside, e))?;
         if is_uuid {
-            uuid_offsets.push(internal);
+            uuid_bits[i as usize / 8] |= 1 << (i % 8);
         }
         if !is_set(deleted, i as usize) {
             if is_uuid {
@@ -174,7 +191,7 @@ fn read_mappings(path: &Path, deleted: &[u8]) -> Result<Option<Mappings>> {
     uuid.sort_unstable();
     Ok(Some(Mappings {
         total: len,
-        uuid_offsets,
+        uuid_bits,
         num,
         uuid,
         i2e: aside,
@@ -183,18 +200,13 @@ fn read_mappings(path: &Path, deleted: &[u8]) -> Result<Option<Mappings>> {
 
 /// `store_is_uuid` through `dense_file_bytes`: a 32-byte header, then one bit per internal id.
 fn write_is_uuid(w: &mut dyn Write, read: &Mappings) -> std::io::Result<()> {
-    let payload_len = read.total.div_ceil(64) * 8;
-    let mut bits = vec![0u8; payload_len as usize];
-    for &o in &read.uuid_offsets {
-        bits[o as usize / 8] |= 1 << (o % 8);
-    }
     w.write_all(BITMASK_MAGIC)?;
     w.write_all(&BITMASK_VERSION.to_le_bytes())?;
     w.write_all(&read.total.to_le_bytes())?;
     w.write_all(&BITMASK_DENSE.to_le_bytes())?;
     w.write_all(&0u32.to_le_bytes())?;
-    w.write_all(&payload_len.to_le_bytes())?;
-    w.write_all(&bits)
+    w.write_all(&(read.uuid_bits.len() as u64).to_le_bytes())?;
+    w.write_all(&read.uuid_bits)
 }
 
 /// `store_e2i`: header, the sparse index (first key of every block) of the numeric and of the
