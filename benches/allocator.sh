@@ -12,10 +12,6 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 # shellcheck source=scripts/toolchain.sh
 . scripts/toolchain.sh
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
-MUSL=x86_64-unknown-linux-musl
-rustup target add --toolchain "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" "$MUSL" >/dev/null
-command -v musl-gcc >/dev/null || apt-get install -y -qq musl-tools >/dev/null
-export CC_x86_64_unknown_linux_musl=musl-gcc
 W="$ROOT/.cache/bench-alloc"; mkdir -p "$W/bin"
 if [ ! -f "$W/gen-$N-$DIM/bulk.collection.snapshot" ]; then
   q2z_build
@@ -25,11 +21,13 @@ SNAP="$W/gen-$N-$DIM/bulk.collection.snapshot"
 for libc in gnu musl; do
   for alloc in mimalloc system; do
     [ "$libc-$alloc" = gnu-system ] && continue   # glibc builds use glibc's malloc either way
-    flags=(--release --locked -p q2z --bin q2z)
+    flags=()
     [ "$alloc" = system ] && flags+=(--no-default-features)
-    dir=target/release
-    if [ "$libc" = musl ]; then flags+=(--target "$MUSL"); dir="target/$MUSL/release"; fi
-    cargo build "${flags[@]}" 2>&1 | tail -1 >&2
+    if [ "$libc" = musl ]; then
+      q2z_musl_build "${flags[@]}" 2>&1 | tail -1 >&2; dir="target/$Q2Z_MUSL/release"
+    else
+      cargo build --release --locked -p q2z --bin q2z 2>&1 | tail -1 >&2; dir=target/release
+    fi
     cp "$dir/q2z" "$W/bin/q2z-$libc-$alloc"
   done
 done

@@ -9,7 +9,9 @@
 #      before each q2z run, beside what the run measured
 # each with its peak RSS (/usr/bin/time -v). Usage: benches/compare.sh [POINTS] (default 200000)
 # Env: DIM (768), WORKERS (4), PAGE (256), PROFILE (release; `dev` reuses the test build),
-# SKIP_Q2P=1 leaves out qdrant-to-parquet (e.g. for the 1M-point memory run).
+# SKIP_Q2P=1 leaves out qdrant-to-parquet (e.g. for the 1M-point memory run). STATIC=1 also
+# builds the static musl binary (`scripts/dist.sh`'s build; ~16 min cold) and measures it over
+# gRPC and from the snapshot beside the glibc build.
 # PIN=1 runs the stand-in on CPU 0 and every measured client on CPU 1 (taskset): the server then
 # drains as if on a machine of its own, and a client's ratio to the drain shows whether the
 # client keeps up, not how two processes share two cores.
@@ -22,6 +24,10 @@ PROFILE="${PROFILE:-release}"
 SRV=(); CLI=()
 if [ -n "${PIN:-}" ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
 . benches/build.sh
+if [ -n "${STATIC:-}" ]; then
+  q2z_musl_build 2>&1 | tail -1 >&2
+  cp "target/$Q2Z_MUSL/release/q2z" "$W/q2z-static"
+fi
 if [ ! -f "$W/gen/bulk.collection.snapshot" ]; then
   echo "generating $N points of $DIM dims with ~1 KiB payloads..." >&2
   rm -rf "$W/gen"; "$B/qdrant-standin" generate --out "$W/gen" --bulk-points "$N" --bulk-dim "$DIM"
@@ -88,6 +94,10 @@ predict q2z_grpc --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk
 measure q2z_grpc "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
 staged_bytes q2z_grpc "$W/stage-grpc"
 rm -rf "$W/stage-grpc"
+if [ -n "${STATIC:-}" ]; then
+  measure q2z_grpc_static "$W/q2z-static" export --qdrant-url "$URL" --grpc-url "$GRPC" --transport grpc -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
+  rm -rf "$W/stage-grpc"
+fi
 # The default: --transport auto times both on the first page and reads over the faster.
 measure q2z_auto "$B/q2z" export --qdrant-url "$URL" --grpc-url "$GRPC" -c bulk --stage "$W/stage-grpc" --workers "$WORKERS" --page-size "$PAGE" --json
 CHOSEN=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print([w for w in m["collections"]["bulk"]["warnings"] if w.startswith("pages read over")][0])' "$W/stage-grpc/manifest.json" 2>/dev/null || echo "?")
@@ -109,6 +119,17 @@ predict q2z_snapshot --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --wo
 warm_snapshot
 measure q2z_snapshot "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json
 staged_bytes q2z_snapshot "$W/stage-snap"
+if [ -n "${STATIC:-}" ]; then
+  rm -rf "$W/stage-snap"; warm_snapshot
+  measure q2z_snapshot_static "$W/q2z-static" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --json
+fi
+# The disk-read limit beside the snapshot export: dd of the snapshot file from the page cache
+# (as the runs above read it) and cold, where this process may drop the caches.
+dd_rate() { dd if="$W/gen/bulk.collection.snapshot" of=/dev/null bs=1M 2>&1 | awk -F', ' '/copied/ {print $NF}'; }
+WARM_DD=$(dd_rate)
+if sync && echo 1 >/proc/sys/vm/drop_caches 2>/dev/null; then COLD_DD=$(dd_rate); else COLD_DD="(caches not droppable here)"; fi
+SNAP_BYTES=$(stat -c %s "$W/gen/bulk.collection.snapshot")
+echo "disk-read limit: dd of the ${SNAP_BYTES}-byte snapshot: $WARM_DD from the page cache, $COLD_DD cold"
 staged() { du -sb --apparent-size "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
 SIZE_DEFAULT=$(staged "$W/stage-snap")
 # The same with zstd on the vector columns too (--vector-compression zstd).
@@ -116,14 +137,16 @@ rm -rf "$W/stage-snap"; warm_snapshot
 measure q2z_snapshot_zstd_vec "$B/q2z" export --snapshot "$W/gen/bulk.collection.snapshot" --as bulk --stage "$W/stage-snap" --workers "$WORKERS" --vector-compression zstd --json
 echo "staged bytes: vectors uncompressed (default) $SIZE_DEFAULT, vectors zstd $(staged "$W/stage-snap")"
 rm -rf "$W/stage-snap"
-awk -v n="$N" '{ms[$1]=$2; cpu[$1]=$5} END {
+awk -v n="$N" -v b="$SNAP_BYTES" '{ms[$1]=$2; cpu[$1]=$5} END {
   printf "q2z live / drain          = %.2f\n", ms["drain"]/ms["q2z_live"];
   printf "q2z gRPC / gRPC drain     = %.2f\n", ms["drain_grpc"]/ms["q2z_grpc"];
   printf "q2z gRPC / q2z REST       = %.2f (speed); CPU per point %.1f vs %.1f µs\n", ms["q2z_live"]/ms["q2z_grpc"], cpu["q2z_grpc"]*1e6/n, cpu["q2z_live"]*1e6/n;
   best = ms["drain"] < ms["drain_grpc"] ? ms["drain"] : ms["drain_grpc"];
   printf "q2z auto / faster drain   = %.2f (auto / best of q2z REST, gRPC = %.2f)\n", best/ms["q2z_auto"], (ms["q2z_live"] < ms["q2z_grpc"] ? ms["q2z_live"] : ms["q2z_grpc"])/ms["q2z_auto"];
   if (ms["qdrant_to_parquet"]) printf "q2z live / qdrant-to-parquet = %.2f\n", ms["qdrant_to_parquet"]/ms["q2z_live"];
-  printf "q2z snapshot / q2z live   = %.2f (vectors zstd: %.2f)\n", ms["q2z_live"]/ms["q2z_snapshot"], ms["q2z_live"]/ms["q2z_snapshot_zstd_vec"] }' "$W/results"
+  printf "q2z snapshot / q2z live   = %.2f (vectors zstd: %.2f)\n", ms["q2z_live"]/ms["q2z_snapshot"], ms["q2z_live"]/ms["q2z_snapshot_zstd_vec"];
+  printf "q2z snapshot reads        = %.0f MB/s of the snapshot file\n", b/ms["q2z_snapshot"]/1000;
+  if (ms["q2z_grpc_static"]) printf "static / glibc build      = %.2f gRPC, %.2f snapshot (time; CPU %.1f vs %.1f µs/point from the snapshot)\n", ms["q2z_grpc"]/ms["q2z_grpc_static"], ms["q2z_snapshot"]/ms["q2z_snapshot_static"], cpu["q2z_snapshot_static"]*1e6/n, cpu["q2z_snapshot"]*1e6/n }' "$W/results"
 
 # 5. Upload throughput of the live export's files.
 rm -rf "$W/s3" "$W/s3.addr"; mkdir -p "$W/s3"

@@ -9,11 +9,13 @@
 # ID_TRACKER (immutable: Qdrant 1.19's format, which q2z rewrites into the disk-resident one on
 # its scratch copy — `Q2Z_ID_MAPPINGS_IN_RAM=1` keeps it in RAM to compare; `disk`: segments
 # built with qdrant-edge's disk-resident format and its ~16 KiB e2i blocks), PROFILE (release;
-# `dev` reuses the test build).
+# `dev` reuses the test build), PLAN (1: `q2z plan` is run before each export with the same
+# arguments and its prediction — export time, peak memory — printed beside the measured run).
 # 10M points need ~15 GB of free disk.
 set -euo pipefail
 if [ $# -gt 0 ]; then SIZES=("$@"); else SIZES=(100000 1000000 10000000); fi
 DIM="${DIM:-64}"; WORKERS="${WORKERS:-4}"; LIVE_MAX="${LIVE_MAX:-1000000}"
+PLAN="${PLAN:-0}"
 PAYLOAD="${PAYLOAD:-small}"; OPTIMIZE_EVERY="${OPTIMIZE_EVERY:-200000}"
 GEN=(--bulk-dim "$DIM" --bulk-optimize-every "$OPTIMIZE_EVERY")
 [ "$PAYLOAD" = small ] && GEN+=(--bulk-small-payloads)
@@ -23,8 +25,21 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 PROFILE="${PROFILE:-release}"
 . benches/build.sh
+# predicted COMMAND-ARGS...: with PLAN=1, "predicted s / peak MB" of `q2z plan` given the
+# export's own arguments (less --stage and --json), else "—".
+predicted() {
+  [ "$PLAN" = 1 ] || { echo "—"; return; }
+  local args=() skip=0 a
+  for a in "$@"; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case "$a" in --stage) skip=1 ;; --json) ;; *) args+=("$a") ;; esac
+  done
+  "$B/q2z" plan "${args[@]}" --json 2>/dev/null | python3 -c 'import json,sys
+r=json.load(sys.stdin)[0]["run"]; print("%.1f s / %d MB" % (r["export_seconds"], r["peak_memory_bytes"]/2**20))'
+}
 row() { # label points dir-to-watch command...
   local label="$1" n="$2" watch="$3"; shift 3
+  local plan; plan=$(predicted "${@:3}")
   local log; log=$(mktemp)
   sync
   local t0; t0=$(date +%s%N)
@@ -39,13 +54,13 @@ row() { # label points dir-to-watch command...
   wait "$tp" || { cat "$log" >&2; return 1; }
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   local rss; rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
-  printf '| %s | %s | %.1f s | %s | %d MB | %s |\n' "$label" "$n" "$(awk -v ms="$ms" 'BEGIN{print ms/1000}')" \
+  printf '| %s | %s | %.1f s | %s | %d MB | %s | %s |\n' "$label" "$n" "$(awk -v ms="$ms" 'BEGIN{print ms/1000}')" \
     "$(awk -v n="$n" -v ms="$ms" 'BEGIN{printf "%.0f", n*1000/ms}')" $((rss / 1024)) \
-    "$([ -n "$watch" ] && awk -v b="$disk" 'BEGIN{printf "%.0f MB", b/1e6}' || echo "—")"
+    "$([ -n "$watch" ] && awk -v b="$disk" 'BEGIN{printf "%.0f MB", b/1e6}' || echo "—")" "$plan"
   rm -f "$log"
 }
-echo "| run | points | time | points/s | peak RSS | most disk in scratch |"
-echo "|---|---|---|---|---|---|"
+echo "| run | points | time | points/s | peak RSS | most disk in scratch | plan: time / peak |"
+echo "|---|---|---|---|---|---|---|"
 for N in "${SIZES[@]}"; do
   W="$ROOT/.cache/bench-scaling-$N-$DIM-$PAYLOAD-$OPTIMIZE_EVERY-$ID_TRACKER"; mkdir -p "$W"
   SNAP="$W/gen/bulk.collection.snapshot"

@@ -9,14 +9,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"; cd "$ROOT"
 . scripts/toolchain.sh
-TARGET=x86_64-unknown-linux-musl
-rustup target add --toolchain "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" "$TARGET" >/dev/null
-if ! command -v musl-gcc >/dev/null; then
-  echo "installing musl-tools (the C compiler for the static build)..." >&2
-  apt-get install -y -qq musl-tools >/dev/null || { echo "install musl-tools (apt-get install musl-tools) and run again" >&2; exit 1; }
-fi
-export CC_x86_64_unknown_linux_musl=musl-gcc
-cargo build --release --locked --target "$TARGET" -p q2z --bin q2z
+TARGET="$Q2Z_MUSL"
+q2z_musl_build
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 OUT="$ROOT/dist"; mkdir -p "$OUT"
 NAME="q2z-$VERSION-$TARGET"

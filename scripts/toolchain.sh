@@ -19,3 +19,18 @@ fi
 q2z_build() {
   cargo build --locked --workspace --all-targets
 }
+
+# The static (musl) q2z binary: adds the target to the pinned toolchain, installs musl-gcc (the
+# C compiler for the C parts of the dependencies) if missing, and builds `--release` for it with
+# any extra cargo flags given. The binary lands in target/x86_64-unknown-linux-musl/release/.
+# Used by scripts/dist.sh and the benchmarks that measure the static build.
+Q2Z_MUSL=x86_64-unknown-linux-musl
+q2z_musl_build() {
+  rustup target add --toolchain "$TOOLCHAIN" "$Q2Z_MUSL" >/dev/null
+  if ! command -v musl-gcc >/dev/null; then
+    echo "installing musl-tools (the C compiler for the static build)..." >&2
+    apt-get install -y -qq musl-tools >/dev/null \
+      || { echo "install musl-tools (apt-get install musl-tools) and run again" >&2; return 1; }
+  fi
+  CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --locked --target "$Q2Z_MUSL" -p q2z --bin q2z "$@"
+}

@@ -54,7 +54,7 @@ pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
                 }
             }
             (_, Some(VectorValue::Dense(d))) => {
-                if let Some(x) = d.iter().find(|x| !x.is_finite()) {
+                if let Some(x) = first_non_finite(d) {
                     return Some(format!(
                         "vector '{name}' holds {x} (Milvus takes finite values)"
                     ));
@@ -79,6 +79,19 @@ pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
         }
     }
     None
+}
+
+/// The first value of `d` that is not finite (NaN, ±inf). Each run of 64 floats is checked
+/// without a branch per float, which the compiler vectorizes (a float-by-float `find` was 1.3 %
+/// of a 768-d snapshot export's CPU); only a run holding one is searched for it.
+fn first_non_finite(d: &[f32]) -> Option<f32> {
+    const EXPONENT: u32 = 0x7f80_0000;
+    d.chunks(64)
+        .find(|run| {
+            run.iter()
+                .fold(false, |bad, x| bad | (x.to_bits() & EXPONENT == EXPONENT))
+        })
+        .and_then(|run| run.iter().copied().find(|x| !x.is_finite()))
 }
 
 /// Whether the point stages an empty sparse row (`{}`: the vector missing, or without indices),
@@ -132,6 +145,31 @@ mod tests {
             payload: Default::default(),
             shard_key: None,
         }
+    }
+
+    #[test]
+    fn the_first_non_finite_float_is_found_wherever_it_sits() {
+        let fine: Vec<f32> = (0..200).map(|i| i as f32 * 0.5 - 40.0).collect();
+        assert_eq!(first_non_finite(&fine), None);
+        assert_eq!(first_non_finite(&[]), None);
+        assert_eq!(
+            first_non_finite(&[f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45]),
+            None
+        );
+        for at in [0, 1, 63, 64, 65, 127, 128, 199] {
+            for bad in [f32::INFINITY, f32::NEG_INFINITY] {
+                let mut d = fine.clone();
+                d[at] = bad;
+                assert_eq!(first_non_finite(&d), Some(bad), "at {at}");
+            }
+            let mut d = fine.clone();
+            d[at] = f32::NAN;
+            assert!(first_non_finite(&d).is_some_and(f32::is_nan), "NaN at {at}");
+        }
+        let mut two = fine.clone();
+        two[70] = f32::NEG_INFINITY;
+        two[130] = f32::INFINITY;
+        assert_eq!(first_non_finite(&two), Some(f32::NEG_INFINITY));
     }
 
     #[test]
