@@ -14,8 +14,8 @@ fn main() -> std::process::ExitCode {
 
 /// mimalloc gives freed memory back to the kernel a second after it is freed, and an export frees
 /// and reuses its page buffers all the time: half the static build's runs paid for zeroing the
-/// same pages again (sys time 0.4 → 1.3 s, 100k × 768-d from a snapshot). Ten seconds keeps them
-/// for reuse (median wall 1.67 → 1.48 s, peak RSS +40 MB; benches/allocator.sh). A
+/// same pages again (sys time 0.4 → 1.6 s, 100k × 768-d from a snapshot). Ten seconds keeps them
+/// for reuse (median wall 1.73 → 1.52 s, glibc 1.49 s; peak RSS +40 MB; docs/benchmarks.md). A
 /// `MIMALLOC_PURGE_DELAY` in the environment wins. The option's number is v3's
 /// (`mi_option_purge_delay` in mimalloc.h; the Rust binding does not name it): set only if that
 /// option holds v3's default for it, 1000 ms, so a renumbered release changes nothing.
