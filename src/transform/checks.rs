@@ -69,7 +69,7 @@ pub fn refusal(p: &Point, m: &CollectionMapping) -> Option<String> {
                 ));
             }
             (_, Some(VectorValue::Multi(vs))) => {
-                if let Some(x) = vs.iter().flatten().find(|x| !x.is_finite()) {
+                if let Some(x) = vs.iter().find_map(|v| first_non_finite(v)) {
                     return Some(format!(
                         "multivector '{name}' holds {x} (Milvus takes finite values)"
                     ));
